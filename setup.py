@@ -1,0 +1,30 @@
+"""Package definition for collapse_jax: model-collapse simulation with many chains in one compiled JAX program."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="collapse_jax",
+    version="0.1.0",
+    description="Simulate model collapse (self-consuming training loops) for many chains at once in JAX.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["collapse_jax*", "experiments*", "launch*", "benchmarks*"]),
+    install_requires=[
+        "jax>=0.7",
+        "flax>=0.11",
+        "optax>=0.2.5",
+        "orbax-checkpoint>=0.11",
+        "tensorflow-datasets>=4.9.9",
+        "numpy>=1.26",
+        "absl-py>=2.1",
+        "ml-collections>=1.0",
+        # tfds imports it on Python 3.11 without declaring it.
+        "importlib_resources>=6.0",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        # scikit-learn is a reference implementation in tests only.
+        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff>=0.6"],
+        # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
+        "cuda": ["jax[cuda12]"],
+    },
+)
