@@ -1,0 +1,129 @@
+"""The model-agnostic collapse-chain engine: one chain's generations as pure functions, compiled for many chains.
+
+run_chunk = jit(lax.map over fixed-size chain blocks of vmap over chains of lax.scan over K generations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax.regimes import Regime
+
+# Independent sub-streams of a chain's key fold_in(root, seed): generations draw from stream 0, the original real
+# training set from stream 1, so the real data is the same in every generation and in every regime.
+GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
+
+
+def generation_key(root_seed: int, seed: jax.Array, generation: jax.Array) -> jax.Array:
+    """key = fold_in(fold_in(fold_in(root, seed), stream 0), generation): a function of seed and generation only."""
+    chain = jax.random.fold_in(jax.random.key(root_seed), seed)
+    return jax.random.fold_in(jax.random.fold_in(chain, GENERATION_STREAM), generation)
+
+
+def real_data_key(root_seed: int, seed: jax.Array) -> jax.Array:
+    """The key of a chain's original real training set."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(root_seed), seed), REAL_DATA_STREAM)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """One static group's compiled chain functions (model, regime and shapes are closed over)."""
+
+    model: Any
+    regime: Regime
+    reference: Any
+    root_seed: int
+    num_generations: int
+    chunk_generations: int
+    chain_block: int
+
+    def init_chain(self, knobs: dict) -> tuple[dict, dict]:
+        """Generation 0: fit the chain's original real data; returns (state, metrics)."""
+        model, samples_per_generation = self.model, self.regime.samples_per_generation
+        real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
+        init_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], 0), 3)
+        params, pool = self.regime.start(fit_key, model, real, knobs, model.init(init_key, knobs))
+        samples = model.sample(sample_key, params, samples_per_generation, knobs)
+        failed = ~(_all_finite(params) & _all_finite(samples))
+        metrics = model.evaluate(params, samples, self.reference, knobs)
+        metrics = {name: jnp.where(failed, jnp.nan, value) for name, value in metrics.items()}
+        state = {"params": params, "samples": samples, "pool": pool, "failed": failed}
+        return state, {**metrics, "failed": failed.astype(jnp.float32)}
+
+    def step_chain(self, state: dict, knobs: dict, generation: jax.Array) -> tuple[dict, dict]:
+        """Generation g >= 1: build the batch, update the pool, refit, sample; failed or finished chains stay frozen."""
+        model, regime = self.model, self.regime
+        batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
+        real = None
+        if regime.needs_real_data_each_generation:
+            real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
+        batch, weights = regime.batch(batch_key, model, real, state["samples"], knobs)
+        params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
+        samples = model.sample(sample_key, params, regime.samples_per_generation, knobs)
+        metrics = model.evaluate(params, samples, self.reference, knobs)
+        active = generation <= self.num_generations
+        newly_failed = active & ~(_all_finite(params) & _all_finite(samples))
+        failed = state["failed"] | newly_failed
+        # Past the last generation (the tail of a chunk) the state is left unchanged, so one compile serves every chunk.
+        keep_old = failed | ~active
+        new_state = {"params": params, "samples": samples, "pool": pool, "failed": state["failed"]}
+        new_state = jax.tree.map(lambda old, new: jnp.where(keep_old, old, new), state, new_state)
+        new_state["failed"] = failed
+        metrics = {name: jnp.where(failed, jnp.nan, value) for name, value in metrics.items()}
+        return new_state, {**metrics, "failed": failed.astype(jnp.float32)}
+
+    def chunk_chain(self, state: dict, knobs: dict, start: jax.Array) -> tuple[dict, dict]:
+        """K generations start, ..., start + K - 1 of one chain as a lax.scan; metrics [K] each."""
+
+        def body(carry: dict, generation: jax.Array):
+            return self.step_chain(carry, knobs, generation)
+
+        generations = start + jnp.arange(self.chunk_generations, dtype=jnp.int32)
+        return jax.lax.scan(body, state, generations)
+
+    def _blocked(self, chain_fn: Callable, *chain_args: Any, shared: tuple = ()) -> Any:
+        """Apply `chain_fn` to [C, ...] arguments as lax.map over blocks of B chains, vmapped inside a block.
+
+        XLA vectorizes a vmap differently for different batch sizes (~1e-6 differences between 4 and 64 chains); fixed
+        blocks make a chain's bits independent of how many chains run beside it. C must be a multiple of B.
+        """
+        block = self.chain_block
+
+        def to_blocks(x):
+            return x.reshape((x.shape[0] // block, block) + x.shape[1:])
+
+        def from_blocks(x):
+            return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+        blocked = jax.tree.map(to_blocks, chain_args)
+        batched = jax.vmap(lambda *args: chain_fn(*args, *shared))
+        out = jax.lax.map(lambda args: batched(*args), blocked)
+        return jax.tree.map(from_blocks, out)
+
+    def init_all(self, knobs: dict) -> tuple[dict, dict]:
+        """init_chain for all chains; knobs [C] with C a multiple of chain_block."""
+        return self._blocked(self.init_chain, knobs)
+
+    def chunk_all(self, state: dict, knobs: dict, start: jax.Array) -> tuple[dict, dict]:
+        """chunk_chain for all chains; metrics come back [C, K]."""
+        return self._blocked(self.chunk_chain, state, knobs, shared=(start,))
+
+    def compile(self) -> tuple[Callable, Callable]:
+        """The jitted (init_all, chunk_all) pair; `start` is traced, so every chunk reuses one compile."""
+        return jax.jit(self.init_all), jax.jit(self.chunk_all)
+
+
+def simulate(config: Any) -> Any:
+    """Run every chain of `config` in memory and return `results.Results` (see runner.simulate)."""
+    from collapse_jax import runner  # the host loop imports this module; import it lazily
+
+    return runner.simulate(config)

@@ -1,0 +1,81 @@
+"""Distances and summaries shared by model families (closed-form Gaussian quantities, entropies, ...).
+
+Everything here is pure jnp on one chain's values; the engine vmaps it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def psd_sqrt(cov: jax.Array) -> jax.Array:
+    """Symmetric square root of a PSD matrix; eigenvalues clamped at 0 so a collapsed covariance stays finite."""
+    if cov.shape[-1] == 1:  # the common d = 1 case without an eigendecomposition
+        return jnp.sqrt(jnp.maximum(cov, 0.0))
+    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
+    return (eigenvectors * jnp.sqrt(jnp.maximum(eigenvalues, 0.0))) @ eigenvectors.T
+
+
+def trace_sqrt(cov: jax.Array) -> jax.Array:
+    """tr(Sigma^{1/2}) = sum of square roots of the eigenvalues."""
+    if cov.shape[-1] == 1:
+        return jnp.sqrt(jnp.maximum(cov[0, 0], 0.0))
+    return jnp.sum(jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(cov), 0.0)))
+
+
+def w2_sq_gaussian_to_isotropic(mean: jax.Array, cov: jax.Array, true_mean: jax.Array, true_variance: float) -> jax.Array:
+    """W2^2(N(mu, S), N(mu0, s^2 I)) = |mu - mu0|^2 + tr S + d s^2 - 2 s tr(S^{1/2}) (Gelbrich; S0^{1/2} = s I)."""
+    dim = mean.shape[-1]
+    true_std = math.sqrt(true_variance)
+    return (
+        jnp.sum((mean - true_mean) ** 2)
+        + jnp.trace(cov)
+        + dim * true_variance
+        - 2.0 * true_std * trace_sqrt(cov)
+    )
+
+
+def gaussian_nll_of_moments(mean: jax.Array, cov: jax.Array, data_mean: jax.Array, data_cov: jax.Array) -> jax.Array:
+    """Mean NLL under N(mu, S) of points with mean m and MLE covariance C: (d log 2pi + log|S| + tr S^-1 (C + (m-mu)(m-mu)^T)) / 2."""
+    dim = mean.shape[-1]
+    offset = data_mean - mean
+    second_moment = data_cov + jnp.outer(offset, offset)
+    chol = jnp.linalg.cholesky(cov)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+    solved = jax.scipy.linalg.cho_solve((chol, True), second_moment)
+    return 0.5 * (dim * math.log(2.0 * math.pi) + logdet + jnp.trace(solved))
+
+
+def entropy(probabilities: jax.Array) -> jax.Array:
+    """Shannon entropy in nats, with 0 log 0 = 0."""
+    safe = jnp.where(probabilities > 0, probabilities, 1.0)
+    return -jnp.sum(jnp.where(probabilities > 0, probabilities * jnp.log(safe), 0.0))
+
+
+def gaussian_product_integral(mean_a: jax.Array, cov_a: jax.Array, mean_b: jax.Array, cov_b: jax.Array) -> jax.Array:
+    """Integral of N(x; a, A) N(x; b, B) dx = N(a; b, A + B) (the Gaussian product identity)."""
+    dim = mean_a.shape[-1]
+    chol = jnp.linalg.cholesky(cov_a + cov_b)
+    solved = jax.scipy.linalg.solve_triangular(chol, mean_a - mean_b, lower=True)
+    log_density = -0.5 * (dim * math.log(2.0 * math.pi) + jnp.sum(solved**2)) - jnp.sum(jnp.log(jnp.diagonal(chol)))
+    return jnp.exp(log_density)
+
+
+def mixture_inner_product(weights_a, means_a, covs_a, weights_b, means_b, covs_b) -> jax.Array:
+    """<p, q> = sum_ij w_i v_j N(m_i; n_j, S_i + T_j) for Gaussian mixtures p = sum w_i N(m_i, S_i), q = sum v_j N(n_j, T_j)."""
+    pairwise = jax.vmap(
+        lambda mean_a, cov_a: jax.vmap(lambda mean_b, cov_b: gaussian_product_integral(mean_a, cov_a, mean_b, cov_b))(
+            means_b, covs_b
+        )
+    )(means_a, covs_a)
+    return weights_a @ pairwise @ weights_b
+
+
+def mixture_l2_sq(weights_a, means_a, covs_a, weights_b, means_b, covs_b) -> jax.Array:
+    """Integral of (p - q)^2 = <p, p> + <q, q> - 2 <p, q> between Gaussian mixtures (Shumailov et al. 2024, GMM notebook)."""
+    a = (weights_a, means_a, covs_a)
+    b = (weights_b, means_b, covs_b)
+    return jnp.maximum(mixture_inner_product(*a, *a) + mixture_inner_product(*b, *b) - 2.0 * mixture_inner_product(*a, *b), 0.0)

@@ -1,0 +1,170 @@
+"""Discrete collapse: refit a categorical's frequencies to M draws, resample M, repeat (a Wright–Fisher chain).
+
+Truth p0 over K outcomes is Zipf, p0(i) ∝ i^-β (β = 0: uniform); fit = add-α frequencies; statistics = counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax.metrics import entropy
+from collapse_jax.models.base import Knobs, PyTree
+
+# Config fields whose list values compile one group each (the K x M grid); sweep.py reads this.
+STATIC_SWEEP_FIELDS = ("model.num_outcomes",)
+
+
+def truth_probabilities(num_outcomes: int, zipf_exponent: jax.Array) -> jax.Array:
+    """Zipf law over ranks i = 1..K: p0(i) = i^-β / Σ_j j^-β (β = 0 gives the uniform distribution)."""
+    log_ranks = jnp.log(jnp.arange(1, num_outcomes + 1, dtype=jnp.float32))
+    return jax.nn.softmax(-zipf_exponent * log_ranks)
+
+
+def draw_categorical(key: jax.Array, probabilities: jax.Array, num_samples: int) -> jax.Array:
+    """I.i.d. outcome indices [num_samples] with P(i) = probabilities[i], by inverse CDF."""
+    # Inverse CDF costs M uniforms + M log K compares; Gumbel-max (jax.random.categorical) costs M x K uniforms.
+    cumulative = jnp.cumsum(probabilities)
+    uniforms = jax.random.uniform(key, (num_samples,), jnp.float32) * cumulative[-1]
+    # side="right" never picks an outcome of probability 0 (its interval is empty), which keeps lost outcomes lost
+    # (the absorbing states of Wright–Fisher); the clip catches a uniform rounded up to the total.
+    last_alive = probabilities.shape[0] - 1 - jnp.argmax((probabilities > 0)[::-1])
+    return jnp.minimum(jnp.searchsorted(cumulative, uniforms, side="right"), last_alive).astype(jnp.int32)
+
+
+def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
+    """Mask of the tail: outcomes with p0(i) <= 1/M, or the rarest outcomes when none is that rare (e.g. uniform p0)."""
+    # An outcome with p0 <= 1/M is expected to appear at most once per generation, so it is the first to vanish
+    # (Shumailov et al. 2024). When no outcome is that rare the rarest ones are the tail, so the metric stays defined
+    # (for uniform p0 it becomes the surviving share of outcomes). The 1e-6 slack absorbs float rounding of p0 = 1/M.
+    threshold = jnp.maximum(1.0 / samples_per_generation, jnp.min(truth))
+    return truth <= threshold * (1.0 + 1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteModel:
+    """Categorical over `num_outcomes` outcomes; data are integer outcome indices [n]."""
+
+    num_outcomes: int
+    samples_per_generation: int
+    real_data_size: int
+
+    knob_fields: ClassVar[dict[str, str]] = {
+        "smoothing": "model.smoothing",
+        "zipf_exponent": "model.zipf_exponent",
+    }
+    metric_names: ClassVar[tuple[str, ...]] = (
+        "entropy",
+        "support_size",
+        "kl_to_truth",
+        "tail_mass",
+        "heterozygosity",
+        "absorbed",
+        "absorbed_outcome",
+    )
+
+    def _truth(self, knobs: Knobs) -> jax.Array:
+        return truth_probabilities(self.num_outcomes, jnp.asarray(knobs["zipf_exponent"], jnp.float32))
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> jax.Array:
+        """Draw `num_samples` outcomes from the true distribution p0."""
+        return draw_categorical(key, self._truth(knobs), num_samples)
+
+    def real_data(self, key: jax.Array, knobs: Knobs) -> jax.Array:
+        """The chain's original training set: `real_data_size` draws from p0."""
+        return self.sample_truth(key, self.real_data_size, knobs)
+
+    def init(self, key: jax.Array, knobs: Knobs) -> PyTree:
+        """Uniform probabilities: the params structure, and the fallback of a fit that sees no data."""
+        del key, knobs
+        return {"probabilities": jnp.full((self.num_outcomes,), 1.0 / self.num_outcomes, jnp.float32)}
+
+    def statistics(self, data: jax.Array, weights: jax.Array) -> jax.Array:
+        """Weighted counts c_i = Σ_j w_j [x_j = i] (a scatter-add, so memory is O(K), not O(n K))."""
+        return jnp.zeros((self.num_outcomes,), jnp.float32).at[data].add(weights.astype(jnp.float32))
+
+    def merge_statistics(self, a: jax.Array, b: jax.Array) -> jax.Array:
+        """Counts of the union of two data sets."""
+        return a + b
+
+    def fit_statistics(self, key: jax.Array, statistics: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Add-α estimate p_i = (c_i + α) / (Σ_j c_j + K α); α = 0 is the MLE (empirical frequencies)."""
+        del key
+        smoothing = jnp.asarray(knobs["smoothing"], jnp.float32)
+        total = jnp.sum(statistics) + self.num_outcomes * smoothing
+        # An empty weighted pool with α = 0 has no estimate; keep the previous fit rather than divide by zero.
+        probabilities = jnp.where(
+            total > 0, (statistics + smoothing) / jnp.maximum(total, 1e-30), previous["probabilities"]
+        )
+        return {"probabilities": probabilities}
+
+    def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Add-α frequencies of the weighted pool (same result as `fit_statistics` on its counts)."""
+        return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
+
+    def sample(self, key: jax.Array, params: PyTree, num_samples: int, knobs: Knobs) -> jax.Array:
+        """Multinomial resampling: `num_samples` i.i.d. draws from the fitted probabilities."""
+        del knobs
+        return draw_categorical(key, params["probabilities"], num_samples)
+
+    def evaluate(self, params: PyTree, samples: jax.Array, reference: PyTree, knobs: Knobs) -> dict[str, jax.Array]:
+        """Diversity and distance-to-truth of the fitted distribution p (KL is KL(p || p0), finite after losses)."""
+        del samples, reference
+        probabilities = params["probabilities"]
+        truth = self._truth(knobs)
+        alive = probabilities > 0
+        support_size = jnp.sum(alive).astype(jnp.float32)
+        tail = tail_outcomes(truth, self.samples_per_generation)
+        absorbed = support_size == 1
+        return {
+            "entropy": entropy(probabilities),
+            "support_size": support_size,
+            # KL(p || p0) = Σ p ln(p / p0): p0 has full support so this stays finite when p loses outcomes.
+            "kl_to_truth": jnp.sum(jax.scipy.special.xlogy(probabilities, probabilities / truth)),
+            "tail_mass": jnp.sum(jnp.where(tail & alive, truth, 0.0)) / jnp.sum(jnp.where(tail, truth, 0.0)),
+            # Gini–Simpson index 1 - Σ p_i^2: under Wright–Fisher resampling E[h_{n+1}] = (1 - 1/M) h_n exactly.
+            "heterozygosity": 1.0 - jnp.sum(probabilities**2),
+            "absorbed": absorbed.astype(jnp.float32),
+            # Which outcome fixed (-1 while several survive): P(outcome i fixes) = p0(i) (Shumailov et al. 2024).
+            "absorbed_outcome": jnp.where(absorbed, jnp.argmax(probabilities), -1).astype(jnp.float32),
+        }
+
+    def reference(self) -> PyTree:
+        """Nothing held out: the truth p0 is a closed form of the chain's `zipf_exponent` knob."""
+        return {}
+
+
+def _values(value: Any) -> list[Any]:
+    """A config field's values: the list of a sweep, or the single value."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_number(field: str, value: Any, minimum: float) -> None:
+    """One-line ValueError unless every value of `field` is a finite number >= minimum."""
+    for item in _values(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < minimum:
+            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= {minimum} (or a list of them)")
+
+
+def _check_int(field: str, value: Any, minimum: int) -> int:
+    """One-line ValueError unless `field` is a single int >= minimum; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"config.{field}: got {value!r}; allowed: an int >= {minimum}")
+    return value
+
+
+def make_model(config: Any) -> DiscreteModel:
+    """Build the categorical model from `config.model` (num_outcomes, smoothing, zipf_exponent, real_data_size)."""
+    num_outcomes = _check_int("model.num_outcomes", config.model.num_outcomes, 2)
+    samples_per_generation = _check_int("samples_per_generation", config.samples_per_generation, 1)
+    _check_number("model.smoothing", config.model.smoothing, 0.0)
+    _check_number("model.zipf_exponent", config.model.zipf_exponent, 0.0)
+    real_data_size = config.model.get("real_data_size", None)
+    if real_data_size is None:
+        real_data_size = samples_per_generation
+    real_data_size = _check_int("model.real_data_size", real_data_size, 1)
+    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size)

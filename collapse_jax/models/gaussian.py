@@ -1,0 +1,120 @@
+"""d-dimensional Gaussian fitted by MLE or the unbiased estimator, sampled with a per-chain bias lambda.
+
+Reproduces the single-Gaussian collapse of Shumailov et al. (2024, Thm 3.1), Kazdan et al. ("Collapse or Thrive?") and MAD.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import metrics
+
+ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianModel:
+    """Static settings of the Gaussian family; params are {'mean': [d], 'cov': [d, d]}."""
+
+    dim: int
+    ddof: int
+    true_mean: float
+    true_std: float
+    real_data_size: int
+    test_size: int
+    knob_fields = {"sampling_bias": "model.sampling_bias"}
+    metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
+        """Draw from the true distribution N(true_mean * 1, true_std^2 I)."""
+        return self.true_mean + self.true_std * jax.random.normal(key, (num_samples, self.dim))
+
+    def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
+        """The chain's original training set: real_data_size draws from the truth."""
+        return self.sample_truth(key, self.real_data_size, knobs)
+
+    def init(self, key: jax.Array, knobs: dict) -> dict:
+        """The truth itself (only its structure matters: every fit overwrites it)."""
+        return {"mean": jnp.full((self.dim,), self.true_mean), "cov": self.true_std**2 * jnp.eye(self.dim)}
+
+    def statistics(self, data: jax.Array, weights: jax.Array) -> dict:
+        """Count, mean and centred scatter matrix of the weighted points (Chan et al.'s mergeable form)."""
+        count = jnp.sum(weights)
+        mean = weights @ data / jnp.maximum(count, 1.0)
+        centred = data - mean
+        return {"count": count, "mean": mean, "scatter": (centred * weights[:, None]).T @ centred}
+
+    def merge_statistics(self, a: dict, b: dict) -> dict:
+        """Chan et al. pairwise update: S = S_a + S_b + n_a n_b / n (m_b - m_a)(m_b - m_a)^T, stable in float32."""
+        count = a["count"] + b["count"]
+        delta = b["mean"] - a["mean"]
+        share_b = b["count"] / jnp.maximum(count, 1.0)
+        mean = a["mean"] + share_b * delta
+        scatter = a["scatter"] + b["scatter"] + jnp.outer(delta, delta) * a["count"] * share_b
+        return {"count": count, "mean": mean, "scatter": scatter}
+
+    def fit_statistics(self, key: jax.Array, statistics: dict, knobs: dict, previous: dict) -> dict:
+        """mu = sample mean; Sigma = scatter / (n - ddof) (ddof 0: MLE, ddof 1: unbiased)."""
+        cov = statistics["scatter"] / jnp.maximum(statistics["count"] - self.ddof, 1.0)
+        return {"mean": statistics["mean"], "cov": cov}
+
+    def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
+        """Weighted mean and covariance of the pool."""
+        return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
+
+    def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
+        """x = mu + sqrt(lambda) Sigma^{1/2} z, z ~ N(0, I): sampling bias lambda as in MAD (Alemohammad et al.)."""
+        noise = jax.random.normal(key, (num_samples, self.dim))
+        root = metrics.psd_sqrt(params["cov"])
+        return params["mean"] + jnp.sqrt(knobs["sampling_bias"]) * noise @ root
+
+    def reference(self) -> dict:
+        """Mean and MLE covariance of a held-out real test set (enough for the exact mean NLL of every point)."""
+        rng = np.random.default_rng(20240724)
+        test = self.true_mean + self.true_std * rng.standard_normal((self.test_size, self.dim))
+        mean = test.mean(axis=0)
+        return {"mean": jnp.asarray(mean, jnp.float32), "cov": jnp.asarray(np.cov(test.T, ddof=0).reshape(self.dim, self.dim), jnp.float32)}
+
+    def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
+        """Distances of N(mu, Sigma) to the truth N(mu0, s^2 I), and the mean NLL of the held-out test set."""
+        mean, cov = params["mean"], params["cov"]
+        true_mean = jnp.full((self.dim,), self.true_mean)
+        true_variance = self.true_std**2
+        _, logdet = jnp.linalg.slogdet(cov)
+        return {
+            "mean_sq_error": jnp.sum((mean - true_mean) ** 2),
+            "trace_ratio": jnp.trace(cov) / (self.dim * true_variance),
+            "logdet_ratio": logdet - self.dim * math.log(true_variance),
+            "w2_sq_to_truth": metrics.w2_sq_gaussian_to_isotropic(mean, cov, true_mean, true_variance),
+            "nll_real_test": metrics.gaussian_nll_of_moments(mean, cov, reference["mean"], reference["cov"]),
+        }
+
+
+def make_model(config) -> GaussianModel:
+    """Validate `config.model` and build the Gaussian family."""
+    model = config.model
+    if model.estimator not in ESTIMATOR_DDOF:
+        raise ValueError(f"config.model.estimator: {model.estimator!r} is not allowed; use one of {list(ESTIMATOR_DDOF)}")
+    if not isinstance(model.dim, int) or model.dim < 1:
+        raise ValueError(f"config.model.dim: must be a positive integer, got {model.dim!r}")
+    if not model.true_std > 0:
+        raise ValueError(f"config.model.true_std: must be > 0, got {model.true_std!r}")
+    for bias in np.atleast_1d(model.sampling_bias):
+        if not bias >= 0:
+            raise ValueError(f"config.model.sampling_bias: must be >= 0 (lambda scales the covariance), got {bias!r}")
+    real_data_size = model.get("real_data_size") or config.samples_per_generation
+    if real_data_size < 1:
+        raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
+    return GaussianModel(
+        dim=model.dim,
+        ddof=ESTIMATOR_DDOF[model.estimator],
+        true_mean=float(model.true_mean),
+        true_std=float(model.true_std),
+        real_data_size=int(real_data_size),
+        test_size=int(model.get("test_size", 10_000)),
+    )

@@ -1,0 +1,300 @@
+"""Gaussian mixture fitted by EM in JAX (scikit-learn's GaussianMixture algorithm, vmappable, static shapes).
+
+Reproduces the GMM collapse of Shumailov et al. (2024, "AI models collapse when trained on recursively generated data").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import metrics
+
+COVARIANCE_TYPES = ("full", "diag")
+INIT_METHODS = ("kmeans", "k-means++", "random")
+
+
+def safe_cholesky(covariances: jax.Array, reg_covar: float) -> jax.Array:
+    """Lower Cholesky factors [K, d, d]; a failed (NaN) factor falls back to diag(sqrt(max(Sigma_ii, reg_covar))).
+
+    sklearn raises on a non-PD covariance; under vmap one bad chain must not poison the others, so it degrades instead.
+    """
+    symmetric = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+    chol = jnp.linalg.cholesky(symmetric)
+    diagonal = jnp.sqrt(jnp.maximum(jnp.diagonal(symmetric, axis1=-2, axis2=-1), reg_covar))
+    fallback = diagonal[..., None] * jnp.eye(covariances.shape[-1])
+    ok = jnp.all(jnp.isfinite(chol), axis=(-2, -1), keepdims=True)
+    return jnp.where(ok, chol, fallback)
+
+
+def component_log_densities(columns: jax.Array, params: dict, reg_covar: float) -> jax.Array:
+    """log N(x_n; mu_k, Sigma_k) [K, n] with P_k = L_k^{-T}: -(d log 2pi + |P_k^T (x - mu_k)|^2) / 2 + log|P_k|.
+
+    `columns` are the points as [d, n]: with n on the minor axis XLA vectorizes over points (6x faster than [n, d]).
+    """
+    dim = columns.shape[0]
+    chol = safe_cholesky(params["covariances"], reg_covar)
+    identity = jnp.broadcast_to(jnp.eye(dim), chol.shape)
+    precision_chol = jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, identity, lower=True), -1, -2)
+    # P^T (x - mu) = P^T x - P^T mu: broadcasting sums over the tiny d beat a dot_general with d = 2 on CPU.
+    shift = jnp.sum(params["means"][:, :, None] * precision_chol, axis=1)
+    projected = jnp.sum(columns[None, :, None, :] * precision_chol[:, :, :, None], axis=1) - shift[:, :, None]
+    log_det = -jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return -0.5 * (dim * math.log(2.0 * math.pi) + jnp.sum(projected**2, axis=1)) + log_det[:, None]
+
+
+def e_step(columns: jax.Array, mask: jax.Array, params: dict, reg_covar: float) -> tuple[jax.Array, jax.Array]:
+    """Mean log-likelihood of masked points [d, n]; log responsibilities log w_k N_kn - logsumexp_k(...) [K, n]."""
+    weighted = component_log_densities(columns, params, reg_covar) + jnp.log(params["weights"])[:, None]
+    log_norm = jax.nn.logsumexp(weighted, axis=0)
+    mean_log_likelihood = jnp.sum(mask * log_norm) / jnp.maximum(jnp.sum(mask), 1.0)
+    return mean_log_likelihood, weighted - log_norm
+
+
+def m_step(
+    columns: jax.Array, mask: jax.Array, responsibilities: jax.Array, reg_covar: float, covariance_type: str
+) -> dict:
+    """sklearn's M step on points [d, n] and responsibilities [K, n] (component-major, see component_log_densities).
+
+    n_k = sum m r + 10 eps; mu_k = sum m r x / n_k; Sigma_k = sum m r (x - mu)(x - mu)^T / n_k + reg_covar I.
+    """
+    dim = columns.shape[0]
+    masked = responsibilities * mask
+    counts = jnp.sum(masked, axis=1) + 10.0 * jnp.finfo(columns.dtype).eps
+    means = masked @ columns.T / counts[:, None]
+    # Centred (two-pass) moments: E[xx^T] - mu mu^T would lose a collapsed std ~1e-2 to float32 cancellation.
+    centred = columns[None] - means[:, :, None]
+    weighted = masked[:, None, :] * centred
+    if covariance_type == "full":
+        covariances = jnp.einsum("kin,kjn->kij", weighted, centred) / counts[:, None, None]
+    else:
+        covariances = jnp.sum(weighted * centred, axis=-1)[..., None] * jnp.eye(dim) / counts[:, None, None]
+    return {
+        "weights": counts / jnp.sum(counts),
+        "means": means,
+        "covariances": covariances + reg_covar * jnp.eye(dim),
+    }
+
+
+def expectation_maximization(
+    points: jax.Array,
+    mask: jax.Array,
+    start: dict,
+    max_iterations: int,
+    tolerance: float,
+    reg_covar: float,
+    covariance_type: str,
+) -> tuple[dict, jax.Array, jax.Array]:
+    """sklearn's EM loop as a fixed-length scan: E, M until |L_t - L_{t-1}| < tol, then the params stop changing.
+
+    Returns (params, iterations used, converged). The fixed length keeps cost and shapes static under vmap, so
+    max_iterations should be set from the measured em_iterations metric rather than left at a huge value.
+    """
+    columns = points.T
+
+    def iteration(carry, _):
+        params, previous_bound, iterations, converged = carry
+        bound, log_responsibilities = e_step(columns, mask, params, reg_covar)
+        updated = m_step(columns, mask, jnp.exp(log_responsibilities), reg_covar, covariance_type)
+        params = jax.tree.map(lambda old, new: jnp.where(converged, old, new), params, updated)
+        iterations = iterations + jnp.where(converged, 0, 1)
+        converged = converged | (jnp.abs(bound - previous_bound) < tolerance)
+        return (params, bound, iterations, converged), None
+
+    carry = (start, jnp.array(-jnp.inf, points.dtype), jnp.int32(0), jnp.bool_(False))
+    (params, _, iterations, converged), _ = jax.lax.scan(iteration, carry, None, length=max_iterations)
+    return params, iterations, converged
+
+
+def initial_responsibilities(
+    key: jax.Array, points: jax.Array, mask: jax.Array, num_components: int, method: str, kmeans_iterations: int
+) -> jax.Array:
+    """Responsibilities [K, n] as sklearn's init_params: 'random' draws uniform ones; 'k-means++' / 'kmeans' assign
+    each point to its nearest k-means++ seed (D^2 sampling, Arthur & Vassilvitskii 2007), 'kmeans' after Lloyd steps."""
+    if method == "random":
+        uniform = jax.random.uniform(key, (num_components, points.shape[0]))
+        return uniform / jnp.sum(uniform, axis=0, keepdims=True)
+
+    def squared_distances(centres):
+        return jnp.sum((points[:, None, :] - centres[None]) ** 2, axis=-1)
+
+    def add_seed(centres, seed_key_and_index):
+        seed_key, index = seed_key_and_index
+        nearest = jnp.min(jnp.where(jnp.arange(num_components) < index, squared_distances(centres), jnp.inf), axis=1)
+        # The first seed is uniform over valid points (nearest = inf); later ones are drawn proportionally to D^2.
+        score = jnp.where(index == 0, 1.0, nearest) * mask
+        logits = jnp.where(score > 0, jnp.log(jnp.where(score > 0, score, 1.0)), -jnp.inf)
+        choice = jax.random.categorical(seed_key, logits)
+        return centres.at[index].set(points[choice]), None
+
+    seed_keys = jax.random.split(key, num_components)
+    centres = jnp.zeros((num_components, points.shape[-1]), points.dtype)
+    centres, _ = jax.lax.scan(add_seed, centres, (seed_keys, jnp.arange(num_components)))
+
+    def lloyd(centres, _):
+        assignment = jax.nn.one_hot(jnp.argmin(squared_distances(centres), axis=1), num_components) * mask[:, None]
+        counts = jnp.sum(assignment, axis=0)
+        # An empty cluster keeps its centre instead of dividing by zero.
+        updated = assignment.T @ points / jnp.maximum(counts, 1.0)[:, None]
+        return jnp.where(counts[:, None] > 0, updated, centres), None
+
+    if method == "kmeans":
+        centres, _ = jax.lax.scan(lloyd, centres, None, length=kmeans_iterations)
+    return jax.nn.one_hot(jnp.argmin(squared_distances(centres), axis=1), num_components, dtype=points.dtype).T
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixtureModel:
+    """Static settings of the GMM family; the truth is one blob N(true_mean * 1, true_std^2 I) (Shumailov et al.)."""
+
+    dim: int
+    num_components: int
+    covariance_type: str
+    init_method: str
+    max_iterations: int
+    kmeans_iterations: int
+    tolerance: float
+    reg_covar: float
+    true_mean: float
+    true_std: float
+    real_data_size: int
+    test_size: int
+    knob_fields = {}
+    metric_names = (
+        "l2_to_truth",
+        "l2_to_generation0",
+        "component_std",
+        "nll_real_test",
+        "em_iterations",
+        "em_converged",
+    )
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
+        """Draw from the true distribution N(true_mean * 1, true_std^2 I)."""
+        return self.true_mean + self.true_std * jax.random.normal(key, (num_samples, self.dim))
+
+    def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
+        """The chain's original training set: real_data_size draws from the truth."""
+        return self.sample_truth(key, self.real_data_size, knobs)
+
+    def init(self, key: jax.Array, knobs: dict) -> dict:
+        """Params before any fit: equal weights, the truth's moments per component, num_fits = 0."""
+        mixture = {
+            "weights": jnp.full((self.num_components,), 1.0 / self.num_components),
+            "means": jnp.full((self.num_components, self.dim), self.true_mean),
+            "covariances": jnp.broadcast_to(
+                self.true_std**2 * jnp.eye(self.dim), (self.num_components, self.dim, self.dim)
+            ),
+        }
+        return {
+            **mixture,
+            "generation0": mixture,
+            "num_fits": jnp.int32(0),
+            "em_iterations": jnp.int32(0),
+            "em_converged": jnp.bool_(False),
+        }
+
+    def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
+        """A fresh EM fit of the weighted pool (new init each generation, like a new sklearn GaussianMixture)."""
+        responsibilities = initial_responsibilities(
+            key, data, weights, self.num_components, self.init_method, self.kmeans_iterations
+        )
+        start = m_step(data.T, weights, responsibilities, self.reg_covar, self.covariance_type)
+        mixture, iterations, converged = expectation_maximization(
+            data, weights, start, self.max_iterations, self.tolerance, self.reg_covar, self.covariance_type
+        )
+        # The first fit (on real data) is kept inside the params so evaluate can measure drift from it.
+        first = previous["num_fits"] == 0
+        generation0 = jax.tree.map(lambda new, old: jnp.where(first, new, old), mixture, previous["generation0"])
+        return {
+            **mixture,
+            "generation0": generation0,
+            "num_fits": previous["num_fits"] + 1,
+            "em_iterations": iterations,
+            "em_converged": converged,
+        }
+
+    def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
+        """z ~ Categorical(weights), x = mu_z + L_z eps with L_z L_z^T = Sigma_z, eps ~ N(0, I)."""
+        component_key, noise_key = jax.random.split(key)
+        components = jax.random.categorical(component_key, jnp.log(params["weights"]), shape=(num_samples,))
+        chol = safe_cholesky(params["covariances"], self.reg_covar)
+        noise = jax.random.normal(noise_key, (num_samples, self.dim))
+        return params["means"][components] + jnp.einsum("nij,nj->ni", chol[components], noise)
+
+    def reference(self) -> dict:
+        """A held-out real test set (shared by every chain) for nll_real_test."""
+        rng = np.random.default_rng(20240724)
+        test = self.true_mean + self.true_std * rng.standard_normal((self.test_size, self.dim))
+        return {"test_points": jnp.asarray(test, jnp.float32)}
+
+    def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
+        """L2 (squared) to the truth and to generation 0, mean component std, held-out NLL, EM diagnostics."""
+        mixture = (params["weights"], params["means"], params["covariances"])
+        truth = (
+            jnp.ones((1,)),
+            jnp.full((1, self.dim), self.true_mean),
+            (self.true_std**2 * jnp.eye(self.dim))[None],
+        )
+        generation0 = params["generation0"]
+        test = reference["test_points"]
+        log_likelihood, _ = e_step(test.T, jnp.ones(test.shape[0]), params, self.reg_covar)
+        variances = jnp.trace(params["covariances"], axis1=-2, axis2=-1) / self.dim
+        return {
+            "l2_to_truth": metrics.mixture_l2_sq(*mixture, *truth),
+            "l2_to_generation0": metrics.mixture_l2_sq(
+                *mixture, generation0["weights"], generation0["means"], generation0["covariances"]
+            ),
+            # sqrt(tr Sigma_k / d), averaged over components: the "std" Shumailov et al. plot.
+            "component_std": jnp.mean(jnp.sqrt(jnp.maximum(variances, 0.0))),
+            "nll_real_test": -log_likelihood,
+            "em_iterations": params["em_iterations"].astype(jnp.float32),
+            "em_converged": params["em_converged"].astype(jnp.float32),
+        }
+
+
+def make_model(config) -> GaussianMixtureModel:
+    """Validate `config.model` and build the GMM family."""
+    model = config.model
+    for field in ("dim", "num_components", "max_iterations", "test_size"):
+        value = model.get(field)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"config.model.{field}: must be a positive integer, got {value!r}")
+    if model.covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"config.model.covariance_type: {model.covariance_type!r}; allowed: {', '.join(COVARIANCE_TYPES)}"
+        )
+    if model.init_method not in INIT_METHODS:
+        raise ValueError(f"config.model.init_method: {model.init_method!r}; allowed: {', '.join(INIT_METHODS)}")
+    kmeans_iterations = model.get("kmeans_iterations", 10)
+    if not isinstance(kmeans_iterations, int) or kmeans_iterations < 0:
+        raise ValueError(f"config.model.kmeans_iterations: must be an integer >= 0, got {kmeans_iterations!r}")
+    if not model.tolerance >= 0:
+        raise ValueError(f"config.model.tolerance: must be >= 0 (0 runs all max_iterations), got {model.tolerance!r}")
+    if not model.reg_covar > 0:
+        raise ValueError(
+            f"config.model.reg_covar: must be > 0 (it keeps every covariance invertible), got {model.reg_covar!r}"
+        )
+    if not model.true_std > 0:
+        raise ValueError(f"config.model.true_std: must be > 0, got {model.true_std!r}")
+    real_data_size = model.get("real_data_size") or config.samples_per_generation
+    if not isinstance(real_data_size, int) or real_data_size < 1:
+        raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
+    return GaussianMixtureModel(
+        dim=model.dim,
+        num_components=model.num_components,
+        covariance_type=model.covariance_type,
+        init_method=model.init_method,
+        max_iterations=model.max_iterations,
+        kmeans_iterations=kmeans_iterations,
+        tolerance=float(model.tolerance),
+        reg_covar=float(model.reg_covar),
+        true_mean=float(model.true_mean),
+        true_std=float(model.true_std),
+        real_data_size=real_data_size,
+        test_size=model.test_size,
+    )

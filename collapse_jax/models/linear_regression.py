@@ -1,0 +1,144 @@
+"""Linear-regression collapse: fixed inputs X, each generation relabels X with the last fit plus fresh noise, refit OLS.
+
+Semantics of Gerstgrasser et al. ("Is Model Collapse Inevitable?", 2024, Thm 2) and Dohmatob et al. (2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax.models.base import Knobs, PyTree
+
+# The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
+# the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
+DESIGN_STREAM = 2**31 - 1
+# Config fields whose list values compile one group each; sweep.py reads this.
+STATIC_SWEEP_FIELDS = ("model.dim",)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearRegressionModel:
+    """y = x·w* + ε with x ~ N(0, I_d), ε ~ N(0, σ²), w* = 1/√d (unit norm); data = {"x": [n, d], "y": [n]}."""
+
+    dim: int
+    design_size: int  # T: rows of the chain's fixed input matrix X (= samples_per_generation)
+    root_seed: int
+    test_size: int
+    test_seed: int
+
+    knob_fields: ClassVar[dict[str, str]] = {"noise_std": "model.noise_std", "ridge": "model.ridge"}
+    metric_names: ClassVar[tuple[str, ...]] = ("test_mse", "test_mse_empirical")
+
+    @property
+    def real_data_size(self) -> int:
+        """Generation 0 trains on the T labelled rows of the design."""
+        return self.design_size
+
+    def true_weights(self) -> jax.Array:
+        """w* = (1/√d, ..., 1/√d): the OLS error ‖ŵ - w*‖² does not depend on w*, so any fixed unit vector serves."""
+        return jnp.full((self.dim,), self.dim**-0.5, jnp.float32)
+
+    def design(self, knobs: Knobs) -> jax.Array:
+        """The chain's fixed inputs X [T, d], x ~ N(0, I): a function of (root_seed, seed) only, like its key."""
+        chain_key = jax.random.fold_in(jax.random.key(self.root_seed), knobs["seed"])
+        return jax.random.normal(jax.random.fold_in(chain_key, DESIGN_STREAM), (self.design_size, self.dim))
+
+    def _label(self, key: jax.Array, x: jax.Array, weights: jax.Array, knobs: Knobs) -> jax.Array:
+        """Labels y = x·w + σ ε with fresh ε ~ N(0, 1)."""
+        noise_std = jnp.asarray(knobs["noise_std"], jnp.float32)
+        return x @ weights + noise_std * jax.random.normal(key, (x.shape[0],), jnp.float32)
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> PyTree:
+        """Fresh real data for the `fresh` regime: new inputs x ~ N(0, I) labelled by w* plus noise."""
+        input_key, noise_key = jax.random.split(key)
+        x = jax.random.normal(input_key, (num_samples, self.dim), jnp.float32)
+        return {"x": x, "y": self._label(noise_key, x, self.true_weights(), knobs)}
+
+    def real_data(self, key: jax.Array, knobs: Knobs) -> PyTree:
+        """The chain's design X with true labels y = Xw* + ε (the noise ε comes from `key`)."""
+        x = self.design(knobs)
+        return {"x": x, "y": self._label(key, x, self.true_weights(), knobs)}
+
+    def init(self, key: jax.Array, knobs: Knobs) -> PyTree:
+        """Zero weights (only the structure matters: every fit overwrites them)."""
+        del key, knobs
+        return {"weights": jnp.zeros((self.dim,), jnp.float32)}
+
+    def statistics(self, data: PyTree, weights: jax.Array) -> PyTree:
+        """Weighted normal equations: Gram XᵀWX [d, d], moment XᵀWy [d], and the weight total."""
+        weights = weights.astype(jnp.float32)
+        weighted_x = data["x"] * weights[:, None]
+        return {"gram": weighted_x.T @ data["x"], "moment": weighted_x.T @ data["y"], "count": jnp.sum(weights)}
+
+    def merge_statistics(self, a: PyTree, b: PyTree) -> PyTree:
+        """Statistics of the union of two data sets (all three are sums over points)."""
+        return jax.tree.map(jnp.add, a, b)
+
+    def fit_statistics(self, key: jax.Array, statistics: PyTree, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Ridge/OLS ŵ = (XᵀWX + λI)⁺ XᵀWy, the minimizer of sklearn Ridge's Σ w_j (y_j - x_j·w)² + λ‖w‖²."""
+        del key, previous
+        ridge = jnp.asarray(knobs["ridge"], jnp.float32)
+        gram = statistics["gram"] + ridge * jnp.eye(self.dim, dtype=jnp.float32)
+        # The pseudo-inverse gives the minimum-norm solution when T < d (or a collapsed pool) leaves XᵀX singular,
+        # where a Cholesky solve would return NaN and fail the chain.
+        return {"weights": jnp.linalg.pinv(gram, hermitian=True) @ statistics["moment"]}
+
+    def fit(self, key: jax.Array, data: PyTree, weights: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Weighted OLS/ridge on the pool (same result as `fit_statistics` on its normal equations)."""
+        return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
+
+    def sample(self, key: jax.Array, params: PyTree, num_samples: int, knobs: Knobs) -> PyTree:
+        """Relabel the chain's design with the fit, y = Xŵ + σε (rows reused cyclically if more than T are asked)."""
+        x = self.design(knobs)[jnp.arange(num_samples) % self.design_size]
+        return {"x": x, "y": self._label(key, x, params["weights"], knobs)}
+
+    def evaluate(self, params: PyTree, samples: PyTree, reference: PyTree, knobs: Knobs) -> dict[str, jax.Array]:
+        """test_mse = ‖ŵ - w*‖² (= E_x[(x·ŵ - x·w*)²] for x ~ N(0, I)); test_mse_empirical on held-out inputs."""
+        del samples, knobs
+        error = params["weights"] - self.true_weights()
+        return {
+            "test_mse": jnp.sum(error**2),
+            # Noise-free test labels x·w*, so this is an unbiased estimate of test_mse (relative sd √(2 / test_size)).
+            "test_mse_empirical": jnp.mean((reference["x"] @ error) ** 2),
+        }
+
+    def reference(self) -> PyTree:
+        """Held-out inputs x ~ N(0, I) [test_size, d], shared by all chains (drawn from `test_seed`)."""
+        return {"x": jax.random.normal(jax.random.key(self.test_seed), (self.test_size, self.dim), jnp.float32)}
+
+
+def _check_int(field: str, value: Any, minimum: int) -> int:
+    """One-line ValueError unless `field` is a single int >= minimum; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"config.{field}: got {value!r}; allowed: an int >= {minimum}")
+    return value
+
+
+def _check_nonnegative(field: str, value: Any) -> None:
+    """One-line ValueError unless every value of `field` (a number or a sweep list) is finite and >= 0."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
+            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= 0 (or a list of them)")
+
+
+def make_model(config: Any) -> LinearRegressionModel:
+    """Build the model from `config.model` (dim, noise_std, ridge, test_size) with T = samples_per_generation."""
+    dim = _check_int("model.dim", config.model.dim, 1)
+    design_size = _check_int("samples_per_generation", config.samples_per_generation, 1)
+    _check_nonnegative("model.noise_std", config.model.noise_std)
+    _check_nonnegative("model.ridge", config.model.ridge)
+    test_size = _check_int("model.test_size", config.model.test_size, 1)
+    real_data_size = config.model.get("real_data_size", None)
+    if real_data_size is not None and real_data_size != design_size:
+        raise ValueError(
+            f"config.model.real_data_size: got {real_data_size!r}; allowed: None or samples_per_generation "
+            f"({design_size}), since the real set is the design every generation relabels"
+        )
+    root_seed = _check_int("root_seed", config.root_seed, 0)
+    test_seed = _check_int("model.test_seed", config.model.test_seed, 0)
+    return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed)

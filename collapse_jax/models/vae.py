@@ -1,0 +1,278 @@
+"""VAE collapse on real images (Shumailov et al. 2024, "AI models collapse when trained on recursively generated data").
+
+A conv VAE is trained per chain (a generation's epochs in one lax.scan) on the pool; decoded z ~ N(0, I) are the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from collapse_jax.data.images import DATASETS, load_images
+from collapse_jax.models import _image_metrics as image_metrics
+from collapse_jax.models._vae_nets import (
+    Decoder,
+    Encoder,
+    FeatureClassifier,
+    adam_l2,
+    apply_in_chunks,
+    epoch_batches,
+    negative_elbo,
+    train_classifier,
+)
+
+TRAIN_FROM = ("scratch", "previous")
+SAMPLE_MODES = ("mean", "bernoulli")
+
+
+def _where(condition: jax.Array, a: Any, b: Any) -> Any:
+    """Pytree select (vmap-safe: both sides are computed, one is kept)."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class VAEModel:
+    """Static settings and the real images (closed-over constants shared by all chains); methods are pure."""
+
+    encoder: Encoder
+    decoder: Decoder
+    classifier: FeatureClassifier
+    train_images: np.ndarray  # uint8 [N, H, W]
+    train_labels: np.ndarray  # classifier training only
+    test_images: np.ndarray  # uint8 [N_test, H, W]: elbo_real_test and the real half of every sample metric
+    test_labels: np.ndarray  # the classifier's reported test accuracy
+    epochs: int
+    batch_size: int
+    weight_decay: float
+    train_from: str
+    sample_mode: str
+    metric_num_samples: int | None
+    precision_recall_size: int
+    precision_recall_k: int
+    classifier_epochs: int
+    classifier_seed: int
+    chunk_size: int
+    # Per-chain dynamic knobs (list values in the config sweep inside one compile).
+    knob_fields = {
+        "kl_weight": "model.kl_weight",
+        "learning_rate": "model.learning_rate",
+        "sampling_temperature": "model.sampling_temperature",
+    }
+    metric_names = (
+        "latent_std_gen0_encoder",
+        "frechet_distance",
+        "precision",
+        "recall",
+        "class_histogram_entropy",
+        "elbo_real_test",
+    )
+
+    @property
+    def real_data_size(self) -> int:
+        return int(self.train_images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
+        """The real training images in [0, 1], [N, H, W]; the same constant for every chain (key unused)."""
+        del key, knobs
+        return jnp.asarray(self.train_images, jnp.float32) / 255.0
+
+    def _init_networks(self, key: jax.Array) -> dict:
+        """Fresh encoder and decoder parameters."""
+        encoder_key, decoder_key = jax.random.split(key)
+        images = jnp.zeros((1, *self.image_shape), jnp.float32)
+        latents = jnp.zeros((1, self.encoder.latent_dim), jnp.float32)
+        return {"encoder": self.encoder.init(encoder_key, images), "decoder": self.decoder.init(decoder_key, latents)}
+
+    def init(self, key: jax.Array, knobs: dict) -> dict:
+        """Unfitted params; `fitted` = 0 tells the first fit to store its own encoder as the generation-0 encoder."""
+        networks = self._init_networks(key)
+        return {"networks": networks, "encoder_gen0": networks["encoder"], "fitted": jnp.zeros((), jnp.float32)}
+
+    def _train(self, key: jax.Array, networks: dict, images: jax.Array, weights: jax.Array, knobs: dict) -> dict:
+        """`epochs` passes over the valid pool points in minibatches, Adam with L2 decay on the summed loss."""
+        optimizer = adam_l2(knobs["learning_rate"], self.weight_decay)
+
+        def step(state, inputs):
+            networks, opt_state = state
+            index, mask, noise_key = inputs
+
+            def loss(nets):
+                # Summed over the batch like the paper's BCE(reduction="sum") + KL; masked points contribute nothing.
+                per_image = negative_elbo(
+                    self.encoder, self.decoder, nets, images[index], noise_key, knobs["kl_weight"]
+                )
+                return jnp.sum(mask * per_image)
+
+            updates, new_opt_state = optimizer.update(jax.grad(loss)(networks), opt_state, networks)
+            # A batch with no valid point (pool padding) must not move Adam's moments or the weights.
+            keep = jnp.sum(mask) > 0
+            new_state = (optax.apply_updates(networks, updates), new_opt_state)
+            return _where(keep, new_state, state), None
+
+        def epoch(state, epoch_key):
+            order_key, noise_key = jax.random.split(epoch_key)
+            index, mask = epoch_batches(order_key, weights, self.batch_size)
+            state, _ = jax.lax.scan(step, state, (index, mask, jax.random.split(noise_key, index.shape[0])))
+            return state, None
+
+        state = (networks, optimizer.init(networks))
+        (networks, _), _ = jax.lax.scan(epoch, state, jax.random.split(key, self.epochs))
+        return networks
+
+    def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
+        """Train from scratch or from `previous` (config.model.train_from) on the weighted pool of images."""
+        init_key, train_key = jax.random.split(key)
+        start = self._init_networks(init_key)
+        is_later_generation = previous["fitted"] > 0
+        if self.train_from == "previous":
+            start = _where(is_later_generation, previous["networks"], start)
+        networks = self._train(train_key, start, data, weights.astype(jnp.float32), knobs)
+        encoder_gen0 = _where(is_later_generation, previous["encoder_gen0"], networks["encoder"])
+        return {"networks": networks, "encoder_gen0": encoder_gen0, "fitted": jnp.ones((), jnp.float32)}
+
+    def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
+        """Decode z ~ N(0, tau^2 I): Bernoulli means (the paper's choice) or binarized Bernoulli draws."""
+        latent_key, pixel_key = jax.random.split(key)
+        latents = knobs["sampling_temperature"] * jax.random.normal(latent_key, (num_samples, self.encoder.latent_dim))
+        decode = lambda z: jax.nn.sigmoid(self.decoder.apply(params["networks"]["decoder"], z))  # noqa: E731
+        means = apply_in_chunks(decode, latents, self.chunk_size)
+        if self.sample_mode == "bernoulli":
+            return jax.random.bernoulli(pixel_key, means).astype(jnp.float32)
+        return means
+
+    def classifier_outputs(self, classifier_params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(logits, features) of the feature classifier, in chunks."""
+        return apply_in_chunks(lambda x: self.classifier.apply(classifier_params, x), images, self.chunk_size)
+
+    def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict[str, jax.Array]:
+        """Collapse metrics of one chain: latent spread under the gen-0 encoder, feature-space distances, test ELBO."""
+        del knobs
+        if self.metric_num_samples is not None:
+            samples = samples[: self.metric_num_samples]
+        encode = lambda x: self.encoder.apply(params["encoder_gen0"], x)[0]  # noqa: E731
+        # Std over all images and latent dimensions of the gen-0 encoder's means (the paper's mu.std()).
+        latent_std = jnp.std(apply_in_chunks(encode, samples, self.chunk_size))
+        logits, features = self.classifier_outputs(reference["classifier"], samples)
+        fake_mean, fake_cov = image_metrics.feature_moments(features)
+        frechet = image_metrics.frechet_distance(
+            reference["feature_mean"], reference["feature_cov_sqrt"], fake_mean, fake_cov
+        )
+        fake = features[: self.precision_recall_size]
+        fake_radius_sq = image_metrics.kth_neighbour_radius_sq(fake, self.precision_recall_k)
+        precision, recall = image_metrics.precision_recall(
+            reference["precision_recall_features"], reference["precision_recall_radius_sq"], fake, fake_radius_sq
+        )
+        # beta = 1 and a fixed noise draw: the same common random numbers for every chain and generation.
+        elbo_loss = lambda x: negative_elbo(  # noqa: E731
+            self.encoder, self.decoder, params["networks"], x, jax.random.PRNGKey(0), jnp.float32(1.0)
+        )
+        elbo = -jnp.mean(apply_in_chunks(elbo_loss, reference["test_images"], self.chunk_size))
+        return {
+            "latent_std_gen0_encoder": latent_std,
+            "frechet_distance": frechet,
+            "precision": precision,
+            "recall": recall,
+            "class_histogram_entropy": image_metrics.class_histogram_entropy(logits),
+            "elbo_real_test": elbo,
+        }
+
+    def reference(self) -> dict:
+        """Train the feature classifier on the real training split once; real-side metric statistics of the test set."""
+        classifier_params = train_classifier(
+            self.classifier, self.train_images, self.train_labels, self.classifier_seed, self.classifier_epochs, 64
+        )
+        test_images = jnp.asarray(self.test_images, jnp.float32) / 255.0
+        logits, features = jax.jit(self.classifier_outputs)(classifier_params, test_images)
+        accuracy = float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(self.test_labels)))
+        logging.info("vae reference: feature classifier test accuracy %.3f", accuracy)
+        statistics = image_metrics.real_feature_statistics(
+            np.asarray(features), self.precision_recall_size, self.precision_recall_k
+        )
+        return {"classifier": classifier_params, "test_images": test_images, **jax.tree.map(jnp.asarray, statistics)}
+
+
+def _check_knob(config: Any, field: str, low: float, low_inclusive: bool) -> None:
+    """One-line ValueError unless every value of a (scalar or list) knob lies above `low`."""
+    values = getattr(config.model, field)
+    for value in values if isinstance(values, (list, tuple)) else [values]:
+        ok = isinstance(value, (int, float)) and (value >= low if low_inclusive else value > low)
+        if not ok:
+            raise ValueError(
+                f"config.model.{field}: {value!r} not allowed; must be a number {'>=' if low_inclusive else '>'} {low}"
+            )
+
+
+def _positive_int(config: Any, field: str, optional: bool = False) -> int | None:
+    """Read a positive integer setting (None allowed when optional), or raise a one-line ValueError."""
+    value = config.model.get(field, None)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"config.model.{field}: {value!r} not allowed; must be a positive integer")
+    return value
+
+
+def make_model(config: Any) -> VAEModel:
+    """Validate config.model (one-line ValueErrors, before anything compiles), load the images, build the model."""
+    model = config.model
+    if model.dataset not in DATASETS:
+        raise ValueError(f"config.model.dataset: {model.dataset!r} not allowed; allowed: {', '.join(DATASETS)}")
+    if model.train_from not in TRAIN_FROM:
+        raise ValueError(f"config.model.train_from: {model.train_from!r} not allowed; allowed: {', '.join(TRAIN_FROM)}")
+    if model.sample_mode not in SAMPLE_MODES:
+        raise ValueError(
+            f"config.model.sample_mode: {model.sample_mode!r} not allowed; allowed: {', '.join(SAMPLE_MODES)}"
+        )
+    channels = tuple(model.encoder_channels)
+    if not channels or not all(isinstance(width, int) and width > 0 for width in channels):
+        raise ValueError(f"config.model.encoder_channels: {channels!r} not allowed; must be positive integers")
+    sizes = {f: _positive_int(config, f) for f in ("latent_dim", "epochs", "batch_size", "precision_recall_size")}
+    sizes |= {f: _positive_int(config, f) for f in ("precision_recall_k", "classifier_epochs", "chunk_size")}
+    optional = {f: _positive_int(config, f, optional=True) for f in ("train_size", "test_size", "metric_num_samples")}
+    _check_knob(config, "kl_weight", 0.0, low_inclusive=True)
+    _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
+    _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
+    _check_knob(config, "weight_decay", 0.0, low_inclusive=True)
+
+    train_images, train_labels = load_images(model.dataset, "train", model.data_dir, model.source_dir)
+    test_images, test_labels = load_images(model.dataset, "test", model.data_dir, model.source_dir)
+    factor = 2 ** len(channels)
+    if train_images.shape[1] % factor or train_images.shape[2] % factor:
+        raise ValueError(
+            f"config.model.encoder_channels: {len(channels)} stride-2 layers need image sides divisible by {factor}; "
+            f"{model.dataset} images are {train_images.shape[1]}x{train_images.shape[2]}"
+        )
+    if sizes["precision_recall_k"] >= sizes["precision_recall_size"]:
+        raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
+    return VAEModel(
+        encoder=Encoder(channels=channels, latent_dim=sizes["latent_dim"]),
+        decoder=Decoder(channels=channels, image_shape=train_images.shape[1:]),
+        classifier=FeatureClassifier(
+            channels=tuple(model.classifier_channels), feature_dim=model.classifier_feature_dim, num_classes=10
+        ),
+        train_images=train_images[: optional["train_size"]],
+        train_labels=train_labels[: optional["train_size"]],
+        test_images=test_images[: optional["test_size"]],
+        test_labels=test_labels[: optional["test_size"]],
+        epochs=sizes["epochs"],
+        batch_size=sizes["batch_size"],
+        weight_decay=float(model.weight_decay),
+        train_from=model.train_from,
+        sample_mode=model.sample_mode,
+        metric_num_samples=optional["metric_num_samples"],
+        precision_recall_size=sizes["precision_recall_size"],
+        precision_recall_k=sizes["precision_recall_k"],
+        classifier_epochs=sizes["classifier_epochs"],
+        classifier_seed=int(model.classifier_seed),
+        chunk_size=sizes["chunk_size"],
+    )

@@ -1,0 +1,153 @@
+"""The host loop: for each static group, run chunks of K generations, write metrics, checkpoint, log progress.
+
+`run(config, workdir)` resumes from the latest good checkpoint; `simulate(config)` runs in memory (tests, notebooks).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from collapse_jax import checkpoint, results, sweep, workdir_io
+from collapse_jax.engine import Engine
+from collapse_jax.models import base
+from collapse_jax.regimes import grow_pool, make_regime
+
+
+def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engine:
+    """The compiled-function factory of one static group (num_generations overrides the config's, for resumes)."""
+    config = group.config
+    model = base.make_model(config)
+    horizon = config.num_generations if num_generations is None else num_generations
+    regime_config = ml_collections.ConfigDict(config.to_dict())
+    regime_config.num_generations = horizon
+    regime = make_regime(regime_config, model, float(np.max(group.knobs["real_fraction"])))
+    return Engine(model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations,
+                  config.chain_block)
+
+
+def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarray]:
+    """Pad the chain axis to a multiple of the block by repeating the last chain (its copies are never reported)."""
+    count = len(knobs["seed"])
+    padding = -count % block
+    as_device = {name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in knobs.items()}
+    return {name: np.concatenate([value, np.repeat(value[-1:], padding)]) for name, value in as_device.items()}
+
+
+def _progress(group: sweep.Group, generation: int, total: int, chains: int, started: float, done: int) -> None:
+    elapsed = time.perf_counter() - started
+    rate = done / elapsed if elapsed > 0 else float("inf")
+    eta = (total - generation) / rate if rate > 0 else float("inf")
+    label = ", ".join(f"{k}={v}" for k, v in group.labels.items())
+    logging.info("group %d (%s) | generation %d/%d | %d chains | %.2f generations/s | ETA %.0f s",
+                 group.index, label, generation, total, chains, rate, eta)
+
+
+def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np.ndarray, generation: int) -> None:
+    for local in np.flatnonzero(failed_now & ~failed_before):
+        knobs = {name: value[local].item() for name, value in group.knobs.items()}
+        logging.warning("chain %d %s went non-finite by generation %d; frozen and flagged failed",
+                        group.chain_ids[local], knobs, generation)
+
+
+def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, knobs: dict, generations: int):
+    """Latest good checkpoint, with pools and metrics grown when num_generations was extended; None when fresh."""
+
+    def restore_one(step: int):
+        saved_generations = manager.read_record(step)["num_generations"]
+        engine = build_engine(group, saved_generations)
+        abstract_state = jax.eval_shape(jax.jit(engine.init_all), knobs)[0]
+        abstract_metrics = {name: jax.ShapeDtypeStruct((len(knobs["seed"]), saved_generations + 1), np.float32)
+                            for name in (*engine.model.metric_names, "failed")}
+        return manager.restore(step, abstract_state, abstract_metrics)
+
+    found = manager.restore_latest_good(restore_one)
+    if found is None:
+        return None
+    generation, (state, metrics, record) = found
+    state = dict(state)
+    state["pool"] = grow_pool(state["pool"], build_engine(group).regime.capacity)
+    metrics = {name: np.asarray(value) for name, value in metrics.items()}
+    pad = generations + 1 - next(iter(metrics.values())).shape[1]
+    metrics = {name: np.pad(value, ((0, 0), (0, pad)), constant_values=np.nan) for name, value in metrics.items()}
+    logging.info("group %d: resumed from the checkpoint at generation %d", group.index, generation)
+    return generation, state, metrics
+
+
+def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
+    """All generations of one static group; returns metrics [chains, num_generations + 1]."""
+    config = group.config
+    generations, chunk = config.num_generations, config.chunk_generations
+    chains = len(group.chain_ids)
+    engine = build_engine(group)
+    knobs = padded_knobs(group.knobs, config.chain_block)
+    init_all, chunk_all = engine.compile()
+    manager, restored = None, None
+    if workdir is not None:
+        manager = checkpoint.GroupCheckpoints(os.path.join(workdir, "checkpoints", f"group_{group.index:03d}"),
+                                              config.max_checkpoints_to_keep, config.get("keep_period"))
+        restored = _restore(manager, group, knobs, generations)
+    record = {"num_generations": generations, "config": config.to_json(), "labels": group.labels}
+    if restored is None:
+        state, first = init_all(knobs)
+        metrics = {name: np.full((len(knobs["seed"]), generations + 1), np.nan, np.float32) for name in first}
+        for name, value in first.items():
+            metrics[name][:, 0] = np.asarray(value)
+        done_generation = 0
+        if manager is not None:
+            manager.save(0, state, metrics, {**record, "generation": 0})
+    else:
+        done_generation, state, metrics = restored
+    resumed_at = last_saved = done_generation
+    started, failed = time.perf_counter(), metrics["failed"][:chains, done_generation] > 0
+    while done_generation < generations:
+        start = done_generation + 1
+        state, chunk_metrics = chunk_all(state, knobs, np.int32(start))
+        count = min(chunk, generations - start + 1)
+        for name, value in chunk_metrics.items():
+            metrics[name][:, start:start + count] = np.asarray(value)[:, :count]
+        done_generation = start + count - 1
+        failed_now = metrics["failed"][:chains, done_generation] > 0
+        _warn_failures(group, failed, failed_now, done_generation)
+        failed = failed_now
+        if workdir is not None:
+            workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
+            if done_generation - last_saved >= config.checkpoint_every or done_generation == generations:
+                manager.save(done_generation, state, metrics, {**record, "generation": done_generation})
+                last_saved = done_generation
+        _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
+    if manager is not None:
+        workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
+        manager.wait()
+        manager.close()
+    return {name: value[:chains] for name, value in metrics.items()}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Results:
+    """Validate, expand the sweep, run (or resume) every group; with a workdir, results/checkpoints go there."""
+    groups = sweep.expand(config)
+    if workdir is None:
+        return results.from_groups(config, groups, [run_group(group, None) for group in groups])
+    with workdir_io.claim(workdir, config, groups):
+        for group in groups:
+            run_group(group, workdir)
+    return results.load(workdir)
+
+
+def simulate(config: ml_collections.ConfigDict) -> results.Results:
+    """Run every chain in memory (no files) and return the results object."""
+    return run(config, None)
+
+
+def as_config(overrides: dict[str, Any], base_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `base_config` with dotted-path overrides (test and notebook convenience)."""
+    config = ml_collections.ConfigDict(base_config.to_dict())
+    for path, value in overrides.items():
+        sweep.set_field(config, path, value)
+    return config

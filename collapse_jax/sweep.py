@@ -1,0 +1,128 @@
+"""Config validation and sweep expansion: tuple-valued fields become chains (dynamic knobs) or static groups.
+
+Dynamic knobs (seed, real_fraction, the model's `knob_fields`) expand into the chain axis of one compile; static sweep
+fields (regime name, M, and the model module's STATIC_SWEEP_FIELDS) compile once per value. All land in one table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+import numbers
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from collapse_jax.models import base
+
+ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
+ENGINE_STATIC_SWEEP_FIELDS = ("regime.name", "samples_per_generation")
+
+
+@dataclasses.dataclass
+class Group:
+    """One static combination: its config (sweep fields set to scalars), its chains' knobs and global chain ids."""
+
+    index: int
+    config: ml_collections.ConfigDict
+    labels: dict[str, Any]  # static knob name -> value shared by the group's chains
+    knobs: dict[str, np.ndarray]  # dynamic knob name -> [chains]
+    chain_ids: np.ndarray
+
+
+def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
+    """config['a.b.c'] by dotted path, with a one-line error naming a missing field."""
+    node = config
+    for part in path.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            raise ValueError(f"config.{path}: missing field")
+        node = node[part]
+    return node
+
+
+def set_field(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
+    """config['a.b.c'] = value."""
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    with node.ignore_type():
+        node[leaf] = value
+
+
+def label_name(path: str) -> str:
+    """Results column name of a swept field: 'regime.name' -> 'regime', 'model.dim' -> 'dim'."""
+    return "regime" if path == "regime.name" else path.split(".")[-1]
+
+
+def _values(config: ml_collections.ConfigDict, path: str) -> list:
+    value = get_field(config, path)
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
+def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
+    """config.seeds: a count n (seeds 0..n-1) or a tuple of seeds."""
+    seeds = config.seeds
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"config.seeds: a count must be >= 1, got {seeds}")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (tuple, list)) and seeds and all(isinstance(s, numbers.Integral) and s >= 0 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("config.seeds: seeds must be distinct")
+        return [int(s) for s in seeds]
+    raise ValueError(f"config.seeds: must be a positive count or a tuple of non-negative integers, got {seeds!r}")
+
+
+def _check_integer(config: ml_collections.ConfigDict, path: str, minimum: int) -> None:
+    for value in _values(config, path):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"config.{path}: must be an integer >= {minimum}, got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Engine-level checks that need no model; each failure is a one-line ValueError naming the field."""
+    for path, minimum in (("samples_per_generation", 1), ("num_generations", 0), ("chunk_generations", 1),
+                          ("chain_block", 1), ("checkpoint_every", 1), ("max_checkpoints_to_keep", 1)):
+        _check_integer(config, path, minimum)
+    seeds_of(config)
+    for rho in _values(config, "regime.real_fraction"):
+        if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
+            raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
+    names = get_field(config, "model.name")
+    if not isinstance(names, str):
+        raise ValueError(f"config.model.name: must be one model name, got {names!r}")
+    if names not in base.available_models():
+        raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
+
+
+def static_sweep_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Fields whose tuple values make separate compiled groups."""
+    module = importlib.import_module(f"collapse_jax.models.{config.model.name}")
+    return ENGINE_STATIC_SWEEP_FIELDS + tuple(getattr(module, "STATIC_SWEEP_FIELDS", ()))
+
+
+def expand(config: ml_collections.ConfigDict) -> list[Group]:
+    """Validate the config and split its sweep into static groups of chains (knobs outermost, seeds innermost)."""
+    validate(config)
+    static_fields = static_sweep_fields(config)
+    static_values = [_values(config, path) for path in static_fields]
+    groups, next_chain = [], 0
+    for index, combination in enumerate(itertools.product(*static_values)):
+        group_config = ml_collections.ConfigDict(config.to_dict())
+        for path, value in zip(static_fields, combination):
+            set_field(group_config, path, value)
+        model = base.make_model(group_config)
+        knob_fields = {**ENGINE_KNOB_FIELDS, **model.knob_fields}
+        knob_values = [_values(group_config, path) for path in knob_fields.values()]
+        rows = [(*combo, seed) for combo in itertools.product(*knob_values) for seed in seeds_of(group_config)]
+        columns = list(zip(*rows))
+        knobs = {name: np.asarray(column, np.float64) for name, column in zip(knob_fields, columns[:-1])}
+        knobs["seed"] = np.asarray(columns[-1], np.int32)
+        labels = {label_name(path): value for path, value in zip(static_fields, combination)}
+        chain_ids = np.arange(next_chain, next_chain + len(rows))
+        next_chain += len(rows)
+        groups.append(Group(index, group_config, labels, knobs, chain_ids))
+    return groups

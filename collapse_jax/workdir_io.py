@@ -1,0 +1,118 @@
+"""A run's workdir on disk: the exclusive lock, run.json (config + which chain is which), atomic metric files.
+
+A second run on a held workdir, or a resume whose config changes what was computed, is refused before any write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+# Fields a resume may change: they decide how far and how the run goes, not what any generation computes.
+RESUMABLE_FIELDS = ("num_generations", "chunk_generations", "checkpoint_every", "max_checkpoints_to_keep",
+                    "keep_period", "make_plots")
+RUN_FILE = "run.json"
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: list(tree) if isinstance(tree, tuple) else tree}
+
+
+def config_record(config: ml_collections.ConfigDict) -> dict:
+    """The config as plain JSON-able data."""
+    return json.loads(config.to_json())
+
+
+def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Refuse a config that changes anything already computed (extending num_generations is fine)."""
+    old, new = _flatten(saved), _flatten(config_record(config))
+    for field in sorted(set(old) | set(new)):
+        if field in RESUMABLE_FIELDS:
+            continue
+        if old.get(field, "<absent>") != new.get(field, "<absent>"):
+            raise ValueError(
+                f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the run "
+                f"already in {workdir}; resume with the same config or use a new --workdir"
+            )
+    if config.num_generations < saved["num_generations"]:
+        raise ValueError(f"config.num_generations: {config.num_generations} is below the {saved['num_generations']} of "
+                         f"the run in {workdir}; a resume may only extend it")
+
+
+def _atomic_write(path: str, write) -> None:
+    temporary = f"{path}.tmp.{os.getpid()}"
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (a kill never leaves half a file)."""
+    _atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
+
+
+def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
+    """run.json: the config and, per static group, its labels, chain ids and knobs."""
+    return {
+        "config": config_record(config),
+        "groups": [
+            {"index": g.index, "labels": g.labels, "chain_ids": [int(g.chain_ids[0]), int(g.chain_ids[-1]) + 1],
+             "knobs": {name: value.tolist() for name, value in g.knobs.items()}}
+            for g in groups
+        ],
+    }
+
+
+@contextlib.contextmanager
+def claim(workdir: str, config: ml_collections.ConfigDict, groups: list) -> Iterator[None]:
+    """Hold the workdir's lock for the run; check a resume's config; write run.json."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"--workdir: {workdir} is a file, not a directory")
+    os.makedirs(workdir, exist_ok=True)
+    lock_path = os.path.join(workdir, ".lock")
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(f"--workdir: {workdir} is held by a live run (pid {holder}); wait for it or use another") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        run_path = os.path.join(workdir, RUN_FILE)
+        if os.path.exists(run_path):
+            with open(run_path) as saved:
+                check_resumable(json.load(saved)["config"], config, workdir)
+        write_json(run_path, run_record(config, groups))
+        os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def metrics_path(workdir: str, group_index: int) -> str:
+    return os.path.join(workdir, "metrics", f"group_{group_index:03d}.npz")
+
+
+def write_group_metrics(workdir: str, group_index: int, metrics: dict[str, np.ndarray]) -> None:
+    """metrics/group_<i>.npz, atomically: [chains, num_generations + 1] per metric, NaN where not yet computed."""
+    _atomic_write(metrics_path(workdir, group_index), lambda handle: np.savez(handle, **metrics))

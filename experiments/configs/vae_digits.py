@@ -1,0 +1,88 @@
+"""VAE collapse on scikit-learn's 8x8 digits: the CPU-sized version of Shumailov et al. 2024's MNIST VAE experiment.
+
+Replace (no real data) should lose latent spread (latent_std_gen0_encoder falls, frechet_distance rises) while accumulate
+stays near generation 0. Small nets and few epochs so the whole sweep trains in one compiled call on a 2-core CPU.
+
+Launch:  python -m experiments.main --config=experiments/configs/vae_digits.py --workdir=/tmp/vae_digits
+Runtime: a few minutes on a 2-core CPU (see notes/vae.md for the measured time per generation).
+Override any field: --config.num_generations=20 --config.model.train_from=previous --config.seeds=8
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
+    config.seeds = 4
+    # Generations after the first fit on real data; results have num_generations + 1 columns.
+    config.num_generations = 10
+    # M: images each generation trains on and each model decodes (= the 1,497 real training digits).
+    config.samples_per_generation = 1497
+    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
+    config.root_seed = 0
+
+    config.regime = ml_collections.ConfigDict()
+    # replace | accumulate | accumulate_subsample | fresh (fresh needs a model of the truth: not available for images).
+    config.regime.name = ["replace", "accumulate"]
+    # rho: share of each generation's M images drawn from the real training set (Shumailov's "10% original data").
+    config.regime.real_fraction = [0.0]
+    # The VAE has no sufficient statistics; accumulate keeps the raw pool (capacity (1 + num_generations) x M images).
+    config.regime.keep_raw_pool = True
+
+    config.model = ml_collections.ConfigDict()
+    # Model family: collapse_jax/models/vae.py.
+    config.model.name = "vae"
+    # digits (8x8, 1,497 train / 300 test, bundled with scikit-learn) or fashion_mnist_local (28x28, 60k / 10k).
+    config.model.dataset = "digits"
+    # Prepared tfds data dir (None: $COLLAPSE_JAX_DATA_DIR or ~/.cache/collapse_jax/tensorflow_datasets).
+    config.model.data_dir = None
+    # Folder of the Fashion-MNIST IDX files (None: Debian's /usr/share/datasets/fashion-mnist); unused for digits.
+    config.model.source_dir = None
+    # Use only the first N training / test images (None: all).
+    config.model.train_size = None
+    config.model.test_size = None
+    # Encoder conv widths (kernel 4, stride 2 each; the decoder mirrors them); Shumailov: (64, 128) on MNIST.
+    config.model.encoder_channels = (16, 32)
+    # Latent dimension (Shumailov: 20).
+    config.model.latent_dim = 8
+    # Passes over the pool per generation (Shumailov: 30) and minibatch size (Shumailov: 256).
+    config.model.epochs = 10
+    config.model.batch_size = 64
+    # Adam learning rate (Shumailov: 1e-3); a list sweeps it inside one compile.
+    config.model.learning_rate = 1e-3
+    # L2 weight decay added to the gradient, like torch Adam(weight_decay) (Shumailov: 1e-5).
+    config.model.weight_decay = 1e-5
+    # beta in BCE + beta * KL (1 = the ELBO); a list sweeps it inside one compile.
+    config.model.kl_weight = 1.0
+    # tau: the next generation's data decodes z ~ N(0, tau^2 I) (1 = the prior); a list sweeps it.
+    config.model.sampling_temperature = 1.0
+    # scratch: a fresh VAE each generation; previous: fine-tune the last generation's VAE.
+    config.model.train_from = "scratch"
+    # mean: decoded Bernoulli means are the data (Shumailov); bernoulli: binarized draws from them.
+    config.model.sample_mode = "mean"
+    # Generated images used by the sample metrics (None: all M).
+    config.model.metric_num_samples = None
+    # Points per side in precision / recall (Kynkaanniemi et al. 2019) and their k (the paper's k = 5).
+    config.model.precision_recall_size = 300
+    config.model.precision_recall_k = 5
+    # Feature classifier (trained once on the real training split): conv widths (kernel 3, stride 2), feature size.
+    config.model.classifier_channels = (16, 32)
+    config.model.classifier_feature_dim = 64
+    config.model.classifier_epochs = 30
+    config.model.classifier_seed = 0
+    # Images per chunk when decoding / scoring many images (bounds activation memory per chain).
+    config.model.chunk_size = 512
+
+    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
+    config.chunk_generations = 5
+    # B: chains computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
+    config.chain_block = 8
+    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
+    config.checkpoint_every = 5
+    # Keep the newest this many checkpoints, plus every keep_period-th generation (None: none).
+    config.max_checkpoints_to_keep = 2
+    config.keep_period = None
+    # Figures and report.md after the run.
+    config.make_plots = True
+    return config

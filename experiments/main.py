@@ -1,0 +1,40 @@
+"""Entry point: run (or resume) the experiment a config file describes, then write plots and report.md.
+
+python -m experiments.main --config=experiments/configs/gaussian.py --workdir=/tmp/gaussian [--config.field=value]
+"""
+
+import sys
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from collapse_jax import plots, runner
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.info("JAX devices: %s", jax.devices())
+    config = _CONFIG.value
+    try:
+        results = runner.run(config, _WORKDIR.value)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input: one line naming the field, no traceback (the workdir's results are untouched).
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    failed = int(results.failed.sum())
+    if failed:
+        logging.warning("%d of %d chains failed (non-finite); they are flagged in results.failed", failed,
+                        results.num_chains)
+    if config.get("make_plots", True):
+        report = plots.write_report(_WORKDIR.value, results)
+        logging.info("Plots and report: %s", report)
+
+
+if __name__ == "__main__":
+    app.run(main)
