@@ -23,7 +23,7 @@ setup(
     ],
     extras_require={
         # scikit-learn is a reference implementation in tests only.
-        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff>=0.6"],
+        "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11", "ruff>=0.6"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
         "cuda": ["jax[cuda12]"],
     },

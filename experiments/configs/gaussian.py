@@ -13,7 +13,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
+    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 100
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     config.num_generations = 100
@@ -23,10 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.root_seed = 0
 
     config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
-    config.regime.name = ["replace", "accumulate"]
-    # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
-    config.regime.real_fraction = [0.0, 0.1]
+    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
+    config.regime.name = ("replace", "accumulate")
+    # rho: share of each generation's M points that is real data (a tuple sweeps it inside one compile).
+    config.regime.real_fraction = (0.0, 0.1)
     # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
     config.regime.keep_raw_pool = False
 
@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.true_std = 1.0
     # mle (ddof 0, collapses in expectation) or unbiased (ddof 1, a martingale that still collapses a.s.).
     config.model.estimator = "mle"
-    # lambda: sample from N(mu, lambda * Sigma) (Alemohammad et al. "MAD"); a list sweeps it inside one compile.
+    # lambda: sample from N(mu, lambda * Sigma) (Alemohammad et al. "MAD"); a tuple sweeps it inside one compile.
     config.model.sampling_bias = 1.0
     # Size of the real training set at generation 0 (None: M).
     config.model.real_data_size = None
