@@ -15,6 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from collapse_jax import regimes
 from collapse_jax.models import base
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
@@ -121,6 +122,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         columns = list(zip(*rows))
         knobs = {name: np.asarray(column, np.float64) for name, column in zip(knob_fields, columns[:-1])}
         knobs["seed"] = np.asarray(columns[-1], np.int32)
+        regimes.make_regime(group_config, model, float(knobs["real_fraction"].max()))  # validates before any write
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))
         next_chain += len(rows)

@@ -1,0 +1,61 @@
+"""Command-line helpers shared by experiments/ and launch/: config-file checks and quieter Orbax logs.
+
+A bad --config gets one line naming the file and the problem, instead of a traceback from the flag parser.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging as python_logging
+import os
+import sys
+
+from absl import logging
+
+
+def config_path_from_argv(argv: list[str]) -> str | None:
+    """The value of --config=PATH (or --config PATH) in argv, without any ':override' suffix."""
+    for index, argument in enumerate(argv):
+        if argument.startswith("--config="):
+            return argument.split("=", 1)[1].split(":", 1)[0]
+        if argument == "--config" and index + 1 < len(argv):
+            return argv[index + 1].split(":", 1)[0]
+    return None
+
+
+def config_file_problem(path: str) -> str | None:
+    """Why the config file cannot be used (one line), or None when it loads and defines get_config()."""
+    if not os.path.isfile(path):
+        return f"--config: {path} does not exist or is not a file"
+    try:
+        spec = importlib.util.spec_from_file_location("_collapse_config_check", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as error:  # any failure to import the file is the user's config error, reported in one line
+        return f"--config: {path} cannot be loaded: {type(error).__name__}: {error}"
+    if not callable(getattr(module, "get_config", None)):
+        return f"--config: {path} must define get_config() returning an ml_collections.ConfigDict"
+    return None
+
+
+def exit_on_bad_config(argv: list[str]) -> None:
+    """Exit with status 2 and a one-line message when --config names an unusable file."""
+    path = config_path_from_argv(argv)
+    problem = "--config: missing (pass --config=experiments/configs/<name>.py)" if path is None else None
+    problem = problem or config_file_problem(path)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
+class _DropOrbaxInfo(python_logging.Filter):
+    """Orbax logs several INFO lines per save; keep its warnings, drop its chatter from the progress log."""
+
+    def filter(self, record: python_logging.LogRecord) -> bool:
+        noisy = "/orbax/" in record.pathname or "xla_bridge" in record.pathname
+        return record.levelno >= python_logging.WARNING or not noisy
+
+
+def quiet_library_logs() -> None:
+    """Install the Orbax/XLA INFO filter on absl's handler."""
+    logging.get_absl_handler().addFilter(_DropOrbaxInfo())

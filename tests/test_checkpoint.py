@@ -1,0 +1,92 @@
+"""Resume and reliability: bit-identical resume, refused config changes, corrupt checkpoints, workdir lock, kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from collapse_jax import results, runner, workdir_io
+
+
+def assert_same_metrics(a, b):
+    assert a.metrics.keys() == b.metrics.keys()
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(gaussian_config, tmp_path):
+    straight = runner.run(gaussian_config, str(tmp_path / "straight"))
+    part = runner.as_config({"num_generations": 3}, gaussian_config)
+    runner.run(part, str(tmp_path / "resumed"))
+    half = results.load(str(tmp_path / "resumed"))
+    assert np.isnan(half.metrics["trace_ratio"]).sum() == 0 and half.metrics["trace_ratio"].shape[1] == 4
+    # Extend to 6 generations with another chunk length K: identical bits.
+    resumed = runner.run(runner.as_config({"chunk_generations": 2}, gaussian_config), str(tmp_path / "resumed"))
+    assert_same_metrics(straight, resumed)
+
+
+def test_resume_of_a_raw_accumulating_pool_matches_the_in_memory_run(gaussian_config, tmp_path):
+    config = runner.as_config({"regime.name": "accumulate_subsample", "regime.real_fraction": 0.2}, gaussian_config)
+    runner.run(runner.as_config({"num_generations": 2}, config), str(tmp_path / "w"))
+    # The pool buffer grows when num_generations is extended; the drawn subsamples must be unchanged.
+    resumed = runner.run(config, str(tmp_path / "w"))
+    assert_same_metrics(runner.simulate(config), resumed)
+
+
+def test_resume_with_a_changed_config_is_refused_and_leaves_results_untouched(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    runner.run(gaussian_config, workdir)
+    before = {n: os.path.getmtime(os.path.join(workdir, n)) for n in ("run.json", "metrics/group_000.npz")}
+    for overrides, field in (({"seeds": 9}, "seeds"), ({"regime.name": "accumulate"}, "regime.name"),
+                             ({"samples_per_generation": 50}, "samples_per_generation"),
+                             ({"num_generations": 4}, "num_generations")):
+        with pytest.raises(ValueError, match=f"config.{field}"):
+            runner.run(runner.as_config(overrides, gaussian_config), workdir)
+    assert before == {n: os.path.getmtime(os.path.join(workdir, n)) for n in before}
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(gaussian_config, tmp_path, caplog):
+    workdir = str(tmp_path / "w")
+    straight = runner.run(gaussian_config, workdir)
+    latest = os.path.join(workdir, "checkpoints", "group_000", "6")
+    for root, _, files in os.walk(latest):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as handle:
+                handle.write(b"garbage")
+    resumed = runner.run(gaussian_config, workdir)
+    assert_same_metrics(straight, resumed)
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", "corrupt_group_000_6"))  # kept aside, not deleted
+
+
+def test_a_second_run_on_a_held_workdir_is_refused(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    groups = runner.sweep.expand(gaussian_config)
+    with workdir_io.claim(workdir, gaussian_config, groups):
+        with pytest.raises(ValueError, match="held by a live run"):
+            runner.run(gaussian_config, workdir)
+
+
+def test_kill_minus_9_mid_run_then_rerun_resumes_to_the_same_results(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    command = [sys.executable, "-m", "experiments.main", "--config=experiments/configs/gaussian.py",
+               f"--workdir={workdir}", "--config.regime.name=replace", "--config.regime.real_fraction=0.0",
+               "--config.seeds=8", "--config.chain_block=8", "--config.num_generations=100",
+               "--config.chunk_generations=1", "--config.checkpoint_every=1", "--config.make_plots=False",
+               "--config.model.test_size=1000"]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = os.path.join(workdir, "checkpoints", "group_000")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.isdir(checkpoints) and len(os.listdir(checkpoints)) >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = results.load(workdir)
+    assert np.isnan(partial.metrics["trace_ratio"][:, -1]).all()  # killed before the end
+    subprocess.run(command, cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
+    assert_same_metrics(runner.simulate(config), results.load(workdir))
