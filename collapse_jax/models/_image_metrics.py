@@ -66,9 +66,8 @@ def class_histogram_entropy(logits: jax.Array) -> jax.Array:
     """Entropy (nats) of the histogram of predicted classes: ln(10) for balanced classes, 0 when one class remains."""
     counts = jnp.sum(jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1]), axis=0)
     probabilities = counts / logits.shape[0]
-    return -jnp.sum(
-        jnp.where(probabilities > 0, probabilities * jnp.log(jnp.where(probabilities > 0, probabilities, 1)), 0)
-    )
+    safe = jnp.where(probabilities > 0, probabilities, 1.0)  # 0 log 0 = 0
+    return jnp.sum(-probabilities * jnp.log(safe)) + 0.0  # + 0.0 turns -0.0 (one class left) into 0.0
 
 
 def real_feature_statistics(features: np.ndarray, num_precision_recall: int, k: int) -> dict[str, np.ndarray]:

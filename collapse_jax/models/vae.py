@@ -29,6 +29,10 @@ from collapse_jax.models._vae_nets import (
 
 TRAIN_FROM = ("scratch", "previous")
 SAMPLE_MODES = ("mean", "bernoulli")
+# Tuple values of these fields compile one group each (sweep.py); the knobs below sweep inside one compile.
+STATIC_SWEEP_FIELDS = ("model.train_from", "model.sample_mode")
+# reference() trains a classifier (seconds); the engine builds a model per group and again on resume, so reuse it.
+_REFERENCE_CACHE: dict[tuple, dict] = {}
 
 
 def _where(condition: jax.Array, a: Any, b: Any) -> Any:
@@ -48,6 +52,7 @@ class VAEModel:
     test_images: np.ndarray  # uint8 [N_test, H, W]: elbo_real_test and the real half of every sample metric
     test_labels: np.ndarray  # the classifier's reported test accuracy
     epochs: int
+    steps_per_generation: int | None  # None: `epochs` full passes over the valid pool; int: fixed-compute minibatches
     batch_size: int
     weight_decay: float
     train_from: str
@@ -125,8 +130,19 @@ class VAEModel:
             state, _ = jax.lax.scan(step, state, (index, mask, jax.random.split(noise_key, index.shape[0])))
             return state, None
 
+        def fixed_step(state, step_key):
+            # Uniform draws (with replacement) among valid pool points: compute per generation does not grow with the
+            # accumulate pool's static capacity.
+            index_key, noise_key = jax.random.split(step_key)
+            probabilities = weights / jnp.maximum(jnp.sum(weights), 1.0)
+            index = jax.random.choice(index_key, weights.shape[0], (self.batch_size,), p=probabilities)
+            return step(state, (index, weights[index], noise_key))
+
         state = (networks, optimizer.init(networks))
-        (networks, _), _ = jax.lax.scan(epoch, state, jax.random.split(key, self.epochs))
+        if self.steps_per_generation is None:
+            (networks, _), _ = jax.lax.scan(epoch, state, jax.random.split(key, self.epochs))
+        else:
+            (networks, _), _ = jax.lax.scan(fixed_step, state, jax.random.split(key, self.steps_per_generation))
         return networks
 
     def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
@@ -187,7 +203,15 @@ class VAEModel:
         }
 
     def reference(self) -> dict:
-        """Train the feature classifier on the real training split once; real-side metric statistics of the test set."""
+        """Feature classifier trained once on the real training split, and real-side statistics of the test set."""
+        settings = (self.classifier, self.classifier_epochs, self.classifier_seed, self.precision_recall_size)
+        key = (*settings, self.precision_recall_k, self.train_images.tobytes(), self.test_images.tobytes())
+        if key not in _REFERENCE_CACHE:
+            _REFERENCE_CACHE[key] = self._build_reference()
+        return _REFERENCE_CACHE[key]
+
+    def _build_reference(self) -> dict:
+        """Train the classifier; compute the real test features' moments and P/R radii (host, once)."""
         classifier_params = train_classifier(
             self.classifier, self.train_images, self.train_labels, self.classifier_seed, self.classifier_epochs, 64
         )
@@ -238,7 +262,8 @@ def make_model(config: Any) -> VAEModel:
         raise ValueError(f"config.model.encoder_channels: {channels!r} not allowed; must be positive integers")
     sizes = {f: _positive_int(config, f) for f in ("latent_dim", "epochs", "batch_size", "precision_recall_size")}
     sizes |= {f: _positive_int(config, f) for f in ("precision_recall_k", "classifier_epochs", "chunk_size")}
-    optional = {f: _positive_int(config, f, optional=True) for f in ("train_size", "test_size", "metric_num_samples")}
+    optional_fields = ("train_size", "test_size", "metric_num_samples", "steps_per_generation")
+    optional = {f: _positive_int(config, f, optional=True) for f in optional_fields}
     _check_knob(config, "kl_weight", 0.0, low_inclusive=True)
     _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
     _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
@@ -265,6 +290,7 @@ def make_model(config: Any) -> VAEModel:
         test_images=test_images[: optional["test_size"]],
         test_labels=test_labels[: optional["test_size"]],
         epochs=sizes["epochs"],
+        steps_per_generation=optional["steps_per_generation"],
         batch_size=sizes["batch_size"],
         weight_decay=float(model.weight_decay),
         train_from=model.train_from,
