@@ -1,6 +1,6 @@
 """Language-model collapse: a decoder LM trained on token blocks, whose generated text trains the next generation.
 
-Protocols: Shumailov et al. (Nature 2024) block continuation by beam search; Gerstgrasser et al. (2024) sampling from BOS.
+Protocols: Shumailov et al. (Nature 2024) block continuation by beam search; Gerstgrasser et al. (2024) BOS sampling.
 """
 
 from __future__ import annotations
