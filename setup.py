@@ -20,11 +20,14 @@ setup(
         # tfds imports it on Python 3.11 without declaring it.
         "importlib_resources>=6.0",
         "matplotlib>=3.8",
+        "tokenizers>=0.20",  # byte-level BPE of the language-model corpus (collapse_jax/data/tokenizer.py)
     ],
     extras_require={
         # scikit-learn is a reference implementation in tests only.
         "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11", "ruff>=0.6"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
         "cuda": ["jax[cuda12]"],
+        # Local Hugging Face OPT import and its parity test (torch CPU wheel; transformers 5.x).
+        "hf": ["safetensors>=0.4", "torch==2.13.0", "transformers>=5,<6"],
     },
 )
