@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 10
     # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
-    config.chain_block = 128
+    config.chain_block = 1024
     # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 10
     # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine (Python 3.11 + pip): `make demo` runs the default experiment, `make test` the tests.
+# Both create .venv and install the package with its test extras first (idempotent: reinstalls when setup.py changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+WORKDIR ?= runs/gaussian
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/python -m experiments.main --config=experiments/configs/gaussian.py --workdir=$(WORKDIR)
+	@echo "Report: $(WORKDIR)/report.md  Plots: $(WORKDIR)/plots/"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff format --check collapse_jax experiments launch benchmarks tests
+	$(BIN)/ruff check collapse_jax experiments launch benchmarks tests
+
+clean:
+	rm -rf $(VENV) runs
