@@ -176,8 +176,9 @@ class VAEModel:
         if self.metric_num_samples is not None:
             samples = samples[: self.metric_num_samples]
         encode = lambda x: self.encoder.apply(params["encoder_gen0"], x)[0]  # noqa: E731
-        # Std over all images and latent dimensions of the gen-0 encoder's means (the paper's mu.std()).
-        latent_std = jnp.std(apply_in_chunks(encode, samples, self.chunk_size))
+        # Spread of the gen-0 encoder's means across generated images: sqrt(mean_j Var_i mu_ij). Unlike a flat
+        # mu.std() over images and dimensions it is 0 when every image is the same (offsets between dims don't count).
+        latent_std = jnp.sqrt(jnp.mean(jnp.var(apply_in_chunks(encode, samples, self.chunk_size), axis=0)))
         logits, features = self.classifier_outputs(reference["classifier"], samples)
         fake_mean, fake_cov = image_metrics.feature_moments(features)
         frechet = image_metrics.frechet_distance(

@@ -1,0 +1,226 @@
+"""Tests of the VAE family: ELBO vs numpy, feature-space metrics vs scipy/brute force, masked training, collapse."""
+
+import dataclasses
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from sklearn.neighbors import NearestNeighbors
+
+from collapse_jax import results, runner
+from collapse_jax.models import _image_metrics as image_metrics
+from collapse_jax.models import base
+from collapse_jax.models._vae_nets import epoch_batches, negative_elbo
+from experiments.configs import vae_digits
+
+KNOBS = {"seed": 0, "real_fraction": 0.0, "kl_weight": 1.0, "learning_rate": 2e-3, "sampling_temperature": 1.0}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def tiny_config(data_dir, **overrides):
+    """The shipped digits config shrunk to seconds: 300 training digits, small nets, few steps."""
+    settings = {"model.data_dir": data_dir, "model.train_size": 300, "model.test_size": 100,
+                "model.encoder_channels": (8, 16), "model.latent_dim": 4, "model.steps_per_generation": 60,
+                "model.precision_recall_size": 100, "model.classifier_epochs": 3, "model.classifier_channels": (8, 16),
+                "model.classifier_feature_dim": 16, "samples_per_generation": 300, "seeds": 2, "chain_block": 2,
+                "num_generations": 2, "chunk_generations": 1, "checkpoint_every": 1, "make_plots": False,
+                "regime.name": "replace"}  # fmt: skip
+    return runner.as_config({**settings, **overrides}, vae_digits.get_config())
+
+
+@pytest.fixture(scope="module")
+def tiny_model(data_dir):
+    return base.make_model(tiny_config(data_dir))
+
+
+def test_negative_elbo_matches_numpy_bce_plus_kl(tiny_model):
+    images = jnp.asarray(tiny_model.train_images[:5], jnp.float32) / 255.0
+    networks = tiny_model.init(jax.random.PRNGKey(1), KNOBS)["networks"]
+    key, beta = jax.random.PRNGKey(2), 0.7
+    got = negative_elbo(tiny_model.encoder, tiny_model.decoder, networks, images, key, beta)
+    mean, log_variance = (np.asarray(a, np.float64) for a in tiny_model.encoder.apply(networks["encoder"], images))
+    noise = np.asarray(jax.random.normal(key, mean.shape), np.float64)
+    latents = mean + np.exp(0.5 * log_variance) * noise
+    logits = np.asarray(tiny_model.decoder.apply(networks["decoder"], jnp.asarray(latents, jnp.float32)), np.float64)
+    p, x = 1.0 / (1.0 + np.exp(-logits)), np.asarray(images, np.float64)
+    bce = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2))  # torch BCE(reduction="sum") per image
+    kl = 0.5 * np.sum(np.exp(log_variance) + mean**2 - 1.0 - log_variance, axis=1)  # Kingma & Welling, appendix B
+    # float32 sums of 64 pixel terms of size ~0.7: relative error ~1e-6; 1e-5 leaves room for the latents' round-off.
+    np.testing.assert_allclose(np.asarray(got), bce + beta * kl, rtol=1e-5)
+
+
+def test_frechet_distance_matches_the_scipy_sqrtm_formula():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    fake = 0.5 + rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6))
+    m_r, s_r = real.mean(0), np.cov(real, rowvar=False)
+    m_f, s_f = fake.mean(0), np.cov(fake, rowvar=False)
+    expected = np.sum((m_r - m_f) ** 2) + np.trace(s_r + s_f - 2.0 * np.real(scipy.linalg.sqrtm(s_r @ s_f)))
+    mean, cov = image_metrics.feature_moments(jnp.asarray(fake, jnp.float32))
+    got = image_metrics.frechet_distance(
+        jnp.asarray(m_r, jnp.float32), jnp.asarray(image_metrics.psd_sqrt(s_r), jnp.float32), mean, cov
+    )
+    # float32 eigendecomposition of 6x6 covariances with entries ~10: ~1e-5 relative; FD here is ~20.
+    np.testing.assert_allclose(float(got), expected, rtol=1e-4)
+    same = image_metrics.frechet_distance(
+        jnp.asarray(m_f, jnp.float32), jnp.asarray(image_metrics.psd_sqrt(s_f), jnp.float32), mean, cov
+    )
+    assert abs(float(same)) < 1e-3 * expected  # a distribution is at distance 0 from itself
+
+
+def test_precision_recall_match_brute_force_with_scikit_learn_radii():
+    rng = np.random.default_rng(1)
+    real, fake, k = rng.normal(size=(60, 3)), 0.7 + rng.normal(size=(50, 3)), 5
+    # k-th neighbour excluding the point itself = the (k+1)-th of a query that includes it.
+    radius_real = NearestNeighbors(n_neighbors=k + 1).fit(real).kneighbors(real)[0][:, k]
+    radius_fake = NearestNeighbors(n_neighbors=k + 1).fit(fake).kneighbors(fake)[0][:, k]
+    distances = np.linalg.norm(fake[:, None, :] - real[None, :, :], axis=-1)
+    expected_precision = np.mean([(distances[i] <= radius_real).any() for i in range(len(fake))])
+    expected_recall = np.mean([(distances[:, j] <= radius_fake).any() for j in range(len(real))])
+    real32, fake32 = jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)
+    radius_sq = image_metrics.kth_neighbour_radius_sq(real32, k)
+    np.testing.assert_allclose(np.sqrt(radius_sq), radius_real, rtol=1e-4)
+    precision, recall = image_metrics.precision_recall(
+        real32, radius_sq, fake32, image_metrics.kth_neighbour_radius_sq(fake32, k)
+    )
+    assert float(precision) == pytest.approx(expected_precision) and float(recall) == pytest.approx(expected_recall)
+    assert 0.0 < float(recall) < 1.0  # the shift makes both metrics informative, not trivially 0 or 1
+
+
+def test_class_histogram_entropy_is_log_k_when_balanced_and_zero_for_one_class():
+    balanced = jax.nn.one_hot(jnp.arange(100) % 10, 10)
+    assert float(image_metrics.class_histogram_entropy(balanced)) == pytest.approx(np.log(10), rel=1e-6)
+    assert float(image_metrics.class_histogram_entropy(jax.nn.one_hot(jnp.full(7, 3), 10))) == 0.0
+
+
+def test_an_epoch_visits_every_valid_pool_point_exactly_once_and_never_an_invalid_one():
+    weights = jnp.asarray(np.random.default_rng(2).random(103) < 0.6, jnp.float32)
+    index, mask = epoch_batches(jax.random.PRNGKey(3), weights, 16)
+    visited = np.asarray(index)[np.asarray(mask) > 0]
+    np.testing.assert_array_equal(np.sort(visited), np.flatnonzero(np.asarray(weights)))
+
+
+def test_masked_pool_points_do_not_change_the_fit(tiny_model):
+    # Epoch mode: masked points sort last and their batches are skipped (fixed-step mode gives them probability 0).
+    model = dataclasses.replace(tiny_model, steps_per_generation=None, epochs=2)
+    real = model.real_data(None, KNOBS)[:128]
+    weights = jnp.concatenate([jnp.ones(64), jnp.zeros(64)])
+    garbage_a, garbage_b = jnp.zeros((64, 8, 8)), jnp.ones((64, 8, 8))
+    fit = jax.jit(
+        lambda data: model.fit(jax.random.PRNGKey(0), data, weights, KNOBS, model.init(jax.random.PRNGKey(1), KNOBS))
+    )
+    a = fit(jnp.concatenate([real[:64], garbage_a]))
+    b = fit(jnp.concatenate([real[:64], garbage_b]))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_first_fit_keeps_its_encoder_as_generation_zero_and_later_fits_carry_it(tiny_model):
+    real = tiny_model.real_data(None, KNOBS)
+    weights = jnp.ones(real.shape[0])
+    fit = jax.jit(lambda key, prev: tiny_model.fit(key, real, weights, KNOBS, prev))
+    first = fit(jax.random.PRNGKey(0), tiny_model.init(jax.random.PRNGKey(1), KNOBS))
+    jax.tree.map(np.testing.assert_array_equal, first["encoder_gen0"], first["networks"]["encoder"])
+    second = fit(jax.random.PRNGKey(5), first)
+    jax.tree.map(np.testing.assert_array_equal, second["encoder_gen0"], first["networks"]["encoder"])
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), second["networks"], first["networks"])
+    assert max(jax.tree.leaves(moved)) > 1e-3  # the second generation really is a new network
+
+
+def test_fine_tuning_starts_from_the_previous_generation(data_dir):
+    model = base.make_model(tiny_config(data_dir, **{"model.train_from": "previous"}))
+    real = model.real_data(None, KNOBS)
+    first = model.fit(
+        jax.random.PRNGKey(0), real, jnp.ones(real.shape[0]), KNOBS, model.init(jax.random.PRNGKey(1), KNOBS)
+    )
+    # With a vanishing learning rate a fine-tuned generation stays where the previous one ended.
+    still = model.fit(jax.random.PRNGKey(2), real, jnp.ones(real.shape[0]), {**KNOBS, "learning_rate": 1e-9}, first)
+    gap = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), still["networks"], first["networks"])
+    assert max(jax.tree.leaves(gap)) < 1e-5
+
+
+@pytest.mark.slow  # ~20 s of training on a loaded 2-core CPU
+def test_trained_vae_beats_the_independent_pixel_baseline_on_real_test_elbo(data_dir):
+    # The best z-free Bernoulli model (pixel means of the training set, KL = 0) is a lower bar any fitted VAE clears.
+    model = base.make_model(tiny_config(data_dir, **{"model.steps_per_generation": 400}))
+    real = model.real_data(None, KNOBS)
+    params = jax.jit(model.fit)(
+        jax.random.PRNGKey(0), real, jnp.ones(real.shape[0]), KNOBS, model.init(jax.random.PRNGKey(1), KNOBS)
+    )
+    samples = model.sample(jax.random.PRNGKey(2), params, 300, KNOBS)
+    metrics = jax.jit(model.evaluate)(params, samples, model.reference(), KNOBS)
+    p = np.clip(np.asarray(real, np.float64).mean(0), 1e-6, 1 - 1e-6)
+    test = np.asarray(model.test_images, np.float64) / 255.0
+    baseline = np.mean(np.sum(test * np.log(p) + (1 - test) * np.log(1 - p), axis=(1, 2)))
+    # Measured -25.6 vs -27.0 nats; the mean over 100 images of one reparameterized draw each varies by ~0.1 nats, so a
+    # 0.5-nat margin is ~5 sigma while still requiring the latent code to carry real information.
+    assert float(metrics["elbo_real_test"]) > baseline + 0.5, (float(metrics["elbo_real_test"]), baseline)
+    # Samples spread over several classes: entropy above 1 nat = more than e equally likely classes (measured 1.3 with
+    # this 3-epoch classifier and 400-step VAE; the real test set scores ln 10 = 2.3).
+    assert float(metrics["class_histogram_entropy"]) > 1.0
+
+
+def test_zero_temperature_decodes_one_image_so_spread_metrics_vanish(tiny_model):
+    params = tiny_model.init(jax.random.PRNGKey(0), KNOBS)
+    knobs = {**KNOBS, "sampling_temperature": 0.0}
+    samples = tiny_model.sample(jax.random.PRNGKey(1), params, 50, knobs)
+    np.testing.assert_array_equal(np.asarray(samples), np.broadcast_to(np.asarray(samples[:1]), samples.shape))
+    metrics = tiny_model.evaluate(params, samples, tiny_model.reference(), knobs)
+    assert float(metrics["latent_std_gen0_encoder"]) < 1e-5 and float(metrics["class_histogram_entropy"]) == 0.0
+    assert float(metrics["recall"]) < 0.05  # one point covers almost none of the real test set
+
+
+def test_bernoulli_sample_mode_binarizes_the_decoded_means(data_dir):
+    model = base.make_model(tiny_config(data_dir, **{"model.sample_mode": "bernoulli"}))
+    samples = np.asarray(model.sample(jax.random.PRNGKey(1), model.init(jax.random.PRNGKey(0), KNOBS), 40, KNOBS))
+    assert set(np.unique(samples)) <= {0.0, 1.0} and 0.05 < samples.mean() < 0.95
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("dataset", "mnist"), ("train_from", "warm"), ("sample_mode", "logits"), ("latent_dim", 0),
+     ("encoder_channels", (8, 16, 32, 64)), ("learning_rate", [1e-3, -1.0]), ("kl_weight", -0.5),
+     ("steps_per_generation", 0), ("precision_recall_k", 500)],
+)  # fmt: skip
+def test_bad_config_is_a_one_line_value_error_naming_the_field(data_dir, field, value):
+    with pytest.raises(ValueError, match=f"config.model.{field}") as error:
+        base.make_model(tiny_config(data_dir, **{f"model.{field}": value}))
+    assert "\n" not in str(error.value)
+
+
+def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_dir, tmp_path):
+    config = tiny_config(data_dir, **{"model.steps_per_generation": 20})
+    straight = runner.run(config, str(tmp_path / "straight"))
+    assert straight.metrics["frechet_distance"].shape == (2, 3) and not np.isnan(straight.metrics["recall"]).any()
+    # A copy of the workdir as a kill after generation 1 leaves it: generation 2's checkpoint and all metric files gone.
+    shutil.copytree(tmp_path / "straight", tmp_path / "killed")
+    shutil.rmtree(tmp_path / "killed" / "checkpoints" / "group_000" / "2")
+    shutil.rmtree(tmp_path / "killed" / "metrics")
+    resumed = runner.run(config, str(tmp_path / "killed"))
+    for name in straight.metrics:
+        np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
+    assert results.load(str(tmp_path / "killed")).metrics["elbo_real_test"].shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_latent_spread_falls_under_replace_and_holds_under_accumulate(data_dir):
+    # Shumailov et al. 2024 (VAE): the gen-0 encoder's latent std of generated images shrinks generation by generation
+    # when each generation trains only on the previous one's samples; accumulating the data prevents it (Gerstgrasser).
+    config = runner.as_config(
+        {"model.data_dir": data_dir, "seeds": 4, "num_generations": 4, "regime.name": ("replace", "accumulate"),
+         "make_plots": False, "chunk_generations": 4},
+        vae_digits.get_config(),
+    )  # fmt: skip
+    result = runner.simulate(config)
+    std = result.metrics["latent_std_gen0_encoder"]
+    replace, accumulate = std[result.knobs["regime"] == "replace"], std[result.knobs["regime"] == "accumulate"]
+    # 4 chains per regime; the measured per-chain spread of the ratio is ~0.05, so the medians are far apart.
+    assert np.median(replace[:, -1] / replace[:, 0]) < 0.6
+    assert np.median(accumulate[:, -1] / accumulate[:, 0]) > np.median(replace[:, -1] / replace[:, 0]) + 0.15
+    assert np.all(np.diff(np.median(replace, axis=0)) < 0)  # monotone decline of the median under replace
