@@ -25,6 +25,7 @@ class Results:
     metrics: dict[str, np.ndarray]  # name -> [chains, num_generations + 1]
     knobs: dict[str, np.ndarray]  # name -> [chains]: seed, real_fraction, model knobs, static labels (regime, ...)
     config: dict
+    chain_ids: np.ndarray  # [chains] global ids in the config's sweep (shards of one sweep keep their ids)
 
     @property
     def num_chains(self) -> int:
@@ -74,8 +75,10 @@ def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[
     generations = config["num_generations"] + 1
     knobs: dict[str, list] = {n: [] for n in knob_names}
     metrics: dict[str, list] = {n: [] for n in metric_names}
+    chain_ids = []
     for record, values in zip(group_records, group_metrics):
-        count = record["chain_ids"][1] - record["chain_ids"][0]
+        count = len(record["chain_ids"])
+        chain_ids.append(np.asarray(record["chain_ids"], np.int64))
         for name in knob_names:
             column = record["knobs"].get(name)
             knobs[name].append(np.asarray(column) if column is not None else np.full(count, record["labels"].get(name)))
@@ -83,7 +86,7 @@ def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[
             value = values.get(name, np.full((count, generations), np.nan, np.float32))
             metrics[name].append(np.pad(value, ((0, 0), (0, generations - value.shape[1])), constant_values=np.nan))
     return Results({n: np.concatenate(v) for n, v in metrics.items()}, {n: np.concatenate(v) for n, v in knobs.items()},
-                   config)
+                   config, np.concatenate(chain_ids))
 
 
 def from_groups(config, groups: list, group_metrics: list[dict[str, np.ndarray]]) -> Results:

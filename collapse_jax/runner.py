@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -20,6 +24,33 @@ from collapse_jax.models import base
 from collapse_jax.regimes import grow_pool, make_regime
 
 
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# Exit status of a run stopped by a preemption signal after checkpointing (EX_TEMPFAIL): launchers requeue on it.
+PREEMPTED_EXIT_CODE = 75
+
+
+class Preempted(Exception):
+    """Raised after a SIGTERM/SIGUSR1 stop: the chunk in flight finished and was checkpointed."""
+
+
+_stop_requested = threading.Event()
+
+
+@contextlib.contextmanager
+def preemption_handlers() -> Iterator[None]:
+    """While running, SIGTERM/SIGUSR1 ask the host loop to checkpoint after the chunk in flight and stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stop_requested.clear()
+    previous = {sig: signal.signal(sig, lambda signum, frame: _stop_requested.set()) for sig in PREEMPTION_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engine:
     """The compiled-function factory of one static group (num_generations overrides the config's, for resumes)."""
     config = group.config
@@ -27,7 +58,7 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     horizon = config.num_generations if num_generations is None else num_generations
     regime_config = ml_collections.ConfigDict(config.to_dict())
     regime_config.num_generations = horizon
-    regime = make_regime(regime_config, model, float(np.max(group.knobs["real_fraction"])))
+    regime = make_regime(regime_config, model, group.max_real_fraction)
     return Engine(model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations,
                   config.chain_block)
 
@@ -118,9 +149,14 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
         failed = failed_now
         if workdir is not None:
             workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
-            if done_generation - last_saved >= config.checkpoint_every or done_generation == generations:
+            stopping = _stop_requested.is_set()
+            if done_generation - last_saved >= config.checkpoint_every or done_generation == generations or stopping:
                 manager.save(done_generation, state, metrics, {**record, "generation": done_generation})
                 last_saved = done_generation
+            if stopping:
+                manager.wait()
+                manager.close()
+                raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
         _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
     if manager is not None:
         workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
@@ -134,7 +170,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Resul
     groups = sweep.expand(config)
     if workdir is None:
         return results.from_groups(config, groups, [run_group(group, None) for group in groups])
-    with workdir_io.claim(workdir, config, groups):
+    with workdir_io.claim(workdir, config, groups), preemption_handlers():
         for group in groups:
             run_group(group, workdir)
     return results.load(workdir)

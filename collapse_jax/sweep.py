@@ -31,6 +31,9 @@ class Group:
     labels: dict[str, Any]  # static knob name -> value shared by the group's chains
     knobs: dict[str, np.ndarray]  # dynamic knob name -> [chains]
     chain_ids: np.ndarray
+    # Largest rho of the whole (unsharded) group: it sets the static number of real slots, so a shard of the sweep
+    # compiles the same shapes, and gives the same bits, as the single job.
+    max_real_fraction: float = 0.0
 
 
 def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
@@ -111,6 +114,9 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
     static_fields = static_sweep_fields(config)
     static_values = [_values(config, path) for path in static_fields]
     groups, next_chain = [], 0
+    num_shards, shard_index = config.get("num_shards", 1), config.get("shard_index", 0)
+    if not isinstance(num_shards, int) or num_shards < 1 or not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
+        raise ValueError(f"config.shard_index: must be in [0, num_shards = {num_shards}), got {shard_index!r}")
     for index, combination in enumerate(itertools.product(*static_values)):
         group_config = ml_collections.ConfigDict(config.to_dict())
         for path, value in zip(static_fields, combination):
@@ -122,9 +128,22 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         columns = list(zip(*rows))
         knobs = {name: np.asarray(column, np.float64) for name, column in zip(knob_fields, columns[:-1])}
         knobs["seed"] = np.asarray(columns[-1], np.int32)
-        regimes.make_regime(group_config, model, float(knobs["real_fraction"].max()))  # validates before any write
+        max_real_fraction = float(knobs["real_fraction"].max())
+        regimes.make_regime(group_config, model, max_real_fraction)  # validates before any write
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))
         next_chain += len(rows)
-        groups.append(Group(index, group_config, labels, knobs, chain_ids))
-    return groups
+        groups.append(Group(index, group_config, labels, knobs, chain_ids, max_real_fraction))
+    return _shard(groups, next_chain, shard_index, num_shards) if num_shards > 1 else groups
+
+
+def _shard(groups: list[Group], total: int, shard_index: int, num_shards: int) -> list[Group]:
+    """Keep the chains of contiguous global-id range `shard_index` of `num_shards` (for sweeps split into jobs)."""
+    low, high = total * shard_index // num_shards, total * (shard_index + 1) // num_shards
+    kept = []
+    for group in groups:
+        mask = (group.chain_ids >= low) & (group.chain_ids < high)
+        if mask.any():
+            knobs = {name: value[mask] for name, value in group.knobs.items()}
+            kept.append(dataclasses.replace(group, knobs=knobs, chain_ids=group.chain_ids[mask]))
+    return kept

@@ -70,7 +70,7 @@ def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
     return {
         "config": config_record(config),
         "groups": [
-            {"index": g.index, "labels": g.labels, "chain_ids": [int(g.chain_ids[0]), int(g.chain_ids[-1]) + 1],
+            {"index": g.index, "labels": g.labels, "chain_ids": g.chain_ids.tolist(),
              "knobs": {name: value.tolist() for name, value in g.knobs.items()}}
             for g in groups
         ],

@@ -24,6 +24,9 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     try:
         results = runner.run(config, _WORKDIR.value)
+    except runner.Preempted as stop:
+        logging.warning("%s; rerun the same command to resume", stop)
+        sys.exit(runner.PREEMPTED_EXIT_CODE)
     except (ValueError, FileNotFoundError) as error:
         # Bad input: one line naming the field, no traceback (the workdir's results are untouched).
         print(f"error: {error}", file=sys.stderr)

@@ -70,23 +70,48 @@ def test_a_second_run_on_a_held_workdir_is_refused(gaussian_config, tmp_path):
             runner.run(gaussian_config, workdir)
 
 
-def test_kill_minus_9_mid_run_then_rerun_resumes_to_the_same_results(gaussian_config, tmp_path):
-    workdir = str(tmp_path / "w")
-    command = [sys.executable, "-m", "experiments.main", "--config=experiments/configs/gaussian.py",
+def _cli_command(workdir: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.main", "--config=experiments/configs/gaussian.py",
                f"--workdir={workdir}", "--config.regime.name=replace", "--config.regime.real_fraction=0.0",
                "--config.seeds=8", "--config.chain_block=8", "--config.num_generations=100",
                "--config.chunk_generations=1", "--config.checkpoint_every=1", "--config.make_plots=False",
                "--config.model.test_size=1000"]
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _start_and_signal(workdir: str, signum: int) -> int:
+    """Start the CLI run, send `signum` once it has written a few checkpoints, return its exit status."""
+    process = subprocess.Popen(_cli_command(workdir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = os.path.join(workdir, "checkpoints", "group_000")
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.isdir(checkpoints) and len(os.listdir(checkpoints)) >= 3):
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signum)
+    return process.wait()
+
+
+def test_kill_minus_9_mid_run_then_rerun_resumes_to_the_same_results(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    _start_and_signal(workdir, signal.SIGKILL)
+    command = _cli_command(workdir)
+    repo = REPO
     partial = results.load(workdir)
     assert np.isnan(partial.metrics["trace_ratio"][:, -1]).all()  # killed before the end
     subprocess.run(command, cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
+    assert_same_metrics(runner.simulate(config), results.load(workdir))
+
+
+def test_sigterm_checkpoints_exits_for_requeue_and_resumes_bit_identically(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    assert _start_and_signal(workdir, signal.SIGTERM) == runner.PREEMPTED_EXIT_CODE
+    stopped_at = results.load(workdir).metrics["trace_ratio"]
+    finished = np.flatnonzero(~np.isnan(stopped_at).any(axis=0))[-1]
+    assert finished < 100
+    # The stop checkpointed exactly the generations it reported, so nothing is recomputed differently on resume.
+    assert str(finished) in os.listdir(os.path.join(workdir, "checkpoints", "group_000"))
+    subprocess.run(_cli_command(workdir), cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=300)
     config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
     assert_same_metrics(runner.simulate(config), results.load(workdir))

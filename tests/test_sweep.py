@@ -52,3 +52,16 @@ def test_results_carry_knobs_that_say_which_chain_is_which(gaussian_config):
     assert list(r.knobs["seed"][:4]) == [4, 9, 4, 9]
     assert sorted(r.group_fields) == ["real_fraction", "regime"]
     assert len(r.knob_groups()) == 4
+
+
+def test_shards_partition_the_sweep_and_reproduce_the_single_job(gaussian_config):
+    config = runner.as_config({"regime.name": ("replace", "accumulate"), "regime.real_fraction": (0.0, 0.5),
+                               "seeds": 5, "num_generations": 3}, gaussian_config)
+    whole = runner.simulate(config)
+    parts = [runner.simulate(runner.as_config({"num_shards": 3, "shard_index": i}, config)) for i in range(3)]
+    ids = np.concatenate([p.chain_ids for p in parts])
+    np.testing.assert_array_equal(ids, np.arange(whole.num_chains))
+    for name, values in whole.metrics.items():
+        np.testing.assert_array_equal(np.concatenate([p.metrics[name] for p in parts]), values, err_msg=name)
+    with pytest.raises(ValueError, match="config.shard_index"):
+        runner.simulate(runner.as_config({"num_shards": 3, "shard_index": 3}, config))
