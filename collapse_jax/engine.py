@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
 
 from collapse_jax.regimes import Regime
 
@@ -117,9 +118,19 @@ class Engine:
         """chunk_chain for all chains; metrics come back [C, K]."""
         return self._blocked(self.chunk_chain, state, knobs, shared=(start,))
 
-    def compile(self) -> tuple[Callable, Callable]:
-        """The jitted (init_all, chunk_all) pair; `start` is traced, so every chunk reuses one compile."""
-        return jax.jit(self.init_all), jax.jit(self.chunk_all)
+    def compile(self, mesh: Mesh | None = None) -> tuple[Callable, Callable]:
+        """The jitted (init_all, chunk_all) pair; `start` is traced, so every chunk reuses one compile.
+
+        With a mesh, shard_map gives each device its own contiguous blocks of chains (no communication): a chain's
+        bits are the same on 1 or 8 devices, or across hosts, because every device runs the same block program.
+        """
+        if mesh is None:
+            return jax.jit(self.init_all), jax.jit(self.chunk_all)
+        chains = PartitionSpec(mesh.axis_names[0])
+        init_all = jax.shard_map(self.init_all, mesh=mesh, in_specs=chains, out_specs=chains)
+        chunk_all = jax.shard_map(self.chunk_all, mesh=mesh, in_specs=(chains, chains, PartitionSpec()),
+                                  out_specs=chains)
+        return jax.jit(init_all), jax.jit(chunk_all)
 
 
 def simulate(config: Any) -> Any:

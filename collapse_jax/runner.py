@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from collapse_jax import checkpoint, results, sweep, workdir_io
+from collapse_jax import checkpoint, devices, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import grow_pool, make_regime
@@ -87,23 +87,41 @@ def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np
                         group.chain_ids[local], knobs, generation)
 
 
-def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, knobs: dict, generations: int):
-    """Latest good checkpoint, with pools and metrics grown when num_generations was extended; None when fresh."""
+def resize_chains(tree: Any, count: int) -> Any:
+    """Host arrays with the chain axis cut or edge-padded to `count` (padding chains are copies, never reported)."""
+
+    def resize(value):
+        value = np.asarray(value)
+        if value.shape[0] >= count:
+            return value[:count]
+        return np.concatenate([value, np.repeat(value[-1:], count - value.shape[0], axis=0)])
+
+    return jax.tree.map(resize, tree)
+
+
+def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: int, generations: int):
+    """Latest good checkpoint as host arrays: (generation, state [padded chains], metrics), or None when fresh.
+
+    Pools and metric columns grow when num_generations was extended; the chain padding follows the current device
+    count, so a run saved on 8 devices resumes on 1 and vice versa.
+    """
+    chains = len(group.chain_ids)
 
     def restore_one(step: int):
-        saved_generations = manager.read_record(step)["num_generations"]
-        engine = build_engine(group, saved_generations)
-        abstract_state = jax.eval_shape(jax.jit(engine.init_all), knobs)[0]
-        abstract_metrics = {name: jax.ShapeDtypeStruct((len(knobs["seed"]), saved_generations + 1), np.float32)
+        record = manager.read_record(step)
+        engine = build_engine(group, record["num_generations"])
+        saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
+        abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
+        abstract_metrics = {name: jax.ShapeDtypeStruct((chains, record["num_generations"] + 1), np.float32)
                             for name in (*engine.model.metric_names, "failed")}
         return manager.restore(step, abstract_state, abstract_metrics)
 
     found = manager.restore_latest_good(restore_one)
     if found is None:
         return None
-    generation, (state, metrics, record) = found
-    state = dict(state)
-    state["pool"] = grow_pool(state["pool"], build_engine(group).regime.capacity)
+    generation, (state, metrics, _) = found
+    state = resize_chains(devices.to_host(dict(state)), padded)
+    state["pool"] = jax.tree.map(np.asarray, grow_pool(state["pool"], build_engine(group).regime.capacity))
     metrics = {name: np.asarray(value) for name, value in metrics.items()}
     pad = generations + 1 - next(iter(metrics.values())).shape[1]
     metrics = {name: np.pad(value, ((0, 0), (0, pad)), constant_values=np.nan) for name, value in metrics.items()}
@@ -117,41 +135,56 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
     generations, chunk = config.num_generations, config.chunk_generations
     chains = len(group.chain_ids)
     engine = build_engine(group)
-    knobs = padded_knobs(group.knobs, config.chain_block)
-    init_all, chunk_all = engine.compile()
+    mesh = devices.chain_mesh()
+    # Every device runs whole blocks of B chains, so padding is to a multiple of B x devices.
+    knobs = padded_knobs(group.knobs, config.chain_block * mesh.size)
+    padded = len(knobs["seed"])
+    device_knobs = devices.shard_chains(knobs, mesh)
+    init_all, chunk_all = engine.compile(mesh)
     manager, restored = None, None
     if workdir is not None:
         manager = checkpoint.GroupCheckpoints(os.path.join(workdir, "checkpoints", f"group_{group.index:03d}"),
                                               config.max_checkpoints_to_keep, config.get("keep_period"))
-        restored = _restore(manager, group, knobs, generations)
-    record = {"num_generations": generations, "config": config.to_json(), "labels": group.labels}
+        restored = _restore(manager, group, padded, generations)
+    record = {"num_generations": generations, "config": config.to_json(), "labels": group.labels,
+              "padded_chains": padded}
+
+    def save(generation: int) -> None:
+        # Host copies: the state is gathered from every process, and metrics are copied because the loop keeps
+        # writing into them while the asynchronous save runs.
+        manager.save(generation, devices.to_host(state), {k: v.copy() for k, v in metrics.items()},
+                     {**record, "generation": generation})
+
     if restored is None:
-        state, first = init_all(knobs)
-        metrics = {name: np.full((len(knobs["seed"]), generations + 1), np.nan, np.float32) for name in first}
+        state, first = init_all(device_knobs)
+        first = devices.to_host(first)
+        metrics = {name: np.full((chains, generations + 1), np.nan, np.float32) for name in first}
         for name, value in first.items():
-            metrics[name][:, 0] = np.asarray(value)
+            metrics[name][:, 0] = value[:chains]
         done_generation = 0
         if manager is not None:
-            manager.save(0, state, metrics, {**record, "generation": 0})
+            save(0)
     else:
-        done_generation, state, metrics = restored
+        done_generation, host_state, metrics = restored
+        state = devices.shard_chains(host_state, mesh)
     resumed_at = last_saved = done_generation
-    started, failed = time.perf_counter(), metrics["failed"][:chains, done_generation] > 0
+    started, failed = time.perf_counter(), metrics["failed"][:, done_generation] > 0
     while done_generation < generations:
         start = done_generation + 1
-        state, chunk_metrics = chunk_all(state, knobs, np.int32(start))
+        state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
         count = min(chunk, generations - start + 1)
-        for name, value in chunk_metrics.items():
-            metrics[name][:, start:start + count] = np.asarray(value)[:, :count]
+        for name, value in devices.to_host(chunk_metrics).items():
+            metrics[name][:, start:start + count] = value[:chains, :count]
         done_generation = start + count - 1
-        failed_now = metrics["failed"][:chains, done_generation] > 0
+        failed_now = metrics["failed"][:, done_generation] > 0
         _warn_failures(group, failed, failed_now, done_generation)
         failed = failed_now
         if workdir is not None:
-            workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
+            if devices.is_primary():
+                workdir_io.write_group_metrics(workdir, group.index, metrics)
             stopping = _stop_requested.is_set()
             if done_generation - last_saved >= config.checkpoint_every or done_generation == generations or stopping:
-                manager.save(done_generation, state, metrics, {**record, "generation": done_generation})
+                save(done_generation)
                 last_saved = done_generation
             if stopping:
                 manager.wait()
@@ -159,10 +192,11 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
                 raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
         _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
     if manager is not None:
-        workdir_io.write_group_metrics(workdir, group.index, {k: v[:chains] for k, v in metrics.items()})
+        if devices.is_primary():
+            workdir_io.write_group_metrics(workdir, group.index, metrics)
         manager.wait()
         manager.close()
-    return {name: value[:chains] for name, value in metrics.items()}
+    return metrics
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Results:
@@ -170,7 +204,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Resul
     groups = sweep.expand(config)
     if workdir is None:
         return results.from_groups(config, groups, [run_group(group, None) for group in groups])
-    with workdir_io.claim(workdir, config, groups), preemption_handlers():
+    claim = workdir_io.claim(workdir, config, groups) if devices.is_primary() else contextlib.nullcontext()
+    with claim, preemption_handlers():
         for group in groups:
             run_group(group, workdir)
     return results.load(workdir)

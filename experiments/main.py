@@ -9,10 +9,14 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import cli, plots, runner
+from collapse_jax import cli, devices, plots, runner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for a multi-host run "
+                                   "(under SLURM with several tasks it is detected automatically).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -20,6 +24,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     cli.quiet_library_logs()
+    devices.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     logging.info("JAX devices: %s", jax.devices())
     config = _CONFIG.value
     try:
@@ -35,7 +40,7 @@ def main(argv: list[str]) -> None:
     if failed:
         logging.warning("%d of %d chains failed (non-finite); they are flagged in results.failed", failed,
                         results.num_chains)
-    if config.get("make_plots", True):
+    if config.get("make_plots", True) and devices.is_primary():
         report = plots.write_report(_WORKDIR.value, results)
         logging.info("Plots and report: %s", report)
 
