@@ -209,9 +209,10 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
 
 
 @pytest.mark.slow
-def test_latent_spread_falls_under_replace_and_holds_under_accumulate(data_dir):
+def test_latent_spread_collapses_under_replace_and_falls_far_slower_under_accumulate(data_dir):
     # Shumailov et al. 2024 (VAE): the gen-0 encoder's latent std of generated images shrinks generation by generation
-    # when each generation trains only on the previous one's samples; accumulating the data prevents it (Gerstgrasser).
+    # when each generation trains only on the previous one's samples. Accumulating slows it (measured: median ratio at
+    # generation 4 is 0.02 under replace, 0.54 under accumulate) but, with decoded means as data, does not stop it.
     config = runner.as_config(
         {"model.data_dir": data_dir, "seeds": 4, "num_generations": 4, "regime.name": ("replace", "accumulate"),
          "make_plots": False, "chunk_generations": 4},
@@ -220,7 +221,7 @@ def test_latent_spread_falls_under_replace_and_holds_under_accumulate(data_dir):
     result = runner.simulate(config)
     std = result.metrics["latent_std_gen0_encoder"]
     replace, accumulate = std[result.knobs["regime"] == "replace"], std[result.knobs["regime"] == "accumulate"]
-    # 4 chains per regime; the measured per-chain spread of the ratio is ~0.05, so the medians are far apart.
+    # 4 chains per regime; the measured 10-90% band of the ratio is ~0.05 wide, so a 0.15 gap is several bands.
     assert np.median(replace[:, -1] / replace[:, 0]) < 0.6
     assert np.median(accumulate[:, -1] / accumulate[:, 0]) > np.median(replace[:, -1] / replace[:, 0]) + 0.15
     assert np.all(np.diff(np.median(replace, axis=0)) < 0)  # monotone decline of the median under replace

@@ -1,0 +1,93 @@
+"""VAE collapse on Fashion-MNIST at full size: Shumailov et al. 2024's MNIST VAE setting, for an accelerator.
+
+Shumailov's architecture and training (conv 64/128, latent 20, Adam 1e-3 + L2 1e-5, batch 256, 30 epochs of 60k images
+per generation, decoded Bernoulli means as the next data set), 5 generations; replace vs accumulate, rho 0 and 0.1.
+Needs Debian's `dataset-fashion-mnist` (or config.model.source_dir pointing at the four IDX files).
+
+Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist.py --workdir=/tmp/vae_fashion
+Runtime: not measured on a GPU yet (no accelerator in the build session); see notes/vae.md for the CPU measurement and
+the FLOP estimate (~0.15 PFLOP per chain per generation at 30 epochs). Lower --config.model.epochs for a quick look.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
+    config.seeds = 4
+    # Generations after the first fit on real data; results have num_generations + 1 columns.
+    config.num_generations = 5
+    # M: images each generation trains on and each model decodes (= the 60,000 real training images).
+    config.samples_per_generation = 60_000
+    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
+    config.root_seed = 0
+
+    config.regime = ml_collections.ConfigDict()
+    # replace | accumulate | accumulate_subsample | fresh (fresh needs a model of the truth: not available for images).
+    config.regime.name = ["replace", "accumulate"]
+    # rho: share of each generation's M images drawn from the real training set (Shumailov's "10% original data").
+    config.regime.real_fraction = [0.0, 0.1]
+    # The VAE has no sufficient statistics; accumulate keeps the raw pool (capacity (1 + num_generations) x M images).
+    config.regime.keep_raw_pool = True
+
+    config.model = ml_collections.ConfigDict()
+    # Model family: collapse_jax/models/vae.py.
+    config.model.name = "vae"
+    # digits (8x8, 1,497 train / 300 test, bundled with scikit-learn) or fashion_mnist_local (28x28, 60k / 10k).
+    config.model.dataset = "fashion_mnist_local"
+    # Prepared tfds data dir (None: $COLLAPSE_JAX_DATA_DIR or ~/.cache/collapse_jax/tensorflow_datasets).
+    config.model.data_dir = None
+    # Folder of the Fashion-MNIST IDX files (None: Debian's /usr/share/datasets/fashion-mnist); unused for digits.
+    config.model.source_dir = None
+    # Use only the first N training / test images (None: all).
+    config.model.train_size = None
+    config.model.test_size = None
+    # Encoder conv widths (kernel 4, stride 2 each; the decoder mirrors them); Shumailov: (64, 128) on MNIST.
+    config.model.encoder_channels = (64, 128)
+    # Latent dimension (Shumailov: 20).
+    config.model.latent_dim = 20
+    # Passes over the valid pool per generation (Shumailov: 30) and minibatch size (Shumailov: 256).
+    config.model.epochs = 30
+    config.model.batch_size = 256
+    # Fixed-compute alternative to epochs: 7,050 = 30 epochs x 235 batches of M = 60,000, so replace trains as long as
+    # Shumailov while accumulate (pool capacity 60k + 5 x 66k images, ~1.2 GB per chain) costs no more per generation.
+    # None: epochs over the whole static pool (accumulate then costs (1 + num_generations) times more).
+    config.model.steps_per_generation = 7050
+    # Adam learning rate (Shumailov: 1e-3).
+    config.model.learning_rate = 1e-3
+    # L2 weight decay added to the gradient, like torch Adam(weight_decay) (Shumailov: 1e-5).
+    config.model.weight_decay = 1e-5
+    # beta in BCE + beta * KL (1 = the ELBO); a list sweeps it inside one compile.
+    config.model.kl_weight = 1.0
+    # tau: the next generation's data decodes z ~ N(0, tau^2 I) (1 = the prior); a list sweeps it.
+    config.model.sampling_temperature = 1.0
+    # scratch: a fresh VAE each generation; previous: fine-tune the last generation's VAE.
+    config.model.train_from = "scratch"
+    # mean: decoded Bernoulli means are the data (Shumailov); bernoulli: binarized draws from them.
+    config.model.sample_mode = "mean"
+    # Generated images used by the sample metrics (None: all M).
+    config.model.metric_num_samples = 10_000
+    # Points per side in precision / recall (Kynkaanniemi et al. 2019) and their k (the paper's k = 5).
+    config.model.precision_recall_size = 5_000
+    config.model.precision_recall_k = 5
+    # Feature classifier (trained once on the real training split): conv widths (kernel 3, stride 2), feature size.
+    config.model.classifier_channels = (32, 64)
+    config.model.classifier_feature_dim = 128
+    config.model.classifier_epochs = 5
+    config.model.classifier_seed = 0
+    # Images per chunk when decoding / scoring many images (bounds activation memory per chain).
+    config.model.chunk_size = 1024
+
+    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
+    config.chunk_generations = 1
+    # B: chains run in fixed blocks of B (padded) so a chain's bits never depend on its neighbours; = seeds: no padding.
+    config.chain_block = 4
+    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
+    config.checkpoint_every = 1
+    # Keep the newest this many checkpoints, plus every keep_period-th generation (None: none).
+    config.max_checkpoints_to_keep = 2
+    config.keep_period = None
+    # Figures and report.md after the run.
+    config.make_plots = True
+    return config
