@@ -84,7 +84,12 @@ def make_optimizer(settings: TrainSettings, learning_rate: jax.Array) -> optax.G
 
 def batch_indices(key: jax.Array, weights: jax.Array, settings: TrainSettings) -> jax.Array:
     """Block indices [num_steps, batch]: epoch e is a seeded permutation of the valid blocks, read in order."""
-    uniforms = jax.random.uniform(key, (settings.num_epochs_max, weights.shape[0]))
+    # Each slot's sort keys depend on its index only, so padding the pool (a larger accumulate capacity after a
+    # resume that extends num_generations) leaves the order of the valid blocks, and every batch, unchanged.
+    slot_keys = jax.vmap(lambda slot: jax.random.fold_in(key, slot))(jnp.arange(weights.shape[0]))
+    uniforms = jax.vmap(lambda slot_key: jax.random.uniform(slot_key, (settings.num_epochs_max,)), out_axes=1)(
+        slot_keys
+    )
     # Invalid slots sort after every valid one, so the first n_valid entries of each row are a permutation of them.
     permutations = jnp.argsort(jnp.where(weights > 0, uniforms, 2.0), axis=-1)
     num_valid = jnp.maximum(jnp.sum(weights > 0), 1)
