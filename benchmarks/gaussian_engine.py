@@ -83,9 +83,19 @@ def rng_floor(chains: int, generations: int, m: int) -> tuple[float, float]:
 
 def engine_run(chains: int, generations: int, m: int, block: int, chunk: int) -> tuple[float, float]:
     """(compile s, steady-state s per generation) of the engine's compiled chunks, metrics included."""
-    config = runner.as_config({"regime.name": "replace", "regime.real_fraction": 0.0, "seeds": chains,
-                               "num_generations": generations, "samples_per_generation": m, "chain_block": block,
-                               "chunk_generations": chunk, "model.test_size": 1000}, gaussian.get_config())
+    config = runner.as_config(
+        {
+            "regime.name": "replace",
+            "regime.real_fraction": 0.0,
+            "seeds": chains,
+            "num_generations": generations,
+            "samples_per_generation": m,
+            "chain_block": block,
+            "chunk_generations": chunk,
+            "model.test_size": 1000,
+        },
+        gaussian.get_config(),
+    )
     group = sweep.expand(config)[0]
     engine = runner.build_engine(group)
     knobs = runner.padded_knobs(group.knobs, block)
@@ -116,9 +126,11 @@ def main(argv):
     print(f"(c) RNG floor            : {floor * 1e3:9.2f} ms/generation (compile {floor_compile:.2f} s)")
     for block in [int(b) for b in _BLOCKS.value]:
         compile_seconds, engine = engine_run(chains, generations, m, block, _CHUNK.value)
-        print(f"engine chain_block={block:5d}: {engine * 1e3:9.2f} ms/generation (compile {compile_seconds:.2f} s) | "
-              f"vs (a) {loop / engine:6.1f}x faster | vs (b) {vectorized / engine:5.2f}x faster | "
-              f"{engine / floor:5.2f}x the RNG floor")
+        print(
+            f"engine chain_block={block:5d}: {engine * 1e3:9.2f} ms/generation (compile {compile_seconds:.2f} s) | "
+            f"vs (a) {loop / engine:6.1f}x faster | vs (b) {vectorized / engine:5.2f}x faster | "
+            f"{engine / floor:5.2f}x the RNG floor"
+        )
 
 
 if __name__ == "__main__":

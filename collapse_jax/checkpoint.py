@@ -53,14 +53,21 @@ class GroupCheckpoints:
         return restored["chain_state"], restored["metric_history"], restored["record"]
 
     def restore_latest_good(self, restore_fn) -> tuple[int, Any] | None:
-        """Newest checkpoint `restore_fn(generation)` accepts; unreadable ones are moved to corrupt_<gen> with a warning."""
+        """Newest checkpoint `restore_fn` accepts; unreadable ones are moved aside to corrupt_* with a warning."""
         for generation in reversed(self.steps()):
             try:
                 return generation, restore_fn(generation)
             except Exception as error:  # any failure to read means this step cannot be trusted
-                aside = os.path.join(os.path.dirname(self.directory), f"corrupt_{os.path.basename(self.directory)}_{generation}")
-                logging.warning("Checkpoint at generation %d in %s is unreadable (%s); moved to %s, trying an older one.",
-                                generation, self.directory, str(error).splitlines()[0][:200], aside)
+                aside = os.path.join(
+                    os.path.dirname(self.directory), f"corrupt_{os.path.basename(self.directory)}_{generation}"
+                )
+                logging.warning(
+                    "Checkpoint at generation %d in %s is unreadable (%s); moved to %s, trying an older one.",
+                    generation,
+                    self.directory,
+                    str(error).splitlines()[0][:200],
+                    aside,
+                )
                 self.manager.wait_until_finished()
                 shutil.move(os.path.join(self.directory, str(generation)), aside)
                 self.manager.reload()
@@ -76,4 +83,6 @@ class GroupCheckpoints:
 
 def abstract(tree: Any) -> Any:
     """ShapeDtypeStructs of a tree (the restore target)."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype), tree)
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype), tree
+    )

@@ -18,7 +18,7 @@ CHAINS_AXIS = "chains"
 
 
 def chain_mesh() -> Mesh:
-    """A 1-D mesh over every device of every process (jax.make_mesh defaults to Explicit axes; vmapped scans need Auto)."""
+    """A 1-D mesh over all devices of all processes (jax.make_mesh defaults to Explicit axes; vmapped scans need Auto)."""
     return Mesh(np.asarray(jax.devices()), (CHAINS_AXIS,))
 
 
@@ -50,8 +50,9 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def maybe_initialize_distributed(coordinator_address: str | None, num_processes: int | None,
-                                 process_id: int | None) -> None:
+def maybe_initialize_distributed(
+    coordinator_address: str | None, num_processes: int | None, process_id: int | None
+) -> None:
     """jax.distributed.initialize when flags are given or SLURM runs several tasks; a no-op for one process."""
     slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1"))
     if coordinator_address is None and slurm_tasks <= 1:
@@ -60,10 +61,20 @@ def maybe_initialize_distributed(coordinator_address: str | None, num_processes:
         if num_processes is None or process_id is None:
             raise ValueError("--coordinator_address: also pass --num_processes and --process_id")
         # A low heartbeat timeout: otherwise a dead peer blocks the others for 100 s (measured, jax 0.10.2).
-        jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                                   process_id=process_id, coordinator_bind_address=coordinator_address,
-                                   initialization_timeout=120, heartbeat_timeout_seconds=10)
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            coordinator_bind_address=coordinator_address,
+            initialization_timeout=120,
+            heartbeat_timeout_seconds=10,
+        )
     else:
         jax.distributed.initialize()  # SLURM: coordinator, process count and id are auto-detected
-    logging.info("jax.distributed: process %d of %d, %d local / %d global devices", jax.process_index(),
-                 jax.process_count(), jax.local_device_count(), jax.device_count())
+    logging.info(
+        "jax.distributed: process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )

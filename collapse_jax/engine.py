@@ -6,7 +6,8 @@ run_chunk = jit(lax.map over fixed-size chain blocks of vmap over chains of lax.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -128,8 +129,9 @@ class Engine:
             return jax.jit(self.init_all), jax.jit(self.chunk_all)
         chains = PartitionSpec(mesh.axis_names[0])
         init_all = jax.shard_map(self.init_all, mesh=mesh, in_specs=chains, out_specs=chains)
-        chunk_all = jax.shard_map(self.chunk_all, mesh=mesh, in_specs=(chains, chains, PartitionSpec()),
-                                  out_specs=chains)
+        chunk_all = jax.shard_map(
+            self.chunk_all, mesh=mesh, in_specs=(chains, chains, PartitionSpec()), out_specs=chains
+        )
         return jax.jit(init_all), jax.jit(chunk_all)
 
 

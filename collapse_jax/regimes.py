@@ -49,7 +49,7 @@ class Regime:
     def batch(self, key: jax.Array, model: Any, real: Any, samples: Any, knobs: dict) -> tuple[Any, jax.Array]:
         """The generation's new points: R real slots then M synthetic slots, with 0/1 weights."""
         num_real = self.real_count(knobs)
-        synthetic_weights = (jnp.arange(self.samples_per_generation) < self.samples_per_generation - num_real)
+        synthetic_weights = jnp.arange(self.samples_per_generation) < self.samples_per_generation - num_real
         if self.real_slots == 0:
             return samples, synthetic_weights.astype(jnp.float32)
         if self.name == "fresh":
@@ -83,7 +83,9 @@ class Regime:
             statistics = model.merge_statistics(pool["statistics"], model.statistics(batch, weights))
             return model.fit_statistics(key, statistics, knobs, previous), {"statistics": statistics}
         size = weights.shape[0]
-        data = jax.tree.map(lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x, pool["end"], 0), pool["data"], batch)
+        data = jax.tree.map(
+            lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x, pool["end"], 0), pool["data"], batch
+        )
         pool_weights = jax.lax.dynamic_update_slice_in_dim(pool["weights"], weights, pool["end"], 0)
         pool = {"data": data, "weights": pool_weights, "end": pool["end"] + size}
         if self.name == "accumulate":
@@ -107,10 +109,13 @@ def make_regime(config: Any, model: Any, max_real_fraction: float) -> Regime:
     samples = config.samples_per_generation
     real_slots = int(max_real_fraction * samples + 1e-6)
     if name == "fresh" and not callable(getattr(model, "sample_truth", None)):
-        raise ValueError(f"config.regime.name: 'fresh' needs a model that can sample its truth; {config.model.name!r} cannot")
+        raise ValueError(
+            f"config.regime.name: 'fresh' needs a model that can sample its truth; {config.model.name!r} cannot"
+        )
     if name != "fresh" and real_slots > model.real_data_size:
         raise ValueError(
-            f"config.regime.real_fraction: {max_real_fraction} x M = {real_slots} real points per generation exceeds the "
+            f"config.regime.real_fraction: {max_real_fraction} x M = {real_slots} real points per generation exceeds "
+            "the "
             f"real training set ({model.real_data_size}); lower it or raise config.model.real_data_size"
         )
     accumulating = name in ("accumulate", "accumulate_subsample")
@@ -130,6 +135,8 @@ def grow_pool(pool: dict, capacity: int) -> dict:
     pad = capacity - pool["weights"].shape[0]
     if pad < 0:
         raise ValueError(f"config.num_generations: the checkpointed pool holds more than {capacity} points")
-    data = jax.tree.map(lambda x: jnp.concatenate([x, jnp.zeros((x.shape[0], pad) + x.shape[2:], x.dtype)], 1), pool["data"])
+    data = jax.tree.map(
+        lambda x: jnp.concatenate([x, jnp.zeros((x.shape[0], pad) + x.shape[2:], x.dtype)], 1), pool["data"]
+    )
     weights = jnp.concatenate([pool["weights"], jnp.zeros((pool["weights"].shape[0], pad), pool["weights"].dtype)], 1)
     return {"data": data, "weights": weights, "end": pool["end"]}

@@ -53,7 +53,7 @@ class Results:
     def summary(self, metric: str) -> list[dict[str, Any]]:
         """Per knob group and generation: mean, median, 10%/90% quantiles over seeds (failed chains excluded).
 
-        Medians and quantiles are the reliable summary once generations ~ M: the chains' distribution turns heavy-tailed.
+        Medians and quantiles are the reliable summary once generations ~ M, where the chains turn heavy-tailed.
         """
         rows = []
         for labels, indices in self.knob_groups():
@@ -62,10 +62,16 @@ class Results:
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
                 quantiles = np.nanquantile(values, SUMMARY_QUANTILES, axis=0) if len(values) else None
                 mean = np.nanmean(values, axis=0) if len(values) else None
-            rows.append({"labels": labels, "chains": len(values), "mean": mean,
-                         "q10": None if quantiles is None else quantiles[0],
-                         "median": None if quantiles is None else quantiles[1],
-                         "q90": None if quantiles is None else quantiles[2]})
+            rows.append(
+                {
+                    "labels": labels,
+                    "chains": len(values),
+                    "mean": mean,
+                    "q10": None if quantiles is None else quantiles[0],
+                    "median": None if quantiles is None else quantiles[1],
+                    "q90": None if quantiles is None else quantiles[2],
+                }
+            )
         return rows
 
 
@@ -85,8 +91,12 @@ def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[
         for name in metric_names:
             value = values.get(name, np.full((count, generations), np.nan, np.float32))
             metrics[name].append(np.pad(value, ((0, 0), (0, generations - value.shape[1])), constant_values=np.nan))
-    return Results({n: np.concatenate(v) for n, v in metrics.items()}, {n: np.concatenate(v) for n, v in knobs.items()},
-                   config, np.concatenate(chain_ids))
+    return Results(
+        {n: np.concatenate(v) for n, v in metrics.items()},
+        {n: np.concatenate(v) for n, v in knobs.items()},
+        config,
+        np.concatenate(chain_ids),
+    )
 
 
 def from_groups(config, groups: list, group_metrics: list[dict[str, np.ndarray]]) -> Results:

@@ -23,7 +23,6 @@ from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import grow_pool, make_regime
 
-
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # Exit status of a run stopped by a preemption signal after checkpointing (EX_TEMPFAIL): launchers requeue on it.
 PREEMPTED_EXIT_CODE = 75
@@ -59,15 +58,18 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     regime_config = ml_collections.ConfigDict(config.to_dict())
     regime_config.num_generations = horizon
     regime = make_regime(regime_config, model, group.max_real_fraction)
-    return Engine(model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations,
-                  config.chain_block)
+    return Engine(
+        model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations, config.chain_block
+    )
 
 
 def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarray]:
     """Pad the chain axis to a multiple of the block by repeating the last chain (its copies are never reported)."""
     count = len(knobs["seed"])
     padding = -count % block
-    as_device = {name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in knobs.items()}
+    as_device = {
+        name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in knobs.items()
+    }
     return {name: np.concatenate([value, np.repeat(value[-1:], padding)]) for name, value in as_device.items()}
 
 
@@ -76,15 +78,27 @@ def _progress(group: sweep.Group, generation: int, total: int, chains: int, star
     rate = done / elapsed if elapsed > 0 else float("inf")
     eta = (total - generation) / rate if rate > 0 else float("inf")
     label = ", ".join(f"{k}={v}" for k, v in group.labels.items())
-    logging.info("group %d (%s) | generation %d/%d | %d chains | %.2f generations/s | ETA %.0f s",
-                 group.index, label, generation, total, chains, rate, eta)
+    logging.info(
+        "group %d (%s) | generation %d/%d | %d chains | %.2f generations/s | ETA %.0f s",
+        group.index,
+        label,
+        generation,
+        total,
+        chains,
+        rate,
+        eta,
+    )
 
 
 def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np.ndarray, generation: int) -> None:
     for local in np.flatnonzero(failed_now & ~failed_before):
         knobs = {name: value[local].item() for name, value in group.knobs.items()}
-        logging.warning("chain %d %s went non-finite by generation %d; frozen and flagged failed",
-                        group.chain_ids[local], knobs, generation)
+        logging.warning(
+            "chain %d %s went non-finite by generation %d; frozen and flagged failed",
+            group.chain_ids[local],
+            knobs,
+            generation,
+        )
 
 
 def resize_chains(tree: Any, count: int) -> Any:
@@ -112,8 +126,10 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: i
         engine = build_engine(group, record["num_generations"])
         saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
         abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
-        abstract_metrics = {name: jax.ShapeDtypeStruct((chains, record["num_generations"] + 1), np.float32)
-                            for name in (*engine.model.metric_names, "failed")}
+        abstract_metrics = {
+            name: jax.ShapeDtypeStruct((chains, record["num_generations"] + 1), np.float32)
+            for name in (*engine.model.metric_names, "failed")
+        }
         return manager.restore(step, abstract_state, abstract_metrics)
 
     found = manager.restore_latest_good(restore_one)
@@ -143,17 +159,28 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
     init_all, chunk_all = engine.compile(mesh)
     manager, restored = None, None
     if workdir is not None:
-        manager = checkpoint.GroupCheckpoints(os.path.join(workdir, "checkpoints", f"group_{group.index:03d}"),
-                                              config.max_checkpoints_to_keep, config.get("keep_period"))
+        manager = checkpoint.GroupCheckpoints(
+            os.path.join(workdir, "checkpoints", f"group_{group.index:03d}"),
+            config.max_checkpoints_to_keep,
+            config.get("keep_period"),
+        )
         restored = _restore(manager, group, padded, generations)
-    record = {"num_generations": generations, "config": config.to_json(), "labels": group.labels,
-              "padded_chains": padded}
+    record = {
+        "num_generations": generations,
+        "config": config.to_json(),
+        "labels": group.labels,
+        "padded_chains": padded,
+    }
 
     def save(generation: int) -> None:
         # Host copies: the state is gathered from every process, and metrics are copied because the loop keeps
         # writing into them while the asynchronous save runs.
-        manager.save(generation, devices.to_host(state), {k: v.copy() for k, v in metrics.items()},
-                     {**record, "generation": generation})
+        manager.save(
+            generation,
+            devices.to_host(state),
+            {k: v.copy() for k, v in metrics.items()},
+            {**record, "generation": generation},
+        )
 
     if restored is None:
         state, first = init_all(device_knobs)
@@ -174,7 +201,7 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
         state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
         count = min(chunk, generations - start + 1)
         for name, value in devices.to_host(chunk_metrics).items():
-            metrics[name][:, start:start + count] = value[:chains, :count]
+            metrics[name][:, start : start + count] = value[:chains, :count]
         done_generation = start + count - 1
         failed_now = metrics["failed"][:, done_generation] > 0
         _warn_failures(group, failed, failed_now, done_generation)

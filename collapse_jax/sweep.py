@@ -88,8 +88,14 @@ def _check_integer(config: ml_collections.ConfigDict, path: str, minimum: int) -
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Engine-level checks that need no model; each failure is a one-line ValueError naming the field."""
-    for path, minimum in (("samples_per_generation", 1), ("num_generations", 0), ("chunk_generations", 1),
-                          ("chain_block", 1), ("checkpoint_every", 1), ("max_checkpoints_to_keep", 1)):
+    for path, minimum in (
+        ("samples_per_generation", 1),
+        ("num_generations", 0),
+        ("chunk_generations", 1),
+        ("chain_block", 1),
+        ("checkpoint_every", 1),
+        ("max_checkpoints_to_keep", 1),
+    ):
         _check_integer(config, path, minimum)
     seeds_of(config)
     for rho in _values(config, "regime.real_fraction"):
@@ -115,7 +121,12 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
     static_values = [_values(config, path) for path in static_fields]
     groups, next_chain = [], 0
     num_shards, shard_index = config.get("num_shards", 1), config.get("shard_index", 0)
-    if not isinstance(num_shards, int) or num_shards < 1 or not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
+    if (
+        not isinstance(num_shards, int)
+        or num_shards < 1
+        or not isinstance(shard_index, int)
+        or not 0 <= shard_index < num_shards
+    ):
         raise ValueError(f"config.shard_index: must be in [0, num_shards = {num_shards}), got {shard_index!r}")
     for index, combination in enumerate(itertools.product(*static_values)):
         group_config = ml_collections.ConfigDict(config.to_dict())

@@ -16,8 +16,14 @@ import ml_collections
 import numpy as np
 
 # Fields a resume may change: they decide how far and how the run goes, not what any generation computes.
-RESUMABLE_FIELDS = ("num_generations", "chunk_generations", "checkpoint_every", "max_checkpoints_to_keep",
-                    "keep_period", "make_plots")
+RESUMABLE_FIELDS = (
+    "num_generations",
+    "chunk_generations",
+    "checkpoint_every",
+    "max_checkpoints_to_keep",
+    "keep_period",
+    "make_plots",
+)
 RUN_FILE = "run.json"
 
 
@@ -43,12 +49,15 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
             continue
         if old.get(field, "<absent>") != new.get(field, "<absent>"):
             raise ValueError(
-                f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the run "
+                f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the "
+                "run "
                 f"already in {workdir}; resume with the same config or use a new --workdir"
             )
     if config.num_generations < saved["num_generations"]:
-        raise ValueError(f"config.num_generations: {config.num_generations} is below the {saved['num_generations']} of "
-                         f"the run in {workdir}; a resume may only extend it")
+        raise ValueError(
+            f"config.num_generations: {config.num_generations} is below the {saved['num_generations']} of "
+            f"the run in {workdir}; a resume may only extend it"
+        )
 
 
 def _atomic_write(path: str, write) -> None:
@@ -70,8 +79,12 @@ def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
     return {
         "config": config_record(config),
         "groups": [
-            {"index": g.index, "labels": g.labels, "chain_ids": g.chain_ids.tolist(),
-             "knobs": {name: value.tolist() for name, value in g.knobs.items()}}
+            {
+                "index": g.index,
+                "labels": g.labels,
+                "chain_ids": g.chain_ids.tolist(),
+                "knobs": {name: value.tolist() for name, value in g.knobs.items()},
+            }
             for g in groups
         ],
     }
@@ -91,7 +104,9 @@ def claim(workdir: str, config: ml_collections.ConfigDict, groups: list) -> Iter
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise ValueError(f"--workdir: {workdir} is held by a live run (pid {holder}); wait for it or use another") from None
+        raise ValueError(
+            f"--workdir: {workdir} is held by a live run (pid {holder}); wait for it or use another"
+        ) from None
     try:
         handle.seek(0)
         handle.truncate()

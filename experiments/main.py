@@ -13,8 +13,11 @@ from collapse_jax import cli, devices, plots, runner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for a multi-host run "
-                                   "(under SLURM with several tasks it is detected automatically).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "host:port of process 0 for a multi-host run (under SLURM with several tasks it is detected automatically).",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -38,8 +41,9 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     failed = int(results.failed.sum())
     if failed:
-        logging.warning("%d of %d chains failed (non-finite); they are flagged in results.failed", failed,
-                        results.num_chains)
+        logging.warning(
+            "%d of %d chains failed (non-finite); they are flagged in results.failed", failed, results.num_chains
+        )
     if config.get("make_plots", True) and devices.is_primary():
         report = plots.write_report(_WORKDIR.value, results)
         logging.info("Plots and report: %s", report)

@@ -4,14 +4,21 @@ import ml_collections
 import pytest
 
 from collapse_jax import runner
-
 from experiments.configs import gaussian
 
 
 @pytest.fixture
 def gaussian_config() -> ml_collections.ConfigDict:
     """The shipped Gaussian config shrunk to a single static group and a few chains (seconds to run)."""
-    overrides = {"regime.name": "replace", "regime.real_fraction": 0.0, "seeds": 8, "num_generations": 6,
-                 "chunk_generations": 3, "chain_block": 8, "checkpoint_every": 1, "make_plots": False,
-                 "model.test_size": 1000}
+    overrides = {
+        "regime.name": "replace",
+        "regime.real_fraction": 0.0,
+        "seeds": 8,
+        "num_generations": 6,
+        "chunk_generations": 3,
+        "chain_block": 8,
+        "checkpoint_every": 1,
+        "make_plots": False,
+        "model.test_size": 1000,
+    }
     return runner.as_config(overrides, gaussian.get_config())

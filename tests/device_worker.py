@@ -29,9 +29,18 @@ from experiments.configs import gaussian  # noqa: E402
 
 def small_config(generations: int):
     """The device tests' sweep: 2 static groups x 2 real fractions x 10 seeds, blocks of 4 (so padding differs)."""
-    overrides = {"regime.name": ("replace", "accumulate_subsample"), "regime.real_fraction": (0.0, 0.2), "seeds": 10,
-                 "num_generations": generations, "chunk_generations": 2, "chain_block": 4, "checkpoint_every": 1,
-                 "make_plots": False, "model.test_size": 1000, "model.dim": 2}
+    overrides = {
+        "regime.name": ("replace", "accumulate_subsample"),
+        "regime.real_fraction": (0.0, 0.2),
+        "seeds": 10,
+        "num_generations": generations,
+        "chunk_generations": 2,
+        "chain_block": 4,
+        "checkpoint_every": 1,
+        "make_plots": False,
+        "model.test_size": 1000,
+        "model.dim": 2,
+    }
     return runner.as_config(overrides, gaussian.get_config())
 
 

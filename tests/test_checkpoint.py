@@ -41,9 +41,12 @@ def test_resume_with_a_changed_config_is_refused_and_leaves_results_untouched(ga
     workdir = str(tmp_path / "w")
     runner.run(gaussian_config, workdir)
     before = {n: os.path.getmtime(os.path.join(workdir, n)) for n in ("run.json", "metrics/group_000.npz")}
-    for overrides, field in (({"seeds": 9}, "seeds"), ({"regime.name": "accumulate"}, "regime.name"),
-                             ({"samples_per_generation": 50}, "samples_per_generation"),
-                             ({"num_generations": 4}, "num_generations")):
+    for overrides, field in (
+        ({"seeds": 9}, "seeds"),
+        ({"regime.name": "accumulate"}, "regime.name"),
+        ({"samples_per_generation": 50}, "samples_per_generation"),
+        ({"num_generations": 4}, "num_generations"),
+    ):
         with pytest.raises(ValueError, match=f"config.{field}"):
             runner.run(runner.as_config(overrides, gaussian_config), workdir)
     assert before == {n: os.path.getmtime(os.path.join(workdir, n)) for n in before}
@@ -71,11 +74,22 @@ def test_a_second_run_on_a_held_workdir_is_refused(gaussian_config, tmp_path):
 
 
 def _cli_command(workdir: str) -> list[str]:
-    return [sys.executable, "-m", "experiments.main", "--config=experiments/configs/gaussian.py",
-               f"--workdir={workdir}", "--config.regime.name=replace", "--config.regime.real_fraction=0.0",
-               "--config.seeds=8", "--config.chain_block=8", "--config.num_generations=100",
-               "--config.chunk_generations=1", "--config.checkpoint_every=1", "--config.make_plots=False",
-               "--config.model.test_size=1000"]
+    return [
+        sys.executable,
+        "-m",
+        "experiments.main",
+        "--config=experiments/configs/gaussian.py",
+        f"--workdir={workdir}",
+        "--config.regime.name=replace",
+        "--config.regime.real_fraction=0.0",
+        "--config.seeds=8",
+        "--config.chain_block=8",
+        "--config.num_generations=100",
+        "--config.chunk_generations=1",
+        "--config.checkpoint_every=1",
+        "--config.make_plots=False",
+        "--config.model.test_size=1000",
+    ]
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

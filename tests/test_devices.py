@@ -17,8 +17,9 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_worker
 
 
 def worker(*arguments: str, timeout: int = 300) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, WORKER, *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, WORKER, *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def finish(process: subprocess.Popen, timeout: int = 300) -> None:

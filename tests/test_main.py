@@ -17,8 +17,15 @@ def run_cli(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_main_runs_a_real_fraction_by_regime_sweep_and_writes_plots_and_report(tmp_path):
     workdir = str(tmp_path / "run")
-    done = run_cli("-m", "experiments.main", "--config=experiments/configs/gaussian.py", f"--workdir={workdir}",
-                   "--config.seeds=16", "--config.num_generations=20", "--config.model.test_size=1000")
+    done = run_cli(
+        "-m",
+        "experiments.main",
+        "--config=experiments/configs/gaussian.py",
+        f"--workdir={workdir}",
+        "--config.seeds=16",
+        "--config.num_generations=20",
+        "--config.model.test_size=1000",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "generation 20/20" in done.stderr  # the progress line
     loaded = results.load(workdir)

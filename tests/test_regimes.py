@@ -16,9 +16,18 @@ def test_replace_with_all_real_data_refits_the_original_set_every_generation(gau
 def test_real_fraction_uses_floor_rho_m_real_points(gaussian_config):
     # With real_data_size = floor(rho M) = 25 and rho = 0.25, the real part is the whole original set each generation,
     # so the pool mean of replace with rho = 0.25 is 1/4 original mean + 3/4 synthetic mean: error stays bounded.
-    config = runner.as_config({"regime.real_fraction": (0.0, 0.25), "model.real_data_size": 25,
-                               "samples_per_generation": 100, "seeds": 400, "chain_block": 400,
-                               "num_generations": 60, "chunk_generations": 20}, gaussian_config)
+    config = runner.as_config(
+        {
+            "regime.real_fraction": (0.0, 0.25),
+            "model.real_data_size": 25,
+            "samples_per_generation": 100,
+            "seeds": 400,
+            "chain_block": 400,
+            "num_generations": 60,
+            "chunk_generations": 20,
+        },
+        gaussian_config,
+    )
     r = runner.simulate(config)
     final = r.metrics["trace_ratio"][:, -1]
     anchored = final[r.knobs["real_fraction"] == 0.25]
@@ -32,19 +41,38 @@ def test_fresh_real_data_each_generation_prevents_collapse(gaussian_config):
     # MAD's fresh-data loop with rho = 1: every fit sees M new truth samples, so E[trace_ratio] = (M-1)/M (MLE) at
     # every generation. Var of chi2_{M-1}/M = 2(M-1)/M^2; 4.5 SE tolerance over 800 chains per column.
     m, chains = 50, 800
-    r = runner.simulate(runner.as_config({"regime.name": "fresh", "regime.real_fraction": 1.0, "seeds": chains,
-                                          "chain_block": 800, "samples_per_generation": m}, gaussian_config))
+    r = runner.simulate(
+        runner.as_config(
+            {
+                "regime.name": "fresh",
+                "regime.real_fraction": 1.0,
+                "seeds": chains,
+                "chain_block": 800,
+                "samples_per_generation": m,
+            },
+            gaussian_config,
+        )
+    )
     trace = r.metrics["trace_ratio"]
     tolerance = 4.5 * np.sqrt(2 * (m - 1) / m**2 / chains)
     assert np.all(np.abs(trace.mean(axis=0) - (m - 1) / m) < tolerance)
 
 
 def test_accumulate_subsample_collapses_slower_than_replace_but_more_than_accumulate(gaussian_config):
-    config = runner.as_config({"regime.name": ("replace", "accumulate_subsample", "accumulate"), "seeds": 300,
-                               "chain_block": 300, "num_generations": 40, "chunk_generations": 20,
-                               "samples_per_generation": 20}, gaussian_config)
+    config = runner.as_config(
+        {
+            "regime.name": ("replace", "accumulate_subsample", "accumulate"),
+            "seeds": 300,
+            "chain_block": 300,
+            "num_generations": 40,
+            "chunk_generations": 20,
+            "samples_per_generation": 20,
+        },
+        gaussian_config,
+    )
     r = runner.simulate(config)
     final = r.metrics["trace_ratio"][:, -1]
-    medians = {name: np.median(final[r.knobs["regime"] == name]) for name in ("replace", "accumulate_subsample",
-                                                                             "accumulate")}
+    medians = {
+        name: np.median(final[r.knobs["regime"] == name]) for name in ("replace", "accumulate_subsample", "accumulate")
+    }
     assert medians["replace"] < medians["accumulate_subsample"] < medians["accumulate"]

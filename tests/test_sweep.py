@@ -32,8 +32,15 @@ def test_bad_config_gives_one_line_error_naming_the_field(gaussian_config, tmp_p
 
 
 def test_sweep_expands_knobs_into_chains_and_static_fields_into_groups(gaussian_config):
-    config = runner.as_config({"regime.name": ("replace", "accumulate"), "regime.real_fraction": (0.0, 0.5),
-                               "model.sampling_bias": (1.0, 0.9), "seeds": 3}, gaussian_config)
+    config = runner.as_config(
+        {
+            "regime.name": ("replace", "accumulate"),
+            "regime.real_fraction": (0.0, 0.5),
+            "model.sampling_bias": (1.0, 0.9),
+            "seeds": 3,
+        },
+        gaussian_config,
+    )
     groups = sweep.expand(config)
     assert [g.labels["regime"] for g in groups] == ["replace", "accumulate"]
     for group in groups:
@@ -44,8 +51,15 @@ def test_sweep_expands_knobs_into_chains_and_static_fields_into_groups(gaussian_
 
 
 def test_results_carry_knobs_that_say_which_chain_is_which(gaussian_config):
-    config = runner.as_config({"regime.name": ("replace", "accumulate"), "regime.real_fraction": (0.0, 0.5),
-                               "seeds": (4, 9), "num_generations": 2}, gaussian_config)
+    config = runner.as_config(
+        {
+            "regime.name": ("replace", "accumulate"),
+            "regime.real_fraction": (0.0, 0.5),
+            "seeds": (4, 9),
+            "num_generations": 2,
+        },
+        gaussian_config,
+    )
     r = runner.simulate(config)
     assert r.metrics["trace_ratio"].shape == (8, 3)
     assert list(r.knobs["regime"]) == ["replace"] * 4 + ["accumulate"] * 4
@@ -55,8 +69,15 @@ def test_results_carry_knobs_that_say_which_chain_is_which(gaussian_config):
 
 
 def test_shards_partition_the_sweep_and_reproduce_the_single_job(gaussian_config):
-    config = runner.as_config({"regime.name": ("replace", "accumulate"), "regime.real_fraction": (0.0, 0.5),
-                               "seeds": 5, "num_generations": 3}, gaussian_config)
+    config = runner.as_config(
+        {
+            "regime.name": ("replace", "accumulate"),
+            "regime.real_fraction": (0.0, 0.5),
+            "seeds": 5,
+            "num_generations": 3,
+        },
+        gaussian_config,
+    )
     whole = runner.simulate(config)
     parts = [runner.simulate(runner.as_config({"num_shards": 3, "shard_index": i}, config)) for i in range(3)]
     ids = np.concatenate([p.chain_ids for p in parts])

@@ -1,6 +1,6 @@
 """d-dimensional Gaussian fitted by MLE or the unbiased estimator, sampled with a per-chain bias lambda.
 
-Reproduces the single-Gaussian collapse of Shumailov et al. (2024, Thm 3.1), Kazdan et al. ("Collapse or Thrive?") and MAD.
+Reproduces the Gaussian collapse of Shumailov et al. (2024, Thm 3.1), Kazdan et al. ("Collapse or Thrive?") and MAD.
 """
 
 from __future__ import annotations
@@ -78,7 +78,10 @@ class GaussianModel:
         rng = np.random.default_rng(20240724)
         test = self.true_mean + self.true_std * rng.standard_normal((self.test_size, self.dim))
         mean = test.mean(axis=0)
-        return {"mean": jnp.asarray(mean, jnp.float32), "cov": jnp.asarray(np.cov(test.T, ddof=0).reshape(self.dim, self.dim), jnp.float32)}
+        return {
+            "mean": jnp.asarray(mean, jnp.float32),
+            "cov": jnp.asarray(np.cov(test.T, ddof=0).reshape(self.dim, self.dim), jnp.float32),
+        }
 
     def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
         """Distances of N(mu, Sigma) to the truth N(mu0, s^2 I), and the mean NLL of the held-out test set."""
@@ -99,7 +102,9 @@ def make_model(config) -> GaussianModel:
     """Validate `config.model` and build the Gaussian family."""
     model = config.model
     if model.estimator not in ESTIMATOR_DDOF:
-        raise ValueError(f"config.model.estimator: {model.estimator!r} is not allowed; use one of {list(ESTIMATOR_DDOF)}")
+        raise ValueError(
+            f"config.model.estimator: {model.estimator!r} is not allowed; use one of {list(ESTIMATOR_DDOF)}"
+        )
     if not isinstance(model.dim, int) or model.dim < 1:
         raise ValueError(f"config.model.dim: must be a positive integer, got {model.dim!r}")
     if not model.true_std > 0:
