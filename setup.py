@@ -20,6 +20,7 @@ setup(
         # tfds imports it on Python 3.11 without declaring it.
         "importlib_resources>=6.0",
         "matplotlib>=3.8",
+        "scikit-learn>=1.4",  # bundles the 8x8 digits of the CPU VAE config (collapse_jax/data/images.py)
         "tokenizers>=0.20",  # byte-level BPE of the language-model corpus (collapse_jax/data/tokenizer.py)
     ],
     extras_require={
