@@ -94,7 +94,6 @@ def test_evaluate_returns_the_contract_and_consistent_perplexities(model):
     assert q == sorted(q)
 
 
-@pytest.mark.slow  # ~85 s on 2 shared cores (3 runs, one compile each); run with -m slow
 def test_engine_run_resumed_with_more_generations_is_bit_identical(lm_config, tmp_path):
     # accumulate: the raw pool's capacity grows with num_generations, so this also checks that batches do not
     # depend on the pool's padding (one regime keeps the test to one compile per run).
