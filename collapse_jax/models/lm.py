@@ -230,6 +230,11 @@ def make_model(config: Any) -> LanguageModel:
     if 2 * model.block_length + 1 > network.max_positions:
         raise ValueError(f"config.model.block_length: BOS + 2 blocks must fit {network.max_positions} positions")
     samples = config.samples_per_generation
+    if protocol == "block_continuation" and samples > len(train_blocks):
+        raise ValueError(
+            f"config.samples_per_generation: {samples} continuations need as many prompts; the corpus has "
+            f"{len(train_blocks)} training blocks (block_continuation continues each at most once)"
+        )
     steps = -(-model.epochs * samples // model.batch_size)
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
