@@ -11,42 +11,55 @@ import jax
 import jax.numpy as jnp
 
 
-def psd_sqrt(cov: jax.Array) -> jax.Array:
-    """Symmetric square root of a PSD matrix; eigenvalues clamped at 0 so a collapsed covariance stays finite."""
-    if cov.shape[-1] == 1:  # the common d = 1 case without an eigendecomposition
-        return jnp.sqrt(jnp.maximum(cov, 0.0))
-    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
-    return (eigenvectors * jnp.sqrt(jnp.maximum(eigenvalues, 0.0))) @ eigenvectors.T
+def spectrum(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Eigenvalues (clamped at 0, so a collapsed covariance stays finite) and eigenvectors of a symmetric PSD matrix.
 
-
-def trace_sqrt(cov: jax.Array) -> jax.Array:
-    """tr(Sigma^{1/2}) = sum of square roots of the eigenvalues."""
+    d = 1 skips the decomposition: batched eigh/LU/Cholesky custom calls cost ~10 ms per generation of 10k chains on
+    XLA:CPU, more than the whole rest of a Gaussian generation (BUILD_NOTES.md).
+    """
     if cov.shape[-1] == 1:
-        return jnp.sqrt(jnp.maximum(cov[0, 0], 0.0))
-    return jnp.sum(jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(cov), 0.0)))
+        return jnp.maximum(cov[0], 0.0), jnp.ones((1, 1), cov.dtype)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
+    return jnp.maximum(eigenvalues, 0.0), eigenvectors
 
 
-def w2_sq_gaussian_to_isotropic(mean: jax.Array, cov: jax.Array, true_mean: jax.Array, true_variance: float) -> jax.Array:
-    """W2^2(N(mu, S), N(mu0, s^2 I)) = |mu - mu0|^2 + tr S + d s^2 - 2 s tr(S^{1/2}) (Gelbrich; S0^{1/2} = s I)."""
+def psd_sqrt(cov: jax.Array) -> jax.Array:
+    """Symmetric square root Sigma^{1/2} = V diag(sqrt(lambda)) V^T."""
+    if cov.shape[-1] == 1:
+        return jnp.sqrt(jnp.maximum(cov, 0.0))
+    eigenvalues, eigenvectors = spectrum(cov)
+    return (eigenvectors * jnp.sqrt(eigenvalues)) @ eigenvectors.T
+
+
+def w2_sq_gaussian_to_isotropic(
+    mean: jax.Array, eigenvalues: jax.Array, true_mean: jax.Array, true_variance: float
+) -> jax.Array:
+    """W2^2(N(mu, S), N(mu0, s^2 I)) = |mu - mu0|^2 + tr S + d s^2 - 2 s tr(S^{1/2}) (Gelbrich; S0^{1/2} = s I).
+
+    `eigenvalues` are those of S (tr S = their sum, tr S^{1/2} = the sum of their square roots).
+    """
     dim = mean.shape[-1]
     true_std = math.sqrt(true_variance)
+    trace = jnp.sum(eigenvalues)
     return (
-        jnp.sum((mean - true_mean) ** 2)
-        + jnp.trace(cov)
-        + dim * true_variance
-        - 2.0 * true_std * trace_sqrt(cov)
+        jnp.sum((mean - true_mean) ** 2) + trace + dim * true_variance - 2.0 * true_std * jnp.sum(jnp.sqrt(eigenvalues))
     )
 
 
-def gaussian_nll_of_moments(mean: jax.Array, cov: jax.Array, data_mean: jax.Array, data_cov: jax.Array) -> jax.Array:
-    """Mean NLL under N(mu, S) of points with mean m and MLE covariance C: (d log 2pi + log|S| + tr S^-1 (C + (m-mu)(m-mu)^T)) / 2."""
+def gaussian_nll_of_moments(
+    mean: jax.Array, eigenvalues: jax.Array, eigenvectors: jax.Array, data_mean: jax.Array, data_cov: jax.Array
+) -> jax.Array:
+    """Mean NLL under N(mu, S = V diag(lambda) V^T) of points with mean m and MLE covariance C.
+
+    NLL = (d log 2 pi + sum log lambda + sum_i (V^T (C + (m - mu)(m - mu)^T) V)_ii / lambda_i) / 2; +inf when S is
+    singular (a collapsed chain assigns the held-out data zero density).
+    """
     dim = mean.shape[-1]
     offset = data_mean - mean
     second_moment = data_cov + jnp.outer(offset, offset)
-    chol = jnp.linalg.cholesky(cov)
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
-    solved = jax.scipy.linalg.cho_solve((chol, True), second_moment)
-    return 0.5 * (dim * math.log(2.0 * math.pi) + logdet + jnp.trace(solved))
+    projected = jnp.sum(eigenvectors * (second_moment @ eigenvectors), axis=0)  # diag(V^T M V)
+    nll = 0.5 * (dim * math.log(2.0 * math.pi) + jnp.sum(jnp.log(eigenvalues)) + jnp.sum(projected / eigenvalues))
+    return jnp.where(jnp.isfinite(nll), nll, jnp.inf)
 
 
 def entropy(probabilities: jax.Array) -> jax.Array:
@@ -78,4 +91,6 @@ def mixture_l2_sq(weights_a, means_a, covs_a, weights_b, means_b, covs_b) -> jax
     """Integral of (p - q)^2 = <p, p> + <q, q> - 2 <p, q> between Gaussian mixtures (Shumailov et al. 2024, GMM notebook)."""
     a = (weights_a, means_a, covs_a)
     b = (weights_b, means_b, covs_b)
-    return jnp.maximum(mixture_inner_product(*a, *a) + mixture_inner_product(*b, *b) - 2.0 * mixture_inner_product(*a, *b), 0.0)
+    return jnp.maximum(
+        mixture_inner_product(*a, *a) + mixture_inner_product(*b, *b) - 2.0 * mixture_inner_product(*a, *b), 0.0
+    )
