@@ -31,6 +31,14 @@ def real_data_key(root_seed: int, seed: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(root_seed), seed), REAL_DATA_STREAM)
 
 
+def _blank_failed(metrics: dict, failed: jax.Array) -> dict:
+    """NaN for a failed chain's float outputs (integer artifacts, e.g. token ids, are left as they are)."""
+    return {
+        name: jnp.where(failed, jnp.nan, value) if jnp.issubdtype(value.dtype, jnp.floating) else value
+        for name, value in metrics.items()
+    }
+
+
 def _all_finite(tree: Any) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
@@ -57,7 +65,7 @@ class Engine:
         samples = model.sample(sample_key, params, samples_per_generation, knobs)
         failed = ~(_all_finite(params) & _all_finite(samples))
         metrics = model.evaluate(params, samples, self.reference, knobs)
-        metrics = {name: jnp.where(failed, jnp.nan, value) for name, value in metrics.items()}
+        metrics = _blank_failed(metrics, failed)
         state = {"params": params, "samples": samples, "pool": pool, "failed": failed}
         return state, {**metrics, "failed": failed.astype(jnp.float32)}
 
@@ -80,7 +88,7 @@ class Engine:
         new_state = {"params": params, "samples": samples, "pool": pool, "failed": state["failed"]}
         new_state = jax.tree.map(lambda old, new: jnp.where(keep_old, old, new), state, new_state)
         new_state["failed"] = failed
-        metrics = {name: jnp.where(failed, jnp.nan, value) for name, value in metrics.items()}
+        metrics = _blank_failed(metrics, failed)
         return new_state, {**metrics, "failed": failed.astype(jnp.float32)}
 
     def chunk_chain(self, state: dict, knobs: dict, start: jax.Array) -> tuple[dict, dict]:

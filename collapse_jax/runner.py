@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from collapse_jax import checkpoint, devices, results, sweep, workdir_io
+from collapse_jax import artifacts, checkpoint, devices, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import grow_pool, make_regime
@@ -101,6 +101,13 @@ def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np
         )
 
 
+def _split_artifacts(outputs: dict, chain_axis_only: bool = False) -> tuple[dict, dict]:
+    """Scalars per chain per generation are metrics; anything larger a model returns (texts, images) is an artifact."""
+    scalar_ndim = 1 if chain_axis_only else 2
+    metrics = {k: v for k, v in outputs.items() if v.ndim == scalar_ndim}
+    return metrics, {k: v for k, v in outputs.items() if v.ndim > scalar_ndim}
+
+
 def resize_chains(tree: Any, count: int) -> Any:
     """Host arrays with the chain axis cut or edge-padded to `count` (padding chains are copies, never reported)."""
 
@@ -125,10 +132,11 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: i
         record = manager.read_record(step)
         engine = build_engine(group, record["num_generations"])
         saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
-        abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
+        abstract_state, first = jax.eval_shape(engine.init_all, saved_knobs)
         abstract_metrics = {
             name: jax.ShapeDtypeStruct((chains, record["num_generations"] + 1), np.float32)
-            for name in (*engine.model.metric_names, "failed")
+            for name, value in first.items()
+            if value.ndim == 1  # scalar metrics; artifacts are not checkpointed
         }
         return manager.restore(step, abstract_state, abstract_metrics)
 
@@ -184,10 +192,12 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
 
     if restored is None:
         state, first = init_all(device_knobs)
-        first = devices.to_host(first)
+        first, first_artifacts = _split_artifacts(devices.to_host(first), chain_axis_only=True)
         metrics = {name: np.full((chains, generations + 1), np.nan, np.float32) for name in first}
         for name, value in first.items():
             metrics[name][:, 0] = value[:chains]
+        if workdir is not None and devices.is_primary():
+            artifacts.write(workdir, group.index, [0], {k: v[:chains, None] for k, v in first_artifacts.items()})
         done_generation = 0
         if manager is not None:
             save(0)
@@ -200,8 +210,14 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
         start = done_generation + 1
         state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
         count = min(chunk, generations - start + 1)
-        for name, value in devices.to_host(chunk_metrics).items():
+        chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
+        for name, value in chunk_metrics.items():
             metrics[name][:, start : start + count] = value[:chains, :count]
+        if workdir is not None and devices.is_primary() and chunk_artifacts:
+            generation_range = list(range(start, start + count))
+            artifacts.write(
+                workdir, group.index, generation_range, {k: v[:chains, :count] for k, v in chunk_artifacts.items()}
+            )
         done_generation = start + count - 1
         failed_now = metrics["failed"][:, done_generation] > 0
         _warn_failures(group, failed, failed_now, done_generation)

@@ -60,7 +60,7 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
         )
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
     temporary = f"{path}.tmp.{os.getpid()}"
     with open(temporary, "wb") as handle:
         write(handle)
@@ -71,7 +71,7 @@ def _atomic_write(path: str, write) -> None:
 
 def write_json(path: str, data: dict) -> None:
     """Write JSON atomically (a kill never leaves half a file)."""
-    _atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
 
 
 def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
@@ -130,4 +130,4 @@ def metrics_path(workdir: str, group_index: int) -> str:
 
 def write_group_metrics(workdir: str, group_index: int, metrics: dict[str, np.ndarray]) -> None:
     """metrics/group_<i>.npz, atomically: [chains, num_generations + 1] per metric, NaN where not yet computed."""
-    _atomic_write(metrics_path(workdir, group_index), lambda handle: np.savez(handle, **metrics))
+    atomic_write(metrics_path(workdir, group_index), lambda handle: np.savez(handle, **metrics))

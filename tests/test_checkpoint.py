@@ -129,3 +129,28 @@ def test_sigterm_checkpoints_exits_for_requeue_and_resumes_bit_identically(gauss
     subprocess.run(_cli_command(workdir), cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=300)
     config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
     assert_same_metrics(runner.simulate(config), results.load(workdir))
+
+
+def test_non_scalar_outputs_are_saved_as_per_generation_artifacts(gaussian_config, tmp_path, monkeypatch):
+    from collapse_jax import artifacts
+    from collapse_jax.models import gaussian
+
+    original = gaussian.GaussianModel.evaluate
+
+    def with_artifact(self, params, samples, reference, knobs):
+        return {**original(self, params, samples, reference, knobs), "samples": samples}
+
+    monkeypatch.setattr(gaussian.GaussianModel, "evaluate", with_artifact)
+    workdir = str(tmp_path / "w")
+    run = runner.run(gaussian_config, workdir)
+    assert "samples" not in run.metrics
+    for generation in range(gaussian_config.num_generations):
+        ids, samples = artifacts.load(workdir, "samples", generation)
+        assert samples.shape == (8, 100, 1) and list(ids) == list(range(8))
+        # Replace, rho = 0, MLE: fit g + 1 is the moments of generation g's samples (the artifact is what trained it).
+        np.testing.assert_allclose(
+            samples[:, :, 0].mean(axis=1) ** 2, run.metrics["mean_sq_error"][:, generation + 1], rtol=1e-3, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            samples[:, :, 0].var(axis=1), run.metrics["trace_ratio"][:, generation + 1], rtol=1e-4
+        )
