@@ -24,9 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.regime = ml_collections.ConfigDict()
     # replace | accumulate | accumulate_subsample | fresh (fresh needs a model of the truth: not available for images).
-    config.regime.name = ["replace", "accumulate"]
+    config.regime.name = ("replace", "accumulate")
     # rho: share of each generation's M images drawn from the real training set (Shumailov's "10% original data").
-    config.regime.real_fraction = [0.0]
+    config.regime.real_fraction = (0.0,)
     # The VAE has no sufficient statistics; accumulate keeps the raw pool (capacity (1 + num_generations) x M images).
     config.regime.keep_raw_pool = True
 
