@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from sklearn.naive_bayes import MultinomialNB
 
+from collapse_jax.engine import simulate
 from collapse_jax.models import discrete
-from collapse_jax.runner import as_config, simulate
+from collapse_jax.runner import as_config
 from experiments.configs import discrete as discrete_config
 
 
@@ -213,7 +214,7 @@ def test_heterozygosity_decays_exactly_under_replace_and_accumulate():
                 "model.num_outcomes": num_outcomes,
                 "samples_per_generation": samples,
                 "model.zipf_exponent": 0.7,
-                "regime.name": ["replace", "accumulate"],
+                "regime.name": ("replace", "accumulate"),
                 "num_generations": generations,
                 "seeds": seeds,
                 "chunk_generations": generations,
@@ -255,7 +256,7 @@ def test_accumulate_statistics_path_matches_the_raw_pool_bit_for_bit():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("model.num_outcomes", 1), ("model.smoothing", [0.0, -1.0]), ("model.zipf_exponent", float("nan"))],
+    [("model.num_outcomes", 1), ("model.smoothing", (0.0, -1.0)), ("model.zipf_exponent", float("nan"))],
 )
 def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:

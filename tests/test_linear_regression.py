@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 
+from collapse_jax.engine import simulate
 from collapse_jax.models import linear_regression
-from collapse_jax.runner import as_config, simulate
+from collapse_jax.runner import as_config
 from experiments.configs import linear_regression as linear_regression_config
 
 
@@ -80,12 +81,15 @@ def test_samples_relabel_the_chain_fixed_design_with_fresh_noise():
 
 
 def test_gerstgrasser_theorem_2_replace_grows_linearly_accumulate_stays_below_pi_squared_over_6():
-    """E‖ŵ_n - w*‖² = σ²d/(T-d-1)·n (replace) and σ²d/(T-d-1)·Σ_{i<=n} 1/i² (accumulate); d = 10, T = 100."""
+    """E‖ŵ_n - w*‖² = σ²d/(T-d-1)·n (replace) and σ²d/(T-d-1)·Σ_{i<=n} 1/i² (accumulate); d = 10, T = 100.
+
+    One engine run (two regimes x two noise levels in the chain axis) also checks test_mse_empirical.
+    """
     dim, samples, generations, seeds = 10, 100, 19, 1024
     results = simulate(
         model_config(
             **{
-                "model.noise_std": [0.5, 1.0],
+                "model.noise_std": (0.5, 1.0),
                 "num_generations": generations,
                 "seeds": seeds,
                 "chunk_generations": generations + 1,
@@ -109,28 +113,21 @@ def test_gerstgrasser_theorem_2_replace_grows_linearly_accumulate_stays_below_pi
         # The π²/6 bound holds for the expectation; the mean of 1024 chains may sit above it by its standard error.
         bound = math.pi**2 / 6 * first_error
         assert accumulate.mean(axis=0)[-1] <= bound + 4 * accumulate[:, -1].std() / math.sqrt(seeds)
+    check_empirical_test_mse_within_held_out_spectrum(results)
 
 
-def test_empirical_test_mse_lies_within_the_held_out_covariance_spectrum():
+def check_empirical_test_mse_within_held_out_spectrum(results) -> None:
     """test_mse_empirical = vᵀSv with S the held-out covariance, so its ratio to ‖v‖² is in [λmin(S), λmax(S)]."""
-    results = simulate(model_config(**{"num_generations": 5, "seeds": 128, "chunk_generations": 6}))
     model = linear_regression.make_model(model_config())
     x = np.asarray(model.reference()["x"], np.float64)
     eigenvalues = np.linalg.eigvalsh(x.T @ x / len(x))
     ratio = results.metrics["test_mse_empirical"] / results.metrics["test_mse"]
     # Rayleigh quotient bounds, with float32 slack of 1e-4.
     assert np.all(ratio >= eigenvalues[0] - 1e-4) and np.all(ratio <= eigenvalues[-1] + 1e-4)
-    # Bai–Yin: the spectrum of 10,000 isotropic points in d = 10 lies within (1 ± √(d/n))² ≈ 1 ± 6.4%.
+    # Bai–Yin: the spectrum of 10,000 isotropic points in d = 10 lies within (1 ± √(d/n))² ≈ 1 ± 6.4%, so the
+    # empirical metric agrees with test_mse to ~6% for every chain.
     assert eigenvalues[0] > (1 - math.sqrt(10 / len(x))) ** 2 - 0.01
     assert eigenvalues[-1] < (1 + math.sqrt(10 / len(x))) ** 2 + 0.01
-
-
-def test_accumulate_statistics_path_matches_the_raw_pool():
-    """Normal equations summed per generation equal the raw pool's, up to float32 summation order."""
-    overrides = {"regime.name": "accumulate", "num_generations": 10, "seeds": 8, "chain_block": 8}
-    with_statistics = simulate(model_config(**overrides, chunk_generations=11))
-    raw_pool = simulate(model_config(**overrides, chunk_generations=11, **{"regime.keep_raw_pool": True}))
-    np.testing.assert_allclose(with_statistics.metrics["test_mse"], raw_pool.metrics["test_mse"], rtol=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -138,7 +135,7 @@ def test_accumulate_statistics_path_matches_the_raw_pool():
     [
         ("model.dim", 0),
         ("model.noise_std", -1.0),
-        ("model.ridge", [0.0, -0.1]),
+        ("model.ridge", (0.0, -0.1)),
         ("model.test_size", 0),
         ("model.real_data_size", 50),
     ],

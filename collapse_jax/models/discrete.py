@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from collapse_jax.metrics import entropy
 from collapse_jax.models.base import Knobs, PyTree
 
-# Config fields whose list values compile one group each (the K x M grid); sweep.py reads this.
+# Config fields whose tuple values compile one group each (the K x M grid); sweep.py reads this.
 STATIC_SWEEP_FIELDS = ("model.num_outcomes",)
 
 
@@ -139,7 +139,7 @@ class DiscreteModel:
 
 
 def _values(value: Any) -> list[Any]:
-    """A config field's values: the list of a sweep, or the single value."""
+    """A config field's values: the tuple of a sweep, or the single value."""
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -147,7 +147,7 @@ def _check_number(field: str, value: Any, minimum: float) -> None:
     """One-line ValueError unless every value of `field` is a finite number >= minimum."""
     for item in _values(value):
         if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < minimum:
-            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= {minimum} (or a list of them)")
+            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= {minimum} (or a tuple of them)")
 
 
 def _check_int(field: str, value: Any, minimum: int) -> int:

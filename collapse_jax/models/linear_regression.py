@@ -17,7 +17,7 @@ from collapse_jax.models.base import Knobs, PyTree
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
 DESIGN_STREAM = 2**31 - 1
-# Config fields whose list values compile one group each; sweep.py reads this.
+# Config fields whose tuple values compile one group each; sweep.py reads this.
 STATIC_SWEEP_FIELDS = ("model.dim",)
 
 
@@ -120,10 +120,10 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
 
 
 def _check_nonnegative(field: str, value: Any) -> None:
-    """One-line ValueError unless every value of `field` (a number or a sweep list) is finite and >= 0."""
+    """One-line ValueError unless every value of `field` (a number or a sweep tuple) is finite and >= 0."""
     for item in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
-            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= 0 (or a list of them)")
+            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= 0 (or a tuple of them)")
 
 
 def make_model(config: Any) -> LinearRegressionModel:

@@ -1,7 +1,7 @@
 """Discrete collapse: refit a categorical over K = 6 outcomes to M = 1000 draws per generation (Wright–Fisher chain).
 
 Reproduces the K = 6, M = 1000 categorical setting of Kazdan, Schaeffer et al. ("Collapse or Thrive?", 2024): replace
-collapses to one outcome after E[T] ≈ -2M(K-1) ln(1-1/K) ≈ 1823 generations (Shumailov et al. 2024); accumulate does not.
+collapses to one outcome after E[T] ≈ -2M(K-1) ln(1-1/K) ≈ 1823 generations (Shumailov et al.); accumulate does not.
 
 Launch:  python -m experiments.main --config=experiments/configs/discrete.py --workdir=/tmp/discrete
 Runtime: about 30 s on a 2-core CPU (2 static groups x 128 chains x 6000 generations of M = 1000 draws).
@@ -13,7 +13,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
+    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 128
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     # 6000 ≈ 3.3 E[T]: the chance a K = 6, M = 1000 chain is still polymorphic then is below 1%.
@@ -24,9 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.root_seed = 0
 
     config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
-    config.regime.name = ["replace", "accumulate"]
-    # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
+    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
+    config.regime.name = ("replace", "accumulate")
+    # rho: share of each generation's M points that is real data (a tuple sweeps it inside one compile).
     config.regime.real_fraction = 0.0
     # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
     config.regime.keep_raw_pool = False
@@ -34,9 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "discrete"
-    # K: number of outcomes (a list compiles one group per value).
+    # K: number of outcomes (a tuple compiles one group per value).
     config.model.num_outcomes = 6
-    # beta: truth p0(i) ∝ i^-beta over ranks i = 1..K; 0 is uniform (a list sweeps it inside one compile).
+    # beta: truth p0(i) ∝ i^-beta over ranks i = 1..K; 0 is uniform (a tuple sweeps it inside one compile).
     config.model.zipf_exponent = 0.0
     # alpha: add-alpha smoothing of the fitted frequencies; 0 is the MLE, the pure Wright–Fisher chain (a knob).
     config.model.smoothing = 0.0

@@ -13,7 +13,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
+    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 1024
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit n = 1 on real data).
     config.num_generations = 50
@@ -23,9 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.root_seed = 0
 
     config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
-    config.regime.name = ["replace", "accumulate"]
-    # rho: share of each generation's T points that is real data (a list sweeps it inside one compile).
+    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
+    config.regime.name = ("replace", "accumulate")
+    # rho: share of each generation's T points that is real data (a tuple sweeps it inside one compile).
     config.regime.real_fraction = 0.0
     # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
     config.regime.keep_raw_pool = False
@@ -33,11 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "linear_regression"
-    # d: input dimension; x ~ N(0, I_d), w* = 1/√d (a list compiles one group per value).
+    # d: input dimension; x ~ N(0, I_d), w* = 1/√d (a tuple compiles one group per value).
     config.model.dim = 10
-    # σ: label noise std, y = x·w + σε in every generation (a list sweeps it inside one compile).
+    # σ: label noise std, y = x·w + σε in every generation (a tuple sweeps it inside one compile).
     config.model.noise_std = 1.0
-    # λ: ridge penalty, ŵ = (XᵀX + λI)⁻¹Xᵀy on the training pool; 0 is OLS (a list sweeps it inside one compile).
+    # λ: ridge penalty, ŵ = (XᵀX + λI)⁻¹Xᵀy on the training pool; 0 is OLS (a tuple sweeps it inside one compile).
     config.model.ridge = 0.0
     # Held-out inputs for test_mse_empirical (noise-free labels x·w*), shared by all chains.
     config.model.test_size = 10_000
