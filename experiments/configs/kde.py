@@ -1,0 +1,66 @@
+"""KDE collapse: keep M points as centres of a Gaussian KDE, sample M from it, repeat (100 generations).
+
+Reproduces the KDE sweep of Kazdan, Schaeffer et al. ("Collapse or Thrive?", 2024, sweeps/fit_kdes): moons with noise
+0.05, Gaussian kernel, bandwidths 0.1 / 0.5 / 1.0, M in {10, 32, 100, 316, 1000}, replace vs accumulate, mean NLL of
+held-out real points. (Their test set had M points; ours is a fixed 1000-point set shared by every chain.)
+
+Launch:  python -m experiments.main --config=experiments/configs/kde.py --workdir=/tmp/kde
+Runtime: about 3 min on a 2-core CPU (10 static groups x 300 chains x 100 generations; accumulate at M = 1000 keeps
+up to 101k centres per chain and dominates). Override: --config.model.dataset=circles --config.model.bandwidth=scott
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
+    config.seeds = 100
+    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
+    config.num_generations = 100
+    # M: points each generation trains on; a list compiles one group per value (Kazdan et al.'s grid).
+    config.samples_per_generation = [10, 32, 100, 316, 1000]
+    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
+    config.root_seed = 0
+
+    config.regime = ml_collections.ConfigDict()
+    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
+    config.regime.name = ["replace", "accumulate"]
+    # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
+    config.regime.real_fraction = 0.0
+    # Keep the raw accumulated pool (a KDE has no sufficient statistics: its pool is its params).
+    config.regime.keep_raw_pool = False
+
+    config.model = ml_collections.ConfigDict()
+    # Model family: a module in collapse_jax/models/.
+    config.model.name = "kde"
+    # blobs | moons | circles | swiss_roll (2-D, generated in JAX); a list compiles one group per data set.
+    config.model.dataset = "moons"
+    # Gaussian noise std added to moons / circles / swiss roll points (Kazdan et al.: 0.05).
+    config.model.noise = 0.05
+    # circles: radius of the inner circle (sklearn's default).
+    config.model.factor = 0.8
+    # blobs: number of blobs, their std, and the seed of their centres (uniform in [-10, 10]^2, fixed for all chains).
+    config.model.num_blobs = 3
+    config.model.cluster_std = 1.0
+    config.model.dataset_seed = 0
+    # h: kernel bandwidth; a number or list of numbers (a per-chain knob), or "scott" / "silverman" (sklearn's rules,
+    # recomputed from each generation's pool size).
+    config.model.bandwidth = [0.1, 0.5, 1.0]
+    # Size of the real training set at generation 0 (None: M).
+    config.model.real_data_size = None
+    # Held-out real points for nll_real_test (shared by all chains).
+    config.model.test_size = 1000
+
+    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
+    config.chunk_generations = 25
+    # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
+    config.chain_block = 100
+    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
+    config.checkpoint_every = 50
+    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
+    config.max_checkpoints_to_keep = 2
+    config.keep_period = None
+    # Figures and report.md after the run.
+    config.make_plots = True
+    return config
