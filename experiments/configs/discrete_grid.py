@@ -1,0 +1,57 @@
+"""Discrete collapse over a K x M grid under replace: absorption time against the Wright–Fisher law E[T] ∝ M.
+
+Extends the K = 6, M = 1000 setting of Kazdan, Schaeffer et al. ("Collapse or Thrive?", 2024) to K in {2, 6, 10} and
+M in {10, 100, 1000}; E[T] ≈ -2M(K-1) ln(1-1/K) (Shumailov et al.; SCIENCE.md), 9 static groups in one results table.
+
+Launch:  python -m experiments.main --config=experiments/configs/discrete_grid.py --workdir=/tmp/discrete_grid
+Runtime: about 3 min on a 2-core CPU (9 static groups x 128 chains x 6000 generations; the M = 1000 groups dominate).
+Override any field: --config.seeds=512 --config.model.num_outcomes="(2, 20)"
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
+    config.seeds = 128
+    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
+    # 6000 ≈ 3 E[T] of the slowest cell (K = 10, M = 1000: E[T] ≈ 1897).
+    config.num_generations = 6000
+    # M: draws each generation trains on (and synthetic draws each fit produces).
+    config.samples_per_generation = (10, 100, 1000)
+    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
+    config.root_seed = 0
+
+    config.regime = ml_collections.ConfigDict()
+    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
+    config.regime.name = "replace"
+    # rho: share of each generation's M points that is real data (a tuple sweeps it inside one compile).
+    config.regime.real_fraction = 0.0
+    # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
+    config.regime.keep_raw_pool = False
+
+    config.model = ml_collections.ConfigDict()
+    # Model family: a module in collapse_jax/models/.
+    config.model.name = "discrete"
+    # K: number of outcomes (a tuple compiles one group per value).
+    config.model.num_outcomes = (2, 6, 10)
+    # beta: truth p0(i) ∝ i^-beta over ranks i = 1..K; 0 is uniform (a tuple sweeps it inside one compile).
+    config.model.zipf_exponent = 0.0
+    # alpha: add-alpha smoothing of the fitted frequencies; 0 is the MLE, the pure Wright–Fisher chain (a knob).
+    config.model.smoothing = 0.0
+    # Size of the real training set at generation 0 (None: M).
+    config.model.real_data_size = None
+
+    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
+    config.chunk_generations = 500
+    # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
+    config.chain_block = 128
+    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
+    config.checkpoint_every = 1000
+    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
+    config.max_checkpoints_to_keep = 2
+    config.keep_period = None
+    # Figures and report.md after the run.
+    config.make_plots = True
+    return config
