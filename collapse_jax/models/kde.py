@@ -95,9 +95,11 @@ class KernelDensityModel:
     def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
         """x = c_i + h eps: i ~ Categorical(weights), eps ~ N(0, I) (exact sampling from the KDE)."""
         index_key, noise_key = jax.random.split(key)
-        weights = params["weights"]
-        logits = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
-        index = jax.random.categorical(index_key, logits, shape=(num_samples,))
+        # Inverse-CDF draw: O(C + n log C); categorical() would draw n x C Gumbels (1e8 for an accumulated pool).
+        # A zero-weight slot has an empty interval of the cumulative sum, so padding is never picked.
+        cumulative = jnp.cumsum(params["weights"])
+        targets = jax.random.uniform(index_key, (num_samples,)) * cumulative[-1]
+        index = jnp.minimum(jnp.searchsorted(cumulative, targets, side="right"), self.capacity - 1)
         noise = jax.random.normal(noise_key, (num_samples, self.dim))
         return params["centres"][index] + params["bandwidth"] * noise
 

@@ -5,8 +5,10 @@ Reproduces the KDE sweep of Kazdan, Schaeffer et al. ("Collapse or Thrive?", 202
 held-out real points. (Their test set had M points; ours is a fixed 1000-point set shared by every chain.)
 
 Launch:  python -m experiments.main --config=experiments/configs/kde.py --workdir=/tmp/kde
-Runtime: about 3 min on a 2-core CPU (10 static groups x 300 chains x 100 generations; accumulate at M = 1000 keeps
-up to 101k centres per chain and dominates). Override: --config.model.dataset=circles --config.model.bandwidth=scott
+Runtime: replace groups take seconds; accumulate keeps every generation's points (capacity 101k centres per chain at
+M = 1000) and scores 1000 test points against all of them each generation: ~1e8 kernel terms per chain-generation,
+hours for the full grid on a 2-core CPU (use --config.samples_per_generation="(10,32,100,316)" there), minutes on a GPU.
+Override: --config.model.dataset=circles --config.model.bandwidth=scott --config.seeds=20
 """
 
 import ml_collections
