@@ -78,9 +78,14 @@ def gaussian_product_integral(mean_a: jax.Array, cov_a: jax.Array, mean_b: jax.A
 
 
 def mixture_inner_product(
-    weights_a: jax.Array, means_a: jax.Array, covs_a: jax.Array, weights_b: jax.Array, means_b: jax.Array, covs_b: jax.Array
+    weights_a: jax.Array,
+    means_a: jax.Array,
+    covs_a: jax.Array,
+    weights_b: jax.Array,
+    means_b: jax.Array,
+    covs_b: jax.Array,
 ) -> jax.Array:
-    """<p, q> = sum_ij w_i v_j N(m_i; n_j, S_i + T_j) for Gaussian mixtures p = sum w_i N(m_i, S_i), q = sum v_j N(n_j, T_j)."""
+    """<p, q> = sum_ij w_i v_j N(m_i; n_j, S_i + T_j) for mixtures p = sum w_i N(m_i, S_i), q = sum v_j N(n_j, T_j)."""
     pairwise = jax.vmap(
         lambda mean_a, cov_a: jax.vmap(lambda mean_b, cov_b: gaussian_product_integral(mean_a, cov_a, mean_b, cov_b))(
             means_b, covs_b
@@ -90,9 +95,14 @@ def mixture_inner_product(
 
 
 def mixture_l2_sq(
-    weights_a: jax.Array, means_a: jax.Array, covs_a: jax.Array, weights_b: jax.Array, means_b: jax.Array, covs_b: jax.Array
+    weights_a: jax.Array,
+    means_a: jax.Array,
+    covs_a: jax.Array,
+    weights_b: jax.Array,
+    means_b: jax.Array,
+    covs_b: jax.Array,
 ) -> jax.Array:
-    """Integral of (p - q)^2 = <p, p> + <q, q> - 2 <p, q> between Gaussian mixtures (Shumailov et al. 2024, GMM notebook)."""
+    """Integral of (p - q)^2 = <p, p> + <q, q> - 2 <p, q> between Gaussian mixtures (Shumailov et al. 2024 notebook)."""
     a = (weights_a, means_a, covs_a)
     b = (weights_b, means_b, covs_b)
     return jnp.maximum(
