@@ -4,7 +4,7 @@ Reproduces the K = 6, M = 1000 categorical setting of Kazdan, Schaeffer et al. (
 collapses to one outcome after E[T] ≈ -2M(K-1) ln(1-1/K) ≈ 1823 generations (Shumailov et al.); accumulate does not.
 
 Launch:  python -m experiments.main --config=experiments/configs/discrete.py --workdir=/tmp/discrete
-Runtime: about 30 s on a 2-core CPU (2 static groups x 128 chains x 6000 generations of M = 1000 draws).
+Runtime: about 50 s on a 2-core CPU (2 static groups x 128 chains x 6000 generations of M = 1000 draws).
 Override any field: --config.model.num_outcomes=10 --config.samples_per_generation=100 --config.seeds=1000
 """
 

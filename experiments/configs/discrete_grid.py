@@ -4,7 +4,7 @@ Extends the K = 6, M = 1000 setting of Kazdan, Schaeffer et al. ("Collapse or Th
 M in {10, 100, 1000}; E[T] ≈ -2M(K-1) ln(1-1/K) (Shumailov et al.; SCIENCE.md), 9 static groups in one results table.
 
 Launch:  python -m experiments.main --config=experiments/configs/discrete_grid.py --workdir=/tmp/discrete_grid
-Runtime: about 3 min on a 2-core CPU (9 static groups x 128 chains x 6000 generations; the M = 1000 groups dominate).
+Runtime: about 2.5 min on a 2-core CPU (9 static groups x 128 chains x 6000 generations; the M = 1000 groups dominate).
 Override any field: --config.seeds=512 --config.model.num_outcomes="(2, 20)"
 """
 

@@ -4,7 +4,7 @@ Shumailov et al. (2024): an outcome of probability q is missing from a generatio
 tail (p0 <= 1/M) vanishes long before the entropy falls; accumulate keeps it. β in {0.5, 1, 1.5} runs in one compile.
 
 Launch:  python -m experiments.main --config=experiments/configs/discrete_zipf.py --workdir=/tmp/discrete_zipf
-Runtime: about 30 s on a 2-core CPU (2 static groups x 384 chains x 200 generations).
+Runtime: about 15 s on a 2-core CPU (2 static groups x 384 chains x 200 generations).
 Override any field: --config.model.zipf_exponent="(1.0,)" --config.seeds=512
 """
 

@@ -4,7 +4,7 @@ Reproduces Gerstgrasser et al. ("Is Model Collapse Inevitable?", 2024, Thm 2; Do
 σ = 1; replace error grows linearly, σ²d/(T-d-1)·n, while accumulate stays below π²/6 times the first fit's 0.1124.
 
 Launch:  python -m experiments.main --config=experiments/configs/linear_regression.py --workdir=/tmp/linear_regression
-Runtime: about 10 s on a 2-core CPU (2 static groups x 1024 chains x 50 generations; mostly compile time).
+Runtime: about 30 s on a 2-core CPU (2 static groups x 1024 chains x 50 generations; compile and plots dominate).
 Override any field: --config.model.dim=20 --config.samples_per_generation=200 --config.seeds=4096
 """
 
