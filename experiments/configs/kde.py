@@ -21,13 +21,13 @@ def get_config() -> ml_collections.ConfigDict:
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     config.num_generations = 100
     # M: points each generation trains on; a list compiles one group per value (Kazdan et al.'s grid).
-    config.samples_per_generation = [10, 32, 100, 316, 1000]
+    config.samples_per_generation = (10, 32, 100, 316, 1000)
     # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
     config.root_seed = 0
 
     config.regime = ml_collections.ConfigDict()
     # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
-    config.regime.name = ["replace", "accumulate"]
+    config.regime.name = ("replace", "accumulate")
     # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
     config.regime.real_fraction = 0.0
     # Keep the raw accumulated pool (a KDE has no sufficient statistics: its pool is its params).
@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dataset_seed = 0
     # h: kernel bandwidth; a number or list of numbers (a per-chain knob), or "scott" / "silverman" (sklearn's rules,
     # recomputed from each generation's pool size).
-    config.model.bandwidth = [0.1, 0.5, 1.0]
+    config.model.bandwidth = (0.1, 0.5, 1.0)
     # Size of the real training set at generation 0 (None: M).
     config.model.real_data_size = None
     # Held-out real points for nll_real_test (shared by all chains).
