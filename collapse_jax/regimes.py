@@ -126,17 +126,3 @@ def make_regime(config: Any, model: Any, max_real_fraction: float) -> Regime:
     if accumulating and not use_statistics:
         capacity = model.real_data_size + config.num_generations * (real_slots + samples)
     return Regime(name, samples, real_slots, capacity, use_statistics)
-
-
-def grow_pool(pool: dict, capacity: int) -> dict:
-    """Pad a raw pool (host arrays) to a larger capacity, for a resume that extends num_generations."""
-    if "data" not in pool:
-        return pool
-    pad = capacity - pool["weights"].shape[0]
-    if pad < 0:
-        raise ValueError(f"config.num_generations: the checkpointed pool holds more than {capacity} points")
-    data = jax.tree.map(
-        lambda x: jnp.concatenate([x, jnp.zeros((x.shape[0], pad) + x.shape[2:], x.dtype)], 1), pool["data"]
-    )
-    weights = jnp.concatenate([pool["weights"], jnp.zeros((pool["weights"].shape[0], pad), pool["weights"].dtype)], 1)
-    return {"data": data, "weights": weights, "end": pool["end"]}

@@ -21,7 +21,7 @@ from absl import logging
 from collapse_jax import artifacts, checkpoint, devices, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
-from collapse_jax.regimes import grow_pool, make_regime
+from collapse_jax.regimes import make_regime
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # Exit status of a run stopped by a preemption signal after checkpointing (EX_TEMPFAIL): launchers requeue on it.
@@ -53,11 +53,11 @@ def preemption_handlers() -> Iterator[None]:
 def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engine:
     """The compiled-function factory of one static group (num_generations overrides the config's, for resumes)."""
     config = group.config
-    model = base.make_model(config)
     horizon = config.num_generations if num_generations is None else num_generations
-    regime_config = ml_collections.ConfigDict(config.to_dict())
-    regime_config.num_generations = horizon
-    regime = make_regime(regime_config, model, group.max_real_fraction)
+    horizon_config = ml_collections.ConfigDict(config.to_dict())
+    horizon_config.num_generations = horizon
+    model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
+    regime = make_regime(horizon_config, model, group.max_real_fraction)
     return Engine(
         model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations, config.chain_block
     )
@@ -108,6 +108,11 @@ def _split_artifacts(outputs: dict, chain_axis_only: bool = False) -> tuple[dict
     return metrics, {k: v for k, v in outputs.items() if v.ndim > scalar_ndim}
 
 
+def _zero_pad_to(value: np.ndarray, target: jax.ShapeDtypeStruct) -> np.ndarray:
+    """Pad every axis of `value` with zeros at its end up to the target shape."""
+    return np.pad(value, [(0, want - have) for have, want in zip(value.shape, target.shape)])
+
+
 def resize_chains(tree: Any, count: int) -> Any:
     """Host arrays with the chain axis cut or edge-padded to `count` (padding chains are copies, never reported)."""
 
@@ -145,7 +150,9 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: i
         return None
     generation, (state, metrics, _) = found
     state = resize_chains(devices.to_host(dict(state)), padded)
-    state["pool"] = jax.tree.map(np.asarray, grow_pool(state["pool"], build_engine(group).regime.capacity))
+    # An extended horizon grows horizon-sized buffers (raw pools, KDE centres): zero-padded slots carry weight 0.
+    target = jax.eval_shape(build_engine(group).init_all, padded_knobs(group.knobs, padded))[0]
+    state = jax.tree.map(_zero_pad_to, state, target)
     metrics = {name: np.asarray(value) for name, value in metrics.items()}
     pad = generations + 1 - next(iter(metrics.values())).shape[1]
     metrics = {name: np.pad(value, ((0, 0), (0, pad)), constant_values=np.nan) for name, value in metrics.items()}
