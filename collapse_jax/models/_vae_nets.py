@@ -92,16 +92,6 @@ def epoch_batches(key: jax.Array, weights: jax.Array, batch_size: int) -> tuple[
     return order.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
-def vary_like(tree: PyTree, anchor: jax.Array) -> PyTree:
-    """tree + 0 * anchor: same values, typed as varying over the mesh axes the anchor varies over (engine shard_map).
-
-    A scan carry must enter as varying per device as it leaves; zero-initialized biases and Adam moments would not.
-    Same idea as collapse_jax/lm/training.py's vary_like (where() takes the anchor's variance, never a NaN value).
-    """
-    zero = jnp.where(jnp.isfinite(anchor), 0.0, 0.0)
-    return jax.tree.map(lambda leaf: leaf + zero.astype(leaf.dtype), tree)
-
-
 def adam_l2(learning_rate: jax.Array, weight_decay: float) -> optax.GradientTransformation:
     """torch.optim.Adam(lr, weight_decay): the decay is an L2 term added to the gradient before Adam (not AdamW)."""
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.scale_by_adam(), optax.scale(-learning_rate))

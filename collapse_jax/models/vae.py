@@ -25,7 +25,6 @@ from collapse_jax.models._vae_nets import (
     epoch_batches,
     negative_elbo,
     train_classifier,
-    vary_like,
 )
 
 TRAIN_FROM = ("scratch", "previous")
@@ -139,7 +138,7 @@ class VAEModel:
             index = jax.random.choice(index_key, weights.shape[0], (self.batch_size,), p=probabilities)
             return step(state, (index, weights[index], noise_key))
 
-        state = vary_like((networks, optimizer.init(networks)), knobs["learning_rate"])
+        state = (networks, optimizer.init(networks))
         if self.steps_per_generation is None:
             (networks, _), _ = jax.lax.scan(epoch, state, jax.random.split(key, self.epochs))
         else:
