@@ -1,6 +1,7 @@
 """Tests of the VAE family: ELBO vs numpy, feature-space metrics vs scipy/brute force, masked training, collapse."""
 
 import dataclasses
+import os
 import shutil
 
 import jax
@@ -10,7 +11,7 @@ import pytest
 import scipy.linalg
 from sklearn.neighbors import NearestNeighbors
 
-from collapse_jax import results, runner
+from collapse_jax import artifacts, image_grids, results, runner
 from collapse_jax.models import _image_metrics as image_metrics
 from collapse_jax.models import base
 from collapse_jax.models._vae_nets import epoch_batches, negative_elbo
@@ -25,13 +26,13 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(data_dir, **overrides):
-    """The shipped digits config shrunk to seconds: 300 training digits, small nets, few steps."""
+    """The shipped digits config shrunk to seconds (compile time dominates): 300 digits, one conv layer, few steps."""
     settings = {"model.data_dir": data_dir, "model.train_size": 300, "model.test_size": 100,
-                "model.encoder_channels": (8, 16), "model.latent_dim": 4, "model.steps_per_generation": 60,
-                "model.precision_recall_size": 100, "model.classifier_epochs": 3, "model.classifier_channels": (8, 16),
-                "model.classifier_feature_dim": 16, "samples_per_generation": 300, "seeds": 2, "chain_block": 2,
-                "num_generations": 2, "chunk_generations": 1, "checkpoint_every": 1, "make_plots": False,
-                "regime.name": "replace"}  # fmt: skip
+                "model.encoder_channels": (8,), "model.latent_dim": 4, "model.steps_per_generation": 60,
+                "model.precision_recall_size": 100, "model.classifier_epochs": 3, "model.classifier_channels": (8,),
+                "model.classifier_feature_dim": 16, "model.preview_images": 3, "samples_per_generation": 300,
+                "seeds": 2, "chain_block": 2, "num_generations": 2, "chunk_generations": 1, "checkpoint_every": 1,
+                "make_plots": False, "regime.name": "replace"}  # fmt: skip
     return runner.as_config({**settings, **overrides}, vae_digits.get_config())
 
 
@@ -148,7 +149,9 @@ def test_fine_tuning_starts_from_the_previous_generation(data_dir):
 @pytest.mark.slow  # ~20 s of training on a loaded 2-core CPU
 def test_trained_vae_beats_the_independent_pixel_baseline_on_real_test_elbo(data_dir):
     # The best z-free Bernoulli model (pixel means of the training set, KL = 0) is a lower bar any fitted VAE clears.
-    model = base.make_model(tiny_config(data_dir, **{"model.steps_per_generation": 400}))
+    # The net sizes the margins below were measured with (the fast tests' one-layer nets are smaller).
+    sizes = {"model.encoder_channels": (8, 16), "model.classifier_channels": (8, 16)}
+    model = base.make_model(tiny_config(data_dir, **{"model.steps_per_generation": 400, **sizes}))
     real = model.real_data(None, KNOBS)
     params = jax.jit(model.fit)(
         jax.random.PRNGKey(0), real, jnp.ones(real.shape[0]), KNOBS, model.init(jax.random.PRNGKey(1), KNOBS)
@@ -186,7 +189,7 @@ def test_bernoulli_sample_mode_binarizes_the_decoded_means(data_dir):
     "field, value",
     [("dataset", "mnist"), ("train_from", "warm"), ("sample_mode", "logits"), ("latent_dim", 0),
      ("encoder_channels", (8, 16, 32, 64)), ("learning_rate", [1e-3, -1.0]), ("kl_weight", -0.5),
-     ("steps_per_generation", 0), ("precision_recall_k", 500)],
+     ("steps_per_generation", 0), ("precision_recall_k", 500), ("preview_images", 301)],
 )  # fmt: skip
 def test_bad_config_is_a_one_line_value_error_naming_the_field(data_dir, field, value):
     with pytest.raises(ValueError, match=f"config.model.{field}") as error:
@@ -195,17 +198,28 @@ def test_bad_config_is_a_one_line_value_error_naming_the_field(data_dir, field, 
 
 
 def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_dir, tmp_path):
-    config = tiny_config(data_dir, **{"model.steps_per_generation": 20})
+    # The three XLA compiles (init, chunk, chunk again on resume) are most of this test: few steps, the tiny nets, and
+    # the data and classifier of `tiny_model`, so its cached reference() is reused rather than trained again.
+    config = tiny_config(data_dir, **{"model.steps_per_generation": 5, "model.latent_dim": 2})
     straight = runner.run(config, str(tmp_path / "straight"))
     assert straight.metrics["frechet_distance"].shape == (2, 3) and not np.isnan(straight.metrics["recall"]).any()
+    assert "sample_images" not in straight.metrics  # images are artifacts, not metrics
     # A copy of the workdir as a kill after generation 1 leaves it: generation 2's checkpoint and all metric files gone.
     shutil.copytree(tmp_path / "straight", tmp_path / "killed")
     shutil.rmtree(tmp_path / "killed" / "checkpoints" / "group_000" / "2")
     shutil.rmtree(tmp_path / "killed" / "metrics")
+    os.remove(tmp_path / "killed" / "artifacts" / "group_000" / "generation_000002.npz")
     resumed = runner.run(config, str(tmp_path / "killed"))
     for name in straight.metrics:
         np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
     assert results.load(str(tmp_path / "killed")).metrics["elbo_real_test"].shape == (2, 3)
+    for generation in range(3):
+        ids, images = artifacts.load(str(tmp_path / "straight"), "sample_images", generation)
+        assert list(ids) == [0, 1] and images.shape == (2, 3, 8, 8) and 0.0 <= images.min() <= images.max() <= 1.0
+        # The resumed run redrew generation 2 (its artifact was written again): the same images, bit for bit.
+        np.testing.assert_array_equal(images, artifacts.load(str(tmp_path / "killed"), "sample_images", generation)[1])
+    grids = image_grids.write_sample_grids(str(tmp_path / "killed"))
+    assert [os.path.basename(p) for p in grids] == ["sample_images_group_0.png"]  # one knob group: replace, rho = 0
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ class VAEModel:
     train_from: str
     sample_mode: str
     metric_num_samples: int | None
+    preview_images: int  # decoded samples returned by evaluate as the `sample_images` artifact (0: none)
     precision_recall_size: int
     precision_recall_k: int
     classifier_epochs: int
@@ -171,8 +172,12 @@ class VAEModel:
         return apply_in_chunks(lambda x: self.classifier.apply(classifier_params, x), images, self.chunk_size)
 
     def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict[str, jax.Array]:
-        """Collapse metrics of one chain: latent spread under the gen-0 encoder, feature-space distances, test ELBO."""
+        """Collapse metrics of one chain (latent spread under the gen-0 encoder, feature distances, test ELBO).
+
+        Plus the artifact `sample_images` [preview_images, H, W]: the first generated images, for per-generation grids.
+        """
         del knobs
+        previews = {"sample_images": samples[: self.preview_images]} if self.preview_images else {}
         if self.metric_num_samples is not None:
             samples = samples[: self.metric_num_samples]
         encode = lambda x: self.encoder.apply(params["encoder_gen0"], x)[0]  # noqa: E731
@@ -201,6 +206,7 @@ class VAEModel:
             "recall": recall,
             "class_histogram_entropy": image_metrics.class_histogram_entropy(logits),
             "elbo_real_test": elbo,
+            **previews,
         }
 
     def reference(self) -> dict:
@@ -265,6 +271,12 @@ def make_model(config: Any) -> VAEModel:
     sizes |= {f: _positive_int(config, f) for f in ("precision_recall_k", "classifier_epochs", "chunk_size")}
     optional_fields = ("train_size", "test_size", "metric_num_samples", "steps_per_generation")
     optional = {f: _positive_int(config, f, optional=True) for f in optional_fields}
+    preview_images = model.get("preview_images", 0)
+    if not isinstance(preview_images, int) or not 0 <= preview_images <= config.samples_per_generation:
+        raise ValueError(
+            f"config.model.preview_images: {preview_images!r} not allowed; must be an integer in "
+            f"[0, samples_per_generation = {config.samples_per_generation}]"
+        )
     _check_knob(config, "kl_weight", 0.0, low_inclusive=True)
     _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
     _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
@@ -297,6 +309,7 @@ def make_model(config: Any) -> VAEModel:
         train_from=model.train_from,
         sample_mode=model.sample_mode,
         metric_num_samples=optional["metric_num_samples"],
+        preview_images=preview_images,
         precision_recall_size=sizes["precision_recall_size"],
         precision_recall_k=sizes["precision_recall_k"],
         classifier_epochs=sizes["classifier_epochs"],

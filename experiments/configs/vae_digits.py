@@ -67,6 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.sample_mode = "mean"
     # Generated images used by the sample metrics (None: all M).
     config.model.metric_num_samples = None
+    # Decoded samples per chain per generation saved as the `sample_images` artifact (0: none); draw the grids with
+    # python -m experiments.vae_grids --workdir=DIR (one PNG per knob group: rows = generations, columns = samples).
+    config.model.preview_images = 8
     # Points per side in precision / recall (Kynkaanniemi et al. 2019) and their k (the paper's k = 5).
     config.model.precision_recall_size = 300
     config.model.precision_recall_k = 5
