@@ -1,0 +1,188 @@
+"""A sweep split into N shard runs: per-shard wrapper configs, the ROOT/sweep.json manifest, and each shard's command.
+
+Shard i is an ordinary `experiments.main` run in ROOT/shard_<i> over the contiguous global chain-id range i of N.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import sys
+from typing import Any
+
+import ml_collections
+
+from collapse_jax import sweep, workdir_io
+
+MANIFEST = "sweep.json"
+SHARD_CONFIG = "config.py"
+# Written by the local backend and by the SLURM array script when a shard's run exits (any status).
+EXIT_STATUS_FILE = "exit_status"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_WRAPPER = '''"""Shard {index} of {num_shards} of the sweep in {root} (written by launch.sweep; do not edit).
+
+Loads {config_file}, applies the launch's command-line overrides, and keeps chains {low}..{high_minus_one}.
+"""
+
+import importlib.util
+
+from collapse_jax import sweep
+
+CONFIG_FILE = {config_file!r}
+CONFIG_ARGUMENT = {config_argument!r}
+OVERRIDES = {overrides}
+
+
+def get_config():
+    spec = importlib.util.spec_from_file_location("sweep_user_config", CONFIG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config() if CONFIG_ARGUMENT is None else module.get_config(CONFIG_ARGUMENT)
+    for path, value in OVERRIDES.items():
+        sweep.set_field(config, path, value)
+    with config.unlocked():
+        config.num_shards = {num_shards}
+        config.shard_index = {index}
+    return config
+'''
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One job of the sweep: its workdir, wrapper config and global chain-id range [chain_low, chain_high)."""
+
+    index: int
+    workdir: str
+    config_path: str
+    chain_low: int
+    chain_high: int
+
+
+def shard_name(index: int) -> str:
+    return f"shard_{index:03d}"
+
+
+def total_chains(config: ml_collections.ConfigDict) -> int:
+    """Chains of the whole (unsharded) sweep; validates the config first (one-line ValueError naming the field)."""
+    whole = ml_collections.ConfigDict(config.to_dict())
+    with whole.unlocked():
+        whole.num_shards, whole.shard_index = 1, 0
+    return sum(len(group.chain_ids) for group in sweep.expand(whole))
+
+
+def _literal(path: str, value: Any) -> Any:
+    """The override as a Python literal the wrapper can hold (tuples, numbers, strings, booleans, None)."""
+    if (
+        not isinstance(value, (bool, int, float, str, tuple, list, type(None)))
+        or ast.literal_eval(repr(value)) != value
+    ):
+        raise ValueError(f"--config.{path}: override {value!r} is not a plain literal the shard configs can repeat")
+    return value
+
+
+def plan(
+    config: ml_collections.ConfigDict,
+    config_file: str,
+    config_argument: str | None,
+    overrides: dict[str, Any],
+    num_jobs: int,
+    root: str,
+) -> tuple[dict, list[Shard]]:
+    """The manifest and shards of a sweep split into `num_jobs` jobs under `root` (nothing is written)."""
+    for field in ("num_shards", "shard_index"):
+        if field in config:
+            raise ValueError(f"config.{field}: set by launch.sweep; remove it from the config or its overrides")
+    if not isinstance(num_jobs, int) or num_jobs < 1:
+        raise ValueError(f"--num_jobs: must be an integer >= 1, got {num_jobs!r}")
+    chains = total_chains(config)
+    if num_jobs > chains:
+        raise ValueError(f"--num_jobs: {num_jobs} exceeds the sweep's {chains} chains; use at most {chains}")
+    root = os.path.abspath(root)
+    shards = []
+    for index in range(num_jobs):
+        # The same contiguous ranges sweep.expand keeps for (num_shards, shard_index).
+        low, high = chains * index // num_jobs, chains * (index + 1) // num_jobs
+        workdir = os.path.join(root, shard_name(index))
+        shards.append(Shard(index, workdir, os.path.join(workdir, SHARD_CONFIG), low, high))
+    manifest = {
+        "config_file": os.path.abspath(config_file),
+        "config_argument": config_argument,
+        "overrides": {path: _literal(path, value) for path, value in sorted(overrides.items())},
+        "num_jobs": num_jobs,
+        "total_chains": chains,
+        "num_generations": config.num_generations,
+        "shards": [dataclasses.asdict(shard) for shard in shards],
+    }
+    return manifest, shards
+
+
+def load_manifest(root: str) -> dict | None:
+    """ROOT/sweep.json, or None when ROOT is not a launched sweep."""
+    path = os.path.join(root, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write(manifest: dict, shards: list[Shard], root: str) -> None:
+    """Create ROOT, refuse a ROOT holding a different sweep, write sweep.json and every shard's wrapper config."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ValueError(f"--workdir: {root} is a file, not a directory")
+    saved = load_manifest(root)
+    # JSON round trip so tuples compare equal to the lists read back from sweep.json.
+    if saved is not None and saved != json.loads(json.dumps(manifest)):
+        changed = sorted(k for k in manifest if saved.get(k) != json.loads(json.dumps(manifest[k])))
+        raise ValueError(
+            f"--workdir: {root} holds a sweep launched with different {', '.join(changed)}; relaunch it with the same "
+            "flags to resume, or use a new --workdir"
+        )
+    os.makedirs(root, exist_ok=True)
+    for shard in shards:
+        os.makedirs(shard.workdir, exist_ok=True)
+        text = _WRAPPER.format(
+            index=shard.index,
+            num_shards=manifest["num_jobs"],
+            root=root,
+            config_file=manifest["config_file"],
+            config_argument=manifest["config_argument"],
+            overrides=repr(manifest["overrides"]),
+            low=shard.chain_low,
+            high_minus_one=shard.chain_high - 1,
+        )
+        workdir_io.atomic_write(shard.config_path, lambda handle, text=text: handle.write(text.encode()))
+    workdir_io.write_json(os.path.join(root, MANIFEST), manifest)
+
+
+def command(shard: Shard, python: str = sys.executable) -> list[str]:
+    """The shard's run (and, rerun unchanged, its resume)."""
+    return [python, "-m", "experiments.main", f"--config={shard.config_path}", f"--workdir={shard.workdir}"]
+
+
+def read_exit_status(workdir: str) -> int | None:
+    """The exit status a backend recorded for the shard's last run, or None."""
+    path = os.path.join(workdir, EXIT_STATUS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        text = handle.read().strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def run_workdirs(path: str) -> list[str]:
+    """Run workdirs under `path`: itself if a run, a sweep's shards in order (started or not), or runs below it."""
+    if os.path.isfile(os.path.join(path, workdir_io.RUN_FILE)):
+        return [path]
+    manifest = load_manifest(path)
+    if manifest is not None:
+        return [shard["workdir"] for shard in manifest["shards"]]
+    found = []
+    for parent, folders, files in os.walk(path):
+        if workdir_io.RUN_FILE in files:
+            found.append(parent)
+            folders.clear()  # a run's own subfolders (checkpoints, metrics) hold no further runs
+        folders.sort()
+    return found
