@@ -26,11 +26,15 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(data_dir, **overrides):
-    """The shipped digits config shrunk to seconds (compile time dominates): 300 digits, one conv layer, few steps."""
+    """The shipped digits config shrunk to seconds (compile time dominates): 300 digits, one conv layer, few steps.
+
+    Decoded means (deterministic given z) so that sampling claims, e.g. temperature 0 -> one image, are exact.
+    """
     settings = {"model.data_dir": data_dir, "model.train_size": 300, "model.test_size": 100,
                 "model.encoder_channels": (8,), "model.latent_dim": 4, "model.steps_per_generation": 60,
                 "model.precision_recall_size": 100, "model.classifier_epochs": 3, "model.classifier_channels": (8,),
-                "model.classifier_feature_dim": 16, "model.preview_images": 3, "samples_per_generation": 300,
+                "model.classifier_feature_dim": 16, "model.preview_images": 3, "model.sample_mode": "mean",
+                "samples_per_generation": 300,
                 "seeds": 2, "chain_block": 2, "num_generations": 2, "chunk_generations": 1, "checkpoint_every": 1,
                 "make_plots": False, "regime.name": "replace"}  # fmt: skip
     return runner.as_config({**settings, **overrides}, vae_digits.get_config())
@@ -222,11 +226,12 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
     assert [os.path.basename(p) for p in grids] == ["sample_images_group_0.png"]  # one knob group: replace, rho = 0
 
 
-@pytest.mark.slow
-def test_latent_spread_collapses_under_replace_and_falls_far_slower_under_accumulate(data_dir):
+@pytest.mark.slow  # ~3 min on a loaded 2-core CPU
+def test_latent_spread_falls_under_replace_and_stays_near_generation_zero_under_accumulate(data_dir):
     # Shumailov et al. 2024 (VAE): the gen-0 encoder's latent std of generated images shrinks generation by generation
-    # when each generation trains only on the previous one's samples. Accumulating slows it (measured: median ratio at
-    # generation 4 is 0.02 under replace, 0.54 under accumulate) but, with decoded means as data, does not stop it.
+    # when each generation trains only on the previous one's samples; Gerstgrasser et al. 2024: accumulating the data
+    # keeps the model near generation 0. The shipped config draws Bernoulli samples (with decoded means accumulate
+    # collapses too; notes/vae.md). Measured ratio std_4 / std_0 over 4 seeds: replace 0.80-0.84, accumulate 0.92-0.93.
     config = runner.as_config(
         {"model.data_dir": data_dir, "seeds": 4, "num_generations": 4, "regime.name": ("replace", "accumulate"),
          "make_plots": False, "chunk_generations": 4},
@@ -235,7 +240,8 @@ def test_latent_spread_collapses_under_replace_and_falls_far_slower_under_accumu
     result = runner.simulate(config)
     std = result.metrics["latent_std_gen0_encoder"]
     replace, accumulate = std[result.knobs["regime"] == "replace"], std[result.knobs["regime"] == "accumulate"]
-    # 4 chains per regime; the measured 10-90% band of the ratio is ~0.05 wide, so a 0.15 gap is several bands.
-    assert np.median(replace[:, -1] / replace[:, 0]) < 0.6
-    assert np.median(accumulate[:, -1] / accumulate[:, 0]) > np.median(replace[:, -1] / replace[:, 0]) + 0.15
+    replace_ratio, accumulate_ratio = replace[:, -1] / replace[:, 0], accumulate[:, -1] / accumulate[:, 0]
+    # Seeds spread by ~0.04 in either regime; 0.88 sits ~0.05 from both measured ranges, and the regimes do not overlap.
+    assert np.all(replace_ratio < 0.88) and np.all(accumulate_ratio > 0.88), (replace_ratio, accumulate_ratio)
+    assert accumulate_ratio.min() > replace_ratio.max()
     assert np.all(np.diff(np.median(replace, axis=0)) < 0)  # monotone decline of the median under replace

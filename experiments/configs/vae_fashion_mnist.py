@@ -64,7 +64,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.sampling_temperature = 1.0
     # scratch: a fresh VAE each generation; previous: fine-tune the last generation's VAE.
     config.model.train_from = "scratch"
-    # mean: decoded Bernoulli means are the data (Shumailov); bernoulli: binarized draws from them.
+    # mean: decoded Bernoulli means are the data (Shumailov); bernoulli: binarized draws from them. On digits, means
+    # make accumulate collapse too while bernoulli keeps it near generation 0 (notes/vae.md): ("mean", "bernoulli").
     config.model.sample_mode = "mean"
     # Generated images used by the sample metrics (None: all M).
     config.model.metric_num_samples = 10_000
