@@ -1,11 +1,14 @@
 """The `lm` model family: config validation, fit/sample/evaluate semantics, and engine runs (sweep, resume)."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import runner
+from collapse_jax import artifacts, runner
+from collapse_jax.lm.report import histogram_edges, write_lm_report
 from collapse_jax.models.base import make_model
 from experiments.configs.lm_tiny import get_config
 
@@ -28,14 +31,17 @@ def lm_config(tmp_path_factory):
         "model.num_heads": 2, "model.mlp_size": 64, "model.max_train_blocks": 32, "model.max_test_blocks": 32,
         "model.num_beams": 2, "model.decode_batch_size": 16, "model.eval_batch_size": 16, "model.batch_size": 8,
         "model.epochs": 8, "model.learning_rate": 1e-2, "samples_per_generation": 32, "seeds": 1,
-        "num_generations": 2, "make_plots": False,
+        "num_generations": 2, "make_plots": False, "model.num_sample_texts": 3,
+        # The base model every chain fine-tunes: 6 epochs over the training works (cached under data_dir).
+        "model.pretrain_epochs": 6, "model.pretrain_batch_size": 16, "model.pretrain_learning_rate": 1e-2,
     }  # fmt: skip
     return runner.as_config(overrides, config)
 
 
 @pytest.fixture(scope="module")
 def model(lm_config):
-    return make_model(lm_config)
+    """The family without a base model: generation 0 starts from a random init."""
+    return make_model(runner.as_config({"model.pretrain_epochs": 0}, lm_config))
 
 
 @pytest.mark.parametrize(
@@ -83,7 +89,9 @@ def test_evaluate_returns_the_contract_and_consistent_perplexities(model):
     params = model.init(jax.random.key(1), knobs)
     samples = model.sample(jax.random.key(4), params, 32, knobs)
     metrics = model.evaluate(params, samples, model.reference(), knobs)
-    assert tuple(sorted(metrics)) == tuple(sorted(model.metric_names))
+    assert sorted(metrics) == sorted(model.metric_names + model.artifact_names)
+    # The artifact is the first num_sample_texts generated blocks, as int32 ids (decoded on the host later).
+    np.testing.assert_array_equal(metrics["sample_tokens"], samples["tokens"][:3])
     nll = model.sequence_nll(params["weights"], jnp.asarray(model.test_blocks))
     assert np.isclose(float(metrics["ppl_real_test"]), float(jnp.exp(jnp.mean(nll))), rtol=1e-5)
     # 32 test blocks in 2 full batches of 16: the batch mean of batch means equals the overall mean.
@@ -96,7 +104,8 @@ def test_evaluate_returns_the_contract_and_consistent_perplexities(model):
 
 def test_engine_run_resumed_with_more_generations_is_bit_identical(lm_config, tmp_path):
     # accumulate: the raw pool's capacity grows with num_generations, so this also checks that batches do not
-    # depend on the pool's padding (one regime keeps the test to one compile per run).
+    # depend on the pool's padding (one regime keeps the test to one compile per run). Chains start from the
+    # pretrained base model, which the compiled init fetches from the host at run time.
     config = runner.as_config({"regime.name": "accumulate", "model.decoding": "greedy"}, lm_config)
     straight = runner.run(config, str(tmp_path / "straight"))
     assert straight.metrics["ppl_real_test"].shape == (2, 3)  # real fractions 0 and 0.1 x 1 seed; 2 fits + gen 0
@@ -105,3 +114,22 @@ def test_engine_run_resumed_with_more_generations_is_bit_identical(lm_config, tm
     resumed = runner.run(config, str(tmp_path / "resumed"))
     for name in straight.metrics:
         np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
+    for generation in range(3):
+        chain_ids, tokens = artifacts.load(str(tmp_path / "straight"), "sample_tokens", generation)
+        assert tokens.shape == (2, 3, 8) and tokens.dtype == np.int32  # 2 chains x num_sample_texts x L
+        np.testing.assert_array_equal(chain_ids, straight.chain_ids)
+        np.testing.assert_array_equal(tokens, artifacts.load(str(tmp_path / "resumed"), "sample_tokens", generation)[1])
+    # The decoded report shows, for chain 0's first text, its prompt (training block 0: M = every block) and the
+    # tokenizer's decoding of the saved ids at every generation.
+    plot, samples = write_lm_report(str(tmp_path / "straight"), straight)
+    assert os.path.getsize(plot) > 0
+    text = open(samples).read()
+    model = make_model(config)  # the cached corpus and base model: no rebuild
+    assert repr(model.tokenizer.decode(model.train_blocks[0])) in text
+    for generation in range(3):
+        tokens = artifacts.load(str(tmp_path / "straight"), "sample_tokens", generation)[1]
+        assert f"generation {generation}: {model.tokenizer.decode(tokens[0, 0])!r}" in text
+
+
+def test_histogram_edges_of_the_report_are_the_models_bins(model, lm_config):
+    np.testing.assert_allclose(np.log(histogram_edges(lm_config.model)), model.log_edges, rtol=1e-6, atol=1e-9)

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.data.text_corpus import corpus_config, load_corpus
+from collapse_jax.data.text_corpus import TokenBlocks, corpus_config, load_corpus
 from collapse_jax.data.tokenizer import TextTokenizer
-from collapse_jax.lm import decoding, text_metrics, training
+from collapse_jax.lm import decoding, pretraining, text_metrics, training
 from collapse_jax.lm.transformer import TransformerConfig, init_params
 
 PROTOCOLS = ("block_continuation", "unconditional")
@@ -46,7 +46,10 @@ class LanguageModel:
     banned_ids: np.ndarray  # bool [vocab]: end/padding ids and padded vocabulary rows (fixed-length continuations)
     log_edges: np.ndarray  # log-perplexity bin edges of the generated-text histogram
     tokenizer: TextTokenizer
-    pretrained: Any = None  # imported Hugging Face weights (start of generation 0), or None for a random init
+    # Start of generation 0: imported Hugging Face weights or the base model pretrained on the full training split
+    # (host numpy arrays, fetched at run time rather than embedded in the program), or None for a random init.
+    pretrained: Any = None
+    num_sample_texts: int = 0  # generated blocks per chain per generation kept as the `sample_tokens` artifact
     knob_fields = {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
 
     @property
@@ -59,13 +62,18 @@ class LanguageModel:
         histogram = tuple(f"ppl_generated_gen0_hist_{i:02d}" for i in range(len(self.log_edges) - 1))
         return ("ppl_real_test", "ppl_real_test_batch_mean", "train_loss") + quantiles + histogram + STATISTICS
 
+    @property
+    def artifact_names(self) -> tuple[str, ...]:
+        """Non-scalar outputs of `evaluate` (saved per generation under <workdir>/artifacts, not metrics)."""
+        return ("sample_tokens",) if self.num_sample_texts else ()
+
     def real_data(self, key: jax.Array, knobs: dict) -> dict:
         """The corpus training blocks (the same for every chain; chains differ by init, batches and decoding)."""
         return {"tokens": jnp.asarray(self.train_blocks)}
 
     def _initial_weights(self, key: jax.Array) -> Any:
         if self.pretrained is not None:
-            return jax.tree.map(jnp.asarray, self.pretrained)
+            return pretraining.host_constant(self.pretrained)
         return init_params(key, self.network)
 
     def init(self, key: jax.Array, knobs: dict) -> dict:
@@ -159,11 +167,10 @@ class LanguageModel:
         }
         metrics.update(text_metrics.perplexity_summary(generated_nll, QUANTILES, self.log_edges, "ppl_generated_gen0"))
         metrics.update(text_metrics.text_statistics(samples["tokens"], reference["rare_ids"]))
+        if self.num_sample_texts:
+            # With M = every training block, text i continues training block i: fixed prompts across generations.
+            metrics["sample_tokens"] = samples["tokens"][: self.num_sample_texts]
         return metrics
-
-    def decode_samples(self, samples: dict, count: int = 3) -> list[str]:
-        """The first `count` generated blocks as text (host side, for the run's report)."""
-        return [self.tokenizer.decode(row) for row in np.asarray(samples["tokens"])[:count]]
 
 
 def _select(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -195,24 +202,19 @@ def make_model(config: Any) -> LanguageModel:
     for value in np.atleast_1d(model.learning_rate):
         if not value > 0:
             raise ValueError(f"config.model.learning_rate: must be > 0, got {value!r}")
+    for name in ("pretrain_epochs", "num_sample_texts"):
+        if not (isinstance(model.get(name, 0), int) and model.get(name, 0) >= 0):
+            raise ValueError(f"config.model.{name}: must be an integer >= 0, got {model[name]!r}")
+    if not model.get("num_sample_texts", 0) <= config.samples_per_generation:
+        raise ValueError(f"config.model.num_sample_texts: at most samples_per_generation, got {model.num_sample_texts}")
     pretrained, network = None, None
     checkpoint = model.get("hf_checkpoint")
     if checkpoint is not None:
         from collapse_jax.lm.hf_import import load_opt_checkpoint
 
         network, pretrained = load_opt_checkpoint(checkpoint, dtype=model.dtype)
-    corpus = load_corpus(
-        os.path.expanduser(model.data_dir),
-        corpus_config(
-            corpus_dir=model.corpus_dir,
-            pattern=model.corpus_pattern,
-            block_length=model.block_length,
-            vocab_size=model.vocab_size,
-            tokenizer_dir=checkpoint,
-            test_works=model.test_works,
-            validation_works=model.validation_works,
-        ),
-    )
+    data_dir = os.path.expanduser(model.data_dir)
+    corpus = model_corpus(model)
     tokenizer = corpus.tokenizer
     train_blocks = corpus.blocks["train"][: model.max_train_blocks or None]
     test_blocks = corpus.blocks["test"][: model.max_test_blocks or None]
@@ -235,6 +237,8 @@ def make_model(config: Any) -> LanguageModel:
             f"config.samples_per_generation: {samples} continuations need as many prompts; the corpus has "
             f"{len(train_blocks)} training blocks (block_continuation continues each at most once)"
         )
+    if checkpoint is None and model.get("pretrain_epochs", 0):
+        pretrained = _pretrained_base(model, data_dir, corpus, network)
     steps = -(-model.epochs * samples // model.batch_size)
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
@@ -265,4 +269,41 @@ def make_model(config: Any) -> LanguageModel:
         log_edges=np.linspace(0.0, np.log(model.histogram_max_perplexity), model.histogram_bins + 1),
         tokenizer=tokenizer,
         pretrained=pretrained,
+        num_sample_texts=int(model.get("num_sample_texts", 0)),
+    )
+
+
+def model_corpus(model: Any) -> TokenBlocks:
+    """The token-block corpus (and tokenizer) that `config.model` names, built once and cached under its data_dir."""
+    settings = corpus_config(
+        corpus_dir=model.corpus_dir,
+        pattern=model.corpus_pattern,
+        block_length=model.block_length,
+        vocab_size=model.vocab_size,
+        tokenizer_dir=model.get("hf_checkpoint"),
+        test_works=model.test_works,
+        validation_works=model.validation_works,
+    )
+    return load_corpus(os.path.expanduser(model.data_dir), settings)
+
+
+def _pretrained_base(model: Any, data_dir: str, corpus: Any, network: TransformerConfig) -> Any:
+    """The base model trained once on the corpus' full training split (cached under data_dir by its settings)."""
+    if not (isinstance(model.pretrain_batch_size, int) and model.pretrain_batch_size >= 1):
+        raise ValueError(
+            f"config.model.pretrain_batch_size: must be a positive integer, got {model.pretrain_batch_size!r}"
+        )
+    if not model.pretrain_learning_rate > 0:
+        raise ValueError(f"config.model.pretrain_learning_rate: must be > 0, got {model.pretrain_learning_rate!r}")
+    settings = pretraining.PretrainSettings(
+        epochs=model.pretrain_epochs,
+        batch_size=model.pretrain_batch_size,
+        learning_rate=float(model.pretrain_learning_rate),
+        end_learning_rate=float(model.end_learning_rate),
+        weight_decay=float(model.weight_decay),
+    )
+    path = pretraining.cache_path(data_dir, corpus.directory.parent.name, network, settings)
+    blocks = corpus.blocks
+    return pretraining.load_or_pretrain(
+        path, blocks["train"], blocks["test"], network, settings, corpus.tokenizer.bos_id
     )

@@ -4,7 +4,7 @@
 per generation without real data vs 10% real data, generations 0-9, 5 seeds. With `hf_checkpoint` pointing at a local
 facebook/opt-125m directory (config.json, model.safetensors, vocab.json, merges.txt) this is the paper's setup on the
 corpus you give (corpus_dir: a folder of WikiText-2 .txt files for the exact one); without it, the same 12 x 768
-network is trained from a random init on Shakespeare (no pretraining: perplexities are not the paper's).
+network is first pretrained on the corpus' training split (cached), so perplexities are not the paper's.
 
 Launch:  python -m experiments.main --config=experiments/configs/lm_opt125m.py --workdir=/tmp/lm_opt125m \
            --config.model.hf_checkpoint=/path/to/opt-125m --config.model.corpus_dir=/path/to/wikitext2_txt
@@ -39,8 +39,13 @@ def get_config():
     model.vocab_size = 4096
     model.max_train_blocks = 0  # 0: all training blocks
     model.max_test_blocks = 0
-    # Local Hugging Face OPT directory (None: random init of the shape above).
+    # Local Hugging Face OPT directory (None: the base model is pretrained below on the corpus' training split).
     model.hf_checkpoint = None
+    # Without a checkpoint: pretrain the 12 x 768 network for 3 epochs at OPT-125m's peak learning rate (Zhang et al.
+    # 2022: 6e-4), cached under data_dir; ignored when hf_checkpoint is set.
+    model.pretrain_epochs = 3
+    model.pretrain_batch_size = 32
+    model.pretrain_learning_rate = 6e-4
     # 5 epochs per generation (Shumailov's no-real-data setting; use 10 with real_fraction 0.1 to match the paper).
     model.epochs = 5
     model.batch_size = 32
