@@ -122,7 +122,7 @@ def write_table(columns: dict[str, np.ndarray], stem: str, table_format: str = "
 
 
 def read_table(path: str) -> dict[str, np.ndarray]:
-    """Read a table written by write_table back into numpy columns (CSV: numbers parsed where they parse)."""
+    """Read a table written by write_table back into numpy columns (CSV: integers, then floats, else strings)."""
     if path.endswith(".parquet"):
         table = _pyarrow().parquet.read_table(path)
         return {name: table.column(name).to_numpy() for name in table.column_names}
@@ -130,10 +130,12 @@ def read_table(path: str) -> dict[str, np.ndarray]:
         rows = list(csv.reader(handle))
     columns = {}
     for name, cells in zip(rows[0], zip(*rows[1:])):
-        try:
-            columns[name] = np.asarray([float(c) for c in cells])
-        except ValueError:
-            columns[name] = np.asarray(cells)
+        for parse in (int, float, str):  # the narrowest type every cell parses as: ids stay integers
+            try:
+                columns[name] = np.asarray([parse(c) for c in cells])
+                break
+            except ValueError:
+                continue
     return columns
 
 

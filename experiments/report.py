@@ -23,6 +23,7 @@ _WORKDIRS = flags.DEFINE_multi_string(
     "workdir", None, "A sweep ROOT (launch.sweep), a run workdir, or a folder of runs."
 )
 _OUTPUT = flags.DEFINE_string("output", None, "Where report.md, plots/ and the table go (default: see report()).")
+_PLOTS = flags.DEFINE_bool("plots", True, "Draw the figures (--noplots: table and report.md only, for quick checks).")
 _FORMAT = flags.DEFINE_enum("format", "auto", ["auto", "parquet", "csv"], "Table format (auto: Parquet if pyarrow).")
 flags.mark_flags_as_required(["workdir"])
 
@@ -74,7 +75,7 @@ def _status_lines(status: dict) -> list[str]:
     ]
 
 
-def report(workdirs: list[str], output: str | None = None, table_format: str = "auto") -> str:
+def report(workdirs: list[str], output: str | None = None, table_format: str = "auto", make_plots: bool = True) -> str:
     """Merge the runs under `workdirs`, write the table, plots and report.md into `output`; returns report.md's path.
 
     Default output: ROOT for one sweep ROOT, <workdir>/aggregate for one run or folder of runs; required otherwise.
@@ -116,13 +117,16 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
         lines += ["", *_status_lines(status), ""]
     varies_rho = "real_fraction" in merged.group_fields
     for metric in metrics:
-        lines += [f"## {metric}", "", f"![{metric} vs generation](plots/{metric}_vs_generation.png)", ""]
-        plots.plot_metric(merged, metric, os.path.join(output, "plots", f"{metric}_vs_generation.png"))
+        lines += [f"## {metric}", ""]
+        if make_plots:
+            plots.plot_metric(merged, metric, os.path.join(output, "plots", f"{metric}_vs_generation.png"))
+            lines += [f"![{metric} vs generation](plots/{metric}_vs_generation.png)", ""]
         curves = final_vs_real_fraction(merged, metric) if varies_rho else []
         if curves:
-            name = f"{metric}_final_vs_real_fraction.png"
-            plot_final_vs_real_fraction(curves, metric, final, os.path.join(output, "plots", name))
-            lines += [f"![{metric} at generation {final} vs real_fraction](plots/{name})", ""]
+            if make_plots:
+                name = f"{metric}_final_vs_real_fraction.png"
+                plot_final_vs_real_fraction(curves, metric, final, os.path.join(output, "plots", name))
+                lines += [f"![{metric} at generation {final} vs real_fraction](plots/{name})", ""]
             lines += [
                 f"| group | real_fraction | chains | median | 10% | 90% (generation {final}) |",
                 "|---|---|---|---|---|---|",
@@ -142,7 +146,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        print(report(_WORKDIRS.value, _OUTPUT.value, _FORMAT.value))
+        print(report(_WORKDIRS.value, _OUTPUT.value, _FORMAT.value, _PLOTS.value))
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -135,7 +135,8 @@ def write(manifest: dict, shards: list[Shard], root: str) -> None:
     saved = load_manifest(root)
     # JSON round trip so tuples compare equal to the lists read back from sweep.json.
     if saved is not None and saved != json.loads(json.dumps(manifest)):
-        changed = sorted(k for k in manifest if saved.get(k) != json.loads(json.dumps(manifest[k])))
+        inputs = ("config_file", "config_argument", "overrides", "num_jobs")
+        changed = [k for k in inputs if saved.get(k) != json.loads(json.dumps(manifest[k]))] or ["config contents"]
         raise ValueError(
             f"--workdir: {root} holds a sweep launched with different {', '.join(changed)}; relaunch it with the same "
             "flags to resume, or use a new --workdir"

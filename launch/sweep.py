@@ -69,10 +69,17 @@ def launch() -> int:
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     root = _WORKDIR.value
     manifest, shard_list = shards.plan(config, config_file, argument or None, overrides, _NUM_JOBS.value, root)
+    # Every flag is checked before ROOT is touched.
+    slurm_resources = resources(config) if _BACKEND.value == "slurm" else None
+    if slurm_resources is not None:
+        slurm_resources.validate()
+    for flag, value, minimum in (("parallel", _PARALLEL.value, 1), ("max_restarts", _MAX_RESTARTS.value, 0)):
+        if value < minimum:
+            raise ValueError(f"--{flag}: must be >= {minimum}, got {value}")
     shards.write(manifest, shard_list, root)
     logging.info("%d chains in %d shards under %s", manifest["total_chains"], len(shard_list), root)
-    if _BACKEND.value == "slurm":
-        path = slurm.write_script(manifest, root, resources(config), _PYTHON.value)
+    if slurm_resources is not None:
+        path = slurm.write_script(manifest, root, slurm_resources, _PYTHON.value)
         if _DRY_RUN.value:
             with open(path) as handle:
                 print(handle.read(), end="")
