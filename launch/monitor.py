@@ -1,0 +1,57 @@
+"""Live TensorBoard view of a running sweep or run: poll its workdirs, append summaries of newly finished generations.
+
+python -m launch.monitor --workdir=ROOT [--interval=60] [--once]   and   tensorboard --logdir ROOT
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+from collapse_jax import aggregate, monitoring, results, workdir_io
+from launch import shards
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A sweep ROOT (launch.sweep), a run workdir, or a folder of runs.")
+_INTERVAL = flags.DEFINE_float("interval", 60.0, "Seconds between polls.")
+_ONCE = flags.DEFINE_bool("once", False, "Summarize what exists and exit (no polling).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def poll(root: str) -> bool:
+    """One pass over every run under `root` (summaries into <run>/tensorboard); True when all runs are finished."""
+    workdirs = shards.run_workdirs(root)
+    finished = bool(workdirs)
+    for workdir in workdirs:
+        if not os.path.isfile(os.path.join(workdir, workdir_io.RUN_FILE)):
+            finished = False  # a shard that has not started yet
+            continue
+        written = monitoring.summarize_workdir(workdir)
+        run = results.load(workdir)
+        last = aggregate.finished_generations(run)
+        finished &= last >= run.config["num_generations"]
+        if written:
+            logging.info("%s: %d scalars, generations up to %d", workdir, written, last)
+    return finished
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not monitoring.available():
+        print("error: TensorBoard monitoring needs tensorboardX: pip install -e '.[monitor]'", file=sys.stderr)
+        sys.exit(2)
+    if not os.path.isdir(_WORKDIR.value):
+        print(f"error: --workdir: {_WORKDIR.value} is not a directory", file=sys.stderr)
+        sys.exit(2)
+    try:
+        while not poll(_WORKDIR.value) and not _ONCE.value:
+            time.sleep(_INTERVAL.value)
+    finally:
+        monitoring.close_all()
+
+
+if __name__ == "__main__":
+    app.run(main)
