@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -14,9 +15,46 @@ import numpy as np
 
 from collapse_jax import results as results_lib
 from collapse_jax import workdir_io
-from collapse_jax.runner import PREEMPTED_EXIT_CODE
 
 SHARD_FIELDS = ("num_shards", "shard_index")
+MANIFEST = "sweep.json"  # ROOT/sweep.json, written by launch.sweep: the shards and chain-id ranges of a split sweep
+# Written by the local backend and by the SLURM array script when a shard's run exits (any status).
+EXIT_STATUS_FILE = "exit_status"
+
+
+def load_manifest(root: str) -> dict | None:
+    """ROOT/sweep.json, or None when ROOT is not a launched sweep."""
+    path = os.path.join(root, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def read_exit_status(workdir: str) -> int | None:
+    """The exit status a backend recorded for the shard's last run, or None."""
+    path = os.path.join(workdir, EXIT_STATUS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        text = handle.read().strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def run_workdirs(path: str) -> list[str]:
+    """Run workdirs under `path`: itself if a run, a sweep's shards in order (started or not), or runs below it."""
+    if os.path.isfile(os.path.join(path, workdir_io.RUN_FILE)):
+        return [path]
+    manifest = load_manifest(path)
+    if manifest is not None:
+        return [shard["workdir"] for shard in manifest["shards"]]
+    found = []
+    for parent, folders, files in os.walk(path):
+        if workdir_io.RUN_FILE in files:
+            found.append(parent)
+            folders.clear()  # a run's own subfolders (checkpoints, metrics) hold no further runs
+        folders.sort()
+    return found
 
 
 @dataclasses.dataclass
@@ -163,10 +201,10 @@ def sweep_status(manifest: dict, loaded: dict[str, results_lib.Results], exit_st
             state = "complete" if last >= horizon else f"partial: generations 0..{last} of {horizon}"
             if last < horizon:
                 unfinished.append(run.chain_ids)
-        if status not in (None, 0):
-            state += f" (last exit status {status}{', preempted' if status == PREEMPTED_EXIT_CODE else ''})"
         chains = f"{shard['chain_low']}..{shard['chain_high'] - 1}"
-        shard_rows.append({"shard": shard["index"], "chains": chains, "state": state, "finished": last})
+        shard_rows.append(
+            {"shard": shard["index"], "chains": chains, "state": state, "finished": last, "exit_status": status}
+        )
     present_ids = np.concatenate(present) if present else np.zeros(0, np.int64)
     missing = np.setdiff1d(np.arange(manifest["total_chains"]), present_ids)
     unfinished_ids = np.sort(np.concatenate(unfinished)) if unfinished else np.zeros(0, np.int64)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from collapse_jax import aggregate, workdir_io
 from collapse_jax import results as results_lib
-from collapse_jax import workdir_io
 
 LOGDIR = "tensorboard"  # <workdir>/tensorboard: one TensorBoard run per workdir (per shard of a sweep)
 QUANTILES = {"q10": 0.1, "median": 0.5, "q90": 0.9}
@@ -171,3 +171,20 @@ def summarize_workdir(workdir: str, logdir: str | None = None) -> int:
     os.makedirs(logdir, exist_ok=True)
     workdir_io.write_json(progress_path, progress)
     return written
+
+
+def poll(root: str) -> bool:
+    """One pass over every run under `root` (summaries into <run>/tensorboard); True when all runs are finished."""
+    workdirs = aggregate.run_workdirs(root)
+    finished = bool(workdirs)
+    for workdir in workdirs:
+        if not os.path.isfile(os.path.join(workdir, workdir_io.RUN_FILE)):
+            finished = False  # a shard that has not started yet
+            continue
+        written = summarize_workdir(workdir)
+        run = results_lib.load(workdir)
+        last = aggregate.finished_generations(run)
+        finished &= last >= run.config["num_generations"]
+        if written:
+            logging.info("%s: %d scalars, generations up to %d", workdir, written, last)
+    return finished

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from absl import logging
 
+from collapse_jax import aggregate
 from collapse_jax.runner import PREEMPTED_EXIT_CODE
 from launch import shards
 
@@ -59,7 +60,7 @@ def _start(shard: shards.Shard, python: str) -> subprocess.Popen:
 
 
 def _record(shard: shards.Shard, status: int) -> None:
-    with open(os.path.join(shard.workdir, shards.EXIT_STATUS_FILE), "w") as handle:
+    with open(os.path.join(shard.workdir, aggregate.EXIT_STATUS_FILE), "w") as handle:
         handle.write(f"{status}\n")
 
 

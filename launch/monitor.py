@@ -9,32 +9,14 @@ import os
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from collapse_jax import aggregate, monitoring, results, workdir_io
-from launch import shards
+from collapse_jax import monitoring
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A sweep ROOT (launch.sweep), a run workdir, or a folder of runs.")
 _INTERVAL = flags.DEFINE_float("interval", 60.0, "Seconds between polls.")
 _ONCE = flags.DEFINE_bool("once", False, "Summarize what exists and exit (no polling).")
 flags.mark_flags_as_required(["workdir"])
-
-
-def poll(root: str) -> bool:
-    """One pass over every run under `root` (summaries into <run>/tensorboard); True when all runs are finished."""
-    workdirs = shards.run_workdirs(root)
-    finished = bool(workdirs)
-    for workdir in workdirs:
-        if not os.path.isfile(os.path.join(workdir, workdir_io.RUN_FILE)):
-            finished = False  # a shard that has not started yet
-            continue
-        written = monitoring.summarize_workdir(workdir)
-        run = results.load(workdir)
-        last = aggregate.finished_generations(run)
-        finished &= last >= run.config["num_generations"]
-        if written:
-            logging.info("%s: %d scalars, generations up to %d", workdir, written, last)
-    return finished
 
 
 def main(argv: list[str]) -> None:
@@ -47,7 +29,7 @@ def main(argv: list[str]) -> None:
         print(f"error: --workdir: {_WORKDIR.value} is not a directory", file=sys.stderr)
         sys.exit(2)
     try:
-        while not poll(_WORKDIR.value) and not _ONCE.value:
+        while not monitoring.poll(_WORKDIR.value) and not _ONCE.value:
             time.sleep(_INTERVAL.value)
     finally:
         monitoring.close_all()

@@ -15,11 +15,9 @@ from typing import Any
 import ml_collections
 
 from collapse_jax import sweep, workdir_io
+from collapse_jax.aggregate import MANIFEST, load_manifest
 
-MANIFEST = "sweep.json"
 SHARD_CONFIG = "config.py"
-# Written by the local backend and by the SLURM array script when a shard's run exits (any status).
-EXIT_STATUS_FILE = "exit_status"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _WRAPPER = '''"""Shard {index} of {num_shards} of the sweep in {root} (written by launch.sweep; do not edit).
@@ -119,15 +117,6 @@ def plan(
     return manifest, shards
 
 
-def load_manifest(root: str) -> dict | None:
-    """ROOT/sweep.json, or None when ROOT is not a launched sweep."""
-    path = os.path.join(root, MANIFEST)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle)
-
-
 def write(manifest: dict, shards: list[Shard], root: str) -> None:
     """Create ROOT, refuse a ROOT holding a different sweep, write sweep.json and every shard's wrapper config."""
     if os.path.exists(root) and not os.path.isdir(root):
@@ -161,29 +150,3 @@ def write(manifest: dict, shards: list[Shard], root: str) -> None:
 def command(shard: Shard, python: str = sys.executable) -> list[str]:
     """The shard's run (and, rerun unchanged, its resume)."""
     return [python, "-m", "experiments.main", f"--config={shard.config_path}", f"--workdir={shard.workdir}"]
-
-
-def read_exit_status(workdir: str) -> int | None:
-    """The exit status a backend recorded for the shard's last run, or None."""
-    path = os.path.join(workdir, EXIT_STATUS_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        text = handle.read().strip()
-    return int(text) if text.lstrip("-").isdigit() else None
-
-
-def run_workdirs(path: str) -> list[str]:
-    """Run workdirs under `path`: itself if a run, a sweep's shards in order (started or not), or runs below it."""
-    if os.path.isfile(os.path.join(path, workdir_io.RUN_FILE)):
-        return [path]
-    manifest = load_manifest(path)
-    if manifest is not None:
-        return [shard["workdir"] for shard in manifest["shards"]]
-    found = []
-    for parent, folders, files in os.walk(path):
-        if workdir_io.RUN_FILE in files:
-            found.append(parent)
-            folders.clear()  # a run's own subfolders (checkpoints, metrics) hold no further runs
-        folders.sort()
-    return found

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+from collapse_jax import aggregate
 from collapse_jax.runner import PREEMPTED_EXIT_CODE
 from launch import shards
 
@@ -111,7 +112,7 @@ while [ "$STATUS" -gt 128 ]; do
   [ "$NEXT" -eq 127 ] && break
   STATUS=$NEXT
 done
-echo "$STATUS" > "$SHARD_DIR/{shards.EXIT_STATUS_FILE}"
+echo "$STATUS" > "$SHARD_DIR/{aggregate.EXIT_STATUS_FILE}"
 if [ "$STATUS" -eq {PREEMPTED_EXIT_CODE} ]; then
 {requeue}
 fi

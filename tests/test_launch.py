@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from collapse_jax import aggregate, results, runner
+from collapse_jax import aggregate, results, runner, sweep_report
 from collapse_jax.runner import PREEMPTED_EXIT_CODE
-from experiments import report
 from experiments.configs import gaussian
 from launch import shards, slurm
 
@@ -88,7 +87,7 @@ def test_dry_run_prints_the_script_and_writes_one_wrapper_config_per_shard(tmp_p
     ]
     out = subprocess.run(launch(root, *flags), cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "#SBATCH --array=0-2\n" in out and f"sbatch {root}/sweep.sbatch" in out
-    manifest = shards.load_manifest(root)
+    manifest = aggregate.load_manifest(root)
     # 2 regimes x 2 real fractions x 5 seeds = 20 chains in ranges of 6, 7, 7 (sweep.expand's contiguous split).
     assert manifest["total_chains"] == 20
     assert [(s["chain_low"], s["chain_high"]) for s in manifest["shards"]] == [(0, 6), (6, 13), (13, 20)]
@@ -128,13 +127,13 @@ def test_local_backend_runs_shards_that_aggregate_to_the_single_job_run(tmp_path
     flags = [f"--config.{k}={v}" for k, v in sweep.items()] + ["--num_jobs=2", "--parallel=2", *SMALL]
     subprocess.run(launch(root, *flags), cwd=REPO, check=True, capture_output=True, timeout=300)
     whole = runner.simulate(small_config(**sweep))
-    report.report([root])
+    sweep_report.report([root])
     table = aggregate.read_table(os.path.join(root, "results.parquet"))
     assert len(table["chain_id"]) == whole.num_chains * 5  # 6 chains (2 real fractions x 3 seeds) x 5 generations
     for name, values in whole.metrics.items():
         np.testing.assert_array_equal(table[name], values[table["chain_id"], table["generation"]], err_msg=name)
     np.testing.assert_array_equal(table["real_fraction"], whole.knobs["real_fraction"][table["chain_id"]])
-    assert all(shards.read_exit_status(os.path.join(root, f"shard_{i:03d}")) == 0 for i in range(2))
+    assert all(aggregate.read_exit_status(os.path.join(root, f"shard_{i:03d}")) == 0 for i in range(2))
 
 
 def _wait_for_checkpoints(workdir: str, count: int, process: subprocess.Popen) -> None:
@@ -196,7 +195,7 @@ def test_array_script_forwards_usr1_exits_75_and_requeues_then_resumes_bit_ident
     task.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@seconds delivers to the batch shell
     assert task.wait(timeout=120) == PREEMPTED_EXIT_CODE
     assert open(tmp_path / "scontrol_calls").read() == "requeue 4242_0\n"
-    assert shards.read_exit_status(shard_list[0].workdir) == PREEMPTED_EXIT_CODE
+    assert aggregate.read_exit_status(shard_list[0].workdir) == PREEMPTED_EXIT_CODE
     assert np.isnan(results.load(shard_list[0].workdir).metrics["trace_ratio"][:, -1]).all()  # stopped early
     # The requeued task reruns the same script: it resumes and finishes without another requeue.
     subprocess.run(["bash", path], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -9,7 +9,6 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from collapse_jax import monitoring, runner
-from launch import monitor
 
 
 def crc32c(data: bytes) -> int:
@@ -96,7 +95,7 @@ def test_summarize_workdir_writes_each_finished_generation_once(gaussian_config,
     run = runner.run(config, workdir)
     assert monitoring.summarize_workdir(workdir) > 0
     assert monitoring.summarize_workdir(workdir) == 0  # nothing new: a polling sidecar does not duplicate points
-    assert monitor.poll(str(tmp_path))  # the sidecar finds the run below tmp_path and sees it finished
+    assert monitoring.poll(str(tmp_path))  # the sidecar finds the run below tmp_path and sees it finished
     monitoring.close_all()
     scalars = read_scalars(os.path.join(workdir, monitoring.LOGDIR))
     for row, (_, chains) in zip(run.summary("trace_ratio"), run.knob_groups()):

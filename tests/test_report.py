@@ -6,8 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from collapse_jax import aggregate, results, runner
-from experiments import report
+from collapse_jax import aggregate, results, runner, sweep_report
 from experiments.configs import gaussian
 from launch import shards
 
@@ -79,7 +78,7 @@ def test_shards_aggregate_into_the_single_job_table_and_a_partial_sweep_lists_wh
     shard_list = planned(sweep_config, root)
     for index in (0, 2):
         runner.run(load_config(shard_list[index].config_path), shard_list[index].workdir)
-    path = report.report([root], make_plots=False)
+    path = sweep_report.report([root], make_plots=False)
     text = open(path).read()
     assert "INCOMPLETE" in text and "| 1 | 4..7 | not started |" in text
     assert "Missing chains (shard not started): 4..7." in text
@@ -90,7 +89,7 @@ def test_shards_aggregate_into_the_single_job_table_and_a_partial_sweep_lists_wh
     partial = load_config(shard_list[1].config_path)
     partial.num_generations = 2
     runner.run(partial, shard_list[1].workdir)
-    path = report.report([root])
+    path = sweep_report.report([root])
     text = open(path).read()
     assert "| 1 | 4..7 | partial: generations 0..2 of 4 |" in text
     assert "Chains with unfinished generations: 4..7." in text
@@ -104,7 +103,7 @@ def test_shards_aggregate_into_the_single_job_table_and_a_partial_sweep_lists_wh
 
 
 def test_final_generation_vs_real_fraction_is_the_median_and_quantiles_over_seeds(whole):
-    curves = report.final_vs_real_fraction(whole, "trace_ratio")
+    curves = sweep_report.final_vs_real_fraction(whole, "trace_ratio")
     assert [c["labels"] for c in curves] == [{"regime": "replace"}, {"regime": "accumulate"}]
     for curve in curves:
         for rho, median, q10, q90, count in curve["points"]:
@@ -120,8 +119,8 @@ def test_unrelated_runs_merge_with_a_source_column_and_keep_their_groups_apart(g
     a = runner.run(gaussian_config, first)
     b = runner.run(runner.as_config({"regime.real_fraction": 0.5, "seeds": 4}, gaussian_config), second)
     with pytest.raises(ValueError, match="--output: required"):
-        report.report([first, second])
-    report.report([first, second], output=str(tmp_path / "both"), table_format="csv")
+        sweep_report.report([first, second])
+    sweep_report.report([first, second], output=str(tmp_path / "both"), table_format="csv")
     table = aggregate.read_table(str(tmp_path / "both" / "results.csv"))
     assert sorted(set(table["source"].tolist())) == ["rho0", "rho_half"]
     for name, run in (("rho0", a), ("rho_half", b)):
@@ -136,8 +135,8 @@ def test_unrelated_runs_merge_with_a_source_column_and_keep_their_groups_apart(g
 
 def test_report_input_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="--workdir: .* is not a directory"):
-        report.report([str(tmp_path / "absent")])
+        sweep_report.report([str(tmp_path / "absent")])
     with pytest.raises(ValueError, match="--workdir: no run with results"):
-        report.report([str(tmp_path)])
+        sweep_report.report([str(tmp_path)])
     with pytest.raises(ValueError, match="--format"):
         aggregate.write_table({"a": np.zeros(1)}, str(tmp_path / "t"), "xlsx")
