@@ -56,13 +56,16 @@ def chunk_summaries(
     over the group's finite values (failed chains are NaN), plus the group's failed-chain count per generation."""
     names = sorted(n for n in knobs if n != "seed")
     count = len(knobs["seed"])
-    keys = [tuple(np.asarray(knobs[n])[i].item() for n in names) for i in range(count)]
+    # Group id per chain, vectorized (a Python loop over 65k chains cost 0.3 s per chunk): codes per knob, then rows.
+    codes = np.stack([np.unique(np.asarray(knobs[n]), return_inverse=True)[1] for n in names] or [np.zeros(count)])
+    _, first, group_of = np.unique(codes.T, axis=0, return_index=True, return_inverse=True)
+    metrics = {name: np.asarray(values, np.float64) for name, values in metrics.items()}
     out: dict[str, np.ndarray] = {}
-    for key in dict.fromkeys(keys):
-        members = np.asarray([k == key for k in keys])
-        label = group_label({**dict(zip(names, key)), **(labels or {})})
+    for group, chain in enumerate(first):
+        members = group_of.ravel() == group
+        label = group_label({**{n: np.asarray(knobs[n])[chain].item() for n in names}, **(labels or {})})
         for metric, values in metrics.items():
-            values = np.asarray(values, np.float64)[members]
+            values = values[members]
             if metric == "failed":
                 out[f"failed_chains/{label}"] = np.nansum(values, axis=0)
                 continue
