@@ -1,4 +1,4 @@
-"""Draw sample-image grids (one PNG per knob group: rows = generations, columns = samples) of a finished or partial run.
+"""Draw image grids (one PNG per artifact per knob group: rows = generations, columns = images) of a run's workdir.
 
 python -m experiments.vae_grids --workdir=/tmp/vae_digits   (needs config.model.preview_images > 0, the default)
 """
@@ -10,7 +10,9 @@ from absl import app, flags
 from collapse_jax import image_grids
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run's workdir.")
-_NAME = flags.DEFINE_string("artifact", "sample_images", "Image artifact [k, H, W] that evaluate returned.")
+_NAMES = flags.DEFINE_list(
+    "artifacts", ["sample_images", "decoded_means"], "Image artifacts [k, H, W] that evaluate returned."
+)
 _MAX_ROWS = flags.DEFINE_integer("max_rows", image_grids.MAX_ROWS, "At most this many generations (evenly spaced).")
 flags.mark_flags_as_required(["workdir"])
 
@@ -18,7 +20,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv: list[str]) -> None:
     del argv
     try:
-        paths = image_grids.write_sample_grids(_WORKDIR.value, _NAME.value, _MAX_ROWS.value)
+        paths = [
+            p for name in _NAMES.value for p in image_grids.write_sample_grids(_WORKDIR.value, name, _MAX_ROWS.value)
+        ]
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -92,6 +92,34 @@ def epoch_batches(key: jax.Array, weights: jax.Array, batch_size: int) -> tuple[
     return order.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
+def torch_default_init(key: jax.Array, shapes: PyTree) -> PyTree:
+    """torch's default layer init for a Flax params tree of shapes, in one random draw.
+
+    torch.nn.Conv2d / Linear / ConvTranspose2d reset_parameters: weight = kaiming_uniform(a = sqrt(5)) and bias, both
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = k * k * in (Linear: in); torch's transposed conv takes k * k * out
+    (its weight is [in, out, k, k] and fan_in reads axis 1). Shumailov's notebook uses these defaults. One draw for all
+    layers because XLA:CPU compiles every threefry call on its own (measured: the fit's compile 30% shorter).
+    """
+
+    def bounds(tree: dict, transposed: bool = False) -> dict:
+        if "kernel" not in tree:
+            return {name: bounds(sub, name.startswith("ConvTranspose")) for name, sub in tree.items()}
+        kernel = tree["kernel"].shape
+        fan_in = int(np.prod(kernel[:-2])) * kernel[-1] if transposed else int(np.prod(kernel[:-1]))
+        return {name: 1.0 / np.sqrt(fan_in) for name in tree}  # kernel and bias share the bound
+
+    leaves, structure = jax.tree.flatten(shapes)
+    bound_leaves = jax.tree.leaves(bounds(shapes))
+    sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+    draws = jax.random.uniform(key, (sum(sizes),), minval=-1.0, maxval=1.0)
+    offsets = np.cumsum([0, *sizes])
+    values = [
+        bound * draws[start:end].reshape(leaf.shape)
+        for leaf, bound, start, end in zip(leaves, bound_leaves, offsets[:-1], offsets[1:])
+    ]
+    return jax.tree.unflatten(structure, values)
+
+
 def adam_l2(learning_rate: jax.Array, weight_decay: float) -> optax.GradientTransformation:
     """torch.optim.Adam(lr, weight_decay): the decay is an L2 term added to the gradient before Adam (not AdamW)."""
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.scale_by_adam(), optax.scale(-learning_rate))

@@ -24,6 +24,7 @@ from collapse_jax.models._vae_nets import (
     apply_in_chunks,
     epoch_batches,
     negative_elbo,
+    torch_default_init,
     train_classifier,
 )
 
@@ -58,7 +59,7 @@ class VAEModel:
     train_from: str
     sample_mode: str
     metric_num_samples: int | None
-    preview_images: int  # decoded samples returned by evaluate as the `sample_images` artifact (0: none)
+    preview_images: int  # images per artifact (`sample_images`, `decoded_means`) evaluate returns (0: none)
     precision_recall_size: int
     precision_recall_k: int
     classifier_epochs: int
@@ -93,11 +94,13 @@ class VAEModel:
         return jnp.asarray(self.train_images, jnp.float32) / 255.0
 
     def _init_networks(self, key: jax.Array) -> dict:
-        """Fresh encoder and decoder parameters."""
-        encoder_key, decoder_key = jax.random.split(key)
+        """Fresh encoder and decoder parameters, torch's default init (shapes from Flax, values in one draw)."""
         images = jnp.zeros((1, *self.image_shape), jnp.float32)
         latents = jnp.zeros((1, self.encoder.latent_dim), jnp.float32)
-        return {"encoder": self.encoder.init(encoder_key, images), "decoder": self.decoder.init(decoder_key, latents)}
+        shapes = jax.eval_shape(
+            lambda k: {"encoder": self.encoder.init(k, images), "decoder": self.decoder.init(k, latents)}, key
+        )
+        return torch_default_init(key, shapes)
 
     def init(self, key: jax.Array, knobs: dict) -> dict:
         """Unfitted params; `fitted` = 0 tells the first fit to store its own encoder as the generation-0 encoder."""
@@ -174,10 +177,18 @@ class VAEModel:
     def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict[str, jax.Array]:
         """Collapse metrics of one chain (latent spread under the gen-0 encoder, feature distances, test ELBO).
 
-        Plus the artifact `sample_images` [preview_images, H, W]: the first generated images, for per-generation grids.
+        Plus two image artifacts [preview_images, H, W] for per-generation grids: `sample_images`, the first generated
+        images (what the next generation trains on), and `decoded_means`, sigmoid(decoder(z)) at fixed z ~ N(0, I)
+        shared by every chain and generation, so a grid column follows one latent point as the decoder drifts.
         """
         del knobs
-        previews = {"sample_images": samples[: self.preview_images]} if self.preview_images else {}
+        previews = {}
+        if self.preview_images:
+            # A host constant (no random-number op to compile): the same latent points in every chain and generation.
+            fixed_latents = np.random.default_rng(0).standard_normal((self.preview_images, self.encoder.latent_dim))
+            fixed_latents = jnp.asarray(fixed_latents, jnp.float32)
+            decoded = jax.nn.sigmoid(self.decoder.apply(params["networks"]["decoder"], fixed_latents))
+            previews = {"sample_images": samples[: self.preview_images], "decoded_means": decoded}
         if self.metric_num_samples is not None:
             samples = samples[: self.metric_num_samples]
         encode = lambda x: self.encoder.apply(params["encoder_gen0"], x)[0]  # noqa: E731
