@@ -179,7 +179,8 @@ class VAEModel:
 
         Plus two image artifacts [preview_images, H, W] for per-generation grids: `sample_images`, the first generated
         images (what the next generation trains on), and `decoded_means`, sigmoid(decoder(z)) at fixed z ~ N(0, I)
-        shared by every chain and generation, so a grid column follows one latent point as the decoder drifts.
+        shared by every chain and generation: readable when samples are binarized; with train_from=previous a grid
+        column follows one latent point as the decoder drifts (from scratch, each generation lays out z anew).
         """
         del knobs
         previews = {}
