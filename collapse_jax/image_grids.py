@@ -67,7 +67,11 @@ def write_sample_grids(workdir: str, name: str = "sample_images", max_rows: int 
         images = np.stack([by_generation[g][chain_id] for g in generations])  # [rows, k, H, W]
         path = os.path.join(plot_dir, f"{name}_group_{group_index}.png")
         _draw(
-            tile(images), generations, images.shape[2], f"{plots._label(labels)}, seed {run.knobs['seed'][chain]}", path
+            tile(images),
+            generations,
+            images.shape[2],
+            f"{plots.knob_label(labels)}, seed {run.knobs['seed'][chain]}",
+            path,
         )
         paths.append(path)
     return paths

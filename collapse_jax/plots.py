@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 from collapse_jax.results import Results  # noqa: E402
 
 
-def _label(labels: dict) -> str:
+def knob_label(labels: dict) -> str:
+    """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in labels.items()) or "all chains"
 
 
@@ -33,7 +34,7 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.2))
     generations = np.arange(results.metrics[metric].shape[1])
     for row in rows:
-        (line,) = axis.plot(generations, row["median"], label=f"{_label(row['labels'])} (n={row['chains']})")
+        (line,) = axis.plot(generations, row["median"], label=f"{knob_label(row['labels'])} (n={row['chains']})")
         axis.fill_between(generations, row["q10"], row["q90"], color=line.get_color(), alpha=0.18, linewidth=0)
     if rows and _spans_decades(rows):
         axis.set_yscale("log")
@@ -62,7 +63,7 @@ def _final_table(results: Results, metrics: list[str]) -> list[str]:
                 continue
             g = finite[-1]
             cells.append(f"{row['median'][g]:.4g} [{row['q10'][g]:.3g}, {row['q90'][g]:.3g}] @{g}")
-        lines.append(f"| {_label(labels)} | {len(indices)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {knob_label(labels)} | {len(indices)} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -39,7 +39,7 @@ def plot_final_vs_real_fraction(curves: list[dict], metric: str, final: int, pat
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for curve in curves:
         rho, median, q10, q90, _ = (np.asarray(column) for column in zip(*curve["points"]))
-        (line,) = axis.plot(rho, median, marker="o", label=plots._label(curve["labels"]))
+        (line,) = axis.plot(rho, median, marker="o", label=plots.knob_label(curve["labels"]))
         axis.fill_between(rho, q10, q90, color=line.get_color(), alpha=0.18, linewidth=0)
     values = np.concatenate([[p[2] for p in c["points"]] + [p[3] for p in c["points"]] for c in curves])
     if values.size and values.min() > 0 and values.max() / values.min() > 100:
@@ -127,7 +127,7 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
             ]
             for curve in curves:
                 for rho, median, q10, q90, count in curve["points"]:
-                    label = plots._label(curve["labels"])
+                    label = plots.knob_label(curve["labels"])
                     lines.append(f"| {label} | {rho:g} | {count} | {median:.6g} | {q10:.6g} | {q90:.6g} |")
             lines.append("")
     path = os.path.join(output, "report.md")

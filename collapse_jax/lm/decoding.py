@@ -9,7 +9,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.lm.training import vary_like
 from collapse_jax.lm.transformer import Params, TransformerConfig, forward_cached, init_cache
 
 NEGATIVE = -1e9  # A finite "minus infinity": keeps sums of scores finite (beam scores add it up).
@@ -91,7 +90,7 @@ def generate(
         return (token, present, cache), token
 
     positions = prefix.shape[1] + jnp.arange(num_new - 1, dtype=jnp.int32)
-    carry = vary_like((first, present, cache), logits[0, 0] + jax.random.uniform(key))
+    carry = (first, present, cache)
     _, rest = jax.lax.scan(step, carry, (keys[1:], positions))
     return jnp.concatenate([first[:, None], rest.T], axis=1)
 
@@ -139,7 +138,7 @@ def beam_search(
         logits, cache = forward_cached(params, config, token[:, None], prefix.shape[1] + index - 1, cache)
         return select(logits[:, 0], scores, present, tokens, cache, index), None
 
-    carry = vary_like((scores, present, tokens, cache, token), logits[0, 0])
+    carry = (scores, present, tokens, cache, token)
     (scores, _, tokens, _, _), _ = jax.lax.scan(step, carry, jnp.arange(1, num_new, dtype=jnp.int32))
     # top_k returns beams best-first, so beam 0 of each prompt is the winner.
     return tokens.reshape(batch, num_beams, num_new)[:, 0]

@@ -36,22 +36,6 @@ class TrainSettings:
         return max(1, math.ceil(self.num_steps * self.batch_size / self.min_valid))
 
 
-def vary_like(tree, anchor: jax.Array):
-    """tree + 0 * anchor, leaf by leaf: same values, but typed as varying over every mesh axis the anchor varies over.
-
-    Under the engine's shard_map a scan carry must enter as "varying per device" as it leaves; initial values built
-    from constants (zero biases, empty caches, shared prompts) would not, and tracing fails without this.
-    """
-    # where() takes the anchor's mesh variance but never its value (a NaN anchor must not poison the tree).
-    zero = jnp.where(jnp.isfinite(jnp.asarray(anchor).reshape(-1)[0]), 0.0, 0.0)
-
-    def vary(leaf):
-        leaf = jnp.asarray(leaf)
-        return leaf | zero.astype(bool) if leaf.dtype == bool else leaf + zero.astype(leaf.dtype)
-
-    return jax.tree.map(vary, tree)
-
-
 def with_bos(tokens: jax.Array, bos_id: int) -> jax.Array:
     """Model inputs for blocks [n, L]: BOS then the block without its last token (every block token is a target)."""
     bos = jnp.full(tokens.shape[:-1] + (1,), bos_id, tokens.dtype)
@@ -137,7 +121,6 @@ def train(
         return (optax.apply_updates(params, updates), opt_state), loss
 
     indices = batch_indices(key, weights, settings)
-    anchor = jax.random.uniform(key) + jnp.sum(blocks[0]) + weights[0] + learning_rate
-    carry = vary_like((params, optimizer.init(params)), anchor)
+    carry = (params, optimizer.init(params))
     (params, _), losses = jax.lax.scan(step, carry, indices)
     return params, losses
