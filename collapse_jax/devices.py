@@ -18,7 +18,8 @@ CHAINS_AXIS = "chains"
 
 
 def chain_mesh() -> Mesh:
-    """A 1-D mesh over all devices of all processes (jax.make_mesh defaults to Explicit axes; vmapped scans need Auto)."""
+    """A 1-D mesh over all devices of all processes (jax.make_mesh defaults to Explicit axes; vmapped scans need
+    Auto)."""
     return Mesh(np.asarray(jax.devices()), (CHAINS_AXIS,))
 
 

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
-from collapse_jax.regimes import Regime
+from collapse_jax import curation as curation_stage
+from collapse_jax.regimes import Regime, assemble
 
 # Independent sub-streams of a chain's key fold_in(root, seed): generations draw from stream 0, the original real
 # training set from stream 1, so the real data is the same in every generation and in every regime.
@@ -55,18 +56,34 @@ class Engine:
     num_generations: int
     chunk_generations: int
     chain_block: int
+    curation: curation_stage.Curation = curation_stage.Curation()
+
+    @property
+    def bookkeeping_metrics(self) -> tuple[str, ...]:
+        """Curation / supply metrics the engine adds to the model's (NaN at generation 0)."""
+        share = (curation_stage.SYNTHETIC_SHARE,) if self.curation.active or self.regime.reports_supply else ()
+        return self.curation.metric_names + share
+
+    def _evaluate(self, params: Any, samples: Any, knobs: dict) -> dict:
+        """The model's metrics on the first M candidates (so oversampling leaves the sample metrics comparable)."""
+        if self.regime.oversample > 1:
+            samples = jax.tree.map(lambda x: x[: self.regime.samples_per_generation], samples)
+        return self.model.evaluate(params, samples, self.reference, knobs)
 
     def init_chain(self, knobs: dict) -> tuple[dict, dict]:
         """Generation 0: fit the chain's original real data; returns (state, metrics)."""
-        model, samples_per_generation = self.model, self.regime.samples_per_generation
+        model = self.model
         real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
         init_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], 0), 3)
         params, pool = self.regime.start(fit_key, model, real, knobs, model.init(init_key, knobs))
-        samples = model.sample(sample_key, params, samples_per_generation, knobs)
+        samples = model.sample(sample_key, params, self.regime.candidates, knobs)
         failed = ~(_all_finite(params) & _all_finite(samples))
-        metrics = model.evaluate(params, samples, self.reference, knobs)
+        metrics = self._evaluate(params, samples, knobs)
+        metrics.update({name: jnp.float32(jnp.nan) for name in self.bookkeeping_metrics})
         metrics = _blank_failed(metrics, failed)
         state = {"params": params, "samples": samples, "pool": pool, "failed": failed}
+        if self.curation.keeps_generation0_params:
+            state["generation0_params"] = params
         return state, {**metrics, "failed": failed.astype(jnp.float32)}
 
     def step_chain(self, state: dict, knobs: dict, generation: jax.Array) -> tuple[dict, dict]:
@@ -76,16 +93,28 @@ class Engine:
         real = None
         if regime.needs_real_data_each_generation:
             real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
-        batch, weights = regime.batch(batch_key, model, real, state["samples"], knobs)
+        real_part = regime.real_batch(batch_key, model, real, knobs, generation)
+        synthetic_keep = jnp.ones(regime.candidates, jnp.float32)
+        metrics = {}
+        if self.curation.active:
+            curation_key = jax.random.fold_in(batch_key, curation_stage.CURATION_STREAM)
+            real_keep, synthetic_keep, metrics = self.curation.select(curation_key, model, state, real_part, knobs)
+            if real_keep is not None:
+                points, real_weights, detectable = real_part
+                real_part = (points, real_weights * real_keep, detectable)
+        synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
+        batch, weights = assemble(real_part, state["samples"], synthetic_weights)
+        if curation_stage.SYNTHETIC_SHARE in self.bookkeeping_metrics:
+            metrics[curation_stage.SYNTHETIC_SHARE] = jnp.sum(synthetic_weights) / jnp.maximum(jnp.sum(weights), 1.0)
         params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
-        samples = model.sample(sample_key, params, regime.samples_per_generation, knobs)
-        metrics = model.evaluate(params, samples, self.reference, knobs)
+        samples = model.sample(sample_key, params, regime.candidates, knobs)
+        metrics = {**self._evaluate(params, samples, knobs), **metrics}
         active = generation <= self.num_generations
         newly_failed = active & ~(_all_finite(params) & _all_finite(samples))
         failed = state["failed"] | newly_failed
         # Past the last generation (the tail of a chunk) the state is left unchanged, so one compile serves every chunk.
         keep_old = failed | ~active
-        new_state = {"params": params, "samples": samples, "pool": pool, "failed": state["failed"]}
+        new_state = {**state, "params": params, "samples": samples, "pool": pool}
         new_state = jax.tree.map(lambda old, new: jnp.where(keep_old, old, new), state, new_state)
         new_state["failed"] = failed
         metrics = _blank_failed(metrics, failed)

@@ -108,3 +108,27 @@ def mixture_l2_sq(
     return jnp.maximum(
         mixture_inner_product(*a, *a) + mixture_inner_product(*b, *b) - 2.0 * mixture_inner_product(*a, *b), 0.0
     )
+
+
+def gaussian_log_density(points: jax.Array, mean: jax.Array, cov: jax.Array, floor: float = 1e-12) -> jax.Array:
+    """log N(x; mu, Sigma) per row of `points` [n, d], through Sigma's spectrum (eigenvalues floored, so a collapsed
+    covariance gives a very peaked, finite density):
+    -1/2 (sum_k (v_k . (x - mu))^2 / lambda_k + sum_k log 2 pi lambda_k).
+    """
+    eigenvalues, eigenvectors = spectrum(cov)
+    eigenvalues = jnp.maximum(eigenvalues, floor)
+    projected = (points - mean) @ eigenvectors
+    quadratic = jnp.sum(projected**2 / eigenvalues, axis=-1)
+    return -0.5 * (quadratic + jnp.sum(jnp.log(2.0 * math.pi * eigenvalues)))
+
+
+def chi_square_quantile(mass: float, dof: int) -> float:
+    """Host-side q with P(chi2_dof <= q) = mass: bisection on the regularized gamma P(dof/2, q/2) (60 halvings)."""
+    low, high = 0.0, float(dof) + 40.0 * math.sqrt(2.0 * dof) + 40.0
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        if float(jax.scipy.special.gammainc(dof / 2.0, middle / 2.0)) < mass:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from collapse_jax import artifacts, checkpoint, devices, results, sweep, workdir_io
+from collapse_jax import artifacts, checkpoint, curation, devices, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import make_regime
@@ -57,9 +57,16 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     horizon_config = ml_collections.ConfigDict(config.to_dict())
     horizon_config.num_generations = horizon
     model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
-    regime = make_regime(horizon_config, model, group.max_real_fraction)
+    regime = make_regime(horizon_config, model, group.maxima)
     return Engine(
-        model, regime, model.reference(), config.root_seed, horizon, config.chunk_generations, config.chain_block
+        model,
+        regime,
+        model.reference(),
+        config.root_seed,
+        horizon,
+        config.chunk_generations,
+        config.chain_block,
+        curation.make_curation(horizon_config, model),
     )
 
 

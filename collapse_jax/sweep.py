@@ -15,11 +15,14 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from collapse_jax import regimes
+from collapse_jax import curation, regimes, supply
 from collapse_jax.models import base
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
 ENGINE_STATIC_SWEEP_FIELDS = ("regime.name", "samples_per_generation")
+# Static sweep fields of the mitigation blocks, used only when the config has them (older configs stay unchanged).
+OPTIONAL_STATIC_SWEEP_FIELDS = ("curation.name", "regime.real_fraction_schedule")
+LABEL_NAMES = {"regime.name": "regime", "curation.name": "curation"}
 
 
 @dataclasses.dataclass
@@ -31,9 +34,9 @@ class Group:
     labels: dict[str, Any]  # static knob name -> value shared by the group's chains
     knobs: dict[str, np.ndarray]  # dynamic knob name -> [chains]
     chain_ids: np.ndarray
-    # Largest rho of the whole (unsharded) group: it sets the static number of real slots, so a shard of the sweep
-    # compiles the same shapes, and gives the same bits, as the single job.
-    max_real_fraction: float = 0.0
+    # Largest rho (over the sweep and the schedule), real_inflow and preserved_fraction of the whole (unsharded) group:
+    # they set the static real slots, so a shard of the sweep compiles the same shapes, and bits, as the single job.
+    maxima: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
@@ -58,10 +61,12 @@ def set_field(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
 
 def label_name(path: str) -> str:
     """Results column name of a swept field: 'regime.name' -> 'regime', 'model.dim' -> 'dim'."""
-    return "regime" if path == "regime.name" else path.split(".")[-1]
+    return LABEL_NAMES.get(path, path.split(".")[-1])
 
 
 def _values(config: ml_collections.ConfigDict, path: str) -> list:
+    if path == "curation.keep_quantiles":  # one (low, high) pair is a single setting; a tuple of pairs sweeps
+        return curation.quantile_pairs(config.curation.get("keep_quantiles", (0.1, 1.0)))
     value = get_field(config, path)
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
@@ -101,6 +106,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for rho in _values(config, "regime.real_fraction"):
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
             raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
+    supply.validate(config)
     names = get_field(config, "model.name")
     if not isinstance(names, str):
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")
@@ -111,7 +117,34 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def static_sweep_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """Fields whose tuple values make separate compiled groups."""
     module = importlib.import_module(f"collapse_jax.models.{config.model.name}")
-    return ENGINE_STATIC_SWEEP_FIELDS + tuple(getattr(module, "STATIC_SWEEP_FIELDS", ()))
+    optional = tuple(path for path in OPTIONAL_STATIC_SWEEP_FIELDS if _has_field(config, path))
+    return ENGINE_STATIC_SWEEP_FIELDS + optional + tuple(getattr(module, "STATIC_SWEEP_FIELDS", ()))
+
+
+def _has_field(config: ml_collections.ConfigDict, path: str) -> bool:
+    parent, leaf = path.split(".")
+    return parent in config and isinstance(config[parent], ml_collections.ConfigDict) and leaf in config[parent]
+
+
+def _split_pairs(knobs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A pair-valued knob column [chains, 2] becomes its two named scalar knobs (keep_quantiles -> low, high)."""
+    for name, (low, high) in curation.PAIR_KNOBS.items():
+        if name in knobs:
+            pair = knobs.pop(name)
+            knobs[low], knobs[high] = pair[:, 0], pair[:, 1]
+    return knobs
+
+
+def group_maxima(knobs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The largest real share (rho or the schedule's end), inflow and preserved fraction of a group's chains."""
+    rho = knobs["real_fraction"]
+    if "final_real_fraction" in knobs:
+        rho = np.maximum(rho, knobs["final_real_fraction"])
+    maxima = {"real_fraction": float(rho.max())}
+    for name in ("real_inflow", "preserved_fraction"):
+        if name in knobs:
+            maxima[name] = float(knobs[name].max())
+    return maxima
 
 
 def expand(config: ml_collections.ConfigDict) -> list[Group]:
@@ -133,18 +166,24 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
         model = base.make_model(group_config)
-        knob_fields = {**ENGINE_KNOB_FIELDS, **model.knob_fields}
+        knob_fields = {
+            **ENGINE_KNOB_FIELDS,
+            **supply.knob_fields(group_config),
+            **curation.knob_fields(group_config, model),  # validates the curation block
+            **model.knob_fields,
+        }
         knob_values = [_values(group_config, path) for path in knob_fields.values()]
         rows = [(*combo, seed) for combo in itertools.product(*knob_values) for seed in seeds_of(group_config)]
         columns = list(zip(*rows))
         knobs = {name: np.asarray(column, np.float64) for name, column in zip(knob_fields, columns[:-1])}
+        knobs = _split_pairs(knobs)
         knobs["seed"] = np.asarray(columns[-1], np.int32)
-        max_real_fraction = float(knobs["real_fraction"].max())
-        regimes.make_regime(group_config, model, max_real_fraction)  # validates before any write
+        maxima = group_maxima(knobs)
+        regimes.make_regime(group_config, model, maxima)  # validates before any write
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))
         next_chain += len(rows)
-        groups.append(Group(index, group_config, labels, knobs, chain_ids, max_real_fraction))
+        groups.append(Group(index, group_config, labels, knobs, chain_ids, maxima))
     return _shard(groups, next_chain, shard_index, num_shards) if num_shards > 1 else groups
 
 

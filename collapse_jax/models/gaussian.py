@@ -27,6 +27,8 @@ class GaussianModel:
     true_std: float
     real_data_size: int
     test_size: int
+    # Verifier's "good" region: |x - mu0|^2 / s^2 <= chi2_d quantile of mass curation.good_region_mass (default 0.95).
+    good_radius_sq: float = 0.0
     knob_fields = {"sampling_bias": "model.sampling_bias"}
     metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
 
@@ -72,6 +74,14 @@ class GaussianModel:
         noise = jax.random.normal(key, (num_samples, self.dim))
         root = metrics.psd_sqrt(params["cov"])
         return params["mean"] + jnp.sqrt(knobs["sampling_bias"]) * noise @ root
+
+    def log_likelihood(self, params: dict, data: jax.Array, knobs: dict) -> jax.Array:
+        """log N(x_i; mu, Sigma) of each point under the fitted Gaussian (the likelihood filter's score)."""
+        return metrics.gaussian_log_density(data, params["mean"], params["cov"])
+
+    def is_good(self, data: jax.Array, knobs: dict) -> jax.Array:
+        """Inside the truth's highest-density ball holding mass m: |x - mu0|^2 <= s^2 chi2_d^{-1}(m)."""
+        return jnp.sum((data - self.true_mean) ** 2, axis=-1) <= self.true_std**2 * self.good_radius_sq
 
     def reference(self) -> dict:
         """Mean and MLE covariance of a held-out real test set (enough for the exact mean NLL of every point)."""
@@ -124,4 +134,13 @@ def make_model(config) -> GaussianModel:
         true_std=float(model.true_std),
         real_data_size=int(real_data_size),
         test_size=int(model.get("test_size", 10_000)),
+        good_radius_sq=metrics.chi_square_quantile(good_region_mass(config), model.dim),
     )
+
+
+def good_region_mass(config) -> float:
+    """config.curation.good_region_mass (default 0.95): the truth mass a verifier counts as good."""
+    mass = (config.get("curation") or {}).get("good_region_mass", 0.95)
+    if not isinstance(mass, float) or not 0.0 < mass < 1.0:
+        raise ValueError(f"config.curation.good_region_mass: must be a float in (0, 1), got {mass!r}")
+    return mass
