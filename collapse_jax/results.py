@@ -87,7 +87,12 @@ def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[
         chain_ids.append(np.asarray(record["chain_ids"], np.int64))
         for name in knob_names:
             column = record["knobs"].get(name)
-            knobs[name].append(np.asarray(column) if column is not None else np.full(count, record["labels"].get(name)))
+            if column is None:
+                # A knob only some groups have (a schedule's end under the constant schedule): NaN, so the column
+                # stays numeric; a static label missing from a group stays None.
+                numeric = any(isinstance(r["knobs"].get(name), (list, np.ndarray)) for r in group_records)
+                column = np.full(count, np.nan if numeric else record["labels"].get(name))
+            knobs[name].append(np.asarray(column))
         for name in metric_names:
             value = values.get(name, np.full((count, generations), np.nan, np.float32))
             metrics[name].append(np.pad(value, ((0, 0), (0, generations - value.shape[1])), constant_values=np.nan))
