@@ -35,6 +35,10 @@ def config_file_problem(path: str) -> str | None:
         return f"--config: {path} cannot be loaded: {type(error).__name__}: {error}"
     if not callable(getattr(module, "get_config", None)):
         return f"--config: {path} must define get_config() returning an ml_collections.ConfigDict"
+    try:
+        module.get_config()
+    except Exception as error:  # e.g. a type-locked override inside get_config: the flag parser would print nothing
+        return f"--config: {path}: get_config() failed: {type(error).__name__}: {error}"
     return None
 
 
