@@ -29,6 +29,8 @@ KNOB_FIELDS = {
     },
 }
 MODEL_DETECTOR_KNOBS = {"watermark_z_threshold": "curation.watermark_z_threshold"}
+# Optional for watermark_filter: the weight a flagged point keeps (0 = removed, the default; 0.2 = down-weighted).
+DETECTED_WEIGHT = {"detected_weight": "curation.detected_weight"}
 PAIR_KNOBS = {"keep_quantiles": ("keep_quantile_low", "keep_quantile_high")}
 
 
@@ -74,8 +76,9 @@ class Curation:
 
         likelihood_filter: keep candidates whose log-likelihood rank lies in [low, high) (quantiles of this batch).
         verifier: keep a good candidate with probability phi = keep_good, a bad one with psi = keep_bad.
-        watermark_filter: drop what the detector flags; the abstract detector flags a synthetic candidate with
-        probability true_positive_rate and a detectable real point with false_positive_rate.
+        watermark_filter: drop what the detector flags (or keep it at weight knobs['detected_weight']); the abstract
+        detector flags a synthetic candidate with probability true_positive_rate and a detectable real point with
+        false_positive_rate.
         """
         samples = state["samples"]
         count = jax.tree.leaves(samples)[0].shape[0]
@@ -93,7 +96,8 @@ class Curation:
                 flagged = model.detect_watermark(samples, knobs)
             else:
                 flagged = jax.random.uniform(synthetic_key, (count,)) < knobs["true_positive_rate"]
-            keep = ~flagged
+            flagged_weight = knobs.get("detected_weight", jnp.float32(0.0))
+            keep = jnp.where(flagged, flagged_weight, 1.0)
             metrics["detected_synthetic_rate"] = jnp.mean(flagged.astype(jnp.float32))
             metrics["detected_real_rate"] = jnp.float32(jnp.nan)
             if real_part is not None:
@@ -104,14 +108,14 @@ class Curation:
                     real_flagged = jax.random.uniform(real_key, weights.shape) < knobs["false_positive_rate"]
                 real_flagged = real_flagged & detectable
                 looked_at = weights * detectable
-                real_keep = (~real_flagged).astype(jnp.float32)
+                real_keep = jnp.where(real_flagged, flagged_weight, 1.0)
                 metrics["detected_real_rate"] = jnp.where(
                     jnp.sum(looked_at) > 0,
                     jnp.sum(real_flagged * looked_at) / jnp.maximum(jnp.sum(looked_at), 1.0),
                     jnp.nan,
                 )
         keep = keep.astype(jnp.float32)
-        metrics[KEPT_FRACTION] = jnp.mean(keep)
+        metrics[KEPT_FRACTION] = jnp.mean(keep > 0)
         return real_keep, keep, metrics
 
 
@@ -135,9 +139,9 @@ def quantile_pairs(value: Any) -> list[tuple[float, float]]:
 def knob_fields(config: Any, model: Any) -> dict[str, str]:
     """The curation knobs of one static group (none without a curation block)."""
     curation = make_curation(config, model)
-    fields = dict(KNOB_FIELDS[curation.name])
-    if curation.model_detector:
-        fields = dict(MODEL_DETECTOR_KNOBS)
+    fields = dict(MODEL_DETECTOR_KNOBS if curation.model_detector else KNOB_FIELDS[curation.name])
+    if curation.name == "watermark_filter" and "detected_weight" in config.curation:
+        fields.update(DETECTED_WEIGHT)
     return fields
 
 
@@ -163,7 +167,9 @@ def make_curation(config: Any, model: Any) -> Curation:
     model_detector = name == "watermark_filter" and callable(getattr(model, "detect_watermark", None))
     if name == "likelihood_filter":
         quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
-    fields = MODEL_DETECTOR_KNOBS if model_detector else KNOB_FIELDS[name]
+    fields = dict(MODEL_DETECTOR_KNOBS if model_detector else KNOB_FIELDS[name])
+    if name == "watermark_filter" and "detected_weight" in block:
+        fields.update(DETECTED_WEIGHT)
     for knob, path in fields.items():
         if knob == "keep_quantiles":
             continue

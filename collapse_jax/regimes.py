@@ -121,19 +121,13 @@ class Regime:
         return points, weights, detectable
 
     def synthetic_weights(self, keep: jax.Array, num_real: jax.Array) -> jax.Array:
-        """0/1 weights of the M x oversample candidates: the first kept ones, at most M - floor(rho_g M) of them.
+        """Weights of the M x oversample candidates: the first kept ones, at most M - floor(rho_g M) of them.
 
         Without curation (keep = 1, oversample 1) this is the first M - floor(rho_g M) samples, as before curation.
         """
         budget = self.samples_per_generation - num_real
-        return (keep * (jnp.cumsum(keep) <= budget)).astype(jnp.float32)
-
-    def batch(self, key: jax.Array, model: Any, real: Any, samples: Any, knobs: dict, generation: jax.Array = 1):
-        """The generation's new points without curation: (points, weights) over P + R + I + M slots."""
-        real_part = self.real_batch(key, model, real, knobs, generation)
-        keep = jnp.ones(self.candidates, jnp.float32)
-        synthetic = self.synthetic_weights(keep, self.real_count(knobs, generation))
-        return assemble(real_part, samples, synthetic)
+        # A down-weighted candidate (0 < keep < 1) still takes a slot: the budget counts slots, not weight.
+        return (keep * (jnp.cumsum(keep > 0) <= budget)).astype(jnp.float32)
 
     def start(self, key: jax.Array, model: Any, real: Any, knobs: dict, previous: Any) -> tuple[Any, dict]:
         """Generation 0: fit the original real data; the pool starts as that data."""

@@ -85,6 +85,12 @@ def test_abstract_detector_drops_synthetic_at_tpr_and_real_at_fpr_and_spares_the
     assert float(jnp.mean(keep)) == pytest.approx(0.3, abs=0.0075)
     assert float(metrics["detected_real_rate"]) == pytest.approx(0.1, abs=0.005)
     assert float(jnp.min(real_keep[:n])) == 1.0  # the reserve is never flagged
+    # Down-weighting instead of removal: flagged points keep weight 0.25 and still take their slot.
+    knobs["detected_weight"] = jnp.float32(0.25)
+    real_keep, keep, _ = stage.select(jax.random.key(3), None, {"samples": samples}, real_part, knobs)
+    assert set(np.unique(np.asarray(keep)).tolist()) == {0.25, 1.0}
+    regime = Regime("replace", n, 0, 0, False)
+    np.testing.assert_array_equal(regime.synthetic_weights(keep, jnp.int32(0)), keep)
 
 
 def test_synthetic_budget_keeps_the_first_survivors_up_to_m_minus_real():
