@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.neighbors import NearestCentroid
 
+from collapse_jax.engine import simulate
 from collapse_jax.models import gaussian_classifier
 from collapse_jax.runner import as_config
 from experiments.configs import mitigation_verifier
@@ -186,3 +187,53 @@ def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:
         make(**{field: value})
     assert "\n" not in str(error.value)
+
+
+def test_engine_verifier_keeps_bad_labels_at_rate_p_prime_and_breaks_down_past_p_star():
+    """curation.name = "verifier" in the engine, psi = 0.3 (p* = 0.769), p = 0.3 and 0.9, two generations.
+
+    Generation 1 curates the generation-0 model's candidates. With phi = 1 every good label is kept, so a chain's bad
+    kept labels are M (kept_fraction - (1 - L0)) with L0 its candidates' label_error_rate; pooled over chains their
+    share among the kept is Feng's p' = verified_error_rate(L0). The refit obeys the closed form given w0, and is
+    aligned iff p < p*. Generation 2 shows what self-labelling adds: an anti-aligned model's labels flipped with
+    p = 0.9 are mostly right again, so current_model chains realign while noisy_truth chains stay broken.
+    """
+    seeds, keep_bad = 512, 0.3
+    overrides = {
+        "model.labeller": ("current_model", "noisy_truth"),
+        "model.generator_error": (0.3, 0.9),
+        "curation.keep_bad": keep_bad,
+        "regime.real_fraction": 0.0,
+        "seeds": seeds,
+        "num_generations": 2,
+        "chunk_generations": 2,
+        "make_plots": False,
+    }
+    results = simulate(as_config(overrides, mitigation_verifier.get_config()))
+    metrics, signal = results.metrics, 2.0
+    p_star = gaussian_classifier.breakdown_error_rate(1.0, keep_bad)
+    for labeller in ("current_model", "noisy_truth"):
+        for flip in (0.3, 0.9):
+            chosen = (results.knobs["labeller"] == labeller) & np.isclose(results.knobs["generator_error"], flip)
+            assert chosen.sum() == seeds and not results.failed[chosen].any()
+            candidate_errors = metrics["label_error_rate"][chosen, 0]
+            kept = metrics["curation_kept_fraction"][chosen, 1]
+            bad_kept = kept - (1 - candidate_errors)
+            # Pooled ratio sum(bad)/sum(kept) and its linearized standard error; 4 of them.
+            share = bad_kept.sum() / kept.sum()
+            share_error = np.sqrt(np.sum((bad_kept - share * kept) ** 2)) / kept.sum()
+            p_prime = gaussian_classifier.verified_error_rate(candidate_errors.mean(), 1.0, keep_bad)
+            assert abs(share - p_prime) <= 4 * share_error, (labeller, flip, share, p_prime)
+            if labeller == "noisy_truth":  # an x-independent generator: its error rate is p itself
+                assert abs(candidate_errors.mean() - flip) <= 4 * candidate_errors.std() / math.sqrt(seeds)
+            margin = metrics["cosine_to_truth"][chosen, 0] * signal
+            expected = gaussian_classifier.expected_verified_refit(margin, signal, flip, 1.0, keep_bad, labeller)
+            residual = metrics["projection_on_truth"][chosen, 1] - np.asarray(expected, np.float64)
+            assert abs(residual.mean()) <= 4 * residual.std() / math.sqrt(seeds), (labeller, flip)
+            accuracy = metrics["test_accuracy"][chosen]
+            realigned = labeller == "current_model" or flip < p_star
+            for generation, aligned in ((1, flip < p_star), (2, realigned)):
+                # p = 0.3 and 0.9 sit far from p* = 0.769: the chains' mean accuracy is on its side of 1/2 by more
+                # than 4 standard errors (single chains can cross: a projection of -0.46 with sd ~0.12 at ~74 kept).
+                gap = accuracy[:, generation].mean() - 0.5
+                assert (gap > 0) == aligned and abs(gap) > 4 * accuracy[:, generation].std() / math.sqrt(seeds)
