@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 CURATIONS = ("none", "likelihood_filter", "verifier", "watermark_filter")
 LIKELIHOOD_REFERENCES = ("current", "generation0")
+DETECTORS = ("auto", "abstract", "model")
 CURATION_STREAM = 7  # the curation's key is fold_in(batch key, 7): turning curation on never moves the other draws
 # Bookkeeping metrics (NaN at generation 0, where nothing is curated).
 KEPT_FRACTION, SYNTHETIC_SHARE = "curation_kept_fraction", "synthetic_share"
@@ -164,7 +165,14 @@ def make_curation(config: Any, model: Any) -> Curation:
     needs = {"likelihood_filter": "log_likelihood", "verifier": "is_good"}.get(name)
     if needs and not callable(getattr(model, needs, None)):
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{needs}`; {config.model.name!r} has none")
-    model_detector = name == "watermark_filter" and callable(getattr(model, "detect_watermark", None))
+    detector = block.get("detector", "auto")
+    has_detector = callable(getattr(model, "detect_watermark", None))
+    if detector not in DETECTORS or (detector == "model" and name == "watermark_filter" and not has_detector):
+        raise ValueError(
+            f"config.curation.detector: {detector!r}; allowed: auto (the model's own detector when it has one), "
+            f"abstract (true/false positive rate knobs), model (only for models with detect_watermark)"
+        )
+    model_detector = name == "watermark_filter" and has_detector and detector != "abstract"
     if name == "likelihood_filter":
         quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
     fields = dict(MODEL_DETECTOR_KNOBS if model_detector else KNOB_FIELDS[name])
