@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from collapse_jax import curation, runner, supply
+from collapse_jax import curation, engine, runner, supply
 from collapse_jax.regimes import Regime
 
 
@@ -215,9 +215,15 @@ def test_curated_chains_are_bit_identical_with_4_or_64_chains_and_after_a_resume
         np.testing.assert_array_equal(value, resumed.metrics[name], err_msg=name)
 
 
-def test_a_quantile_band_sweep_shares_one_compile_and_labels_the_curation(gaussian_config):
+def test_a_quantile_band_sweep_shares_one_compile_and_labels_the_curation(gaussian_config, monkeypatch):
+    traces = []  # chunk_chain's Python body runs once per compile
+    original = engine.Engine.chunk_chain
+    monkeypatch.setattr(
+        engine.Engine, "chunk_chain", lambda self, *a: traces.append(self.curation.name) or original(self, *a)
+    )
     curation_fields = {"name": ("none", "likelihood_filter"), "keep_quantiles": ((0.0, 0.9), (0.1, 1.0))}
     results = runner.simulate(with_blocks(gaussian_config, curation_fields, None, seeds=2))
+    assert traces == ["none", "likelihood_filter"]  # one compile per static curation, both bands in one
     assert sorted(set(results.knobs["curation"])) == ["likelihood_filter", "none"]
     low = results.knobs["keep_quantile_low"][results.knobs["curation"] == "likelihood_filter"]
     np.testing.assert_array_equal(np.sort(low), [0.0, 0.0, 0.1, 0.1])
