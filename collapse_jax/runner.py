@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from collapse_jax import artifacts, checkpoint, curation, devices, results, sweep, workdir_io
+from collapse_jax import artifacts, checkpoint, curation, devices, monitoring, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import make_regime
@@ -239,6 +239,8 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
         if workdir is not None:
             if devices.is_primary():
                 workdir_io.write_group_metrics(workdir, group.index, metrics)
+                if config.get("tensorboard", False):
+                    _tensorboard(workdir)
             stopping = _stop_requested.is_set()
             if done_generation - last_saved >= config.checkpoint_every or done_generation == generations or stopping:
                 save(done_generation)
@@ -256,15 +258,27 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
     return metrics
 
 
+def _tensorboard(workdir: str) -> None:
+    """Summaries of the generations written so far into <workdir>/tensorboard (shares launch.monitor's progress file,
+    so a sidecar monitor and the run never write a generation twice)."""
+    if monitoring.available():
+        monitoring.summarize_workdir(workdir)
+    else:
+        monitoring.write_chunk_summary(workdir, {}, {}, [])  # logs the install hint once
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Results:
     """Validate, expand the sweep, run (or resume) every group; with a workdir, results/checkpoints go there."""
     groups = sweep.expand(config)
     if workdir is None:
         return results.from_groups(config, groups, [run_group(group, None) for group in groups])
     claim = workdir_io.claim(workdir, config, groups) if devices.is_primary() else contextlib.nullcontext()
-    with claim, preemption_handlers():
-        for group in groups:
-            run_group(group, workdir)
+    try:
+        with claim, preemption_handlers():
+            for group in groups:
+                run_group(group, workdir)
+    finally:
+        monitoring.close_all()  # flush TensorBoard event files (config.tensorboard), also on preemption
     return results.load(workdir)
 
 

@@ -23,7 +23,10 @@ RESUMABLE_FIELDS = (
     "max_checkpoints_to_keep",
     "keep_period",
     "make_plots",
+    "tensorboard",
 )
+# Config blocks that only shape the report (figures, breakdown tolerance): any change is fine on a resume.
+RESUMABLE_BLOCKS = ("report.",)
 RUN_FILE = "run.json"
 
 
@@ -45,7 +48,7 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
     """Refuse a config that changes anything already computed (extending num_generations is fine)."""
     old, new = _flatten(saved), _flatten(config_record(config))
     for field in sorted(set(old) | set(new)):
-        if field in RESUMABLE_FIELDS:
+        if field in RESUMABLE_FIELDS or field.startswith(RESUMABLE_BLOCKS):
             continue
         if old.get(field, "<absent>") != new.get(field, "<absent>"):
             raise ValueError(

@@ -106,6 +106,20 @@ def test_summarize_workdir_writes_each_finished_generation_once(gaussian_config,
         np.testing.assert_allclose([series[g] for g in sorted(series)], row["median"], rtol=1e-6)
 
 
+def test_a_run_with_tensorboard_on_writes_the_same_summaries_itself(gaussian_config, tmp_path):
+    config = runner.as_config({"regime.real_fraction": (0.0, 0.5), "seeds": 4}, gaussian_config)
+    sidecar_dir, inline_dir = str(tmp_path / "sidecar"), str(tmp_path / "inline")
+    runner.run(config, sidecar_dir)
+    monitoring.summarize_workdir(sidecar_dir)
+    monitoring.close_all()
+    config.tensorboard = True
+    runner.run(config, inline_dir)
+    assert monitoring.summarize_workdir(inline_dir) == 0  # the run already wrote every generation
+    monitoring.close_all()
+    inline = read_scalars(os.path.join(inline_dir, monitoring.LOGDIR))
+    assert inline == read_scalars(os.path.join(sidecar_dir, monitoring.LOGDIR)) and len(inline) > 10
+
+
 def test_without_tensorboardx_nothing_is_written_and_nothing_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(monitoring, "_writer_class", lambda: None)
     metrics = {"trace_ratio": np.ones((2, 1), np.float32)}

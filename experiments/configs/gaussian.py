@@ -57,4 +57,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_period = None
     # Figures and report.md after the run.
     config.make_plots = True
+    # TensorBoard summaries into <workdir>/tensorboard after every chunk (needs tensorboardX; may change on a resume).
+    config.tensorboard = False
     return config
