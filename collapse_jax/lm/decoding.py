@@ -1,7 +1,8 @@
 """Decoding with a KV cache: greedy, temperature sampling (top-k / top-p) and beam search, all fixed-length.
 
 Repetition penalty follows Hugging Face transformers (Keskar et al. 2019, CTRL): every id already in the sequence
-(prompt included) has its score s replaced by s * p if s < 0 else s / p, once per id.
+(prompt included) has its score s replaced by s * p if s < 0 else s / p, once per id. An optional green-list watermark
+(Kirchenbauer et al. 2023) adds delta where transformers' logits processors act: after the penalty, before temperature.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.lm.transformer import Params, TransformerConfig, forward_cached, init_cache
+from collapse_jax.lm.watermark import Watermark
 
 NEGATIVE = -1e9  # A finite "minus infinity": keeps sums of scores finite (beam scores add it up).
 
@@ -59,18 +61,23 @@ def generate(
     top_p: float | jax.Array = 1.0,
     repetition_penalty: float | jax.Array = 1.0,
     banned: jax.Array | None = None,
+    watermark: Watermark | None = None,
+    watermark_bias: float | jax.Array = 0.0,
 ) -> jax.Array:
     """num_new tokens after prefix [batch, P] (which starts with BOS): greedy or sampled from softmax(logits / T).
 
     The penalty and bans act on raw logits, as in transformers' greedy/sampling; `banned` [vocab] bool (e.g. end and
-    padding ids) keeps every continuation exactly num_new tokens long.
+    padding ids) keeps every continuation exactly num_new tokens long. With a watermark, the green list of the
+    previous token (the prompt's last token for the first new one) gets + watermark_bias before temperature.
     """
     vocab = config.vocab_size
     banned = jnp.zeros(vocab, bool) if banned is None else banned
     logits, cache = _prefill(params, config, prefix, prefix.shape[1] + num_new)
 
-    def choose(step_key, logits, present):
+    def choose(step_key, logits, present, previous):
         logits = apply_repetition_penalty(logits, present, repetition_penalty)
+        if watermark is not None:
+            logits = watermark.bias(logits, previous, watermark_bias)
         logits = jnp.where(banned, NEGATIVE, logits)
         if greedy:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -79,14 +86,14 @@ def generate(
 
     keys = jax.random.split(key, num_new)
     present = _present(prefix, vocab)
-    first = choose(keys[0], logits, present)
+    first = choose(keys[0], logits, present, prefix[:, -1])
 
     def step(carry, inputs):
         token, present, cache = carry
         step_key, position = inputs
         present = present.at[jnp.arange(token.shape[0]), token].set(True)
         logits, cache = forward_cached(params, config, token[:, None], position, cache)
-        token = choose(step_key, logits[:, 0], present)
+        token = choose(step_key, logits[:, 0], present, token)
         return (token, present, cache), token
 
     positions = prefix.shape[1] + jnp.arange(num_new - 1, dtype=jnp.int32)
@@ -103,10 +110,14 @@ def beam_search(
     num_beams: int,
     repetition_penalty: float | jax.Array = 1.0,
     banned: jax.Array | None = None,
+    watermark: Watermark | None = None,
+    watermark_bias: float | jax.Array = 0.0,
 ) -> jax.Array:
     """Highest-scoring of num_beams beams after num_new tokens, scores = sum of penalized log-softmax (transformers).
 
     Every beam has the same length (end tokens banned), so transformers' length penalty and early stopping are moot.
+    A watermark adds watermark_bias to the penalized log-softmax of green ids, as a transformers logits processor does
+    in beam search (how Kirchenbauer et al.'s processor acts with several beams).
     """
     batch, vocab = prefix.shape[0], config.vocab_size
     banned = jnp.zeros(vocab, bool) if banned is None else banned
@@ -119,8 +130,10 @@ def beam_search(
     tokens = jnp.zeros((batch * num_beams, num_new), jnp.int32)
     flat_base = (jnp.arange(batch) * num_beams)[:, None]
 
-    def select(logits, scores, present, tokens, cache, index):
+    def select(logits, scores, present, tokens, cache, index, previous):
         log_probs = apply_repetition_penalty(jax.nn.log_softmax(logits, axis=-1), present, repetition_penalty)
+        if watermark is not None:
+            log_probs = watermark.bias(log_probs, previous, watermark_bias)
         log_probs = jnp.where(banned, NEGATIVE, log_probs)
         candidates = (scores[:, None] + log_probs).reshape(batch, num_beams * vocab)
         best, flat = jax.lax.top_k(candidates, num_beams)
@@ -131,12 +144,12 @@ def beam_search(
         tokens = reorder(tokens).at[:, index].set(token)
         return best.reshape(-1), present, tokens, jax.tree.map(reorder, cache), token
 
-    scores, present, tokens, cache, token = select(logits, scores, present, tokens, cache, 0)
+    scores, present, tokens, cache, token = select(logits, scores, present, tokens, cache, 0, tile(prefix[:, -1]))
 
     def step(carry, index):
         scores, present, tokens, cache, token = carry
         logits, cache = forward_cached(params, config, token[:, None], prefix.shape[1] + index - 1, cache)
-        return select(logits[:, 0], scores, present, tokens, cache, index), None
+        return select(logits[:, 0], scores, present, tokens, cache, index, token), None
 
     carry = (scores, present, tokens, cache, token)
     (scores, _, tokens, _, _), _ = jax.lax.scan(step, carry, jnp.arange(1, num_new, dtype=jnp.int32))

@@ -13,14 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.data.text_corpus import TokenBlocks, corpus_config, load_corpus
 from collapse_jax.data.tokenizer import TextTokenizer
 from collapse_jax.lm import decoding, pretraining, text_metrics, training
+from collapse_jax.lm.model_setup import (
+    check_model_config,
+    make_watermark,
+    model_corpus,
+    pretrained_base,
+    quality_threshold,
+)
 from collapse_jax.lm.transformer import TransformerConfig, init_params
+from collapse_jax.lm.watermark import WATERMARK_METRICS, Watermark, detection_metrics
 
-PROTOCOLS = ("block_continuation", "unconditional")
-DECODINGS = ("beam", "greedy", "sample")
-START_FROM = ("previous", "initial", "generation0", "fresh")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 STATISTICS = ("distinct_1", "distinct_2", "repetition_rate", "vocab_used", "rare_token_mass")
 
@@ -50,7 +54,19 @@ class LanguageModel:
     # (host numpy arrays, fetched at run time rather than embedded in the program), or None for a random init.
     pretrained: Any = None
     num_sample_texts: int = 0  # generated blocks per chain per generation kept as the `sample_tokens` artifact
-    knob_fields = {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
+    # Kirchenbauer et al.'s green list (static key, gamma); decoding applies it only when the config sets
+    # model.watermark_bias (then a chain knob, delta), and the detector's z threshold outside a watermark_filter run.
+    watermark: Watermark = Watermark()
+    watermark_z_threshold: float = 4.0
+    # is_good's log-perplexity threshold under the base model (model_setup.quality_threshold); None: no verifier.
+    good_log_perplexity: float | None = None
+    knob_fields: dict = dataclasses.field(
+        default_factory=lambda: {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
+    )
+
+    @property
+    def watermarked(self) -> bool:
+        return "watermark_bias" in self.knob_fields
 
     @property
     def real_data_size(self) -> int:
@@ -60,7 +76,10 @@ class LanguageModel:
     def metric_names(self) -> tuple[str, ...]:
         quantiles = tuple(f"ppl_generated_gen0_q{round(100 * q):02d}" for q in QUANTILES)
         histogram = tuple(f"ppl_generated_gen0_hist_{i:02d}" for i in range(len(self.log_edges) - 1))
-        return ("ppl_real_test", "ppl_real_test_batch_mean", "train_loss") + quantiles + histogram + STATISTICS
+        watermark = WATERMARK_METRICS if self.watermarked else ()
+        return (
+            ("ppl_real_test", "ppl_real_test_batch_mean", "train_loss") + quantiles + histogram + STATISTICS + watermark
+        )
 
     @property
     def artifact_names(self) -> tuple[str, ...]:
@@ -118,25 +137,26 @@ class LanguageModel:
             prefix = jnp.concatenate([bos, prompts], axis=1)
         else:
             prefix = bos
-        return {"tokens": self._decode(decode_key, params["weights"], prefix, length, knobs["temperature"])}
+        return {"tokens": self._decode(decode_key, params["weights"], prefix, length, knobs)}
 
-    def _decode(self, key: jax.Array, weights: Any, prefix: jax.Array, length: int, temperature: jax.Array):
+    def _decode(self, key: jax.Array, weights: Any, prefix: jax.Array, length: int, knobs: dict):
         """Decode in chunks of decode_batch_size prompts (lax.map) so beam caches stay bounded."""
         count, chunk = prefix.shape[0], min(self.decode_batch_size, prefix.shape[0])
         padded = -(-count // chunk) * chunk
         chunks = jnp.pad(prefix, ((0, padded - count), (0, 0))).reshape(-1, chunk, prefix.shape[1])
         keys = jax.random.split(key, chunks.shape[0])
         banned = jnp.asarray(self.banned_ids)
+        mark = {"watermark": self.watermark, "watermark_bias": knobs["watermark_bias"]} if self.watermarked else {}
 
         def one(args):
             chunk_key, chunk_prefix = args
             if self.decoding == "beam":
                 return decoding.beam_search(
-                    weights, self.network, chunk_prefix, length, self.num_beams, self.repetition_penalty, banned
+                    weights, self.network, chunk_prefix, length, self.num_beams, self.repetition_penalty, banned, **mark
                 )
             return decoding.generate(
-                chunk_key, weights, self.network, chunk_prefix, length, temperature, self.decoding == "greedy",
-                self.top_k, self.top_p, self.repetition_penalty, banned,
+                chunk_key, weights, self.network, chunk_prefix, length, knobs["temperature"],
+                self.decoding == "greedy", self.top_k, self.top_p, self.repetition_penalty, banned, **mark,
             )  # fmt: skip
 
         return jax.lax.map(one, (keys, chunks)).reshape(padded, length)[:count]
@@ -149,6 +169,22 @@ class LanguageModel:
         """Mean next-token NLL of each block [n, L] given BOS -> [n] (log of its per-sequence perplexity)."""
         bos = self.tokenizer.bos_id
         return -jnp.mean(training.batched_token_log_probs(weights, self.network, tokens, bos, self.eval_batch_size), 1)
+
+    def log_likelihood(self, params: dict, data: dict, knobs: dict) -> jax.Array:
+        """log p(x) = sum_t log p(x_t | BOS, x_<t) of each block's L tokens under params (its prompt is not scored)."""
+        bos, batch = self.tokenizer.bos_id, self.eval_batch_size
+        return jnp.sum(training.batched_token_log_probs(params["weights"], self.network, data["tokens"], bos, batch), 1)
+
+    def is_good(self, data: dict, knobs: dict) -> jax.Array:
+        """Oracle: the block's log-perplexity under the base model is at most good_log_perplexity (the base model's
+        high-density region holding good_region_mass of held-out real text; see model_setup.quality_threshold)."""
+        if self.good_log_perplexity is None:
+            raise ValueError("LanguageModel.is_good: built without a verifier curation (config.curation.name)")
+        return self.sequence_nll(pretraining.host_constant(self.pretrained), data["tokens"]) <= self.good_log_perplexity
+
+    def detect_watermark(self, data: dict, knobs: dict) -> jax.Array:
+        """Kirchenbauer et al.'s test: z of each block's L - 1 in-block tokens > knobs['watermark_z_threshold']."""
+        return self.watermark.z_score(data["tokens"]) > knobs["watermark_z_threshold"]
 
     def evaluate(self, params: dict, samples: dict, reference: dict, knobs: dict) -> dict:
         """Test perplexity (token-weighted and Shumailov's batch mean), gen-0 scores of the samples, text statistics."""
@@ -167,6 +203,9 @@ class LanguageModel:
         }
         metrics.update(text_metrics.perplexity_summary(generated_nll, QUANTILES, self.log_edges, "ppl_generated_gen0"))
         metrics.update(text_metrics.text_statistics(samples["tokens"], reference["rare_ids"]))
+        if self.watermarked:
+            threshold = knobs.get("watermark_z_threshold", self.watermark_z_threshold)
+            metrics.update(detection_metrics(self.watermark, samples["tokens"], reference["test_tokens"], threshold))
         if self.num_sample_texts:
             # With M = every training block, text i continues training block i: fixed prompts across generations.
             metrics["sample_tokens"] = samples["tokens"][: self.num_sample_texts]
@@ -177,36 +216,10 @@ def _select(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
-def _choice(value: Any, allowed: tuple[str, ...], field: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"config.model.{field}: {value!r} is not allowed; use one of {', '.join(allowed)}")
-    return value
-
-
 def make_model(config: Any) -> LanguageModel:
     """Validate `config.model`, build (or reuse) the token-block corpus, optionally import an OPT checkpoint."""
     model = config.model
-    protocol = _choice(model.protocol, PROTOCOLS, "protocol")
-    decoding_name = _choice(model.decoding, DECODINGS, "decoding")
-    start_from = _choice(model.start_from, START_FROM, "start_from")
-    for name in ("num_layers", "hidden_size", "num_heads", "mlp_size", "block_length", "batch_size", "epochs"):
-        if name in model and model[name] is not None and not (isinstance(model[name], int) and model[name] >= 1):
-            raise ValueError(f"config.model.{name}: must be a positive integer, got {model[name]!r}")
-    if decoding_name == "beam" and model.num_beams < 1:
-        raise ValueError(f"config.model.num_beams: must be >= 1 for beam search, got {model.num_beams!r}")
-    if not model.repetition_penalty > 0:
-        raise ValueError(f"config.model.repetition_penalty: must be > 0, got {model.repetition_penalty!r}")
-    for value in np.atleast_1d(model.temperature):
-        if not value > 0:
-            raise ValueError(f"config.model.temperature: must be > 0, got {value!r}")
-    for value in np.atleast_1d(model.learning_rate):
-        if not value > 0:
-            raise ValueError(f"config.model.learning_rate: must be > 0, got {value!r}")
-    for name in ("pretrain_epochs", "num_sample_texts"):
-        if not (isinstance(model.get(name, 0), int) and model.get(name, 0) >= 0):
-            raise ValueError(f"config.model.{name}: must be an integer >= 0, got {model[name]!r}")
-    if not model.get("num_sample_texts", 0) <= config.samples_per_generation:
-        raise ValueError(f"config.model.num_sample_texts: at most samples_per_generation, got {model.num_sample_texts}")
+    protocol, decoding_name, start_from = check_model_config(config)
     pretrained, network = None, None
     checkpoint = model.get("hf_checkpoint")
     if checkpoint is not None:
@@ -238,11 +251,15 @@ def make_model(config: Any) -> LanguageModel:
             f"{len(train_blocks)} training blocks (block_continuation continues each at most once)"
         )
     if checkpoint is None and model.get("pretrain_epochs", 0):
-        pretrained = _pretrained_base(model, data_dir, corpus, network)
+        pretrained = pretrained_base(model, data_dir, corpus, network)
     steps = -(-model.epochs * samples // model.batch_size)
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
     banned[tokenizer.vocab_size :] = True
+    watermark, z_threshold = make_watermark(config)
+    knob_fields = {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
+    if "watermark_bias" in model:  # delta, a chain knob; configs without it decode exactly as before
+        knob_fields["watermark_bias"] = "model.watermark_bias"
     return LanguageModel(
         network=network,
         train_settings=training.TrainSettings(
@@ -270,40 +287,8 @@ def make_model(config: Any) -> LanguageModel:
         tokenizer=tokenizer,
         pretrained=pretrained,
         num_sample_texts=int(model.get("num_sample_texts", 0)),
-    )
-
-
-def model_corpus(model: Any) -> TokenBlocks:
-    """The token-block corpus (and tokenizer) that `config.model` names, built once and cached under its data_dir."""
-    settings = corpus_config(
-        corpus_dir=model.corpus_dir,
-        pattern=model.corpus_pattern,
-        block_length=model.block_length,
-        vocab_size=model.vocab_size,
-        tokenizer_dir=model.get("hf_checkpoint"),
-        test_works=model.test_works,
-        validation_works=model.validation_works,
-    )
-    return load_corpus(os.path.expanduser(model.data_dir), settings)
-
-
-def _pretrained_base(model: Any, data_dir: str, corpus: Any, network: TransformerConfig) -> Any:
-    """The base model trained once on the corpus' full training split (cached under data_dir by its settings)."""
-    if not (isinstance(model.pretrain_batch_size, int) and model.pretrain_batch_size >= 1):
-        raise ValueError(
-            f"config.model.pretrain_batch_size: must be a positive integer, got {model.pretrain_batch_size!r}"
-        )
-    if not model.pretrain_learning_rate > 0:
-        raise ValueError(f"config.model.pretrain_learning_rate: must be > 0, got {model.pretrain_learning_rate!r}")
-    settings = pretraining.PretrainSettings(
-        epochs=model.pretrain_epochs,
-        batch_size=model.pretrain_batch_size,
-        learning_rate=float(model.pretrain_learning_rate),
-        end_learning_rate=float(model.end_learning_rate),
-        weight_decay=float(model.weight_decay),
-    )
-    path = pretraining.cache_path(data_dir, corpus.directory.parent.name, network, settings)
-    blocks = corpus.blocks
-    return pretraining.load_or_pretrain(
-        path, blocks["train"], blocks["test"], network, settings, corpus.tokenizer.bos_id
+        watermark=watermark,
+        watermark_z_threshold=z_threshold,
+        good_log_perplexity=quality_threshold(config, pretrained, network, corpus),
+        knob_fields=knob_fields,
     )
