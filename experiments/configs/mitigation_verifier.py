@@ -6,9 +6,12 @@ p' = p psi / (p psi + (1 - p) phi), and the retrained classifier stays aligned w
 p < p* = 1/(1 + psi/phi).
 Sweep: generator_error p in 0.05..0.95 x psi in (0.1, 0.3, 1.0) (p* = 0.909, 0.769, 0.5) x real fraction (0, 0.1) x
 16 seeds, for both labellers (the chain's current model, or Feng's external generator with x-independent errors).
+Past the breakdown, current_model chains flip sign every generation (two label flips with p > 1/2 undo each other):
+compare generations 9 and 10; noisy_truth chains stay broken.
 
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_verifier.py --workdir=/tmp/verifier_run
-Runtime: about 20 s on a 2-core CPU (2 static groups x 1824 chains x 10 generations; compile and plots dominate).
+Runtime: 79 s wall on a shared 2-core CPU (2 static groups x 1824 chains x 10 generations: ~22 s each, mostly
+compile; report plots ~30 s). Figure + p* table: python notes/verifier_figure.py /tmp/verifier_run out.png
 Override any field: --config.curation.keep_bad=0.5 --config.model.signal=1.0 --config.seeds=64
 """
 
