@@ -19,6 +19,8 @@ CURATION_STREAM = 7  # the curation's key is fold_in(batch key, 7): turning cura
 # Bookkeeping metrics (NaN at generation 0, where nothing is curated).
 KEPT_FRACTION, SYNTHETIC_SHARE = "curation_kept_fraction", "synthetic_share"
 DETECTION_METRICS = ("detected_synthetic_rate", "detected_real_rate")
+# The verifier's effect on the synthetic candidates: share of bad ones before and after (Feng et al.'s p and p').
+VERIFIER_METRICS = ("bad_share_candidates", "bad_share_kept")
 # Knob name -> config path, per curation; the keep band is one (low, high) field split into two knobs (sweep.py).
 KNOB_FIELDS = {
     "none": {},
@@ -70,7 +72,8 @@ class Curation:
     def metric_names(self) -> tuple[str, ...]:
         if not self.active:
             return ()
-        return (KEPT_FRACTION,) + (DETECTION_METRICS if self.name == "watermark_filter" else ())
+        extra = {"watermark_filter": DETECTION_METRICS, "verifier": VERIFIER_METRICS}.get(self.name, ())
+        return (KEPT_FRACTION,) + extra
 
     def select(self, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
         """(real_keep [P+R+I] or None, synthetic_keep [candidates], metrics) for one chain's generation.
@@ -89,8 +92,11 @@ class Curation:
             scores = model.log_likelihood(params, samples, knobs)
             keep = in_quantile_band(scores, knobs["keep_quantile_low"], knobs["keep_quantile_high"])
         elif self.name == "verifier":
-            keep_rate = jnp.where(model.is_good(samples, knobs), knobs["keep_good"], knobs["keep_bad"])
-            keep = jax.random.uniform(key, (count,)) < keep_rate
+            good = model.is_good(samples, knobs)
+            keep = jax.random.uniform(key, (count,)) < jnp.where(good, knobs["keep_good"], knobs["keep_bad"])
+            metrics["bad_share_candidates"] = jnp.mean(~good)
+            kept_bad = jnp.sum(keep & ~good) / jnp.maximum(jnp.sum(keep), 1)
+            metrics["bad_share_kept"] = jnp.where(jnp.any(keep), kept_bad, jnp.nan)
         else:
             synthetic_key, real_key = jax.random.split(key)
             if self.model_detector:

@@ -58,8 +58,11 @@ def test_verifier_keeps_good_with_phi_and_bad_with_psi():
     n = 200_000
     samples = jnp.where(jnp.arange(n) % 4 == 0, 1.0, -1.0)[:, None]  # a quarter good
     knobs = {"keep_good": jnp.float32(0.9), "keep_bad": jnp.float32(0.2)}
-    _, keep, _ = stage.select(jax.random.key(1), _FakeModel(), {"samples": samples}, None, knobs)
+    _, keep, metrics = stage.select(jax.random.key(1), _FakeModel(), {"samples": samples}, None, knobs)
     keep = np.asarray(keep)
+    assert float(metrics["bad_share_candidates"]) == 0.75
+    kept_bad = ((keep > 0) & (np.asarray(samples[:, 0]) < 0)).sum() / (keep > 0).sum()
+    assert float(metrics["bad_share_kept"]) == pytest.approx(kept_bad, rel=1e-6)
     good = np.asarray(samples[:, 0] > 0)
     # Binomial rates: SE = sqrt(p (1 - p) / n) <= 0.0023 for the 50,000 good points; 5 SE bounds.
     assert keep[good].mean() == pytest.approx(0.9, abs=5 * math.sqrt(0.09 / good.sum()))
