@@ -225,3 +225,25 @@ def test_lm_is_good_keeps_the_base_models_high_density_region_of_real_text(lm_co
     assert not np.asarray(model.is_good({"tokens": noise}, {})).any()
     with pytest.raises(ValueError, match="config.curation.good_region_mass"):
         make_model(runner.as_config({"curation.good_region_mass": 1.5}, config))
+
+
+@pytest.mark.slow
+def test_engine_watermark_filter_drops_exactly_what_the_lm_detector_flags(lm_config, tmp_path):  # noqa: F811
+    # Generation g's filter scores generation g - 1's samples with the threshold that generation's evaluate used, so
+    # its detected_synthetic_rate equals the previous watermark_detect_rate_synthetic, and the kept share is the rest.
+    overrides = {
+        "regime.name": "replace", "regime.real_fraction": 0.5, "model.decoding": "greedy", "model.pretrain_epochs": 0,
+        "model.watermark_bias": [0.0, 8.0], "curation": {"name": "watermark_filter", "watermark_z_threshold": 4.0},
+    }  # fmt: skip
+    result = runner.run(runner.as_config(overrides, lm_config), str(tmp_path / "run"))
+    metrics = result.metrics
+    np.testing.assert_array_equal(
+        metrics["detected_synthetic_rate"][:, 1:], metrics["watermark_detect_rate_synthetic"][:, :-1]
+    )
+    np.testing.assert_array_equal(
+        metrics["curation_kept_fraction"][:, 1:], 1 - metrics["detected_synthetic_rate"][:, 1:]
+    )
+    strong = result.knobs["watermark_bias"] == 8.0
+    assert (metrics["detected_synthetic_rate"][strong, 1:] == 1).all()  # every strongly watermarked block is caught
+    assert (metrics["synthetic_share"][strong, 1:] == 0).all()  # ... so those generations train on real blocks only
+    assert (metrics["detected_real_rate"][:, 1:] == 0).all()  # and no real block is flagged (P = 6e-5 each)
