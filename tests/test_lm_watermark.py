@@ -201,6 +201,14 @@ def test_lm_watermark_knob_decodes_as_before_at_zero_and_is_detected_when_large(
     np.testing.assert_allclose(metrics["watermark_z_mean"], np.sqrt(21), rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "field, value", [("watermark_bias", -1.0), ("watermark_gamma", 1.5), ("watermark_key", -3), ("watermark_key", 2.5)]
+)
+def test_bad_watermark_settings_raise_a_value_error_naming_the_field(lm_config, field, value):  # noqa: F811
+    with pytest.raises(ValueError, match=f"config.model.{field}"):
+        make_model(runner.as_config({"model.pretrain_epochs": 0, f"model.{field}": value}, lm_config))
+
+
 def test_lm_log_likelihood_is_the_sum_of_next_token_log_probabilities(watermarked_lm):
     _, model, knobs = watermarked_lm
     params = model.init(jax.random.key(1), knobs)
