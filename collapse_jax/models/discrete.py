@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.metrics import entropy
+from collapse_jax.models._mixture_density import good_region_mass
 from collapse_jax.models.base import Knobs, PyTree
 
 # Config fields whose tuple values compile one group each (the K x M grid); sweep.py reads this.
@@ -52,6 +53,7 @@ class DiscreteModel:
     num_outcomes: int
     samples_per_generation: int
     real_data_size: int
+    good_region_mass: float  # m: is_good's outcomes are the truth's smallest set holding mass >= m
 
     knob_fields: ClassVar[dict[str, str]] = {
         "smoothing": "model.smoothing",
@@ -111,6 +113,28 @@ class DiscreteModel:
         del knobs
         return draw_categorical(key, params["probabilities"], num_samples)
 
+    def log_likelihood(self, params: PyTree, data: jax.Array, knobs: Knobs) -> jax.Array:
+        """Exact log pmf log p(x_i) [n] under the fitted probabilities (-inf for an outcome the fit has lost)."""
+        del knobs
+        probabilities = params["probabilities"][data]
+        return jnp.where(probabilities > 0, jnp.log(jnp.where(probabilities > 0, probabilities, 1.0)), -jnp.inf)
+
+    def good_outcomes(self, knobs: Knobs) -> jax.Array:
+        """Mask [K] of the smallest set of outcomes holding truth mass >= m: the most likely ones, taken in order.
+
+        Outcome i (sorted by decreasing p0, ties by index) is in iff the outcomes before it hold mass < m; the 1e-5
+        slack keeps exact cases (uniform K = 20, m = 0.95: 19 outcomes) from float32 cumsum rounding.
+        """
+        truth = self._truth(knobs)
+        order = jnp.argsort(-truth, stable=True)
+        mass_before = jnp.cumsum(truth[order]) - truth[order]
+        return jnp.zeros((self.num_outcomes,), bool).at[order].set(mass_before < self.good_region_mass - 1e-5)
+
+    def is_good(self, data: jax.Array, knobs: Knobs) -> jax.Array:
+        """Whether each outcome lies in the truth's high-probability set of mass m (the verifier's oracle, Feng et al.
+        2024, "Beyond Model Collapse"): rare outcomes, the tail that collapse loses first, count as bad."""
+        return self.good_outcomes(knobs)[data]
+
     def evaluate(self, params: PyTree, samples: jax.Array, reference: PyTree, knobs: Knobs) -> dict[str, jax.Array]:
         """Diversity and distance-to-truth of the fitted distribution p (KL is KL(p || p0), finite after losses)."""
         del samples, reference
@@ -167,4 +191,4 @@ def make_model(config: Any) -> DiscreteModel:
     if real_data_size is None:
         real_data_size = samples_per_generation
     real_data_size = _check_int("model.real_data_size", real_data_size, 1)
-    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size)
+    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size, good_region_mass(config))

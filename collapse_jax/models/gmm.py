@@ -6,45 +6,22 @@ Reproduces the GMM collapse of Shumailov et al. (2024, "AI models collapse when 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import metrics
+from collapse_jax.models._mixture_density import (
+    chi_square_quantile,
+    component_log_densities,
+    good_region_mass,
+    mixture_log_density,
+    safe_cholesky,
+)
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")
-
-
-def safe_cholesky(covariances: jax.Array, reg_covar: float) -> jax.Array:
-    """Lower Cholesky factors [K, d, d]; a failed (NaN) factor falls back to diag(sqrt(max(Sigma_ii, reg_covar))).
-
-    sklearn raises on a non-PD covariance; under vmap one bad chain must not poison the others, so it degrades instead.
-    """
-    symmetric = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
-    chol = jnp.linalg.cholesky(symmetric)
-    diagonal = jnp.sqrt(jnp.maximum(jnp.diagonal(symmetric, axis1=-2, axis2=-1), reg_covar))
-    fallback = diagonal[..., None] * jnp.eye(covariances.shape[-1])
-    ok = jnp.all(jnp.isfinite(chol), axis=(-2, -1), keepdims=True)
-    return jnp.where(ok, chol, fallback)
-
-
-def component_log_densities(columns: jax.Array, params: dict, reg_covar: float) -> jax.Array:
-    """log N(x_n; mu_k, Sigma_k) [K, n] with P_k = L_k^{-T}: -(d log 2pi + |P_k^T (x - mu_k)|^2) / 2 + log|P_k|.
-
-    `columns` are the points as [d, n]: with n on the minor axis XLA vectorizes over points (6x faster than [n, d]).
-    """
-    dim = columns.shape[0]
-    chol = safe_cholesky(params["covariances"], reg_covar)
-    identity = jnp.broadcast_to(jnp.eye(dim), chol.shape)
-    precision_chol = jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, identity, lower=True), -1, -2)
-    # P^T (x - mu) = P^T x - P^T mu: broadcasting sums over the tiny d beat a dot_general with d = 2 on CPU.
-    shift = jnp.sum(params["means"][:, :, None] * precision_chol, axis=1)
-    projected = jnp.sum(columns[None, :, None, :] * precision_chol[:, :, :, None], axis=1) - shift[:, :, None]
-    log_det = -jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    return -0.5 * (dim * math.log(2.0 * math.pi) + jnp.sum(projected**2, axis=1)) + log_det[:, None]
 
 
 def e_step(columns: jax.Array, mask: jax.Array, params: dict, reg_covar: float) -> tuple[jax.Array, jax.Array]:
@@ -163,6 +140,8 @@ class GaussianMixtureModel:
     true_std: float
     real_data_size: int
     test_size: int
+    good_region_mass: float  # m: is_good's region is the truth's high-density region holding mass m
+    good_squared_radius: float  # true_std^2 q, q = the chi^2_d quantile of m: that region is a ball (make_model)
     knob_fields = {}
     metric_names = (
         "l2_to_truth",
@@ -226,6 +205,14 @@ class GaussianMixtureModel:
         noise = jax.random.normal(noise_key, (num_samples, self.dim))
         return params["means"][components] + jnp.einsum("nij,nj->ni", chol[components], noise)
 
+    def log_likelihood(self, params: dict, data: jax.Array, knobs: dict) -> jax.Array:
+        """Exact log p(x_i | params) = logsumexp_k(log w_k + log N(x_i; mu_k, Sigma_k)) [n] (sklearn score_samples)."""
+        return mixture_log_density(data, params, self.reg_covar)
+
+    def is_good(self, data: jax.Array, knobs: dict) -> jax.Array:
+        """Inside the truth's HDR of mass m: |x - mu|^2 / sigma^2 <= chi^2_d quantile(m) (exact; Feng et al. 2024)."""
+        return jnp.sum((data - self.true_mean) ** 2, axis=-1) <= self.good_squared_radius
+
     def reference(self) -> dict:
         """A held-out real test set (shared by every chain) for nll_real_test."""
         rng = np.random.default_rng(20240724)
@@ -284,6 +271,7 @@ def make_model(config) -> GaussianMixtureModel:
     real_data_size = model.get("real_data_size") or config.samples_per_generation
     if not isinstance(real_data_size, int) or real_data_size < 1:
         raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
+    mass = good_region_mass(config)
     return GaussianMixtureModel(
         dim=model.dim,
         num_components=model.num_components,
@@ -297,4 +285,7 @@ def make_model(config) -> GaussianMixtureModel:
         true_std=float(model.true_std),
         real_data_size=real_data_size,
         test_size=model.test_size,
+        good_region_mass=mass,
+        # The truth N(mu 1, sigma^2 I) has log density decreasing in |x - mu|^2, so its HDR is a chi^2 ball.
+        good_squared_radius=float(model.true_std) ** 2 * chi_square_quantile(mass, model.dim),
     )

@@ -6,6 +6,7 @@ Reproduces the KDE experiments of Kazdan, Schaeffer et al. ("Collapse or Thrive?
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 
@@ -14,8 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import toy_data
+from collapse_jax.models._mixture_density import good_region_mass
 
 BANDWIDTH_RULES = ("scott", "silverman")
+# is_good's HDR threshold: the (1 - m) quantile of the truth's log density at HDR_DRAWS truth draws from a fixed key.
+HDR_DRAWS, HDR_SEED = 100_000, 20241125  # HDR_DRAWS: a multiple of _hdr_threshold's 5000-point chunks
+# Truth quadrature: consecutive curve points at most this many noise stds apart (error measured in the build notes).
+GRID_SPACING = 0.5
 # A list of data sets compiles once per data set (the truth is static); a list of numeric bandwidths is a knob.
 STATIC_SWEEP_FIELDS = ("model.dataset",)
 
@@ -39,6 +45,32 @@ def kde_log_density(points: jax.Array, centres: jax.Array, weights: jax.Array, b
     return jax.nn.logsumexp(log_kernel, axis=-1) - normalizer
 
 
+def truth_mixture(dataset: str, noise: float, factor: float, centers, cluster_std: float) -> tuple[np.ndarray, float]:
+    """The toy truth as an equal-weight isotropic Gaussian mixture (centres [C, 2], std) for `kde_log_density`.
+
+    Blobs are one exactly. A curve data set is x = gamma(t) + s eps with t uniform, so p(x) = E_t N(x; gamma(t), s^2 I);
+    the expectation is a grid average over t (periodic trapezoid rule for circles, midpoint rule for the moons' and
+    the swiss roll's open arcs) with |gamma'(t)| dt <= GRID_SPACING s, where the Gaussian makes the sum near exact.
+    """
+    if dataset == "blobs":
+        return np.asarray(centers, np.float64), cluster_std
+    step = GRID_SPACING * noise
+    if dataset == "moons":
+        count = math.ceil(math.pi / step)
+        t = (np.arange(count) + 0.5) * math.pi / count
+        outer = np.stack([np.cos(t), np.sin(t)], axis=-1)
+        return np.concatenate([outer, np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=-1)]), noise
+    if dataset == "circles":
+        count = math.ceil(2.0 * math.pi / step)
+        angle = 2.0 * math.pi * np.arange(count) / count
+        ring = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        return np.concatenate([ring, factor * ring]), noise
+    # Swiss roll: gamma(t) = (t cos t, t sin t), t in [1.5 pi, 4.5 pi], speed sqrt(1 + t^2) at most at the outer end.
+    count = math.ceil(3.0 * math.pi * math.sqrt(1.0 + (4.5 * math.pi) ** 2) / step)
+    t = 1.5 * math.pi * (1.0 + 2.0 * (np.arange(count) + 0.5) / count)
+    return np.stack([t * np.cos(t), t * np.sin(t)], axis=-1), noise
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelDensityModel:
     """Static settings of the KDE family; params are {'centres': [capacity, 2], 'weights': [capacity], 'bandwidth'}."""
@@ -52,6 +84,9 @@ class KernelDensityModel:
     factor: float
     centers: tuple[tuple[float, float], ...]
     cluster_std: float
+    good_region_mass: float  # m: is_good's region is the truth's high-density region holding mass m
+    # log p0 at that region's edge (host Monte Carlo, see make_model); None when the truth has no density (noise 0).
+    good_log_density_threshold: float | None
     # Instance-level (numeric bandwidths are a knob, a rule is not); kept out of hash/eq so the model stays hashable.
     knob_fields: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
     metric_names = ("nll_real_test", "bandwidth")
@@ -103,6 +138,26 @@ class KernelDensityModel:
         noise = jax.random.normal(noise_key, (num_samples, self.dim))
         return params["centres"][index] + params["bandwidth"] * noise
 
+    def log_likelihood(self, params: dict, data: jax.Array, knobs: dict) -> jax.Array:
+        """Exact log p(x_i) [n] of the fitted KDE (weighted centres, bandwidth h): KernelDensity.score_samples."""
+        return kde_log_density(data, params["centres"], params["weights"], params["bandwidth"])
+
+    def truth_log_density(self, points: jax.Array) -> jax.Array:
+        """log p0(x) [n] of the toy truth (exact for blobs, grid quadrature over the curve otherwise: truth_mixture)."""
+        centres, std = truth_mixture(self.dataset, self.noise, self.factor, self.centers, self.cluster_std)
+        centres = jnp.asarray(centres, jnp.float32)
+        return kde_log_density(points, centres, jnp.ones(centres.shape[0]), jnp.float32(std))
+
+    def is_good(self, data: jax.Array, knobs: dict) -> jax.Array:
+        """log p0(x) >= t_m: inside the truth's high-density region holding mass m (the verifier of Feng et al. 2024).
+
+        t_m is the (1 - m) quantile of log p0 over HDR_DRAWS truth draws from a fixed key, computed once in make_model
+        (not exact: the share of truth mass above it is m to within ~sqrt(m (1 - m) / HDR_DRAWS) = 7e-4 at m = 0.95).
+        """
+        if self.good_log_density_threshold is None:
+            raise ValueError("config.model.noise: is_good needs a truth with a density (noise > 0, cluster_std > 0)")
+        return self.truth_log_density(data) >= self.good_log_density_threshold
+
     def reference(self) -> dict:
         """Held-out real points shared by every chain, from a fixed key independent of all chain streams."""
         test = self.sample_truth(jax.random.key(20240724), self.test_size, {})
@@ -116,20 +171,34 @@ class KernelDensityModel:
         return {"nll_real_test": -jnp.mean(log_density), "bandwidth": params["bandwidth"]}
 
 
+def _largest(value) -> float:
+    return float(np.max(np.asarray(value, np.float64)))
+
+
 def _pool_capacity(config, real_data_size: int) -> int:
-    """The largest pool a regime hands to fit: the regimes module's batch and pool sizes, maximized over the sweep."""
-    samples = config.samples_per_generation
-    fractions = np.atleast_1d(np.asarray(config.regime.real_fraction, np.float64))
-    real_slots = int(fractions.max() * samples + 1e-6)
-    names = config.regime.name if isinstance(config.regime.name, (list, tuple)) else [config.regime.name]
+    """The largest pool a regime hands to fit, as regimes.make_regime sizes it, maximized over the sweep.
+
+    A batch is [preserved P | real R | inflow I | synthetic M x oversample] slots (P = 0 under accumulating regimes);
+    accumulate keeps real_data_size + G batches.
+    """
+    samples, regime = config.samples_per_generation, config.regime
+    rho = _largest(regime.real_fraction)
+    schedules = regime.get("real_fraction_schedule", "constant")
+    if any(name != "constant" for name in (schedules if isinstance(schedules, (list, tuple)) else [schedules])):
+        rho = max(rho, _largest(regime.final_real_fraction))
+    real_slots = int(rho * samples + 1e-6)
+    inflow_slots = int(_largest(regime.get("real_inflow", 0)))
+    preserved_slots = int(_largest(regime.get("preserved_fraction", 0.0)) * real_data_size + 1e-6)
+    candidates = samples * int((config.get("curation") or {}).get("oversample", 1))
+    names = regime.name if isinstance(regime.name, (list, tuple)) else [regime.name]
     sizes = [real_data_size]
     for name in names:
         if name == "accumulate":
-            sizes.append(real_data_size + config.num_generations * (real_slots + samples))
+            sizes.append(real_data_size + config.num_generations * (real_slots + inflow_slots + candidates))
         elif name == "accumulate_subsample":
             sizes.append(samples)
-        else:  # replace / fresh train on the latest batch of R real + M synthetic slots
-            sizes.append(real_slots + samples)
+        else:  # replace / fresh train on the latest batch
+            sizes.append(preserved_slots + real_slots + inflow_slots + candidates)
     return max(sizes)
 
 
@@ -158,7 +227,7 @@ def make_model(config) -> KernelDensityModel:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"config.model.{field}: must be a positive integer, got {value!r}")
     centers = toy_data.blob_centers(jax.random.key(model.get("dataset_seed", 0)), model.get("num_blobs", 3))
-    return KernelDensityModel(
+    kde = KernelDensityModel(
         dataset=model.dataset,
         bandwidth_rule=rule,
         capacity=_pool_capacity(config, real_data_size),
@@ -168,5 +237,22 @@ def make_model(config) -> KernelDensityModel:
         factor=float(model.get("factor", 0.8)),
         centers=tuple(tuple(float(c) for c in row) for row in np.asarray(centers)),
         cluster_std=float(model.get("cluster_std", 1.0)),
+        good_region_mass=good_region_mass(config),
+        good_log_density_threshold=None,
         knob_fields=knob_fields,
     )
+    if (kde.noise > 0 or kde.dataset == "blobs") and (kde.cluster_std > 0 or kde.dataset != "blobs"):
+        # Only the truth and m matter: the canonical model makes every sweep group of one truth share the cache entry.
+        truth_only = dataclasses.replace(kde, bandwidth_rule=None, capacity=0, real_data_size=1, test_size=1)
+        kde = dataclasses.replace(kde, good_log_density_threshold=_hdr_threshold(truth_only))
+    return kde
+
+
+@functools.lru_cache(maxsize=16)
+def _hdr_threshold(kde: KernelDensityModel) -> float:
+    """t_m = the (1 - m) quantile of log p0(X) over HDR_DRAWS truth draws X from a fixed key (host, once per truth)."""
+    draws = kde.sample_truth(jax.random.key(HDR_SEED), HDR_DRAWS, {})
+    # lax.map over chunks of 5000 points keeps the [points, C] kernel matrix under ~100 MB (C ~ 5000 for a swiss roll).
+    log_density = jax.jit(lambda chunks: jax.lax.map(kde.truth_log_density, chunks))
+    values = np.asarray(log_density(draws.reshape(-1, 5000, kde.dim))).ravel()
+    return float(np.quantile(values, 1.0 - kde.good_region_mass))

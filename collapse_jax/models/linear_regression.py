@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.models._mixture_density import good_region_mass
 from collapse_jax.models.base import Knobs, PyTree
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
@@ -30,6 +32,8 @@ class LinearRegressionModel:
     root_seed: int
     test_size: int
     test_seed: int
+    good_region_mass: float  # m: is_good keeps residuals inside the noise's central interval of mass m
+    good_residual_z: float  # z = Phi^-1((1 + m) / 2): that interval is |y - x.w*| <= sigma z
 
     knob_fields: ClassVar[dict[str, str]] = {"noise_std": "model.noise_std", "ridge": "model.ridge"}
     metric_names: ClassVar[tuple[str, ...]] = ("test_mse", "test_mse_empirical")
@@ -97,6 +101,23 @@ class LinearRegressionModel:
         x = self.design(knobs)[jnp.arange(num_samples) % self.design_size]
         return {"x": x, "y": self._label(key, x, params["weights"], knobs)}
 
+    def log_likelihood(self, params: PyTree, data: PyTree, knobs: Knobs) -> jax.Array:
+        """Conditional log N(y_i; x_i.w, sigma^2) [n] of the fit's label model; x is not modelled (the fixed design).
+
+        sigma is the noise_std knob the model samples with (it is not refitted); sigma = 0 is a point mass: +inf where
+        y = x.w exactly, -inf elsewhere.
+        """
+        noise_std = jnp.asarray(knobs["noise_std"], jnp.float32)
+        residual = data["y"] - data["x"] @ params["weights"]
+        scale = jnp.where(noise_std > 0, noise_std, 1.0)
+        density = -0.5 * (residual / scale) ** 2 - jnp.log(scale) - 0.5 * math.log(2.0 * math.pi)
+        return jnp.where(noise_std > 0, density, jnp.where(residual == 0, jnp.inf, -jnp.inf))
+
+    def is_good(self, data: PyTree, knobs: Knobs) -> jax.Array:
+        """|y - x.w*| <= sigma Phi^-1((1 + m) / 2): the label lies in the truth's central noise interval of mass m."""
+        residual = data["y"] - data["x"] @ self.true_weights()
+        return jnp.abs(residual) <= jnp.asarray(knobs["noise_std"], jnp.float32) * self.good_residual_z
+
     def evaluate(self, params: PyTree, samples: PyTree, reference: PyTree, knobs: Knobs) -> dict[str, jax.Array]:
         """test_mse = ‖ŵ - w*‖² (= E_x[(x·ŵ - x·w*)²] for x ~ N(0, I)); test_mse_empirical on held-out inputs."""
         del samples, knobs
@@ -141,4 +162,6 @@ def make_model(config: Any) -> LinearRegressionModel:
         )
     root_seed = _check_int("root_seed", config.root_seed, 0)
     test_seed = _check_int("model.test_seed", config.model.test_seed, 0)
-    return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed)
+    mass = good_region_mass(config)
+    z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
+    return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed, mass, z)
