@@ -4,6 +4,7 @@ import dataclasses
 import os
 import shutil
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,14 @@ from sklearn.neighbors import NearestNeighbors
 from collapse_jax import artifacts, image_grids, results, runner
 from collapse_jax.models import _image_metrics as image_metrics
 from collapse_jax.models import base
-from collapse_jax.models._vae_nets import Decoder, Encoder, epoch_batches, negative_elbo, torch_default_init
+from collapse_jax.models._vae_nets import (
+    ConvTranspose2x,
+    Decoder,
+    Encoder,
+    epoch_batches,
+    negative_elbo,
+    torch_default_init,
+)
 from experiments.configs import vae_digits
 
 KNOBS = {"seed": 0, "real_fraction": 0.0, "kl_weight": 1.0, "learning_rate": 2e-3, "sampling_temperature": 1.0}
@@ -45,20 +53,61 @@ def tiny_model(data_dir):
     return base.make_model(tiny_config(data_dir))
 
 
+def numpy_negative_elbo(model, networks, images, noise, beta):
+    """float64 BCE(sum) + beta * KL at z = mu + sigma * noise, the encoder / decoder outputs taken from the model."""
+    mean, log_variance = (np.asarray(a, np.float64) for a in model.encoder.apply(networks["encoder"], images))
+    latents = mean + np.exp(0.5 * log_variance) * np.asarray(noise, np.float64)
+    logits = np.asarray(model.decoder.apply(networks["decoder"], jnp.asarray(latents, jnp.float32)), np.float64)
+    p, x = 1.0 / (1.0 + np.exp(-logits)), np.asarray(images, np.float64)
+    bce = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2))  # torch BCE(reduction="sum") per image
+    kl = 0.5 * np.sum(np.exp(log_variance) + mean**2 - 1.0 - log_variance, axis=1)  # Kingma & Welling, appendix B
+    return bce + beta * kl
+
+
 def test_negative_elbo_matches_numpy_bce_plus_kl(tiny_model):
     images = jnp.asarray(tiny_model.train_images[:5], jnp.float32) / 255.0
     networks = tiny_model.init(jax.random.PRNGKey(1), KNOBS)["networks"]
     key, beta = jax.random.PRNGKey(2), 0.7
     got = negative_elbo(tiny_model.encoder, tiny_model.decoder, networks, images, key, beta)
-    mean, log_variance = (np.asarray(a, np.float64) for a in tiny_model.encoder.apply(networks["encoder"], images))
-    noise = np.asarray(jax.random.normal(key, mean.shape), np.float64)
-    latents = mean + np.exp(0.5 * log_variance) * noise
-    logits = np.asarray(tiny_model.decoder.apply(networks["decoder"], jnp.asarray(latents, jnp.float32)), np.float64)
-    p, x = 1.0 / (1.0 + np.exp(-logits)), np.asarray(images, np.float64)
-    bce = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2))  # torch BCE(reduction="sum") per image
-    kl = 0.5 * np.sum(np.exp(log_variance) + mean**2 - 1.0 - log_variance, axis=1)  # Kingma & Welling, appendix B
+    noise = jax.random.normal(key, (5, tiny_model.encoder.latent_dim))
     # float32 sums of 64 pixel terms of size ~0.7: relative error ~1e-6; 1e-5 leaves room for the latents' round-off.
-    np.testing.assert_allclose(np.asarray(got), bce + beta * kl, rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(got), numpy_negative_elbo(tiny_model, networks, images, noise, beta), rtol=1e-5
+    )
+
+
+def test_log_likelihood_is_each_images_elbo_at_beta_one_with_fixed_noise(tiny_model):
+    # Chunks of 7 over 20 images (the last one padded) must not change any image's score.
+    model = dataclasses.replace(tiny_model, chunk_size=7)
+    params = model.init(jax.random.PRNGKey(1), KNOBS)  # the formula needs no trained model (saves a compile)
+    images = jnp.concatenate([model.real_data(None, KNOBS)[:12], model.sample(jax.random.PRNGKey(3), params, 8, KNOBS)])
+    got = np.asarray(jax.jit(model.log_likelihood)(params, images, KNOBS))
+    # The documented noise: one N(0, I) row per image from PRNGKey(0), i.e. the training loss's draw for that key.
+    noise = jax.random.normal(jax.random.PRNGKey(0), (20, model.encoder.latent_dim))
+    np.testing.assert_allclose(got, -numpy_negative_elbo(model, params["networks"], images, noise, 1.0), rtol=1e-5)
+    loss = negative_elbo(model.encoder, model.decoder, params["networks"], images, jax.random.PRNGKey(0), 1.0)
+    np.testing.assert_allclose(got, -np.asarray(loss), rtol=1e-5)
+    # Deterministic in (params, x) and independent of the training beta (a bound on log p(x), not the beta-loss).
+    again = model.log_likelihood(params, images, {**KNOBS, "kl_weight": 0.3})
+    np.testing.assert_allclose(np.asarray(again), got, rtol=1e-6)
+
+
+def test_subpixel_transposed_conv_equals_flax_conv_transpose_in_value_and_gradient():
+    # The decoder's 4x4 stride-2 SAME transposed conv as one stride-1 conv over 4 phases must be the same function of
+    # the same params; float32 sums of 4 x 6 products of unit normals: round-off ~1e-6, 1e-5 absolute is ample.
+    inputs = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5, 6))
+    flax_layer = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME")
+    params = flax_layer.init(jax.random.PRNGKey(1), inputs)
+    params = jax.tree.map(lambda leaf: jax.random.normal(jax.random.PRNGKey(2), leaf.shape), params)
+    ours = ConvTranspose2x(4)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), inputs)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(ours.apply(params, inputs), flax_layer.apply(params, inputs), atol=1e-5)
+    loss = lambda layer: jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x))), argnums=(0, 1)))  # noqa: E731
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4),
+        loss(ours)(params, inputs),
+        loss(flax_layer)(params, inputs),
+    )
 
 
 def test_networks_start_from_torch_default_init_at_shumailov_sizes():
@@ -220,6 +269,42 @@ def test_bernoulli_sample_mode_binarizes_the_decoded_means(data_dir):
 def test_bad_config_is_a_one_line_value_error_naming_the_field(data_dir, field, value):
     with pytest.raises(ValueError, match=f"config.model.{field}") as error:
         base.make_model(tiny_config(data_dir, **{f"model.{field}": value}))
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def digits_model(data_dir):
+    """All 1,497 / 300 digits and the shipped config's classifier (97.7% test accuracy; ~10 s to train)."""
+    shipped = {"model.train_size": None, "model.test_size": None, "model.precision_recall_size": 300,
+               "model.classifier_epochs": 30, "model.classifier_channels": (16, 32),
+               "model.classifier_feature_dim": 64}  # fmt: skip
+    return base.make_model(tiny_config(data_dir, **shipped))
+
+
+def test_verifier_passes_real_digits_and_rejects_pure_noise(digits_model):
+    good = jax.jit(digits_model.is_good)
+    test = jnp.asarray(digits_model.test_images, jnp.float32) / 255.0
+    # The threshold holds mass 0.95 of the 300 test scores by construction (>= 285 pass); the jitted scores may differ
+    # from the host's by round-off at the boundary, so one image of slack.
+    assert float(jnp.mean(good(test, KNOBS))) >= 0.95 - 1 / 300
+    # Training digits never set the threshold (they fit the class Gaussians): if they scored like test digits, 0.95
+    # would pass with binomial sd sqrt(0.95 * 0.05 / 1497) = 0.006; 0.90 is 8 sd below. Measured 0.965.
+    assert float(jnp.mean(good(digits_model.real_data(None, KNOBS), KNOBS))) >= 0.90
+    # An uninformative verifier would pass noise at the real rate 0.95. Measured 0 of 1,000 for uniform pixels and for
+    # fair coin flips (their Mahalanobis scores' medians are 2.3x and 4x the threshold); at most 2% allowed.
+    rng = np.random.default_rng(0)
+    for noise in (rng.uniform(size=(1000, 8, 8)), rng.integers(0, 2, size=(1000, 8, 8))):
+        assert float(jnp.mean(good(jnp.asarray(noise, jnp.float32), KNOBS))) <= 0.02
+    # good_region_mass sets the share of real test digits inside the region: 0.5 -> 150 or (boundary round-off) 149.
+    half = dataclasses.replace(digits_model, good_region_mass=0.5)
+    assert abs(float(jnp.sum(half.is_good(test, KNOBS))) - 150) <= 1
+
+
+def test_bad_good_region_mass_is_a_one_line_value_error(data_dir):
+    config = tiny_config(data_dir)
+    config.curation = {"good_region_mass": 1.5}
+    with pytest.raises(ValueError, match="config.curation.good_region_mass") as error:
+        base.make_model(config)
     assert "\n" not in str(error.value)
 
 

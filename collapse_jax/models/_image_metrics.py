@@ -83,3 +83,23 @@ def real_feature_statistics(features: np.ndarray, num_precision_recall: int, k: 
         "precision_recall_features": subset.astype(np.float32),
         "precision_recall_radius_sq": radius_sq.astype(np.float32),
     }
+
+
+def class_gaussian_whitening(features: np.ndarray, labels: np.ndarray, num_classes: int, ridge: float = 1e-3):
+    """Host fit of Lee et al. 2018's class-conditional Gaussians with a shared covariance in feature space.
+
+    mu_c = mean of class c's features, S = (1/N) sum_i (f_i - mu_{y_i})(f_i - mu_{y_i})^T + ridge * mean(diag S) I (dead
+    ReLU units have zero variance). Returns (W, mu W) with W W^T = S^-1, so Mahalanobis distances are Euclidean in f W.
+    """
+    features = np.asarray(features, np.float64)
+    means = np.stack([features[labels == c].mean(axis=0) for c in range(num_classes)])
+    centred = features - means[labels]
+    cov = centred.T @ centred / features.shape[0]
+    cov += ridge * np.mean(np.diag(cov)) * np.eye(cov.shape[0])
+    whitening = np.linalg.cholesky(np.linalg.inv(cov))
+    return whitening.astype(np.float32), (means @ whitening).astype(np.float32)
+
+
+def min_mahalanobis_sq(features: jax.Array, whitening: jax.Array, whitened_means: jax.Array) -> jax.Array:
+    """min_c (f - mu_c)^T S^-1 (f - mu_c) per row of features [N, D] (Lee et al. 2018's confidence score, negated)."""
+    return jnp.min(squared_distances(features @ whitening, whitened_means), axis=1)

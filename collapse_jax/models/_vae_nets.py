@@ -32,6 +32,38 @@ class Encoder(nn.Module):
         return nn.Dense(self.latent_dim, name="mean")(hidden), nn.Dense(self.latent_dim, name="log_variance")(hidden)
 
 
+class ConvTranspose2x(nn.Module):
+    """Flax's ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME") as one stride-1 conv (same params).
+
+    The transposed conv is a correlation of the 2x-dilated input padded by 2 with the 4x4 kernel K, so output pixel
+    (2m + r, 2l + s) only meets the taps K[r::2, s::2]: y[2m + r] = x[m + r - 1] K[r] + x[m + r] K[r + 2] per axis.
+    All four phases are one 2x2 VALID conv of x padded by 1 (4 x features outputs), then interleaved. Same values as
+    Flax's (tested); XLA:CPU runs its gradient 3.6x faster than the lhs-dilated conv's (measured at 7x7x128 -> 64).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        batch, height, width, channels = inputs.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        phase_kernels = jnp.stack([kernel[r::2, s::2] for r in (0, 1) for s in (0, 1)], axis=-2)
+        padded = jnp.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        dimensions = ("NHWC", "HWIO", "NHWC")
+        out = jax.lax.conv_general_dilated(
+            padded,
+            phase_kernels.reshape(2, 2, channels, 4 * self.features),
+            (1, 1),
+            "VALID",
+            dimension_numbers=dimensions,
+        ).reshape(batch, height + 1, width + 1, 4, self.features)
+        phases = jnp.stack(
+            [out[:, r : r + height, s : s + width, 2 * r + s] for r in (0, 1) for s in (0, 1)], axis=3
+        ).reshape(batch, height, width, 2, 2, self.features)
+        return phases.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features) + bias
+
+
 class Decoder(nn.Module):
     """Bernoulli logits [B, H, W] of p(x | z): a dense layer, then the encoder's convolutions mirrored (transposed)."""
 
@@ -44,36 +76,54 @@ class Decoder(nn.Module):
         height, width = self.image_shape[0] // factor, self.image_shape[1] // factor
         hidden = nn.relu(nn.Dense(height * width * self.channels[-1])(latents))
         hidden = hidden.reshape(latents.shape[0], height, width, self.channels[-1])
-        for features in reversed(self.channels[:-1]):
-            hidden = nn.relu(nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")(hidden))
-        logits = nn.ConvTranspose(1, (4, 4), strides=(2, 2), padding="SAME")(hidden)
+        # Named like Flax's auto-names so the params tree (and torch_default_init's transposed fan-in) is unchanged.
+        for index, features in enumerate(reversed(self.channels[:-1])):
+            hidden = nn.relu(ConvTranspose2x(features, name=f"ConvTranspose_{index}")(hidden))
+        logits = ConvTranspose2x(1, name=f"ConvTranspose_{len(self.channels) - 1}")(hidden)
         return logits[..., 0]
 
 
-def negative_elbo(
-    encoder: Encoder, decoder: Decoder, networks: PyTree, images: jax.Array, key: jax.Array, kl_weight: jax.Array
+def negative_elbo_given_noise(
+    encoder: Encoder, decoder: Decoder, networks: PyTree, images: jax.Array, noise: jax.Array, kl_weight: jax.Array
 ) -> jax.Array:
-    """Per-image BCE(sum) + beta * KL, one reparameterized draw (Kingma & Welling 2014; Higgins et al. 2017 for beta).
+    """Per-image BCE(sum) + beta * KL at z = mu + sigma * noise (Kingma & Welling 2014; Higgins et al. 2017 for beta).
 
     BCE = -sum_p [x_p log sigmoid(l_p) + (1 - x_p) log(1 - sigmoid(l_p))] = sum_p softplus(l_p) - x_p l_p;
-    KL(N(mu, sigma^2) || N(0, I)) = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
+    KL(N(mu, sigma^2) || N(0, I)) = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2) (analytic, no sampling).
+    With beta = 1 this is minus the one-sample ELBO, a lower bound on log p(x) in expectation over the noise.
     """
     mean, log_variance = encoder.apply(networks["encoder"], images)
-    latents = mean + jnp.exp(0.5 * log_variance) * jax.random.normal(key, mean.shape)
+    latents = mean + jnp.exp(0.5 * log_variance) * noise
     logits = decoder.apply(networks["decoder"], latents)
     reconstruction = jnp.sum(jax.nn.softplus(logits) - images * logits, axis=(1, 2))
     kl = -0.5 * jnp.sum(1.0 + log_variance - mean**2 - jnp.exp(log_variance), axis=1)
     return reconstruction + kl_weight * kl
 
 
-def apply_in_chunks(function: Callable[[jax.Array], PyTree], inputs: jax.Array, chunk: int) -> PyTree:
-    """`function` over the leading axis in chunks of `chunk` rows (bounds activation memory; pads the last chunk)."""
-    count = inputs.shape[0]
+def negative_elbo(
+    encoder: Encoder, decoder: Decoder, networks: PyTree, images: jax.Array, key: jax.Array, kl_weight: jax.Array
+) -> jax.Array:
+    """`negative_elbo_given_noise` with one reparameterized draw noise ~ N(0, I) from `key` (the training loss)."""
+    noise = jax.random.normal(key, (images.shape[0], encoder.latent_dim))
+    return negative_elbo_given_noise(encoder, decoder, networks, images, noise, kl_weight)
+
+
+def apply_in_chunks(function: Callable[[PyTree], PyTree], inputs: PyTree, chunk: int) -> PyTree:
+    """`function` over the leading axis of a pytree of arrays in chunks of `chunk` rows (bounds activation memory).
+
+    The last chunk is zero-padded and the padding rows are dropped from the outputs.
+    """
+    count = jax.tree.leaves(inputs)[0].shape[0]
     chunk = min(chunk, count)
     num_chunks = -(-count // chunk)
     padding = num_chunks * chunk - count
-    padded = jnp.concatenate([inputs, jnp.zeros((padding, *inputs.shape[1:]), inputs.dtype)]) if padding else inputs
-    outputs = jax.lax.map(function, padded.reshape(num_chunks, chunk, *inputs.shape[1:]))
+
+    def split(leaf: jax.Array) -> jax.Array:
+        if padding:
+            leaf = jnp.concatenate([leaf, jnp.zeros((padding, *leaf.shape[1:]), leaf.dtype)])
+        return leaf.reshape(num_chunks, chunk, *leaf.shape[1:])
+
+    outputs = jax.lax.map(function, jax.tree.map(split, inputs))
     return jax.tree.map(lambda leaf: leaf.reshape(num_chunks * chunk, *leaf.shape[2:])[:count], outputs)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import optax
 from absl import logging
 
-from collapse_jax.data.images import DATASETS, load_images
 from collapse_jax.models import _image_metrics as image_metrics
+from collapse_jax.models import _vae_config
 from collapse_jax.models._vae_nets import (
     Decoder,
     Encoder,
@@ -24,12 +24,11 @@ from collapse_jax.models._vae_nets import (
     apply_in_chunks,
     epoch_batches,
     negative_elbo,
+    negative_elbo_given_noise,
     torch_default_init,
     train_classifier,
 )
 
-TRAIN_FROM = ("scratch", "previous")
-SAMPLE_MODES = ("mean", "bernoulli")
 # Tuple values of these fields compile one group each (sweep.py); the knobs below sweep inside one compile.
 STATIC_SWEEP_FIELDS = ("model.train_from", "model.sample_mode")
 # reference() trains a classifier (seconds); the engine builds a model per group and again on resume, so reuse it.
@@ -65,6 +64,7 @@ class VAEModel:
     classifier_epochs: int
     classifier_seed: int
     chunk_size: int
+    good_region_mass: float  # config.curation.good_region_mass: the share of real test images `is_good` passes
     # Per-chain dynamic knobs (list values in the config sweep inside one compile).
     knob_fields = {
         "kl_weight": "model.kl_weight",
@@ -170,6 +170,49 @@ class VAEModel:
             return jax.random.bernoulli(pixel_key, means).astype(jnp.float32)
         return means
 
+    def log_likelihood(self, params: dict, data: jax.Array, knobs: dict) -> jax.Array:
+        """Curation score float32 [n]: each image's ELBO at beta = 1, a lower bound on log p(x) (Kingma & Welling 2014).
+
+        ELBO(x) = E_q(z|x)[log p(x | z)] - KL(q(z | x) || N(0, I)): the KL analytic, the expectation one reparameterized
+        draw z = mu + sigma * eps with eps fixed (PRNGKey(0), one row per image, the same in every chain, generation and
+        model), so the score is a deterministic function of (params, x) and equals minus the training loss at beta = 1
+        for that eps. For decoded means (continuous x) it is the BCE score the model trains on, not a normalized
+        density. Knobs are unused: the bound does not depend on the training beta.
+        """
+        del knobs
+        noise = jax.random.normal(jax.random.PRNGKey(0), (data.shape[0], self.encoder.latent_dim))
+        one = jnp.float32(1.0)
+        nets = params["networks"]
+        loss = lambda x: negative_elbo_given_noise(self.encoder, self.decoder, nets, x[0], x[1], one)  # noqa: E731
+        return -apply_in_chunks(loss, (data, noise), self.chunk_size)
+
+    def good_threshold(self) -> float:
+        """t: the smallest score such that at least good_region_mass of the real test images score <= t (host).
+
+        With the n test scores sorted ascending, t = s_(ceil(mass n)), so #{s_i <= t} >= mass * n exactly.
+        """
+        scores = np.sort(np.asarray(self.reference()["real_test_good_score"]))
+        return float(scores[max(int(np.ceil(self.good_region_mass * scores.size - 1e-6)), 1) - 1])
+
+    def good_score(self, images: jax.Array) -> jax.Array:
+        """min_c (f - mu_c)^T S^-1 (f - mu_c) of the classifier features f (Lee et al. 2018), float32 [n]."""
+        reference = self.reference()
+        features = self.classifier_outputs(reference["classifier"], images)[1]
+        return image_metrics.min_mahalanobis_sq(features, reference["good_whitening"], reference["good_class_means"])
+
+    def is_good(self, data: jax.Array, knobs: dict) -> jax.Array:
+        """Verifier oracle bool [n] (Feng et al. 2024): the image lies in the real data's high-density feature region.
+
+        Good iff good_score(x) <= good_threshold(): the class-conditional Gaussians (shared covariance) fitted to the
+        real training images' classifier features (Lee et al. 2018) put x within the Mahalanobis radius of some class
+        mean that holds good_region_mass of the held-out real test images. Defined by the true data and the classifier
+        trained once on it, never by the chain's model. The classifier's top softmax probability was the first
+        candidate and was rejected: it is >= its 5% real-data quantile on 36% of uniform-noise digits (Mahalanobis: 0%;
+        notes/vae_curation_build_notes.md). Blurred class averages still pass: it is not a sharpness test.
+        """
+        del knobs
+        return self.good_score(data) <= self.good_threshold()
+
     def classifier_outputs(self, classifier_params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(logits, features) of the feature classifier, in chunks."""
         return apply_in_chunks(lambda x: self.classifier.apply(classifier_params, x), images, self.chunk_size)
@@ -226,11 +269,12 @@ class VAEModel:
         settings = (self.classifier, self.classifier_epochs, self.classifier_seed, self.precision_recall_size)
         key = (*settings, self.precision_recall_k, self.train_images.tobytes(), self.test_images.tobytes())
         if key not in _REFERENCE_CACHE:
-            _REFERENCE_CACHE[key] = self._build_reference()
+            with jax.ensure_compile_time_eval():  # concrete even when first asked for inside a trace (is_good)
+                _REFERENCE_CACHE[key] = self._build_reference()
         return _REFERENCE_CACHE[key]
 
     def _build_reference(self) -> dict:
-        """Train the classifier; compute the real test features' moments and P/R radii (host, once)."""
+        """Train the classifier; real test features' moments, P/R radii, is_good's class Gaussians (host, once)."""
         classifier_params = train_classifier(
             self.classifier, self.train_images, self.train_labels, self.classifier_seed, self.classifier_epochs, 64
         )
@@ -241,90 +285,15 @@ class VAEModel:
         statistics = image_metrics.real_feature_statistics(
             np.asarray(features), self.precision_recall_size, self.precision_recall_k
         )
+        train_features = jax.jit(self.classifier_outputs)(classifier_params, self.real_data(None, {}))[1]
+        whitening, class_means = image_metrics.class_gaussian_whitening(
+            np.asarray(train_features), self.train_labels, self.classifier.num_classes
+        )
+        score = image_metrics.min_mahalanobis_sq(features, jnp.asarray(whitening), jnp.asarray(class_means))
+        statistics |= {"good_whitening": whitening, "good_class_means": class_means, "real_test_good_score": score}
         return {"classifier": classifier_params, "test_images": test_images, **jax.tree.map(jnp.asarray, statistics)}
-
-
-def _check_knob(config: Any, field: str, low: float, low_inclusive: bool) -> None:
-    """One-line ValueError unless every value of a (scalar or list) knob lies above `low`."""
-    values = getattr(config.model, field)
-    for value in values if isinstance(values, (list, tuple)) else [values]:
-        ok = isinstance(value, (int, float)) and (value >= low if low_inclusive else value > low)
-        if not ok:
-            raise ValueError(
-                f"config.model.{field}: {value!r} not allowed; must be a number {'>=' if low_inclusive else '>'} {low}"
-            )
-
-
-def _positive_int(config: Any, field: str, optional: bool = False) -> int | None:
-    """Read a positive integer setting (None allowed when optional), or raise a one-line ValueError."""
-    value = config.model.get(field, None)
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"config.model.{field}: {value!r} not allowed; must be a positive integer")
-    return value
 
 
 def make_model(config: Any) -> VAEModel:
     """Validate config.model (one-line ValueErrors, before anything compiles), load the images, build the model."""
-    model = config.model
-    if model.dataset not in DATASETS:
-        raise ValueError(f"config.model.dataset: {model.dataset!r} not allowed; allowed: {', '.join(DATASETS)}")
-    if model.train_from not in TRAIN_FROM:
-        raise ValueError(f"config.model.train_from: {model.train_from!r} not allowed; allowed: {', '.join(TRAIN_FROM)}")
-    if model.sample_mode not in SAMPLE_MODES:
-        raise ValueError(
-            f"config.model.sample_mode: {model.sample_mode!r} not allowed; allowed: {', '.join(SAMPLE_MODES)}"
-        )
-    channels = tuple(model.encoder_channels)
-    if not channels or not all(isinstance(width, int) and width > 0 for width in channels):
-        raise ValueError(f"config.model.encoder_channels: {channels!r} not allowed; must be positive integers")
-    sizes = {f: _positive_int(config, f) for f in ("latent_dim", "epochs", "batch_size", "precision_recall_size")}
-    sizes |= {f: _positive_int(config, f) for f in ("precision_recall_k", "classifier_epochs", "chunk_size")}
-    optional_fields = ("train_size", "test_size", "metric_num_samples", "steps_per_generation")
-    optional = {f: _positive_int(config, f, optional=True) for f in optional_fields}
-    preview_images = model.get("preview_images", 0)
-    if not isinstance(preview_images, int) or not 0 <= preview_images <= config.samples_per_generation:
-        raise ValueError(
-            f"config.model.preview_images: {preview_images!r} not allowed; must be an integer in "
-            f"[0, samples_per_generation = {config.samples_per_generation}]"
-        )
-    _check_knob(config, "kl_weight", 0.0, low_inclusive=True)
-    _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
-    _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
-    _check_knob(config, "weight_decay", 0.0, low_inclusive=True)
-
-    train_images, train_labels = load_images(model.dataset, "train", model.data_dir, model.source_dir)
-    test_images, test_labels = load_images(model.dataset, "test", model.data_dir, model.source_dir)
-    factor = 2 ** len(channels)
-    if train_images.shape[1] % factor or train_images.shape[2] % factor:
-        raise ValueError(
-            f"config.model.encoder_channels: {len(channels)} stride-2 layers need image sides divisible by {factor}; "
-            f"{model.dataset} images are {train_images.shape[1]}x{train_images.shape[2]}"
-        )
-    if sizes["precision_recall_k"] >= sizes["precision_recall_size"]:
-        raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
-    return VAEModel(
-        encoder=Encoder(channels=channels, latent_dim=sizes["latent_dim"]),
-        decoder=Decoder(channels=channels, image_shape=train_images.shape[1:]),
-        classifier=FeatureClassifier(
-            channels=tuple(model.classifier_channels), feature_dim=model.classifier_feature_dim, num_classes=10
-        ),
-        train_images=train_images[: optional["train_size"]],
-        train_labels=train_labels[: optional["train_size"]],
-        test_images=test_images[: optional["test_size"]],
-        test_labels=test_labels[: optional["test_size"]],
-        epochs=sizes["epochs"],
-        steps_per_generation=optional["steps_per_generation"],
-        batch_size=sizes["batch_size"],
-        weight_decay=float(model.weight_decay),
-        train_from=model.train_from,
-        sample_mode=model.sample_mode,
-        metric_num_samples=optional["metric_num_samples"],
-        preview_images=preview_images,
-        precision_recall_size=sizes["precision_recall_size"],
-        precision_recall_k=sizes["precision_recall_k"],
-        classifier_epochs=sizes["classifier_epochs"],
-        classifier_seed=int(model.classifier_seed),
-        chunk_size=sizes["chunk_size"],
-    )
+    return VAEModel(**_vae_config.model_settings(config))
