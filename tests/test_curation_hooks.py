@@ -303,3 +303,29 @@ def test_bad_good_region_mass_is_a_value_error_naming_the_field(model_module, co
 
 def test_groups_of_a_sweep_without_curation_still_build():
     assert sweep.expand(build(gmm_config, {"num_generations": 2}))
+
+
+def test_discrete_verifier_that_rejects_every_bad_sample_confines_the_chain_to_the_good_set():
+    """keep_bad = 0 without real data: every point trained on from generation 1 on is a good outcome, so the fitted
+    support never leaves the good set (the 3 most likely outcomes of Zipf beta = 1, K = 10 at m = 0.6), exactly."""
+    overrides = {
+        "regime.name": "replace",
+        "seeds": 4,
+        "num_generations": 5,
+        "samples_per_generation": 200,
+        "chunk_generations": 5,
+        "chain_block": 4,
+        "checkpoint_every": 5,
+        "make_plots": False,
+        "model.num_outcomes": 10,
+        "model.zipf_exponent": 1.0,
+    }
+    config = build(discrete_config, overrides, name="verifier", keep_good=1.0, keep_bad=0.0, good_region_mass=0.6)
+    model = discrete.make_model(config)
+    good = np.asarray(model.good_outcomes({"zipf_exponent": 1.0}))
+    assert good.sum() == 3  # p0 cumulative 0.341, 0.512, 0.626: 2 outcomes hold < 0.6, 3 hold >= 0.6
+    results = runner.simulate(config)
+    support = np.asarray(results.metrics["support_size"])
+    bad_kept = np.asarray(results.metrics["bad_share_kept"])
+    assert support[:, 0].min() > 3 and (support[:, 1:] <= 3).all()  # generation 0 fits the real data's wider support
+    np.testing.assert_array_equal(bad_kept[:, 1:], 0.0)
