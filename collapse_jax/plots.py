@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # headless machines and clusters have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from collapse_jax import breakdown  # noqa: E402
 from collapse_jax.results import Results  # noqa: E402
 
 
@@ -90,6 +91,7 @@ def write_report(workdir: str, results: Results) -> str:
         "",
         *[f"![{m}](plots/{m}.png)" for m in metrics],
         "",
+        *strength_sections(results, workdir),
         "## Config",
         "",
         "```json",
@@ -100,3 +102,118 @@ def write_report(workdir: str, results: Results) -> str:
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
+
+
+def _boundary_text(knob: str, verdict: dict) -> str:
+    """One table cell: the breakdown strength, or why a line has none."""
+    if verdict["status"] == "crossing":
+        side = "higher is safer" if verdict["direction"] == "higher_is_safer" else "lower is safer"
+        return f"{knob} = {verdict['boundary']:.4g} ({side})"
+    return {
+        "always_within": "none: within the band at every swept value",
+        "never_within": "none: outside the band at every swept value",
+        "collapses_at_safe_end": "none: outside the band at the safe end",
+        "non_monotone": "none: both ends within or both outside (non-monotone)",
+        "no_baseline": "n/a: generation-0 median is zero or missing",
+    }[verdict["status"]]
+
+
+def plot_final_vs_knob(
+    lines: list[dict],
+    verdicts: list[dict],
+    metric: str,
+    knob: str,
+    final: int,
+    path: str,
+    tolerance: float,
+    reference_lines: tuple = (),
+) -> None:
+    """Final-generation median vs `knob` per line with its 10-90% band over seeds, dotted breakdown markers, the
+    generation-0 tolerance band (grey, when the lines share one generation-0 level) and dashed theory overlays."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 0.92, len(lines))) if len(lines) > 10 else [None] * len(lines)
+    for line, verdict, color in zip(lines, verdicts, colors):
+        value, median, q10, q90, _ = (np.asarray(column) for column in zip(*line["points"]))
+        label = f"{knob_label(line['labels'])} (n={line['points'][0][4]})"
+        (drawn,) = axis.plot(value, median, marker="o", markersize=3, color=color, label=label)
+        axis.fill_between(value, q10, q90, color=drawn.get_color(), alpha=0.15, linewidth=0)
+        if verdict["boundary"] is not None:
+            axis.axvline(verdict["boundary"], color=drawn.get_color(), linestyle=":", linewidth=1.2)
+    baselines = np.concatenate([line["baselines"] for line in lines])
+    level = np.median(baselines) if baselines.size else np.nan
+    if np.isfinite(level) and level != 0 and np.all(np.abs(baselines - level) <= 0.1 * abs(level)):
+        low, high = sorted((level - tolerance * abs(level), level + tolerance * abs(level)))
+        axis.axhspan(low, high, color="grey", alpha=0.12, label=f"generation 0 median +-{tolerance:g} (relative)")
+    for reference_knob, value, text in reference_lines:
+        if reference_knob == knob:
+            axis.axvline(value, color="black", linestyle="--", linewidth=1, label=text)
+    rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
+    if rows and _spans_decades(rows):
+        axis.set_yscale("log")
+    axis.set_xlabel(f"{knob} (dotted: breakdown of the line in its colour)")
+    axis.set_ylabel(f"{metric} at generation {final}")
+    axis.set_title(f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band", fontsize=9)
+    if len(lines) <= 12:
+        axis.legend(fontsize=6, loc="best")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def strength_sections(results: Results, output: str, make_plots: bool = True) -> list[str]:
+    """report.md sections: per primary metric (config.report.metrics) and numeric swept knob, final metric vs the knob
+    (figure under output/plots) and a table of each line's breakdown strength (collapse_jax.breakdown)."""
+    settings = breakdown.settings(results.config, list(results.metrics))
+    knobs = breakdown.numeric_swept_knobs(results)
+    if settings.knobs is not None:
+        knobs = [k for k in settings.knobs if k in knobs]
+    final = results.metrics["failed"].shape[1] - 1
+    lines_out = []
+    if knobs and settings.metrics:
+        lines_out += [
+            f"## Final generation vs mitigation strength (breakdown band: |final - gen0| <= "
+            f"{settings.collapse_tolerance:g} |gen0|)",
+            "",
+            "Each line: one combination of the other swept knobs and static labels; generation-0 (gen0) and final "
+            "medians over its seeds. Breakdown: where the final median leaves the band, linearly interpolated "
+            "between the two sweep points that bracket the crossing (collapse_jax/breakdown.py).",
+            "",
+        ]
+    for metric in settings.metrics:
+        for knob in knobs:
+            lines = breakdown.final_vs_knob(results, metric, knob)
+            if not lines:
+                continue
+            direction = settings.directions.get(knob, "auto")
+            verdicts = [breakdown.line_breakdown(line, settings.collapse_tolerance, direction) for line in lines]
+            lines_out += [f"### {metric} vs {knob}", ""]
+            if make_plots:
+                name = f"{metric}_final_vs_{knob}.png"
+                plot_final_vs_knob(
+                    lines,
+                    verdicts,
+                    metric,
+                    knob,
+                    final,
+                    os.path.join(output, "plots", name),
+                    settings.collapse_tolerance,
+                    settings.reference_lines,
+                )
+                lines_out += [f"![{metric} at generation {final} vs {knob}](plots/{name})", ""]
+            lines_out += [
+                f"| line | {knob} values | breakdown | all crossings | gen0 median | final median [10%, 90%] |",
+                "|---|---|---|---|---|---|",
+            ]
+            for line, verdict in zip(lines, verdicts):
+                points = line["points"]
+                values = ", ".join(f"{p[0]:g}" for p in points)
+                crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
+                gen0 = ", ".join(f"{b:.3g}" for b in line["baselines"])
+                finals = ", ".join(f"{p[1]:.3g} [{p[2]:.3g}, {p[3]:.3g}]" for p in points)
+                lines_out.append(
+                    f"| {knob_label(line['labels'])} | {values} | {_boundary_text(knob, verdict)} | "
+                    f"{crossings} | {gen0} | {finals} |"
+                )
+            lines_out.append("")
+    return lines_out

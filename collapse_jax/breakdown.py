@@ -1,0 +1,191 @@
+"""Final-generation metric vs a swept knob (a mitigation's strength) and where each line leaves the no-collapse band.
+
+Pure functions over Results: per line median and 10-90% band over seeds, and the interpolated breakdown boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from collapse_jax import curation
+from collapse_jax.results import SUMMARY_QUANTILES, Results
+
+DIRECTIONS = ("auto", "higher_is_safer", "lower_is_safer")
+DEFAULT_TOLERANCE = 0.5
+# Curation bookkeeping (kept share, measured detector rates, bad shares): not collapse metrics; drawn only if named.
+BOOKKEEPING_METRICS = (
+    curation.KEPT_FRACTION,
+    curation.SYNTHETIC_SHARE,
+    *curation.DETECTION_METRICS,
+    *curation.VERIFIER_METRICS,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """config.report: which metrics get strength figures, the breakdown band, theory overlays, known directions."""
+
+    metrics: tuple[str, ...]
+    collapse_tolerance: float
+    reference_lines: tuple[tuple[str, float, str], ...]  # (knob, value, label): dashed vertical lines
+    directions: dict[str, str]  # knob -> one of DIRECTIONS (unnamed knobs: auto)
+    knobs: tuple[str, ...] | None  # knobs that get a figure (None: every numeric swept knob)
+
+
+def settings(config: dict, metric_names: list[str]) -> ReportSettings:
+    """Read and validate config['report'] (absent: every non-bookkeeping metric, tolerance 0.5, no overlays)."""
+    block = dict(config.get("report") or {})
+    unknown = sorted(set(block) - {"metrics", "collapse_tolerance", "reference_lines", "directions", "knobs"})
+    if unknown:
+        raise ValueError(
+            f"report.{unknown[0]}: unknown field (allowed: metrics, collapse_tolerance, "
+            "reference_lines, directions, knobs)"
+        )
+    named = block.get("metrics")
+    if named is None:
+        metrics = tuple(m for m in metric_names if m != "failed" and m not in BOOKKEEPING_METRICS)
+    else:
+        metrics = (named,) if isinstance(named, str) else tuple(named)
+        missing = [m for m in metrics if m not in metric_names]
+        if missing:
+            raise ValueError(f"report.metrics: {missing[0]!r} is not a metric of this run (have: {metric_names})")
+    tolerance = block.get("collapse_tolerance", DEFAULT_TOLERANCE)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance > 0:
+        raise ValueError(f"report.collapse_tolerance: must be a number > 0 (a relative band), got {tolerance!r}")
+    lines = []
+    for entry in block.get("reference_lines") or ():
+        if not (
+            isinstance(entry, (tuple, list))
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], numbers.Real)
+        ):
+            raise ValueError(f"report.reference_lines: each entry must be (knob, value, label), got {entry!r}")
+        lines.append((entry[0], float(entry[1]), str(entry[2])))
+    directions = dict(block.get("directions") or {})
+    for knob, direction in directions.items():
+        if direction not in DIRECTIONS:
+            raise ValueError(f"report.directions.{knob}: {direction!r} is not one of {DIRECTIONS}")
+    knobs = block.get("knobs")
+    knobs = ((knobs,) if isinstance(knobs, str) else tuple(knobs)) if knobs is not None else None
+    return ReportSettings(metrics, float(tolerance), tuple(lines), directions, knobs)
+
+
+def numeric_swept_knobs(results: Results) -> list[str]:
+    """Knobs (dynamic or static) with more than one finite numeric value across chains: candidate strength axes."""
+    swept = []
+    for name in results.group_fields:
+        values = results.knobs[name]
+        if values.dtype.kind not in "biuf":
+            continue
+        finite = np.unique(values[np.isfinite(values.astype(np.float64))])
+        if finite.size > 1:
+            swept.append(name)
+    return swept
+
+
+def knob_groups(results: Results) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(knob values, chain indices) of each group of chains that differ only in seed; NaN knobs group together.
+
+    Results.knob_groups keys by the values themselves, and NaN != NaN splits chains whose knob is NaN (a schedule's
+    end under the constant schedule) into one group per chain; keying by the printed value keeps them together.
+    """
+    fields = results.group_fields
+    groups: dict[tuple, list[int]] = {}
+    for index in range(results.num_chains):
+        groups.setdefault(tuple(str(results.knobs[f][index]) for f in fields), []).append(index)
+    return [({f: results.knobs[f][chains[0]].item() for f in fields}, np.asarray(chains)) for chains in groups.values()]
+
+
+def final_vs_knob(results: Results, metric: str, knob: str) -> list[dict[str, Any]]:
+    """One line per combination of the other swept knobs and static labels: knob value -> final-generation summary.
+
+    Each line: {"labels": other fields, "points": [(value, median, q10, q90, chains)], "baselines": generation-0
+    median of each point's chains}; quantiles over seeds (failed chains excluded), points sorted by value.
+    """
+    final = results.metrics[metric].shape[1] - 1
+    lines: dict[tuple, dict] = {}
+    for labels, indices in knob_groups(results):
+        value = float(labels.pop(knob))
+        values = results.metrics[metric][indices][~results.failed[indices]].astype(np.float64)
+        if not np.isfinite(value) or len(values) == 0:
+            continue  # a knob this group lacks (NaN: e.g. the end of a schedule under the constant schedule)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
+            q10, median, q90 = np.nanquantile(values[:, final], SUMMARY_QUANTILES)
+            baseline = np.nanmedian(values[:, 0])
+        if not np.isfinite(median):
+            continue
+        key = tuple((name, str(label)) for name, label in labels.items())  # str: NaN labels share one line
+        line = lines.setdefault(key, {"labels": labels, "points": [], "baselines": []})
+        line["points"].append((value, float(median), float(q10), float(q90), len(values)))
+        line["baselines"].append(float(baseline))
+    for line in lines.values():
+        order = np.argsort([p[0] for p in line["points"]], kind="stable")
+        line["points"] = [line["points"][i] for i in order]
+        line["baselines"] = [line["baselines"][i] for i in order]
+    return list(lines.values())
+
+
+def _crossing(values, deviation, bound, a: int, b: int) -> float:
+    """Where the straight line from sweep point a (inside the band) to b (outside) meets the band edge b lies past."""
+    edge = bound if deviation[b] > bound else -bound
+    return float(values[a] + (values[b] - values[a]) * (edge - deviation[a]) / (deviation[b] - deviation[a]))
+
+
+def breakdown(values, finals, baselines, tolerance: float = DEFAULT_TOLERANCE, direction: str = "auto") -> dict:
+    """Where a line's final metric leaves the band |final - gen0| <= tolerance |gen0| (gen0: generation-0 median).
+
+    With deviation d(s) = (final(s) - gen0(s)) / |gen0(s)| at each swept strength s (sorted ascending), a point is
+    within when |d| <= tolerance. Between two neighbouring points on opposite sides, the crossing is where the straight
+    line between their d values meets +-tolerance (linear interpolation between the bracketing sweep points).
+    higher_is_safer: boundary = the smallest s from which every larger swept point is within (the crossing below the
+    top run of within points); lower_is_safer mirrors it; auto picks the side whose end point is within, when exactly
+    one end is. Returns {"boundary": float | None, "direction", "status": crossing | always_within | never_within |
+    collapses_at_safe_end | non_monotone | no_baseline, "crossings": every interpolated crossing, "within": [bool]}.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"report.directions: {direction!r} is not one of {DIRECTIONS}")
+    values, finals, baselines = (np.asarray(x, np.float64) for x in (values, finals, baselines))
+    result = {"boundary": None, "direction": direction, "crossings": [], "within": []}
+    if values.size == 0 or not np.all(np.isfinite(baselines)) or np.any(baselines == 0):
+        return {**result, "status": "no_baseline"}  # a relative band needs a finite non-zero generation-0 median
+    deviation = (finals - baselines) / np.abs(baselines)
+    within = np.abs(deviation) <= tolerance
+    result["within"] = within.tolist()
+    result["crossings"] = [
+        _crossing(values, deviation, tolerance, *((i, i + 1) if within[i] else (i + 1, i)))
+        for i in range(len(values) - 1)
+        if within[i] != within[i + 1]
+    ]
+    if within.all():
+        return {**result, "status": "always_within"}
+    if not within.any():
+        return {**result, "status": "never_within"}
+    if direction == "auto":
+        if within[-1] == within[0]:
+            return {**result, "status": "non_monotone"}  # both ends agree: no side is the safe one
+        direction = "higher_is_safer" if within[-1] else "lower_is_safer"
+        result["direction"] = direction
+    if direction == "higher_is_safer":
+        if not within[-1]:
+            return {**result, "status": "collapses_at_safe_end"}
+        last_out = int(np.flatnonzero(~within)[-1])
+        boundary = _crossing(values, deviation, tolerance, last_out + 1, last_out)
+    else:
+        if not within[0]:
+            return {**result, "status": "collapses_at_safe_end"}
+        first_out = int(np.flatnonzero(~within)[0])
+        boundary = _crossing(values, deviation, tolerance, first_out - 1, first_out)
+    return {**result, "boundary": boundary, "status": "crossing"}
+
+
+def line_breakdown(line: dict, tolerance: float, direction: str = "auto") -> dict:
+    """breakdown() of one final_vs_knob line."""
+    values, medians = [p[0] for p in line["points"]], [p[1] for p in line["points"]]
+    return breakdown(values, medians, line["baselines"], tolerance, direction)
