@@ -106,7 +106,8 @@ def final_vs_knob(results: Results, metric: str, knob: str) -> list[dict[str, An
     """One line per combination of the other swept knobs and static labels: knob value -> final-generation summary.
 
     Each line: {"labels": other fields, "points": [(value, median, q10, q90, chains)], "baselines": generation-0
-    median of each point's chains}; quantiles over seeds (failed chains excluded), points sorted by value.
+    median of each point's chains, "spreads": their generation-0 10-90% spread}; quantiles over seeds (failed chains
+    excluded), points sorted by value.
     """
     final = results.metrics[metric].shape[1] - 1
     lines: dict[tuple, dict] = {}
@@ -118,17 +119,19 @@ def final_vs_knob(results: Results, metric: str, knob: str) -> list[dict[str, An
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
             q10, median, q90 = np.nanquantile(values[:, final], SUMMARY_QUANTILES)
-            baseline = np.nanmedian(values[:, 0])
+            low, baseline, high = np.nanquantile(values[:, 0], SUMMARY_QUANTILES)
         if not np.isfinite(median):
             continue
         key = tuple((name, str(label)) for name, label in labels.items())  # str: NaN labels share one line
-        line = lines.setdefault(key, {"labels": labels, "points": [], "baselines": []})
+        line = lines.setdefault(key, {"labels": labels, "points": [], "baselines": [], "spreads": []})
         line["points"].append((value, float(median), float(q10), float(q90), len(values)))
         line["baselines"].append(float(baseline))
+        line["spreads"].append(float(high - low))
     for line in lines.values():
         order = np.argsort([p[0] for p in line["points"]], kind="stable")
         line["points"] = [line["points"][i] for i in order]
-        line["baselines"] = [line["baselines"][i] for i in order]
+        for name in ("baselines", "spreads"):
+            line[name] = [line[name][i] for i in order]
     return list(lines.values())
 
 
@@ -138,7 +141,9 @@ def _crossing(values, deviation, bound, a: int, b: int) -> float:
     return float(values[a] + (values[b] - values[a]) * (edge - deviation[a]) / (deviation[b] - deviation[a]))
 
 
-def breakdown(values, finals, baselines, tolerance: float = DEFAULT_TOLERANCE, direction: str = "auto") -> dict:
+def breakdown(
+    values, finals, baselines, tolerance: float = DEFAULT_TOLERANCE, direction: str = "auto", spreads=None
+) -> dict:
     """Where a line's final metric leaves the band |final - gen0| <= tolerance |gen0| (gen0: generation-0 median).
 
     With deviation d(s) = (final(s) - gen0(s)) / |gen0(s)| at each swept strength s (sorted ascending), a point is
@@ -147,14 +152,18 @@ def breakdown(values, finals, baselines, tolerance: float = DEFAULT_TOLERANCE, d
     higher_is_safer: boundary = the smallest s from which every larger swept point is within (the crossing below the
     top run of within points); lower_is_safer mirrors it; auto picks the side whose end point is within, when exactly
     one end is. Returns {"boundary": float | None, "direction", "status": crossing | always_within | never_within |
-    collapses_at_safe_end | non_monotone | no_baseline, "crossings": every interpolated crossing, "within": [bool]}.
+    collapses_at_safe_end | non_monotone | no_baseline (gen0 not resolved from 0: |gen0| <= half its 10-90% spread
+    over seeds, given as `spreads`), "crossings": every interpolated crossing, "within": [bool]}.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"report.directions: {direction!r} is not one of {DIRECTIONS}")
     values, finals, baselines = (np.asarray(x, np.float64) for x in (values, finals, baselines))
     result = {"boundary": None, "direction": direction, "crossings": [], "within": []}
-    if values.size == 0 or not np.all(np.isfinite(baselines)) or np.any(baselines == 0):
-        return {**result, "status": "no_baseline"}  # a relative band needs a finite non-zero generation-0 median
+    # A relative band needs a generation-0 level resolved from zero: finite and larger than half the seeds' 10-90%
+    # spread at generation 0 (non-zero when no spread is given): errors to the truth and log-ratios start at 0 +- noise.
+    spreads = np.zeros_like(baselines) if spreads is None else np.asarray(spreads, np.float64)
+    if values.size == 0 or not np.all(np.isfinite(baselines)) or np.any(np.abs(baselines) <= spreads / 2):
+        return {**result, "status": "no_baseline"}
     deviation = (finals - baselines) / np.abs(baselines)
     within = np.abs(deviation) <= tolerance
     result["within"] = within.tolist()
@@ -188,4 +197,4 @@ def breakdown(values, finals, baselines, tolerance: float = DEFAULT_TOLERANCE, d
 def line_breakdown(line: dict, tolerance: float, direction: str = "auto") -> dict:
     """breakdown() of one final_vs_knob line."""
     values, medians = [p[0] for p in line["points"]], [p[1] for p in line["points"]]
-    return breakdown(values, medians, line["baselines"], tolerance, direction)
+    return breakdown(values, medians, line["baselines"], tolerance, direction, line.get("spreads"))

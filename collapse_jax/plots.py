@@ -114,7 +114,7 @@ def _boundary_text(knob: str, verdict: dict) -> str:
         "never_within": "none: outside the band at every swept value",
         "collapses_at_safe_end": "none: outside the band at the safe end",
         "non_monotone": "none: both ends within or both outside (non-monotone)",
-        "no_baseline": "n/a: generation-0 median is zero or missing",
+        "no_baseline": "n/a: generation-0 median not resolved from 0 (relative band undefined)",
     }[verdict["status"]]
 
 
@@ -209,7 +209,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 points = line["points"]
                 values = ", ".join(f"{p[0]:g}" for p in points)
                 crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
-                gen0 = ", ".join(f"{b:.3g}" for b in line["baselines"])
+                gen0 = ", ".join(dict.fromkeys(f"{b:.3g}" for b in line["baselines"]))  # once where all agree
                 finals = ", ".join(f"{p[1]:.3g} [{p[2]:.3g}, {p[3]:.3g}]" for p in points)
                 lines_out.append(
                     f"| {knob_label(line['labels'])} | {values} | {_boundary_text(knob, verdict)} | "

@@ -64,6 +64,14 @@ def test_lines_without_a_crossing_report_none():
     wrong_side = breakdown.breakdown([0.0, 1.0], [1.0, 0.0], [1.0, 1.0], 0.5, "higher_is_safer")
     assert (wrong_side["status"], wrong_side["boundary"]) == ("collapses_at_safe_end", None)
     assert breakdown.breakdown([0.0, 1.0], [1.0, 0.0], [0.0, 1.0], 0.5)["status"] == "no_baseline"
+    # A generation-0 level inside half its own 10-90% spread over seeds (an error to the truth, ~0 +- noise) is not
+    # resolved from 0: no relative band. Level 0.01 with spread 0.02 is on that edge; spread 0.019 resolves it.
+    assert (
+        breakdown.breakdown([0.0, 1.0], [1.0, 0.0], [0.01, 0.01], 0.5, spreads=[0.02, 0.02])["status"] == "no_baseline"
+    )
+    assert breakdown.breakdown([0.0, 1.0], [0.01, 1.0], [0.01, 0.01], 0.5, spreads=[0.019, 0.019])["boundary"] == (
+        pytest.approx(0.5 / 99, abs=1e-12)  # d = (0, 99): +0.5 at 0.5/99
+    )
     # Tolerance widens the band: the same line is within 0.95 everywhere.
     assert breakdown.breakdown([0.0, 1.0, 2.0], [0.1, 0.2, 0.3], [1.0] * 3, 0.95)["status"] == "always_within"
 
