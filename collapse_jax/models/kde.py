@@ -251,8 +251,12 @@ def make_model(config) -> KernelDensityModel:
 @functools.lru_cache(maxsize=16)
 def _hdr_threshold(kde: KernelDensityModel) -> float:
     """t_m = the (1 - m) quantile of log p0(X) over HDR_DRAWS truth draws X from a fixed key (host, once per truth)."""
-    draws = kde.sample_truth(jax.random.key(HDR_SEED), HDR_DRAWS, {})
-    # lax.map over chunks of 5000 points keeps the [points, C] kernel matrix under ~100 MB (C ~ 5000 for a swiss roll).
-    log_density = jax.jit(lambda chunks: jax.lax.map(kde.truth_log_density, chunks))
-    values = np.asarray(log_density(draws.reshape(-1, 5000, kde.dim))).ravel()
+
+    def log_density_of_draws(key):
+        # lax.map over chunks of 5000 points keeps the [points, C] kernel matrix under ~100 MB (C ~ 5000 for a swiss
+        # roll); one jit for sampling and scoring compiles once instead of dispatching each sampler op eagerly.
+        draws = kde.sample_truth(key, HDR_DRAWS, {}).reshape(-1, 5000, kde.dim)
+        return jax.lax.map(kde.truth_log_density, draws)
+
+    values = np.asarray(jax.jit(log_density_of_draws)(jax.random.key(HDR_SEED))).ravel()
     return float(np.quantile(values, 1.0 - kde.good_region_mass))
