@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from collapse_jax import aggregate, results, runner, sweep_report
+from collapse_jax import aggregate, breakdown, plots, results, runner, sweep_report
 from experiments.configs import gaussian
 from launch import shards
 
@@ -140,3 +140,24 @@ def test_report_input_errors_are_one_line(tmp_path):
         sweep_report.report([str(tmp_path)])
     with pytest.raises(ValueError, match="--format"):
         aggregate.write_table({"a": np.zeros(1)}, str(tmp_path / "t"), "xlsx")
+
+
+def test_sweep_report_draws_final_vs_each_swept_knob_for_the_named_metrics_with_breakdowns(whole, tmp_path):
+    # The fixture's sweep as one run, with a report block: trace_ratio only, a reference line on the real_fraction axis.
+    named = results.Results(
+        whole.metrics,
+        whole.knobs,
+        {**whole.config, "report": {"metrics": ["trace_ratio"], "reference_lines": [["real_fraction", 0.1, "p"]]}},
+        whole.chain_ids,
+    )
+    output = str(tmp_path)
+    os.makedirs(os.path.join(output, "plots"))
+    text = "\n".join(plots.strength_sections(named, output))
+    # real_fraction is the only numeric swept knob (regime is a string label): one figure, for the named metric only.
+    assert os.listdir(os.path.join(output, "plots")) == ["trace_ratio_final_vs_real_fraction.png"]
+    assert "### trace_ratio vs real_fraction" in text and text.count("### ") == 1  # w2_sq_to_truth etc. not named
+    # One table row per regime, whose breakdown cell is that line's analysis.
+    for line in breakdown.final_vs_knob(whole, "trace_ratio", "real_fraction"):
+        verdict = breakdown.line_breakdown(line, breakdown.DEFAULT_TOLERANCE)
+        row = f"| regime={line['labels']['regime']} | 0, 0.2 | {plots._boundary_text('real_fraction', verdict)} |"
+        assert row in text
