@@ -136,7 +136,8 @@ def plot_final_vs_knob(
         value, median, q10, q90, _ = (np.asarray(column) for column in zip(*line["points"]))
         label = f"{knob_label(line['labels'])} (n={line['points'][0][4]})"
         (drawn,) = axis.plot(value, median, marker="o", markersize=3, color=color, label=label)
-        axis.fill_between(value, q10, q90, color=drawn.get_color(), alpha=0.15, linewidth=0)
+        if len(lines) <= 12:  # beyond a dozen lines overlapping bands hide the medians; the table keeps the quantiles
+            axis.fill_between(value, q10, q90, color=drawn.get_color(), alpha=0.15, linewidth=0)
         if verdict["boundary"] is not None:
             axis.axvline(verdict["boundary"], color=drawn.get_color(), linestyle=":", linewidth=1.2)
     baselines = np.concatenate([line["baselines"] for line in lines])
@@ -152,9 +153,15 @@ def plot_final_vs_knob(
         axis.set_yscale("log")
     axis.set_xlabel(f"{knob} (dotted: breakdown of the line in its colour)")
     axis.set_ylabel(f"{metric} at generation {final}")
-    axis.set_title(f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band", fontsize=9)
     if len(lines) <= 12:
+        axis.set_title(f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band", fontsize=9)
         axis.legend(fontsize=6, loc="best")
+    else:
+        axis.set_title(
+            f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (bands, labels: "
+            "report.md table)",
+            fontsize=9,
+        )
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -202,7 +209,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 )
                 lines_out += [f"![{metric} at generation {final} vs {knob}](plots/{name})", ""]
             lines_out += [
-                f"| line | {knob} values | breakdown | all crossings | gen0 median | final median [10%, 90%] |",
+                f"| line | breakdown | all crossings | {knob} values | gen0 median | final median [10%, 90%] |",
                 "|---|---|---|---|---|---|",
             ]
             for line, verdict in zip(lines, verdicts):
@@ -212,8 +219,8 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 gen0 = ", ".join(dict.fromkeys(f"{b:.3g}" for b in line["baselines"]))  # once where all agree
                 finals = ", ".join(f"{p[1]:.3g} [{p[2]:.3g}, {p[3]:.3g}]" for p in points)
                 lines_out.append(
-                    f"| {knob_label(line['labels'])} | {values} | {_boundary_text(knob, verdict)} | "
-                    f"{crossings} | {gen0} | {finals} |"
+                    f"| {knob_label(line['labels'])} | {_boundary_text(knob, verdict)} | {crossings} | {values} | "
+                    f"{gen0} | {finals} |"
                 )
             lines_out.append("")
     return lines_out
