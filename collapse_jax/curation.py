@@ -196,3 +196,13 @@ def make_curation(config: Any, model: Any) -> Curation:
                 allowed = "a probability in [0, 1]" if bounded else "a number"
                 raise ValueError(f"config.{path}: must be {allowed}, got {value!r}")
     return Curation(name, reference, model_detector)
+
+
+def good_region_mass(config: Any) -> float:
+    """config.curation.good_region_mass: the truth mass a verifier's `is_good` counts as good (default 0.95, also when
+    the config has no curation block), validated in (0, 1)."""
+    block = config.get("curation") or {}
+    mass = block.get("good_region_mass", 0.95)
+    if isinstance(mass, bool) or not isinstance(mass, numbers.Real) or not 0.0 < mass < 1.0:
+        raise ValueError(f"config.curation.good_region_mass: must be a number in (0, 1), got {mass!r}")
+    return float(mass)

@@ -5,7 +5,6 @@ high-density-region helpers their curation hooks use (`is_good`: the truth's HDR
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,41 +43,3 @@ def mixture_log_density(points: jax.Array, params: dict, reg_covar: float) -> ja
     """log p(x) = logsumexp_k(log w_k + log N(x; mu_k, Sigma_k)) for points [n, d] (sklearn's score_samples)."""
     weighted = component_log_densities(points.T, params, reg_covar) + jnp.log(params["weights"])[:, None]
     return jax.nn.logsumexp(weighted, axis=0)
-
-
-def chi_square_quantile(mass: float, dim: int) -> float:
-    """q with P(chi^2_d <= q) = mass, by bisection on the regularized lower incomplete gamma P(d/2, q/2).
-
-    Host-side and exact to float64: P(a, x) = x^a e^-x / Gamma(a + 1) * sum_n x^n / ((a + 1)...(a + n)) (the series
-    converges for every x; 400 terms reach 1e-16 for the q < 200 that masses below 1 - 1e-12 need up to d = 100).
-    """
-    if not 0.0 < mass < 1.0:
-        raise ValueError(f"chi_square_quantile: mass must be in (0, 1), got {mass!r}")
-    half = 0.5 * dim
-
-    def cdf(q: float) -> float:
-        x = 0.5 * q
-        term, total = 1.0, 1.0
-        for n in range(1, 4000):
-            term *= x / (half + n)
-            total += term
-            if term < 1e-17 * total:
-                break
-        return math.exp(half * math.log(x) - x - math.lgamma(half + 1.0) + math.log(total)) if x > 0 else 0.0
-
-    low, high = 0.0, 1.0
-    while cdf(high) < mass:
-        high *= 2.0
-    for _ in range(200):
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if cdf(middle) < mass else (low, middle)
-    return 0.5 * (low + high)
-
-
-def good_region_mass(config: Any) -> float:
-    """config.curation.good_region_mass (default 0.95 when the config has no curation block), validated in (0, 1)."""
-    curation = config.get("curation") or {}
-    mass = curation.get("good_region_mass", 0.95)
-    if isinstance(mass, bool) or not isinstance(mass, (int, float)) or not 0.0 < mass < 1.0:
-        raise ValueError(f"config.curation.good_region_mass: must be a number in (0, 1), got {mass!r}")
-    return float(mass)

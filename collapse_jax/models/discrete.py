@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import entropy
-from collapse_jax.models._mixture_density import good_region_mass
 from collapse_jax.models.base import Knobs, PyTree
 
 # Config fields whose tuple values compile one group each (the K x M grid); sweep.py reads this.

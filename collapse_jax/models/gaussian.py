@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import metrics
+from collapse_jax.curation import good_region_mass
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
 
@@ -137,10 +138,3 @@ def make_model(config) -> GaussianModel:
         good_radius_sq=metrics.chi_square_quantile(good_region_mass(config), model.dim),
     )
 
-
-def good_region_mass(config) -> float:
-    """config.curation.good_region_mass (default 0.95): the truth mass a verifier counts as good."""
-    mass = (config.get("curation") or {}).get("good_region_mass", 0.95)
-    if not isinstance(mass, float) or not 0.0 < mass < 1.0:
-        raise ValueError(f"config.curation.good_region_mass: must be a float in (0, 1), got {mass!r}")
-    return mass

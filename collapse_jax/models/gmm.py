@@ -12,13 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import metrics
-from collapse_jax.models._mixture_density import (
-    chi_square_quantile,
-    component_log_densities,
-    good_region_mass,
-    mixture_log_density,
-    safe_cholesky,
-)
+from collapse_jax.curation import good_region_mass
+from collapse_jax.metrics import chi_square_quantile
+from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")

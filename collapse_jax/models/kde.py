@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import toy_data
-from collapse_jax.models._mixture_density import good_region_mass
+from collapse_jax.curation import good_region_mass
 
 BANDWIDTH_RULES = ("scott", "silverman")
 # is_good's HDR threshold: the (1 - m) quantile of the truth's log density at HDR_DRAWS truth draws from a fixed key.

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.models._mixture_density import good_region_mass
+from collapse_jax.curation import good_region_mass
 from collapse_jax.models.base import Knobs, PyTree
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
