@@ -217,7 +217,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 values = ", ".join(f"{p[0]:g}" for p in points)
                 crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
                 gen0 = ", ".join(dict.fromkeys(f"{b:.3g}" for b in line["baselines"]))  # once where all agree
-                finals = ", ".join(f"{p[1]:.3g} [{p[2]:.3g}, {p[3]:.3g}]" for p in points)
+                finals = ", ".join(f"{p[1] + 0.0:.3g} [{p[2] + 0.0:.3g}, {p[3] + 0.0:.3g}]" for p in points)  # no -0
                 lines_out.append(
                     f"| {knob_label(line['labels'])} | {_boundary_text(knob, verdict)} | {crossings} | {values} | "
                     f"{gen0} | {finals} |"
