@@ -44,7 +44,7 @@ class Results:
     def knob_groups(self) -> list[tuple[dict[str, Any], np.ndarray]]:
         """(knob values, chain indices) of each group of chains that differ only in seed."""
         fields = self.group_fields
-        keys = [tuple(self.knobs[f][i].item() for f in fields) for i in range(self.num_chains)]
+        keys = [tuple(_group_value(self.knobs[f][i]) for f in fields) for i in range(self.num_chains)]
         groups: dict[tuple, list[int]] = {}
         for index, key in enumerate(keys):
             groups.setdefault(key, []).append(index)
@@ -73,6 +73,12 @@ class Results:
                 }
             )
         return rows
+
+
+def _group_value(value: Any) -> Any:
+    """A knob value as a group key: NaN (a knob this chain's static group lacks) becomes None, since NaN != NaN."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and value != value else value
 
 
 def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[str, np.ndarray]]) -> Results:

@@ -251,3 +251,19 @@ def test_a_quantile_band_sweep_shares_one_compile_and_labels_the_curation(gaussi
 def test_bad_mitigation_settings_name_the_field(gaussian_config, curation_fields, regime_fields, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         runner.simulate(with_blocks(gaussian_config, curation_fields, regime_fields))
+
+
+def test_a_schedule_sweep_groups_constant_chains_once_though_they_lack_the_schedule_knobs(gaussian_config):
+    regime_fields = {
+        "real_fraction_schedule": ("constant", "step"),
+        "final_real_fraction": (0.0, 0.1),
+        "schedule_generations": 2.0,
+    }
+    results = runner.simulate(with_blocks(gaussian_config, None, regime_fields, seeds=2, num_generations=2))
+    groups = {tuple(labels.items()): len(chains) for labels, chains in results.knob_groups()}
+    assert groups == {
+        # NaN knobs group together (NaN != NaN would give one group per chain).
+        (("real_fraction_schedule", "constant"), ("final_real_fraction", None), ("schedule_generations", None)): 2,
+        (("real_fraction_schedule", "step"), ("final_real_fraction", 0.0), ("schedule_generations", 2.0)): 2,
+        (("real_fraction_schedule", "step"), ("final_real_fraction", 0.1), ("schedule_generations", 2.0)): 2,
+    }
