@@ -89,19 +89,6 @@ def numeric_swept_knobs(results: Results) -> list[str]:
     return swept
 
 
-def knob_groups(results: Results) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """(knob values, chain indices) of each group of chains that differ only in seed; NaN knobs group together.
-
-    Results.knob_groups keys by the values themselves, and NaN != NaN splits chains whose knob is NaN (a schedule's
-    end under the constant schedule) into one group per chain; keying by the printed value keeps them together.
-    """
-    fields = results.group_fields
-    groups: dict[tuple, list[int]] = {}
-    for index in range(results.num_chains):
-        groups.setdefault(tuple(str(results.knobs[f][index]) for f in fields), []).append(index)
-    return [({f: results.knobs[f][chains[0]].item() for f in fields}, np.asarray(chains)) for chains in groups.values()]
-
-
 def final_vs_knob(results: Results, metric: str, knob: str) -> list[dict[str, Any]]:
     """One line per combination of the other swept knobs and static labels: knob value -> final-generation summary.
 
@@ -111,19 +98,19 @@ def final_vs_knob(results: Results, metric: str, knob: str) -> list[dict[str, An
     """
     final = results.metrics[metric].shape[1] - 1
     lines: dict[tuple, dict] = {}
-    for labels, indices in knob_groups(results):
-        value = float(labels.pop(knob))
+    for labels, indices in results.knob_groups():
+        labels = dict(labels)
+        value = labels.pop(knob)
         values = results.metrics[metric][indices][~results.failed[indices]].astype(np.float64)
-        if not np.isfinite(value) or len(values) == 0:
-            continue  # a knob this group lacks (NaN: e.g. the end of a schedule under the constant schedule)
+        if value is None or not np.isfinite(value) or len(values) == 0:
+            continue  # a knob this group lacks (None: e.g. the end of a schedule under the constant schedule)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
             q10, median, q90 = np.nanquantile(values[:, final], SUMMARY_QUANTILES)
             low, baseline, high = np.nanquantile(values[:, 0], SUMMARY_QUANTILES)
         if not np.isfinite(median):
             continue
-        key = tuple((name, str(label)) for name, label in labels.items())  # str: NaN labels share one line
-        line = lines.setdefault(key, {"labels": labels, "points": [], "baselines": [], "spreads": []})
+        line = lines.setdefault(tuple(labels.items()), {"labels": labels, "points": [], "baselines": [], "spreads": []})
         line["points"].append((value, float(median), float(q10), float(q90), len(values)))
         line["baselines"].append(float(baseline))
         line["spreads"].append(float(high - low))
