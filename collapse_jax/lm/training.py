@@ -30,6 +30,10 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     # Fewest valid blocks a pool can hold: sizes the static stack of epoch permutations.
     min_valid: int = 1
+    # epochs: seeded permutations of the valid blocks (each block once per epoch; needs >= min_valid valid blocks);
+    # weighted: i.i.d. draws with probability proportional to the weights (curated pools: any number of valid blocks,
+    # and a down-weighted block is drawn less often).
+    sampling: str = "epochs"
 
     @property
     def num_epochs_max(self) -> int:
@@ -82,8 +86,18 @@ def make_optimizer(settings: TrainSettings, learning_rate: jax.Array) -> optax.G
     return optax.chain(optax.clip_by_global_norm(settings.max_grad_norm), adamw)
 
 
+def weighted_batch_indices(key: jax.Array, weights: jax.Array, settings: TrainSettings) -> jax.Array:
+    """Block indices [num_steps, batch] drawn i.i.d. with P(i) = w_i / sum w, by inverse CDF over the cumulative
+    weights: O(pool + draws log pool) memory and time, where a Gumbel-max draw would need [draws, pool]."""
+    cumulative = jnp.cumsum(weights)
+    targets = jax.random.uniform(key, (settings.num_steps, settings.batch_size)) * cumulative[-1]
+    return jnp.minimum(jnp.searchsorted(cumulative, targets, side="right"), weights.shape[0] - 1)
+
+
 def batch_indices(key: jax.Array, weights: jax.Array, settings: TrainSettings) -> jax.Array:
     """Block indices [num_steps, batch]: epoch e is a seeded permutation of the valid blocks, read in order."""
+    if settings.sampling == "weighted":
+        return weighted_batch_indices(key, weights, settings)
     # Each slot's sort keys depend on its index only, so padding the pool (a larger accumulate capacity after a
     # resume that extends num_generations) leaves the order of the valid blocks, and every batch, unchanged.
     slot_keys = jax.vmap(lambda slot: jax.random.fold_in(key, slot))(jnp.arange(weights.shape[0]))
@@ -122,5 +136,8 @@ def train(
 
     indices = batch_indices(key, weights, settings)
     carry = (params, optimizer.init(params))
-    (params, _), losses = jax.lax.scan(step, carry, indices)
-    return params, losses
+    (trained, _), losses = jax.lax.scan(step, carry, indices)
+    # A pool with no valid block (every candidate filtered, no real data) leaves the model as it was (the losses are
+    # then those of the discarded updates; NaN would flag the chain as failed).
+    has_data = jnp.any(weights > 0)
+    return jax.tree.map(lambda new, old: jnp.where(has_data, new, old), trained, params), losses

@@ -269,6 +269,8 @@ def make_model(config: Any) -> LanguageModel:
             end_learning_rate=model.end_learning_rate,
             weight_decay=model.weight_decay,
             min_valid=samples,
+            # A curated pool may hold fewer than M valid blocks, and fractional weights: draw blocks by weight.
+            sampling="epochs" if (config.get("curation") or {}).get("name", "none") == "none" else "weighted",
         ),
         protocol=protocol,
         decoding=decoding_name,
