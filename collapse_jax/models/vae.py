@@ -15,7 +15,7 @@ import optax
 from absl import logging
 
 from collapse_jax.models import _image_metrics as image_metrics
-from collapse_jax.models import _vae_config
+from collapse_jax.models import _vae_config, _vae_verifier
 from collapse_jax.models._vae_nets import (
     Decoder,
     Encoder,
@@ -187,28 +187,27 @@ class VAEModel:
         return -apply_in_chunks(loss, (data, noise), self.chunk_size)
 
     def good_threshold(self) -> float:
-        """t: the smallest score such that at least good_region_mass of the real test images score <= t (host).
-
-        With the n test scores sorted ascending, t = s_(ceil(mass n)), so #{s_i <= t} >= mass * n exactly.
-        """
-        scores = np.sort(np.asarray(self.reference()["real_test_good_score"]))
-        return float(scores[max(int(np.ceil(self.good_region_mass * scores.size - 1e-6)), 1) - 1])
+        """t with #{real test scores <= t} >= good_region_mass * n exactly (host; _vae_verifier.threshold)."""
+        scores = self.reference()["good_region"]["real_test_score"]
+        return _vae_verifier.threshold(np.asarray(scores), self.good_region_mass)
 
     def good_score(self, images: jax.Array) -> jax.Array:
         """min_c (f - mu_c)^T S^-1 (f - mu_c) of the classifier features f (Lee et al. 2018), float32 [n]."""
         reference = self.reference()
+        region = reference["good_region"]
         features = self.classifier_outputs(reference["classifier"], images)[1]
-        return image_metrics.min_mahalanobis_sq(features, reference["good_whitening"], reference["good_class_means"])
+        return image_metrics.min_mahalanobis_sq(features, region["whitening"], region["class_means"])
 
     def is_good(self, data: jax.Array, knobs: dict) -> jax.Array:
         """Verifier oracle bool [n] (Feng et al. 2024): the image lies in the real data's high-density feature region.
 
         Good iff good_score(x) <= good_threshold(): the class-conditional Gaussians (shared covariance) fitted to the
         real training images' classifier features (Lee et al. 2018) put x within the Mahalanobis radius of some class
-        mean that holds good_region_mass of the held-out real test images. Defined by the true data and the classifier
-        trained once on it, never by the chain's model. The classifier's top softmax probability was the first
-        candidate and was rejected: it is >= its 5% real-data quantile on 36% of uniform-noise digits (Mahalanobis: 0%;
-        notes/vae_curation_build_notes.md). Blurred class averages still pass: it is not a sharpness test.
+        mean that holds good_region_mass of the held-out real (grey) test images, in either sample mode (binarized
+        real digits pass only 21%). Defined by the true data and the classifier trained once on it, never by the
+        chain's model. The top softmax probability was rejected: on digits it passes 36% of uniform noise at its 5%
+        real quantile (Mahalanobis: 0%; notes/vae_curation_build_notes.md). Blurred class averages pass: it is no
+        sharpness test.
         """
         del knobs
         return self.good_score(data) <= self.good_threshold()
@@ -285,12 +284,8 @@ class VAEModel:
         statistics = image_metrics.real_feature_statistics(
             np.asarray(features), self.precision_recall_size, self.precision_recall_k
         )
-        train_features = jax.jit(self.classifier_outputs)(classifier_params, self.real_data(None, {}))[1]
-        whitening, class_means = image_metrics.class_gaussian_whitening(
-            np.asarray(train_features), self.train_labels, self.classifier.num_classes
-        )
-        score = image_metrics.min_mahalanobis_sq(features, jnp.asarray(whitening), jnp.asarray(class_means))
-        statistics |= {"good_whitening": whitening, "good_class_means": class_means, "real_test_good_score": score}
+        features = jax.jit(lambda x: self.classifier_outputs(classifier_params, x)[1])
+        statistics["good_region"] = _vae_verifier.fit_good_region(features, self)
         return {"classifier": classifier_params, "test_images": test_images, **jax.tree.map(jnp.asarray, statistics)}
 
 
