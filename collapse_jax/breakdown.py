@@ -37,26 +37,31 @@ class ReportSettings:
     knobs: tuple[str, ...] | None  # knobs that get a figure (None: every numeric swept knob)
 
 
-def settings(config: dict, metric_names: list[str]) -> ReportSettings:
-    """Read and validate config['report'] (absent: every non-bookkeeping metric, tolerance 0.5, no overlays)."""
+def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:
+    """Read and validate config['report'] (absent: every non-bookkeeping metric, tolerance 0.5, no overlays).
+
+    metric_names None (before a run, when they are not known yet) checks everything but the metric names.
+    """
     block = dict(config.get("report") or {})
     unknown = sorted(set(block) - {"metrics", "collapse_tolerance", "reference_lines", "directions", "knobs"})
     if unknown:
         raise ValueError(
-            f"report.{unknown[0]}: unknown field (allowed: metrics, collapse_tolerance, "
+            f"config.report.{unknown[0]}: unknown field (allowed: metrics, collapse_tolerance, "
             "reference_lines, directions, knobs)"
         )
     named = block.get("metrics")
     if named is None:
-        metrics = tuple(m for m in metric_names if m != "failed" and m not in BOOKKEEPING_METRICS)
+        metrics = tuple(m for m in metric_names or () if m != "failed" and m not in BOOKKEEPING_METRICS)
     else:
         metrics = (named,) if isinstance(named, str) else tuple(named)
-        missing = [m for m in metrics if m not in metric_names]
+        missing = [m for m in metrics if metric_names is not None and m not in metric_names]
         if missing:
-            raise ValueError(f"report.metrics: {missing[0]!r} is not a metric of this run (have: {metric_names})")
+            raise ValueError(
+                f"config.report.metrics: {missing[0]!r} is not a metric of this run (have: {metric_names})"
+            )
     tolerance = block.get("collapse_tolerance", DEFAULT_TOLERANCE)
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance > 0:
-        raise ValueError(f"report.collapse_tolerance: must be a number > 0 (a relative band), got {tolerance!r}")
+        raise ValueError(f"config.report.collapse_tolerance: must be a number > 0 (a relative band), got {tolerance!r}")
     lines = []
     for entry in block.get("reference_lines") or ():
         if not (
@@ -65,12 +70,12 @@ def settings(config: dict, metric_names: list[str]) -> ReportSettings:
             and isinstance(entry[0], str)
             and isinstance(entry[1], numbers.Real)
         ):
-            raise ValueError(f"report.reference_lines: each entry must be (knob, value, label), got {entry!r}")
+            raise ValueError(f"config.report.reference_lines: each entry must be (knob, value, label), got {entry!r}")
         lines.append((entry[0], float(entry[1]), str(entry[2])))
     directions = dict(block.get("directions") or {})
     for knob, direction in directions.items():
         if direction not in DIRECTIONS:
-            raise ValueError(f"report.directions.{knob}: {direction!r} is not one of {DIRECTIONS}")
+            raise ValueError(f"config.report.directions.{knob}: {direction!r} is not one of {DIRECTIONS}")
     knobs = block.get("knobs")
     knobs = ((knobs,) if isinstance(knobs, str) else tuple(knobs)) if knobs is not None else None
     return ReportSettings(metrics, float(tolerance), tuple(lines), directions, knobs)
@@ -143,7 +148,7 @@ def breakdown(
     over seeds, given as `spreads`), "crossings": every interpolated crossing, "within": [bool]}.
     """
     if direction not in DIRECTIONS:
-        raise ValueError(f"report.directions: {direction!r} is not one of {DIRECTIONS}")
+        raise ValueError(f"config.report.directions: {direction!r} is not one of {DIRECTIONS}")
     values, finals, baselines = (np.asarray(x, np.float64) for x in (values, finals, baselines))
     result = {"boundary": None, "direction": direction, "crossings": [], "within": []}
     # A relative band needs a generation-0 level resolved from zero: finite and larger than half the seeds' 10-90%

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from collapse_jax import curation, regimes, supply
+from collapse_jax import breakdown, curation, regimes, supply
 from collapse_jax.models import base
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
@@ -107,6 +107,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
             raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
     supply.validate(config)
+    breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
     names = get_field(config, "model.name")
     if not isinstance(names, str):
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")

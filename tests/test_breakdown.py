@@ -2,10 +2,11 @@
 
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
-from collapse_jax import breakdown, plots
+from collapse_jax import breakdown, plots, runner
 from collapse_jax.results import Results
 
 
@@ -152,3 +153,12 @@ def test_report_sections_list_each_lines_breakdown_and_draw_the_figure(tmp_path)
 def test_bad_report_settings_raise_one_line_errors(report, message):
     with pytest.raises(ValueError, match=message):
         breakdown.settings(hand_made(report).config, ["trace_ratio", "failed"])
+
+
+def test_a_bad_report_block_is_refused_before_the_run_writes_anything(gaussian_config, tmp_path):
+    config = runner.as_config({}, gaussian_config)
+    config.report = ml_collections.ConfigDict({"collapse_tolerance": -1.0})
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"config\.report\.collapse_tolerance"):
+        runner.run(config, str(workdir))
+    assert not workdir.exists()

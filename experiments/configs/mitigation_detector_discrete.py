@@ -53,4 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.false_positive_rate = (0.0, 0.1, 0.3)
     # 1 candidate per synthetic slot: removed points are not replaced, so the batch shrinks by what is flagged.
     config.curation.oversample = 1
+
+    config.report = ml_collections.ConfigDict()
+    # Strength figures and breakdowns for the collapse metrics: outcomes still alive and the fit's entropy vs the
+    # detector's true / false positive rates and real_fraction.
+    config.report.metrics = ("support_size", "entropy")
     return config

@@ -47,4 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.likelihood_reference = "current"
     # 1 candidate per synthetic slot: a band of width w leaves w (M - R) synthetic points (fewer than M in training).
     config.curation.oversample = 1
+
+    config.report = ml_collections.ConfigDict()
+    # Strength figures and breakdowns (collapse_jax/breakdown.py) for the collapse metric only: final component_std
+    # vs real_fraction and vs the band edges, one line per other knob; within 50% of generation 0 = not collapsed.
+    config.report.metrics = ("component_std",)
     return config

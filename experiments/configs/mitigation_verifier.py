@@ -75,4 +75,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_period = None
     # Figures and report.md after the run.
     config.make_plots = True
+
+    config.report = ml_collections.ConfigDict()
+    # The breakdown figure: final test_accuracy vs p, one line per (psi, rho, labeller); accuracy falls as p grows.
+    config.report.metrics = ("test_accuracy",)
+    config.report.knobs = ("generator_error",)
+    config.report.directions = {"generator_error": "lower_is_safer"}
+    # Feng et al.'s breakdown p* = 1/(1 + psi/phi) for phi = 1 and each swept psi, drawn as dashed lines.
+    config.report.reference_lines = tuple(
+        ("generator_error", 1.0 / (1.0 + psi), f"p* (psi={psi:g})") for psi in config.curation.keep_bad
+    )
     return config
