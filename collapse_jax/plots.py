@@ -20,7 +20,9 @@ from collapse_jax.results import Results  # noqa: E402
 
 def knob_label(labels: dict) -> str:
     """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in labels.items()) or "all chains"
+    # A knob the group lacks (None: e.g. a schedule's end under the constant schedule) is left out of its name.
+    shown = {k: v for k, v in labels.items() if v is not None}
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "all chains"
 
 
 def _spans_decades(rows: list[dict]) -> bool:
