@@ -5,8 +5,9 @@ per generation, decoded Bernoulli means as the next data set), 5 generations; re
 Needs Debian's `dataset-fashion-mnist` (or config.model.source_dir pointing at the four IDX files).
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist.py --workdir=/tmp/vae_fashion
-Runtime: not measured on a GPU yet (no accelerator in the build session); see notes/vae.md for the CPU measurement and
-the FLOP estimate (~0.15 PFLOP per chain per generation at 30 epochs). Lower --config.model.epochs for a quick look.
+Runtime: GPU not measured (no accelerator lent yet); FLOP estimate 152 TFLOP per chain per generation (7,050 steps x
+21.6 GFLOP), 14.7 PFLOP for the sweep: ~4-12 min of H100 compute. On a 2-core CPU it does not finish generation 0 in
+28 min even at 400 steps: XLA:CPU runs convolutions inside lax.scan ~25x slower (notes/vae_fashion_measurement.md).
 """
 
 import ml_collections

@@ -7,7 +7,8 @@ generation (5.7% of Shumailov's 7,050 = 30 epochs, i.e. 1.7 epochs), 1 seed, rep
 XLA:CPU).
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist_cpu.py --workdir=/tmp/vae_fashion_cpu
-Runtime: see notes/vae_fashion_measurement.md (measured on a 2-core CPU shared with other jobs).
+Runtime: on a loaded 2-core CPU generation 0 did not finish in 28 min (classifier 19 min first): XLA:CPU runs the
+convolutions inside lax.scan ~25x slower (notes/vae_fashion_measurement.md). Sized for a CPU without that penalty.
 """
 
 import ml_collections
