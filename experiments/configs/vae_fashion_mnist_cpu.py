@@ -8,7 +8,7 @@ XLA:CPU).
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist_cpu.py --workdir=/tmp/vae_fashion_cpu
 Runtime: on a loaded 2-core CPU generation 0 did not finish in 28 min (classifier 19 min first): XLA:CPU runs the
-convolutions inside lax.scan ~25x slower (notes/vae_fashion_measurement.md). Sized for a CPU without that penalty.
+conv gradients inside lax.scan 25-57x slower (notes/vae_fashion_measurement.md). Sized for a CPU without that penalty.
 """
 
 import ml_collections
