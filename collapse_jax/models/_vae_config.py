@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from collapse_jax.data.images import DATASETS, load_images
+from collapse_jax.models._conv import use_matmul
 from collapse_jax.models._vae_nets import Decoder, Encoder, FeatureClassifier
 
 TRAIN_FROM = ("scratch", "previous")
@@ -77,11 +78,15 @@ def model_settings(config: Any) -> dict:
         )
     if sizes["precision_recall_k"] >= sizes["precision_recall_size"]:
         raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
+    matmul = use_matmul(model.get("conv_implementation", "auto"))
     return dict(
-        encoder=Encoder(channels=channels, latent_dim=sizes["latent_dim"]),
-        decoder=Decoder(channels=channels, image_shape=train_images.shape[1:]),
+        encoder=Encoder(channels=channels, latent_dim=sizes["latent_dim"], matmul=matmul),
+        decoder=Decoder(channels=channels, image_shape=train_images.shape[1:], matmul=matmul),
         classifier=FeatureClassifier(
-            channels=tuple(model.classifier_channels), feature_dim=model.classifier_feature_dim, num_classes=10
+            channels=tuple(model.classifier_channels),
+            feature_dim=model.classifier_feature_dim,
+            num_classes=10,
+            matmul=matmul,
         ),
         train_images=train_images[: optional["train_size"]],
         train_labels=train_labels[: optional["train_size"]],

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from collapse_jax.models._conv import Conv, correlate
+
 PyTree = object
 
 
@@ -21,13 +23,15 @@ class Encoder(nn.Module):
 
     channels: tuple[int, ...]
     latent_dim: int
+    matmul: bool = False  # convolutions as slices + matmul (_conv.py: XLA:CPU's conv gradients are slow in loops)
 
     @nn.compact
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         hidden = images[..., None]
-        for width in self.channels:
+        for index, width in enumerate(self.channels):
             # SAME padding with kernel 4 stride 2 halves each side exactly, like torch's padding=1 on 28 -> 14 -> 7.
-            hidden = nn.relu(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME")(hidden))
+            conv = Conv(width, (4, 4), strides=(2, 2), padding="SAME", matmul=self.matmul, name=f"Conv_{index}")
+            hidden = nn.relu(conv(hidden))
         hidden = hidden.reshape(hidden.shape[0], -1)
         return nn.Dense(self.latent_dim, name="mean")(hidden), nn.Dense(self.latent_dim, name="log_variance")(hidden)
 
@@ -42,6 +46,7 @@ class ConvTranspose2x(nn.Module):
     """
 
     features: int
+    matmul: bool = False
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
@@ -50,14 +55,9 @@ class ConvTranspose2x(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         phase_kernels = jnp.stack([kernel[r::2, s::2] for r in (0, 1) for s in (0, 1)], axis=-2)
         padded = jnp.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        dimensions = ("NHWC", "HWIO", "NHWC")
-        out = jax.lax.conv_general_dilated(
-            padded,
-            phase_kernels.reshape(2, 2, channels, 4 * self.features),
-            (1, 1),
-            "VALID",
-            dimension_numbers=dimensions,
-        ).reshape(batch, height + 1, width + 1, 4, self.features)
+        phase_kernels = phase_kernels.reshape(2, 2, channels, 4 * self.features)
+        out = correlate(padded, phase_kernels, (1, 1), "VALID", self.matmul)
+        out = out.reshape(batch, height + 1, width + 1, 4, self.features)
         phases = jnp.stack(
             [out[:, r : r + height, s : s + width, 2 * r + s] for r in (0, 1) for s in (0, 1)], axis=3
         ).reshape(batch, height, width, 2, 2, self.features)
@@ -69,6 +69,7 @@ class Decoder(nn.Module):
 
     channels: tuple[int, ...]
     image_shape: tuple[int, int]
+    matmul: bool = False
 
     @nn.compact
     def __call__(self, latents: jax.Array) -> jax.Array:
@@ -78,8 +79,8 @@ class Decoder(nn.Module):
         hidden = hidden.reshape(latents.shape[0], height, width, self.channels[-1])
         # Named like Flax's auto-names so the params tree (and torch_default_init's transposed fan-in) is unchanged.
         for index, features in enumerate(reversed(self.channels[:-1])):
-            hidden = nn.relu(ConvTranspose2x(features, name=f"ConvTranspose_{index}")(hidden))
-        logits = ConvTranspose2x(1, name=f"ConvTranspose_{len(self.channels) - 1}")(hidden)
+            hidden = nn.relu(ConvTranspose2x(features, self.matmul, name=f"ConvTranspose_{index}")(hidden))
+        logits = ConvTranspose2x(1, self.matmul, name=f"ConvTranspose_{len(self.channels) - 1}")(hidden)
         return logits[..., 0]
 
 
@@ -181,12 +182,14 @@ class FeatureClassifier(nn.Module):
     channels: tuple[int, ...] = (32, 64)
     feature_dim: int = 128
     num_classes: int = 10
+    matmul: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         hidden = images[..., None]
-        for width in self.channels:
-            hidden = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(hidden))
+        for index, width in enumerate(self.channels):
+            conv = Conv(width, (3, 3), strides=(2, 2), padding="SAME", matmul=self.matmul, name=f"Conv_{index}")
+            hidden = nn.relu(conv(hidden))
         features = nn.relu(nn.Dense(self.feature_dim)(hidden.reshape(hidden.shape[0], -1)))
         return nn.Dense(self.num_classes)(features), features
 
