@@ -20,7 +20,7 @@ def fit_good_region(features: Callable[[jax.Array], jax.Array], model: Any) -> d
 
     Real grey-level images for both sample modes. Binarized real images were tried for sample_mode = bernoulli and
     rejected: binarized 8x8 digits are so noisy that the region then passed 97% of pixel-marginal noise and 75% of
-    uniform noise (the grey region passes 21% of binarized real digits; notes/vae_curation_build_notes.md).
+    uniform noise (the grey region passes 21% of binarized real digits; BUILD_NOTES.md, "VAE curation hooks").
     """
     train, test = model.real_data(None, {}), jnp.asarray(model.test_images, jnp.float32) / 255.0
     whitening, class_means = image_metrics.class_gaussian_whitening(

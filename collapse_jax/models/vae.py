@@ -206,7 +206,7 @@ class VAEModel:
         mean that holds good_region_mass of the held-out real (grey) test images, in either sample mode (binarized
         real digits pass only 21%). Defined by the true data and the classifier trained once on it, never by the
         chain's model. The top softmax probability was rejected: on digits it passes 36% of uniform noise at its 5%
-        real quantile (Mahalanobis: 0%; notes/vae_curation_build_notes.md). Blurred class averages pass: it is no
+        real quantile (Mahalanobis: 0%; BUILD_NOTES.md, "VAE curation hooks"). Blurred class averages pass: it is no
         sharpness test.
         """
         del knobs
