@@ -6,8 +6,8 @@ Needs Debian's `dataset-fashion-mnist` (or config.model.source_dir pointing at t
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist.py --workdir=/tmp/vae_fashion
 Runtime: GPU not measured (no accelerator lent yet); FLOP estimate 152 TFLOP per chain per generation (7,050 steps x
-21.6 GFLOP), 14.7 PFLOP for the sweep: ~4-12 min of H100 compute. On a 2-core CPU it does not finish generation 0 in
-28 min even at 400 steps: XLA:CPU runs conv gradients inside lax.scan 25-57x slower (notes/vae_fashion_measurement.md).
+21.6 GFLOP), 14.7 PFLOP for the sweep: ~4-12 min of H100 compute. On a 2-core CPU ~1,600 training images/s per chain
+(benchmarks/vae_throughput.py): ~19 min per chain per generation, ~30 h for this sweep; use vae_fashion_mnist_cpu.py.
 """
 
 import ml_collections
