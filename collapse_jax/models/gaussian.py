@@ -137,4 +137,3 @@ def make_model(config) -> GaussianModel:
         test_size=int(model.get("test_size", 10_000)),
         good_radius_sq=metrics.chi_square_quantile(good_region_mass(config), model.dim),
     )
-

@@ -6,7 +6,7 @@ bernoulli): with Shumailov's decoded means (--config.model.sample_mode=mean) eac
 both regimes collapse to one class (notes/vae.md). Small nets and few epochs: the sweep trains on a 2-core CPU.
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_digits.py --workdir=/tmp/vae_digits
-Runtime: 1 min 03 s on an idle 2-core CPU (2026-12-01, matmul convs; 2 groups x 4 chains x 10 generations; notes/vae.md).
+Runtime: 1 min 03 s on an idle 2-core CPU (2026-12-01; 2 groups x 4 chains x 10 generations; notes/vae.md).
 Sample grids (one PNG per knob group): python -m experiments.vae_grids --workdir=/tmp/vae_digits
 Override any field: --config.num_generations=20 --config.model.train_from=previous --config.seeds=8
 """

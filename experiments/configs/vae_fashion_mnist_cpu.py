@@ -8,8 +8,9 @@ CPU, 8 vmapped chains measured 0.99x of one-by-one; one at a time keeps memory t
 
 Launch:  python -m experiments.main --config=experiments/configs/vae_fashion_mnist_cpu.py --workdir=/tmp/vae_fashion_cpu
 Runtime: 9 min on an idle 2-core CPU (2026-12-01): classifier ~25 s, ~55-60 s per generation per chain (the first
-chunk, compile + generations 0-1: ~130 s). Replace: latent_std_gen0_encoder 0.710 -> 0.610 -> 0.537 -> 0.476 (Shumailov et al. MNIST:
-0.674 -> 0.608 -> 0.527 -> 0.468); accumulate 0.710 -> 0.636 at generation 3 (notes/vae_fashion_measurement.md).
+chunk, compile + generations 0-1: ~130 s). Replace: latent_std_gen0_encoder 0.710 -> 0.610 -> 0.537 -> 0.476
+(Shumailov et al. MNIST: 0.674 -> 0.608 -> 0.527 -> 0.468); accumulate 0.710 -> 0.636 at generation 3
+(notes/vae_fashion_measurement.md).
 """
 
 import ml_collections
