@@ -41,8 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
         config.chain_block = 1152
         # One checkpoint at the end.
         config.checkpoint_every = 400
-        # The sweep is read from results (notes/curation_zoo.md); no figures needed.
-        config.make_plots = False
+        # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
+        config.make_plots = True
 
     config.curation = ml_collections.ConfigDict()
     # Abstract detector (the discrete model has no detect_watermark): flagged points are removed from the batch.

@@ -35,8 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
         config.chain_block = 64
         # One checkpoint at the end is enough for this short run.
         config.checkpoint_every = 100
-        # The mitigation sweep is read from results (notes/curation_zoo.md); no figures needed.
-        config.make_plots = False
+        # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
+        config.make_plots = True
 
     config.curation = ml_collections.ConfigDict()
     # Quality filter by likelihood (collapse_jax/curation.py): model.log_likelihood = the exact mixture log density.
