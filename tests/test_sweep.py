@@ -1,5 +1,8 @@
 """Sweep expansion and bad-input validation: one-line errors naming the field, before anything compiles."""
 
+import importlib
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -86,3 +89,29 @@ def test_shards_partition_the_sweep_and_reproduce_the_single_job(gaussian_config
         np.testing.assert_array_equal(np.concatenate([p.metrics[name] for p in parts]), values, err_msg=name)
     with pytest.raises(ValueError, match="config.shard_index"):
         runner.simulate(runner.as_config({"num_shards": 3, "shard_index": 3}, config))
+
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "configs"
+SHIPPED_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.py") if path.stem != "__init__")
+# Configs whose models build in well under a second (no data files, no tokenizer or network training at build time).
+CHEAP_MODELS = ("gaussian", "discrete", "linear_regression", "gmm", "kde", "gaussian_classifier")
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
+def test_every_shipped_config_passes_validation_and_cheap_ones_expand(name):
+    """A typo in a config (a bad report metric, a real fraction out of range) fails here, not after a long run."""
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    sweep.validate(config)
+    if config.model.name in CHEAP_MODELS:
+        groups = sweep.expand(config)
+        assert sum(len(group.chain_ids) for group in groups) == groups[-1].chain_ids[-1] + 1
+
+
+def test_vae_curation_config_expands_to_one_group_per_curation_with_its_own_knobs():
+    groups = sweep.expand(importlib.import_module("experiments.configs.mitigation_vae_digits").get_config())
+    assert [group.labels["curation"] for group in groups] == ["none", "likelihood_filter", "verifier"]
+    # 8 seeds x 2 real fractions, times 2 bands / 2 keep_bad values for the curated groups.
+    assert [len(group.chain_ids) for group in groups] == [16, 32, 32]
+    assert sorted(set(groups[1].knobs["keep_quantile_low"])) == [0.0, 0.1]
+    assert sorted(set(groups[2].knobs["keep_bad"])) == [0.0, 0.5]
+    assert "keep_bad" not in groups[0].knobs and "keep_quantile_low" not in groups[2].knobs
