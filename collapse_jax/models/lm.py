@@ -269,8 +269,10 @@ def make_model(config: Any) -> LanguageModel:
             end_learning_rate=model.end_learning_rate,
             weight_decay=model.weight_decay,
             min_valid=samples,
-            # A curated pool may hold fewer than M valid blocks, and fractional weights: draw blocks by weight.
-            sampling="epochs" if (config.get("curation") or {}).get("name", "none") == "none" else "weighted",
+            # A curated pool may hold fewer than M valid blocks, and fractional weights: draw blocks by weight. Any
+            # config with a curation block trains this way in every group (its "none" group too), so a sweep compares
+            # curations from one generation-0 model; configs without one keep Shumailov's epochs.
+            sampling="weighted" if config.get("curation") else "epochs",
         ),
         protocol=protocol,
         decoding=decoding_name,

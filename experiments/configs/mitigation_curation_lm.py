@@ -1,0 +1,49 @@
+"""Curation of a language model's generated text (issue 8 on Shumailov et al.'s LM loop): likelihood filter, verifier.
+
+Setting: experiments/configs/lm_tiny.py (a 2-layer decoder pretrained on Shakespeare, fine-tuned each generation on
+5-beam continuations of the 256 real prompts, as in Shumailov et al. 2024's OPT-125m experiment), replace with no real
+data, 5 generations. Between generating and fine-tuning, one curation stage per static group:
+- none: the paper's loop;
+- likelihood_filter: rank the M continuations by log p(block) under the model that wrote them and keep a quantile band,
+  (0.1, 1) = drop the 10% least likely (a perplexity quality filter), (0, 0.9) = drop the 10% most likely;
+- verifier: keep a block whose log-perplexity under the pretrained base model is within the 95% quantile of held-out
+  real text (model_setup.quality_threshold) always, and a worse one w.p. keep_bad.
+Question: does filtering the model's own text by likelihood or by a quality oracle change how fast test perplexity
+degrades and how much the generated text narrows (ppl_generated_gen0 quantiles, distinct_2, rare_token_mass)?
+
+Launch:  python -m experiments.main --config=experiments/configs/mitigation_curation_lm.py --workdir=/tmp/curation_lm
+Runtime: see notes/lm_curation.md (3 groups, 8 chains x 6 fits).
+"""
+
+import ml_collections
+
+from experiments.configs import lm_tiny
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = lm_tiny.get_config()
+    with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
+        # Replace only: each generation fine-tunes on its own curated continuations.
+        config.regime.name = "replace"
+        # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
+        config.regime.real_fraction = 0.0
+
+    config.curation = ml_collections.ConfigDict()
+    # none | likelihood_filter | verifier: one compiled group each (their knobs swept inside).
+    config.curation.name = ("none", "likelihood_filter", "verifier")
+    # likelihood_filter: (low, high) quantile bands of the continuations' log-likelihood kept (a tuple of pairs sweeps).
+    config.curation.keep_quantiles = ((0.1, 1.0), (0.0, 0.9))
+    # Rank by the model that generated the text (a model-based perplexity filter).
+    config.curation.likelihood_reference = "current"
+    # verifier: keep rate of good blocks (phi) and of bad ones (psi).
+    config.curation.keep_good = 1.0
+    config.curation.keep_bad = 0.0
+    # Share of held-out real blocks inside the verifier's good region (the base model's log-perplexity quantile).
+    config.curation.good_region_mass = 0.95
+    # 1 candidate per slot: a generation fine-tunes on the survivors of its M continuations (fewer than M blocks).
+    config.curation.oversample = 1
+
+    config.report = ml_collections.ConfigDict()
+    # Strength figures for the final test perplexity and the generated text's perplexity under generation 0.
+    config.report.metrics = ("ppl_real_test", "ppl_generated_gen0_q50")
+    return config
