@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
         config.regime.name = "replace"
         # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
         config.regime.real_fraction = 0.0
+        # Independent seeds per curation setting (lm_tiny: 2).
+        config.seeds = 4
 
     config.curation = ml_collections.ConfigDict()
     # none | likelihood_filter | verifier: one compiled group each (their knobs swept inside).
