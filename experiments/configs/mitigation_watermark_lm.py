@@ -6,16 +6,16 @@ fraction (0.1, 0.5) x 2 seeds, replace regime, 3 generations of Shumailov et al.
 generation the results hold the detector's TPR / FPR in each training batch (detected_synthetic_rate /
 detected_real_rate, filter groups only), the model's detection metrics on its own samples and on real test text
 (watermark_detect_rate_synthetic / _real at z > 4, every group), test perplexity, and the generation-0 model's
-perplexity of the generated text (delta's cost in quality). Measured (means of 2 seeds, rho = 0.1, generation 0 -> 3):
-test perplexity 67 -> 114 without a filter (delta = 0; 109 with delta = 4, the watermark alone does not help), 67 -> 86
-with the filter at delta = 2 (detector TPR 0.95 at generation 1, then falling to 0.47: the filter trains the next model
-on the text that evaded it), 67 -> 69 at delta = 4 (TPR 1.00); false positive rate 0 on real text throughout. delta
-costs quality: the generation-0 model's median perplexity of the samples is 104 / 125 / 141 for delta = 0 / 2 / 4.
-More in notes/watermark.md.
+perplexity of the generated text (delta's cost in quality). Measured 2026-12-01 (means of 2 seeds, rho = 0.1,
+generation 0 -> 3): test perplexity 63 -> 97 without a filter (delta = 0; 90 / 91 with delta = 2 / 4: the watermark
+alone does not help), 63 -> 67 with the filter at delta = 2 (detector TPR 0.996 at generation 1, falling to 0.87 at 3:
+the filter trains the next model on the text that evaded it), 63 -> 64 at delta = 4 (TPR 1.00); false positive rate 0
+on real text throughout. delta costs quality: the generation-0 model's median perplexity of its samples is 105 / 119 /
+133 for delta = 0 / 2 / 4. More in notes/watermark.md.
 
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_watermark_lm.py --workdir=/tmp/wm_lm
-Runtime: 19 min 52 s wall on a busy shared 2-core CPU (644 s CPU; 2 groups x 12 chains x 4 fits, ~9.5 min a group),
-plus ~2 min once for the base model's pretraining if lm_tiny has not cached it under data_dir.
+Runtime: 4 min 15 s on an idle 2-core CPU (2 groups x 12 chains x 4 fits, ~2 min a group), plus ~1 min once for the
+base model's pretraining if lm_tiny has not cached it under data_dir.
 """
 
 import ml_collections
