@@ -31,10 +31,20 @@ class ReportSettings:
     """config.report: which metrics get strength figures, the breakdown band, theory overlays, known directions."""
 
     metrics: tuple[str, ...]
-    collapse_tolerance: float
+    collapse_tolerance: float  # the band of every metric not named in metric_tolerances
     reference_lines: tuple[tuple[str, float, str], ...]  # (knob, value, label): dashed vertical lines
     directions: dict[str, str]  # knob -> one of DIRECTIONS (unnamed knobs: auto)
     knobs: tuple[str, ...] | None  # knobs that get a figure (None: every numeric swept knob)
+    metric_tolerances: dict[str, float] = dataclasses.field(default_factory=dict)  # per-metric bands
+
+    def tolerance(self, metric: str) -> float:
+        return self.metric_tolerances.get(metric, self.collapse_tolerance)
+
+
+def _positive_tolerance(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{field}: must be a number > 0 (a relative band), got {value!r}")
+    return float(value)
 
 
 def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:
@@ -59,9 +69,20 @@ def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:
             raise ValueError(
                 f"config.report.metrics: {missing[0]!r} is not a metric of this run (have: {metric_names})"
             )
-    tolerance = block.get("collapse_tolerance", DEFAULT_TOLERANCE)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance > 0:
-        raise ValueError(f"config.report.collapse_tolerance: must be a number > 0 (a relative band), got {tolerance!r}")
+    # One relative band for every metric, or {metric: band} (metrics not named keep DEFAULT_TOLERANCE): a metric that
+    # moves little (a VAE's latent spread) and one that moves a lot (a Frechet distance) need different bands.
+    raw = block.get("collapse_tolerance", DEFAULT_TOLERANCE)
+    per_metric = {}
+    if hasattr(raw, "items"):
+        tolerance = DEFAULT_TOLERANCE
+        for metric, value in raw.items():
+            if metric_names is not None and metric not in metric_names:
+                raise ValueError(
+                    f"config.report.collapse_tolerance.{metric}: not a metric of this run (have: {metric_names})"
+                )
+            per_metric[metric] = _positive_tolerance(f"config.report.collapse_tolerance.{metric}", value)
+    else:
+        tolerance = _positive_tolerance("config.report.collapse_tolerance", raw)
     lines = []
     for entry in block.get("reference_lines") or ():
         if not (
@@ -78,7 +99,7 @@ def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:
             raise ValueError(f"config.report.directions.{knob}: {direction!r} is not one of {DIRECTIONS}")
     knobs = block.get("knobs")
     knobs = ((knobs,) if isinstance(knobs, str) else tuple(knobs)) if knobs is not None else None
-    return ReportSettings(metrics, float(tolerance), tuple(lines), directions, knobs)
+    return ReportSettings(metrics, float(tolerance), tuple(lines), directions, knobs, per_metric)
 
 
 def numeric_swept_knobs(results: Results) -> list[str]:

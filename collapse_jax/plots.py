@@ -181,8 +181,10 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
     lines_out = []
     if knobs and settings.metrics:
         lines_out += [
-            f"## Final generation vs mitigation strength (breakdown band: |final - gen0| <= "
-            f"{settings.collapse_tolerance:g} |gen0|)",
+            f"## Final generation vs mitigation strength (breakdown band: |final - gen0| <= t |gen0|, "
+            f"t = {settings.collapse_tolerance:g}"
+            + "".join(f", {m}: {t:g}" for m, t in settings.metric_tolerances.items())
+            + ")",
             "",
             "Each line: one combination of the other swept knobs and static labels; generation-0 (gen0) and final "
             "medians over its seeds. Breakdown: where the final median leaves the band, linearly interpolated "
@@ -195,7 +197,8 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
             if not lines:
                 continue
             direction = settings.directions.get(knob, "auto")
-            verdicts = [breakdown.line_breakdown(line, settings.collapse_tolerance, direction) for line in lines]
+            tolerance = settings.tolerance(metric)
+            verdicts = [breakdown.line_breakdown(line, tolerance, direction) for line in lines]
             lines_out += [f"### {metric} vs {knob}", ""]
             if make_plots:
                 name = f"{metric}_final_vs_{knob}.png"
@@ -206,7 +209,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                     knob,
                     final,
                     os.path.join(output, "plots", name),
-                    settings.collapse_tolerance,
+                    tolerance,
                     settings.reference_lines,
                 )
                 lines_out += [f"![{metric} at generation {final} vs {knob}](plots/{name})", ""]

@@ -140,11 +140,27 @@ def test_report_sections_list_each_lines_breakdown_and_draw_the_figure(tmp_path)
     assert "![trace_ratio at generation 2 vs keep_bad](plots/trace_ratio_final_vs_keep_bad.png)" in open(report).read()
 
 
+def test_a_per_metric_tolerance_moves_only_that_metrics_breakdown(tmp_path):
+    # {metric: band}: trace_ratio gets the wide band (crossing 0.475, as with a global 1.0 above), the others keep 0.5.
+    both = ("curation_kept_fraction", "trace_ratio")
+    results = hand_made({"metrics": both, "collapse_tolerance": {"trace_ratio": 1.0}})
+    settings = breakdown.settings(results.config, list(results.metrics))
+    assert (settings.tolerance("trace_ratio"), settings.tolerance("curation_kept_fraction")) == (1.0, 0.5)
+    text = "\n".join(plots.strength_sections(results, str(tmp_path), make_plots=False))
+    assert "t = 0.5, trace_ratio: 1)" in text
+    trace = text[text.index("### trace_ratio vs keep_bad") :]
+    assert "keep_bad = 0.475 (lower is safer)" in trace
+    narrow = "\n".join(plots.strength_sections(hand_made({"metrics": both}), str(tmp_path), make_plots=False))
+    assert "keep_bad = 0.35 (lower is safer)" in narrow[narrow.index("### trace_ratio vs keep_bad") :]
+
+
 @pytest.mark.parametrize(
     ("report", "message"),
     [
         ({"metrics": ("w2",)}, "report.metrics: 'w2' is not a metric"),
         ({"collapse_tolerance": 0.0}, "report.collapse_tolerance: must be a number > 0"),
+        ({"collapse_tolerance": {"trace_ratio": -0.1}}, "report.collapse_tolerance.trace_ratio: must be a number > 0"),
+        ({"collapse_tolerance": {"w2": 0.2}}, "report.collapse_tolerance.w2: not a metric of this run"),
         ({"reference_lines": (("keep_bad", "p*"),)}, r"report.reference_lines: each entry must be \(knob, value"),
         ({"directions": {"keep_bad": "up"}}, "report.directions.keep_bad: 'up' is not one of"),
         ({"tolerance": 0.5}, "report.tolerance: unknown field"),
