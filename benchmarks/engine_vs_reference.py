@@ -22,12 +22,6 @@ SIZES = {
     "gmm": {"full": (32, 5), "quick": (8, 2)},
 }
 
-_FAMILIES = flags.DEFINE_list("families", ["gaussian", "discrete", "gmm"], "Families to compare.")
-_QUICK = flags.DEFINE_bool("quick", False, "Small sizes (seconds per family on a CPU).")
-_CHAINS = flags.DEFINE_integer("chains", None, "Override the chain count of every family.")
-_GENERATIONS = flags.DEFINE_integer("generations", None, "Override K, the generations per timed chunk.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per contestant (interleaved; the best counts).")
-
 
 def _compare(name: str, engine: ChunkTimer, reference: ChunkTimer, chains: int, repeats: int, target: float) -> dict:
     """Interleaved timing of the two; one row with the engine's ms/generation and engine / reference."""
@@ -109,10 +103,21 @@ def run(families: list[str], quick: bool, repeats: int, chains: int | None = Non
     return rows
 
 
+def _define_flags() -> None:
+    """Command-line flags, defined only when this file is the program (the suite imports its functions)."""
+    flags.DEFINE_list("families", ["gaussian", "discrete", "gmm"], "Families to compare.")
+    flags.DEFINE_bool("quick", False, "Small sizes (seconds per family on a CPU).")
+    flags.DEFINE_integer("chains", None, "Override the chain count of every family.")
+    flags.DEFINE_integer("generations", None, "Override K, the generations per timed chunk.")
+    flags.DEFINE_integer("repeats", 3, "Timed chunks per contestant (interleaved; the best counts).")
+
+
 def main(argv):
     del argv
-    print_table(run(_FAMILIES.value, _QUICK.value, _REPEATS.value, _CHAINS.value, _GENERATIONS.value))
+    f = flags.FLAGS
+    print_table(run(f.families, f.quick, f.repeats, f.chains, f.generations))
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

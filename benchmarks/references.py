@@ -75,9 +75,7 @@ class GaussianReference:
         clamped = jnp.maximum(variance, 0.0)
         error = (mean - self.true_mean) ** 2
         nll = 0.5 * (
-            math.log(2 * math.pi)
-            + jnp.log(clamped)
-            + (self.test_variance + (self.test_mean - mean) ** 2) / clamped
+            math.log(2 * math.pi) + jnp.log(clamped) + (self.test_variance + (self.test_mean - mean) ** 2) / clamped
         )
         return {
             "mean_sq_error": error,

@@ -83,10 +83,12 @@ def engine_timer(config) -> tuple[ChunkTimer, Any, dict]:
 
 def row(name: str, value: float, unit: str, ratio: float | None = None, target: float | None = None,
         at_most: bool = True, **extra) -> dict:  # fmt: skip
-    """One table row; with a target, status is PASS when ratio <= target (at_most) or ratio >= target."""
+    """One table row; with a target, status is PASS when ratio <= target (at_most) or ratio >= target (else MISS)."""
     status = ""
     if ratio is not None and target is not None:
         status = "PASS" if (ratio <= target if at_most else ratio >= target) else "MISS"
+        if not ratio > 0:  # a non-positive or NaN ratio is noise (e.g. a wall-time difference on a loaded machine)
+            status = "NOISY"
     bound = "" if target is None else f"{'<=' if at_most else '>='} {target:g}x"
     return {"name": name, "value": value, "unit": unit, "ratio": ratio, "target": bound, "status": status, **extra}
 
