@@ -1,9 +1,11 @@
 """The benchmark references do the engine's work: same keys, same draws, same metrics; and the benchmarks run small."""
 
+import json
+
 import numpy as np
 import pytest
 
-from benchmarks import engine_vs_reference, references
+from benchmarks import engine_vs_reference, references, timing
 from collapse_jax import runner, sweep
 from experiments.configs import discrete, gaussian, gmm
 
@@ -61,6 +63,7 @@ def test_discrete_reference_metrics_equal_the_engines_bit_for_bit():
     assert np.any(expected["support_size"][:, -1] < 6)  # some chains lost outcomes: the clip path was exercised
 
 
+@pytest.mark.slow  # two EM compiles: ~80 s on a loaded 2-core CPU
 def test_gmm_reference_metrics_equal_the_engines():
     overrides = {"num_generations": 2, "chunk_generations": 2, "samples_per_generation": 64,
                  "model.max_iterations": 5, "model.test_size": 200}  # fmt: skip
@@ -82,7 +85,22 @@ def test_random_floor_consumes_every_draw():
     assert np.all(np.abs(np.asarray(total)) > 0) and np.all(np.abs(np.asarray(total)) < 100)
 
 
+@pytest.mark.slow  # compiles an engine and a reference per family: ~1 min each on a loaded 2-core CPU
 @pytest.mark.parametrize("name", ["gaussian", "discrete", "gmm"])
 def test_engine_vs_reference_runs_small_and_reports_a_ratio(name):
-    rows = engine_vs_reference.BENCHMARKS[name](chains=16, generations=4, repeats=1, chain_block=8)
+    rows = engine_vs_reference.BENCHMARKS[name](chains=8, generations=4, repeats=1, chain_block=8)
     assert all(r["ratio"] > 0 and np.isfinite(r["ratio"]) and r["status"] in ("PASS", "MISS") for r in rows)
+
+
+def test_rows_pass_or_miss_against_their_target_and_a_negative_ratio_is_noise(tmp_path):
+    rows = [
+        timing.row("fast", 1.0, "ms", 1.2, 1.3),
+        timing.row("slow", 1.0, "ms", 1.4, 1.3),
+        timing.row("speed-up", 1.0, "ms", 20.0, 15.0, at_most=False),
+        timing.row("noise", -1.0, "ms", -0.5, 1.5),
+    ]
+    assert [r["status"] for r in rows] == ["PASS", "MISS", "PASS", "NOISY"]
+    timing.print_table(rows)
+    path = tmp_path / "table.json"
+    timing.write_json(rows, str(path), backend="cpu")
+    assert json.loads(path.read_text())["rows"][2]["target"] == ">= 15x"
