@@ -2,7 +2,7 @@
 
 python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=2 --quick]
 Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk 10,
-chain_block 1024, checkpoints every 10); plots are off (not generation cost). Marginal = (wall(long) - wall(short)) /
+chain_block "auto", checkpoints every 10); plots are off (not generation cost). Marginal = (wall(long) - wall(short)) /
 (long - short), which cancels start-up and compile. Measured in the same process, in turn: the hand-fused step
 (benchmarks/references.py), vectorized float32 numpy and a per-chain numpy loop (benchmarks/gaussian_engine.py).
 Targets: <= 1.5x the fused step, >= 1.2x faster than vectorized numpy, >= 15x faster than the per-chain loop.

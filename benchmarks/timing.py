@@ -56,8 +56,8 @@ class ChunkTimer:
         return (time.perf_counter() - started) / self.chunk_generations
 
 
-def engine_config(module: Any, chains: int, chunk_generations: int, chain_block: int | None, **overrides):
-    """A shipped config under replace, rho = 0, with `chains` seeds (chain_block None: the shipped one)."""
+def engine_config(module: Any, chains: int, chunk_generations: int, chain_block: int | str | None, **overrides):
+    """A shipped config under replace, rho = 0, with `chains` seeds (chain_block None: the shipped one, e.g. auto)."""
     config = module.get_config()
     values = {
         "regime.name": "replace",
@@ -77,7 +77,7 @@ def engine_timer(config) -> tuple[ChunkTimer, Any, dict]:
     """(timer, engine, padded knobs) of the first static group of `config`, compiled without a mesh."""
     group = sweep.expand(config)[0]
     engine = runner.build_engine(group)
-    knobs = runner.padded_knobs(group.knobs, config.chain_block)
+    knobs = runner.padded_knobs(group.knobs, engine.chain_block)  # the block "auto" resolved to
     init_all, chunk_all = engine.compile()
     return ChunkTimer(init_all, chunk_all, knobs, config.chunk_generations), engine, knobs
 
