@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 # Fields a resume may change: they decide how far and how the run goes, not what any generation computes.
 RESUMABLE_FIELDS = (
