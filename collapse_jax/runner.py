@@ -223,11 +223,11 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             count = min(chunk, generations - start + 1)
             chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
             recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
-            if writes and chunk_artifacts:
-                generation_range = list(range(start, start + count))
-                artifacts.write(
-                    workdir, group.index, generation_range, {k: v[:chains, :count] for k, v in chunk_artifacts.items()}
-                )
+            if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
+                generation_range = np.arange(start, start + count)
+                kept = metric_log.recorded(generation_range, recorder.record_every, generations)
+                chunk_artifacts = {k: v[:chains, :count][:, kept] for k, v in chunk_artifacts.items()}
+                artifacts.write(workdir, group.index, generation_range[kept].tolist(), chunk_artifacts)
             done_generation = start + count - 1
             _warn_failures(group, failed, recorder.failed, done_generation)
             failed = recorder.failed

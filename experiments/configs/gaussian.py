@@ -50,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.chunk_generations = 10
     # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
     config.chain_block = 1024
+    # Keep every k-th generation's metrics on disk (0 and the last always); event generations stay exact.
+    config.record_every = 1
     # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 10
     # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
