@@ -75,14 +75,19 @@ def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[s
     sizes = [os.path.getsize(path) for path, _ in slabs]
     try:
         for path, slab in slabs:
-            with open(path, "ab") as handle:
-                handle.write(slab.data)
+            write_slab(path, slab)
     except BaseException as error:
         for (path, _), size in zip(slabs, sizes):
             os.truncate(path, size)
         if workdir_io.is_out_of_space(error):
             raise workdir_io.OutOfDiskSpace(folder, sum(slab.nbytes for _, slab in slabs)) from error
         raise
+
+
+def write_slab(path: str, slab: np.ndarray) -> None:
+    """Append the bytes of one array to a file (the one place metric bytes are written)."""
+    with open(path, "ab") as handle:
+        handle.write(slab.data)
 
 
 def sync(workdir: str, group_index: int) -> None:
