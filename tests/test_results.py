@@ -43,3 +43,16 @@ def test_a_run_from_before_append_only_metrics_resumes_and_its_npz_becomes_metri
     resumed = runner.run(gaussian_config, workdir)
     assert_same_metrics(runner.simulate(gaussian_config), resumed)
     assert not os.path.exists(workdir_io.metrics_path(workdir, 0))
+
+
+def test_a_record_every_run_reports_merges_and_tabulates_real_generations(gaussian_config, tmp_path):
+    from collapse_jax import aggregate, plots
+
+    sparse = runner.simulate(runner.as_config({"num_generations": 10, "record_every": 4}, gaussian_config))
+    report = open(plots.write_report(str(tmp_path), sparse)).read()
+    assert "generations computed: 0..10 of 10" in report and "@10" in report
+    table = aggregate.long_table(sparse)
+    assert sorted(set(table["generation"].tolist())) == [0, 4, 8, 10]
+    merged = aggregate.merge([sparse, sparse], ["a", "b"])
+    np.testing.assert_array_equal(merged.generations, [0, 4, 8, 10])
+    assert aggregate.finished_generations(merged) == 10
