@@ -23,8 +23,14 @@ class GroupCheckpoints:
 
     def __init__(self, directory: str, max_to_keep: int, keep_period: int | None):
         self.directory = os.path.abspath(directory)
+        # cleanup_tmp_directories: a save a full disk or a kill cut short leaves a temporary folder; the next run
+        # (the resume) removes it, and the committed checkpoints beside it are untouched.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, keep_period=keep_period, enable_async_checkpointing=True, create=True
+            max_to_keep=max_to_keep,
+            keep_period=keep_period,
+            enable_async_checkpointing=True,
+            create=True,
+            cleanup_tmp_directories=True,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 

@@ -98,6 +98,10 @@ def sync(workdir: str, group_index: int) -> None:
             descriptor = os.open(os.path.join(folder, name), os.O_RDONLY)
             try:
                 os.fsync(descriptor)
+            except OSError as error:  # some filesystems (NFS) report a full disk only at fsync
+                if workdir_io.is_out_of_space(error):
+                    raise workdir_io.OutOfDiskSpace(os.path.join(folder, name), 0) from error
+                raise
             finally:
                 os.close(descriptor)
 
