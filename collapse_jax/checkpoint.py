@@ -78,7 +78,7 @@ class GroupCheckpoints:
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are committed."""
-        with _out_of_space_as_one_line(self.directory, 0):
+        with _out_of_space_as_one_line(self.directory, None):
             self.manager.wait_until_finished()
 
     def close(self) -> None:
@@ -86,7 +86,7 @@ class GroupCheckpoints:
 
 
 @contextlib.contextmanager
-def _out_of_space_as_one_line(directory: str, needed: int) -> Iterator[None]:
+def _out_of_space_as_one_line(directory: str, needed: int | None) -> Iterator[None]:
     """A full disk during a save (raised now, or by the asynchronous save before it) becomes OutOfDiskSpace."""
     try:
         yield

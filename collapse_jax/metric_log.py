@@ -100,7 +100,7 @@ def sync(workdir: str, group_index: int) -> None:
                 os.fsync(descriptor)
             except OSError as error:  # some filesystems (NFS) report a full disk only at fsync
                 if workdir_io.is_out_of_space(error):
-                    raise workdir_io.OutOfDiskSpace(os.path.join(folder, name), 0) from error
+                    raise workdir_io.OutOfDiskSpace(os.path.join(folder, name), None) from error
                 raise
             finally:
                 os.close(descriptor)

@@ -36,13 +36,14 @@ RUN_FILE = "run.json"
 class OutOfDiskSpace(OSError):
     """A write found the disk full: the message names the path and the bytes the write needed (one line)."""
 
-    def __init__(self, path: str, needed: int):
+    def __init__(self, path: str, needed: int | None):
         directory = os.path.dirname(os.path.abspath(path))
         free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize if os.path.isdir(directory) else 0
+        size = "" if needed is None else f"{needed} bytes needed, "  # None: the write's size is not known (fsync)
         super().__init__(
             errno.ENOSPC,
-            f"out of disk space writing {path}: {needed} bytes needed, {free} free; free space and rerun the same "
-            "command to resume from the latest checkpoint",
+            f"out of disk space writing {path}: {size}{free} free; free space and rerun the same command to resume "
+            "from the latest checkpoint",
         )
         self.path, self.needed = path, needed
 
