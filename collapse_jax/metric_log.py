@@ -208,6 +208,7 @@ class Recorder:
             for name, value in saved.items()
             if name in self.event_names
         }
+        self.events.setdefault("failed", np.full(self.chains, NEVER, np.int32))  # a process that read no file yet
 
     def add(self, first_generation: int, values: dict[str, np.ndarray]) -> None:
         """Metrics [chains, count] of generations first_generation, ...: track events, keep the recorded columns."""
