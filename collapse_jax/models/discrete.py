@@ -37,6 +37,39 @@ def draw_categorical(key: jax.Array, probabilities: jax.Array, num_samples: int)
     return jnp.minimum(jnp.searchsorted(cumulative, uniforms, side="right"), last_alive).astype(jnp.int32)
 
 
+def exact_binomial(key: jax.Array, count: jax.Array, probability: jax.Array) -> jax.Array:
+    """Binomial(count, p) draws (float32, any shape), exactly 0 at p = 0 and exactly count at p = 1.
+
+    jax.random.binomial's inversion branch divides by log(1 - q) with q = min(p, 1 - p): at p in {0, 1} that is 0 and its
+    while loop never ends, so those cells draw at p = 1/2 and are overwritten.
+    """
+    certain = (probability <= 0.0) | (probability >= 1.0)
+    draws = jax.random.binomial(key, count, jnp.where(certain, 0.5, probability), dtype=jnp.float32)
+    return jnp.where(probability <= 0.0, 0.0, jnp.where(probability >= 1.0, count, draws))
+
+
+def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax.Array) -> jax.Array:
+    """Counts [K] of `count` i.i.d. draws from `probabilities`, by conditional binomials down a binary tree of outcomes.
+
+    Each node splits its n draws as Binomial(n, mass_left / mass_node) to the left child and the rest to the right:
+    log2 K levels of one vectorized binomial call each (not K sequential calls). mass_node = mass_left + mass_right in
+    float, so a child of mass 0 has ratio exactly 0 or 1: an outcome of probability 0 gets count 0 exactly.
+    """
+    num_outcomes = probabilities.shape[0]
+    depth = max(1, math.ceil(math.log2(num_outcomes)))
+    leaves = jnp.zeros((2**depth,), jnp.float32).at[:num_outcomes].set(probabilities.astype(jnp.float32))
+    masses = [leaves]  # masses[l]: the 2^(depth - l) node masses of level l, leaves first
+    for _ in range(depth):
+        masses.append(masses[-1][0::2] + masses[-1][1::2])
+    counts = jnp.reshape(jnp.asarray(count, jnp.float32), (1,))
+    for level, level_key in zip(range(depth - 1, -1, -1), jax.random.split(key, depth)):
+        left_mass = masses[level][0::2]
+        ratio = left_mass / jnp.where(masses[level + 1] > 0, masses[level + 1], 1.0)
+        left = exact_binomial(level_key, counts, ratio)
+        counts = jnp.stack([left, counts - left], axis=1).reshape(-1)
+    return counts[:num_outcomes]
+
+
 def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
     """Mask of the tail: outcomes with p0(i) <= 1/M, or the rarest outcomes when none is that rare (e.g. uniform p0)."""
     # An outcome with p0 <= 1/M is expected to appear at most once per generation, so it is the first to vanish
@@ -112,6 +145,11 @@ class DiscreteModel:
         """Multinomial resampling: `num_samples` i.i.d. draws from the fitted probabilities."""
         del knobs
         return draw_categorical(key, params["probabilities"], num_samples)
+
+    def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> jax.Array:
+        """The counts of `count` draws from the fitted probabilities, drawn exactly (multinomial) without the draws."""
+        del knobs
+        return draw_multinomial_counts(key, params["probabilities"], count)
 
     def log_likelihood(self, params: PyTree, data: jax.Array, knobs: Knobs) -> jax.Array:
         """Exact log pmf log p(x_i) [n] under the fitted probabilities (-inf for an outcome the fit has lost)."""
