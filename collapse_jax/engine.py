@@ -76,12 +76,15 @@ class Engine:
         real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
         init_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], 0), 3)
         params, pool = self.regime.start(fit_key, model, real, knobs, model.init(init_key, knobs))
-        samples = model.sample(sample_key, params, self.regime.candidates, knobs)
+        # Statistics sampling draws generation g's synthetic statistics inside step g: no points exist to carry.
+        samples = None if self.regime.synthetic_statistics else model.sample(sample_key, params, self.regime.candidates, knobs)
         failed = ~(_all_finite(params) & _all_finite(samples))
         metrics = self._evaluate(params, samples, knobs)
         metrics.update({name: jnp.float32(jnp.nan) for name in self.bookkeeping_metrics})
         metrics = _blank_failed(metrics, failed)
-        state = {"params": params, "samples": samples, "pool": pool, "failed": failed}
+        state = {"params": params, "pool": pool, "failed": failed}
+        if samples is not None:
+            state["samples"] = samples
         if self.curation.keeps_generation0_params:
             state["generation0_params"] = params
         return state, {**metrics, "failed": failed.astype(jnp.float32)}
@@ -103,18 +106,32 @@ class Engine:
                 points, real_weights, detectable = real_part
                 real_part = (points, real_weights * real_keep, detectable)
         synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
-        batch, weights = assemble(real_part, state["samples"], synthetic_weights)
+        if regime.synthetic_statistics:
+            # model.sampling = "statistics": the M - floor(rho_g M) synthetic points of this generation are replaced by
+            # their exact sufficient statistics, drawn from the previous fit with this generation's sample key.
+            num_synthetic = jnp.sum(synthetic_weights)
+            synthetic = model.sample_statistics(sample_key, state["params"], num_synthetic, knobs)
+            real_weight = 0.0 if real_part is None else jnp.sum(real_part[1])
+            weights = jnp.stack([real_weight, num_synthetic])  # only the totals matter (synthetic_share)
+            params, pool = regime.step_statistics(
+                fit_key, model, state["pool"], real_part, synthetic, knobs, state["params"]
+            )
+            samples = synthetic
+        else:
+            batch, weights = assemble(real_part, state["samples"], synthetic_weights)
+            params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
+            samples = model.sample(sample_key, params, regime.candidates, knobs)
         if curation_stage.SYNTHETIC_SHARE in self.bookkeeping_metrics:
             metrics[curation_stage.SYNTHETIC_SHARE] = jnp.sum(synthetic_weights) / jnp.maximum(jnp.sum(weights), 1.0)
-        params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
-        samples = model.sample(sample_key, params, regime.candidates, knobs)
-        metrics = {**self._evaluate(params, samples, knobs), **metrics}
+        metrics = {**self._evaluate(params, None if regime.synthetic_statistics else samples, knobs), **metrics}
         active = generation <= self.num_generations
         newly_failed = active & ~(_all_finite(params) & _all_finite(samples))
         failed = state["failed"] | newly_failed
         # Past the last generation (the tail of a chunk) the state is left unchanged, so one compile serves every chunk.
         keep_old = failed | ~active
-        new_state = {**state, "params": params, "samples": samples, "pool": pool}
+        new_state = {**state, "params": params, "pool": pool}
+        if not regime.synthetic_statistics:
+            new_state["samples"] = samples
         new_state = jax.tree.map(lambda old, new: jnp.where(keep_old, old, new), state, new_state)
         new_state["failed"] = failed
         metrics = _blank_failed(metrics, failed)

@@ -200,6 +200,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
         model = base.make_model(group_config)
+        validate_sampling(group_config, model)
         knob_fields = {
             **ENGINE_KNOB_FIELDS,
             **supply.knob_fields(group_config),
@@ -213,7 +214,6 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         knobs = _split_pairs(knobs)
         knobs["seed"] = np.asarray(columns[-1], np.int32)
         maxima = group_maxima(knobs)
-        validate_sampling(group_config, model)
         regimes.make_regime(group_config, model, maxima)  # validates before any write
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))

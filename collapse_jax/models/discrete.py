@@ -57,16 +57,25 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
     """
     num_outcomes = probabilities.shape[0]
     depth = max(1, math.ceil(math.log2(num_outcomes)))
-    leaves = jnp.zeros((2**depth,), jnp.float32).at[:num_outcomes].set(probabilities.astype(jnp.float32))
-    masses = [leaves]  # masses[l]: the 2^(depth - l) node masses of level l, leaves first
-    for _ in range(depth):
+    width = 2**depth
+    masses = [jnp.zeros((width,), jnp.float32).at[:num_outcomes].set(probabilities.astype(jnp.float32))]
+    for _ in range(depth):  # masses[l]: the width / 2^l node masses of level l (leaves at l = 0)
         masses.append(masses[-1][0::2] + masses[-1][1::2])
-    counts = jnp.reshape(jnp.asarray(count, jnp.float32), (1,))
-    for level, level_key in zip(range(depth - 1, -1, -1), jax.random.split(key, depth)):
-        left_mass = masses[level][0::2]
-        ratio = left_mass / jnp.where(masses[level + 1] > 0, masses[level + 1], 1.0)
-        left = exact_binomial(level_key, counts, ratio)
-        counts = jnp.stack([left, counts - left], axis=1).reshape(-1)
+    # The levels run root first as one lax.scan (one compiled binomial instead of one per level: jax's binomial takes
+    # seconds to compile). Level l's 2^(depth - 1 - l) split ratios are padded to width / 2 with 0, whose nodes hold 0.
+    ratios = []
+    for level in range(depth - 1, -1, -1):
+        split = masses[level][0::2] / jnp.where(masses[level + 1] > 0, masses[level + 1], 1.0)
+        ratios.append(jnp.zeros((width // 2,), jnp.float32).at[: split.shape[0]].set(split))
+
+    def split_level(counts, level):
+        ratio, level_key = level
+        parents = counts[: width // 2]
+        left = exact_binomial(level_key, parents, ratio)
+        return jnp.stack([left, parents - left], axis=1).reshape(-1), None
+
+    counts = jnp.zeros((width,), jnp.float32).at[0].set(jnp.asarray(count, jnp.float32))
+    counts, _ = jax.lax.scan(split_level, counts, (jnp.stack(ratios), jax.random.split(key, depth)))
     return counts[:num_outcomes]
 
 
