@@ -105,19 +105,20 @@ class Engine:
             if real_keep is not None:
                 points, real_weights, detectable = real_part
                 real_part = (points, real_weights * real_keep, detectable)
-        synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
         if regime.synthetic_statistics:
             # model.sampling = "statistics": the M - floor(rho_g M) synthetic points of this generation are replaced by
-            # their exact sufficient statistics, drawn from the previous fit with this generation's sample key.
-            num_synthetic = jnp.sum(synthetic_weights)
+            # their exact sufficient statistics, drawn from the previous fit with this generation's sample key. No
+            # [M]-sized array is built, so the cost per chain-generation does not grow with M.
+            num_synthetic = (regime.samples_per_generation - regime.real_count(knobs, generation)).astype(jnp.float32)
+            synthetic_weights = num_synthetic[None]  # only totals matter below (synthetic_share)
             synthetic = model.sample_statistics(sample_key, state["params"], num_synthetic, knobs)
-            real_weight = 0.0 if real_part is None else jnp.sum(real_part[1])
-            weights = jnp.stack([real_weight, num_synthetic])  # only the totals matter (synthetic_share)
+            weights = jnp.concatenate([jnp.zeros(0) if real_part is None else real_part[1], synthetic_weights])
             params, pool = regime.step_statistics(
                 fit_key, model, state["pool"], real_part, synthetic, knobs, state["params"]
             )
             samples = synthetic
         else:
+            synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
             batch, weights = assemble(real_part, state["samples"], synthetic_weights)
             params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
             samples = model.sample(sample_key, params, regime.candidates, knobs)
