@@ -60,7 +60,7 @@ def chain_generations_per_second(family: str, sampling: str, m: int, chains: int
 
 
 def run(quick: bool) -> list[dict]:
-    """Rows (name, value, unit, ratio, target): chain-generations/s per (family, M, mode); ratio on the statistics row."""
+    """Rows (name, value, unit, ratio, target): chain-generations/s per (family, M, mode); ratio on statistics rows."""
     repeats = 1 if quick else 3
     rows = []
     for family in CONFIGS:

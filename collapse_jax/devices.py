@@ -15,6 +15,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 CHAINS_AXIS = "chains"
+AUTO_BLOCK = "auto"
+# chain_block = "auto": the memory one device may spend on a block of chains (their state plus one generation's
+# transients). On CPU a block is cache-bound long before it is memory-bound; 512 MiB still gives a 10,000-chain
+# Gaussian run a single block (1.6 kB per chain). Accelerators use a quarter of the device's memory.
+CPU_BLOCK_MEMORY_BYTES = 512 << 20
+ACCELERATOR_BLOCK_MEMORY_SHARE = 0.25
 
 
 def chain_mesh() -> Mesh:
@@ -79,3 +85,28 @@ def maybe_initialize_distributed(
         jax.local_device_count(),
         jax.device_count(),
     )
+
+
+def block_memory_bytes() -> int:
+    """The memory budget of one block of chains on this backend's devices."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return CPU_BLOCK_MEMORY_BYTES
+    stats = device.memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    return int(ACCELERATOR_BLOCK_MEMORY_SHARE * limit) if limit else 2 << 30
+
+
+def resolve_chain_block(setting: Any, chains: int, devices: int, bytes_per_chain: int, budget: int) -> int:
+    """chain_block as an int: the setting itself, or for "auto" the largest block whose chains fit the budget.
+
+    "auto" splits each device's chains into the fewest equal blocks of at most budget / bytes_per_chain chains (so
+    padding stays below one chain per block). A chain's bits depend on the block size, so "auto" results can change
+    with the number of chains or devices; an integer block fixes them (README, "Which settings fix the bits").
+    """
+    if setting != AUTO_BLOCK:
+        return int(setting)
+    per_device = max(1, -(-chains // devices))
+    largest = max(1, budget // max(1, bytes_per_chain))
+    blocks = -(-per_device // largest)
+    return -(-per_device // blocks)

@@ -122,12 +122,15 @@ class Regime:
         detectable = jnp.concatenate([jnp.full(w.shape, d) for _, w, d in parts])
         return points, weights, detectable
 
-    def synthetic_weights(self, keep: jax.Array, num_real: jax.Array) -> jax.Array:
+    def synthetic_weights(self, keep: jax.Array | None, num_real: jax.Array) -> jax.Array:
         """Weights of the M x oversample candidates: the first kept ones, at most M - floor(rho_g M) of them.
 
-        Without curation (keep = 1, oversample 1) this is the first M - floor(rho_g M) samples, as before curation.
+        Without curation (keep None: every candidate kept) this is the first M - floor(rho_g M) samples.
         """
         budget = self.samples_per_generation - num_real
+        if keep is None:
+            # The count of kept candidates before slot i is i + 1: no prefix sum (XLA:CPU's is a reduce-window pass).
+            return (jnp.arange(self.candidates) < budget).astype(jnp.float32)
         # A down-weighted candidate (0 < keep < 1) still takes a slot: the budget counts slots, not weight.
         return (keep * (jnp.cumsum(keep > 0) <= budget)).astype(jnp.float32)
 
@@ -171,9 +174,15 @@ class Regime:
         ones = jnp.ones(self.samples_per_generation, jnp.float32)
         return model.fit(fit_key, subsample, ones, knobs, previous), pool
 
-
     def step_statistics(
-        self, key: jax.Array, model: Any, pool: dict, real_part: tuple | None, synthetic: Any, knobs: dict, previous: Any
+        self,
+        key: jax.Array,
+        model: Any,
+        pool: dict,
+        real_part: tuple | None,
+        synthetic: Any,
+        knobs: dict,
+        previous: Any,
     ):
         """`step` when the synthetic part arrives as drawn sufficient statistics: statistics(real points) merged with
         them is the batch's statistics; replace / fresh fit it, accumulate merges it into the pool first."""

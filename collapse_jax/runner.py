@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -58,16 +59,26 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     horizon_config.num_generations = horizon
     model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
     regime = make_regime(horizon_config, model, group.maxima)
-    return Engine(
+    engine = Engine(
         model,
         regime,
         model.reference(),
         config.root_seed,
         horizon,
         config.chunk_generations,
-        config.chain_block,
+        1,
         curation.make_curation(horizon_config, model),
     )
+    setting = sweep.chain_block_setting(config)
+    if setting == devices.AUTO_BLOCK:
+        one_chain = {name: value[0] for name, value in padded_knobs(group.knobs, 1).items()}
+        bytes_per_chain = engine.bytes_per_chain(one_chain)
+        budget = devices.block_memory_bytes()
+    else:
+        bytes_per_chain = budget = 1
+    chains, device_count = len(group.chain_ids), jax.device_count()
+    block = devices.resolve_chain_block(setting, chains, device_count, bytes_per_chain, budget)
+    return dataclasses.replace(engine, chain_block=block)
 
 
 def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarray]:
@@ -175,7 +186,7 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
     engine = build_engine(group)
     mesh = devices.chain_mesh()
     # Every device runs whole blocks of B chains, so padding is to a multiple of B x devices.
-    knobs = padded_knobs(group.knobs, config.chain_block * mesh.size)
+    knobs = padded_knobs(group.knobs, engine.chain_block * mesh.size)
     padded = len(knobs["seed"])
     device_knobs = devices.shard_chains(knobs, mesh)
     init_all, chunk_all = engine.compile(mesh)

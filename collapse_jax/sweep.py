@@ -91,17 +91,27 @@ def _check_integer(config: ml_collections.ConfigDict, path: str, minimum: int) -
             raise ValueError(f"config.{path}: must be an integer >= {minimum}, got {value!r}")
 
 
+def chain_block_setting(config: ml_collections.ConfigDict) -> int | str:
+    """config.chain_block as "auto" or a positive int (a command-line override of a str field arrives as digits)."""
+    value = config.get("chain_block", "auto")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == "auto" or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"config.chain_block: must be 'auto' or an integer >= 1, got {value!r}")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Engine-level checks that need no model; each failure is a one-line ValueError naming the field."""
     for path, minimum in (
         ("samples_per_generation", 1),
         ("num_generations", 0),
         ("chunk_generations", 1),
-        ("chain_block", 1),
         ("checkpoint_every", 1),
         ("max_checkpoints_to_keep", 1),
     ):
         _check_integer(config, path, minimum)
+    chain_block_setting(config)
     seeds_of(config)
     for rho in _values(config, "regime.real_fraction"):
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
@@ -129,9 +139,11 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
         raise ValueError(f"config.model.sampling: unknown value {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
     if sampling == "points":
         return
-    if not (base.has_sufficient_statistics(model) and callable(getattr(model, "sample_statistics", None))):
+    drawable = base.has_sufficient_statistics(model) and callable(getattr(model, "sample_statistics", None))
+    if not drawable or getattr(model, "evaluate_uses_samples", True):
         raise ValueError(
-            f"config.model.sampling: 'statistics' needs a model with sample_statistics; {config.model.name!r} has none"
+            f"config.model.sampling: 'statistics' needs a model with sample_statistics whose evaluate ignores the "
+            f"samples; {config.model.name!r} is not one"
         )
     regime = config.regime.name
     if regime == "accumulate_subsample" or (regime == "accumulate" and config.regime.get("keep_raw_pool", False)):

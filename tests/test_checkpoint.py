@@ -141,6 +141,7 @@ def test_non_scalar_outputs_are_saved_as_per_generation_artifacts(gaussian_confi
         return {**original(self, params, samples, reference, knobs), "samples": samples}
 
     monkeypatch.setattr(gaussian.GaussianModel, "evaluate", with_artifact)
+    monkeypatch.setattr(gaussian.GaussianModel, "evaluate_uses_samples", True)  # so the engine hands them over
     workdir = str(tmp_path / "w")
     run = runner.run(gaussian_config, workdir)
     assert "samples" not in run.metrics

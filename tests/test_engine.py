@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from collapse_jax import engine, runner
+from collapse_jax import devices, engine, runner, sweep
 
 
 def test_chain_results_are_bit_identical_with_4_or_64_chains_beside_it(gaussian_config):
@@ -51,12 +51,17 @@ def test_real_fraction_sweep_shares_one_compile(gaussian_config, monkeypatch):
 
 
 def test_a_failing_chain_is_flagged_frozen_and_leaves_the_others_bit_identical(gaussian_config):
-    # lambda = inf makes a chain's samples non-finite; the lambda = 1 chains must not notice it.
+    # lambda = inf makes a chain's samples non-finite; the lambda = 1 chains must not notice it. The Gaussian's samples
+    # are drawn where generation 1 consumes them (Engine.draws_when_consumed), so generation 0's fit on real data is
+    # still reported and the chain fails at generation 1, the first fit on the non-finite samples.
     clean = runner.simulate(runner.as_config({"model.sampling_bias": (1.0,)}, gaussian_config))
     mixed = runner.simulate(runner.as_config({"model.sampling_bias": (1.0, float("inf"))}, gaussian_config))
     bad = mixed.knobs["sampling_bias"] == np.inf
     assert mixed.failed[bad].all() and not mixed.failed[~bad].any()
-    assert np.isnan(mixed.metrics["trace_ratio"][bad]).all()
+    np.testing.assert_array_equal(mixed.metrics["failed"][bad][:, 0], 0.0)
+    np.testing.assert_array_equal(mixed.metrics["failed"][bad][:, 1:], 1.0)
+    assert np.isnan(mixed.metrics["trace_ratio"][bad][:, 1:]).all()
+    np.testing.assert_array_equal(mixed.metrics["trace_ratio"][bad][:, 0], clean.metrics["trace_ratio"][:, 0])
     for name, values in clean.metrics.items():
         np.testing.assert_array_equal(values, mixed.metrics[name][~bad], err_msg=name)
 
@@ -67,3 +72,25 @@ def test_generation_keys_depend_only_on_seed_and_generation():
     assert np.array_equal(jax.random.key_data(a), jax.random.key_data(b))
     others = [engine.generation_key(0, 5, 4), engine.generation_key(0, 6, 3), engine.real_data_key(0, 5)]
     assert all(not np.array_equal(jax.random.key_data(a), jax.random.key_data(k)) for k in others)
+
+
+def test_auto_chain_block_splits_each_device_into_the_fewest_equal_blocks_within_the_budget():
+    # 10,000 chains at 1,600 bytes each fit a 512 MiB budget: one block. A budget of 3,000 chains gives
+    # ceil(10,000 / 3,000) = 4 blocks of 2,500 (no padding), not 3 of 3,000 plus a padded fourth.
+    assert devices.resolve_chain_block("auto", 10_000, 1, 1_600, 512 << 20) == 10_000
+    assert devices.resolve_chain_block("auto", 10_000, 1, 1_000, 3_000_000) == 2_500
+    assert devices.resolve_chain_block("auto", 10_001, 2, 1, 10**9) == 5_001  # per device, rounded up
+    assert devices.resolve_chain_block(64, 10_000, 1, 1_600, 1) == 64  # an integer is kept as it is
+
+
+def test_auto_chain_block_gives_the_gaussian_config_one_block_and_the_bits_of_that_integer_block(gaussian_config):
+    config = runner.as_config({"chain_block": "auto", "seeds": 24}, gaussian_config)
+    engine_auto = runner.build_engine(sweep.expand(config)[0])
+    # State (params, sample key, flags) + real data + 4 copies of M = 100 samples: a few kB per chain.
+    one_chain = {name: value[0] for name, value in runner.padded_knobs(sweep.expand(config)[0].knobs, 1).items()}
+    assert 1_600 <= engine_auto.bytes_per_chain(one_chain) <= 4_000
+    assert engine_auto.chain_block == 24
+    auto = runner.simulate(config)
+    fixed = runner.simulate(runner.as_config({"chain_block": 24}, config))
+    for name, values in auto.metrics.items():
+        np.testing.assert_array_equal(values, fixed.metrics[name], err_msg=name)

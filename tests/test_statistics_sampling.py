@@ -42,7 +42,7 @@ def _gaussian(sampling: str, **overrides):
             "chunk_generations": GENERATIONS,
             "chain_block": 1000,
             "make_plots": False,
-            # d = 1 compiles fastest; the d = 3 Bartlett factor (off-diagonals, singular Wishart) is checked model-level.
+            # d = 1 compiles fastest; the d = 3 Bartlett factor (off-diagonals, singular Wishart) is tested model-level.
             "model.dim": 1,
             "model.sampling_bias": 0.9,
             "model.test_size": 1000,
@@ -106,7 +106,7 @@ def _select(regime, rho):
 
 
 def test_gaussian_drawn_statistics_match_drawn_points_in_distribution_for_every_regime_and_real_fraction(gaussian_runs):
-    """Fresh (= replace at rho 0), accumulate (its statistics pool), rho in {0, 0.1, 0.95}: same law after 1, 4, 12 fits."""
+    """Fresh (= replace at rho 0), accumulate (statistics pool), rho in {0, 0.1, 0.95}: same law after 1, 4, 12 fits."""
     labels = [_select(regime, rho) for regime in ("fresh", "accumulate") for rho in REAL_FRACTIONS]
     _ks_agree(gaussian_runs, ("trace_ratio", "mean_sq_error", "logdet_ratio"), (1, 4, GENERATIONS), labels)
 
@@ -155,14 +155,17 @@ def test_gaussian_bartlett_statistics_match_statistics_of_drawn_points_in_three_
     """mean ~ N(mu, lambda Sigma / n), scatter ~ Wishart(lambda Sigma, n - 1), singular for n - 1 < d = 3: every entry's
     law (KS over 4000 draws) equals that of the statistics of n points from N(mu, lambda Sigma)."""
     model = gaussian.GaussianModel(dim=3, ddof=0, true_mean=0.0, true_std=1.0, real_data_size=4, test_size=4)
-    params = {"mean": jnp.asarray([1.0, -1.0, 0.5]), "cov": jnp.asarray([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]])}
+    params = {
+        "mean": jnp.asarray([1.0, -1.0, 0.5]),
+        "cov": jnp.asarray([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]]),
+    }
     knobs = {"sampling_bias": jnp.float32(0.8)}
     draws = 4000
     keys = jax.random.split(jax.random.key(0), draws)
     drawn_of = jax.jit(jax.vmap(lambda key, n: model.sample_statistics(key, params, n, knobs), in_axes=(0, None)))
     for n in (2, 3, 5, 40):
         drawn = drawn_of(keys, jnp.float32(n))
-        points = jax.vmap(lambda key: model.statistics(model.sample(key, params, n, knobs), jnp.ones(n)))(
+        points = jax.vmap(lambda key, n=n: model.statistics(model.sample(key, params, n, knobs), jnp.ones(n)))(
             jax.random.split(jax.random.key(1), draws)
         )
         for name in ("mean", "scatter"):
@@ -190,7 +193,7 @@ def test_gaussian_sample_statistics_edge_counts_zero_and_one():
 
 
 def test_discrete_sample_statistics_never_revives_a_lost_outcome_and_sums_to_n():
-    """Absorbing states: outcomes of probability 0 get count 0 exactly; counts sum to n for any traced n (0 included)."""
+    """Absorbing states: outcomes of probability 0 get count 0 exactly; counts sum to n for any traced n (0 too)."""
     probabilities = jnp.asarray([0.0, 0.7, 0.0, 0.3 - 1e-6, 1e-6, 0.0])
     counts_of = jax.jit(jax.vmap(lambda key, n: discrete.draw_multinomial_counts(key, probabilities, n)))
     n = jnp.asarray([0.0, 1.0, 7.0, 1e3, 1e5, 1e6] * 200)
@@ -208,7 +211,10 @@ def test_discrete_sample_statistics_never_revives_a_lost_outcome_and_sums_to_n()
         ({"model.sampling": "statistics", "from": "gmm"}, "needs a model with sample_statistics"),
         ({"regime.name": "accumulate_subsample", "model.sampling": "statistics"}, "accumulate_subsample"),
         ({"regime.keep_raw_pool": True, "regime.name": "accumulate", "model.sampling": "statistics"}, "raw pool"),
-        ({"curation": {"name": "verifier", "keep_good": 1.0, "keep_bad": 0.5}, "model.sampling": "statistics"}, "curation"),
+        (
+            {"curation": {"name": "verifier", "keep_good": 1.0, "keep_bad": 0.5}, "model.sampling": "statistics"},
+            "curation",
+        ),
         ({"curation": {"name": "none", "oversample": 2}, "model.sampling": "statistics"}, "oversample"),
     ],
 )

@@ -24,6 +24,8 @@ from collapse_jax import runner, sweep
         ({"model.estimator": "map"}, "config.model.estimator"),
         ({"model.sampling_bias": -1.0}, "config.model.sampling_bias"),
         ({"model.real_data_size": 10, "regime.real_fraction": 0.5}, "config.regime.real_fraction: .* exceeds"),
+        ({"chain_block": 0}, "config.chain_block: must be 'auto' or an integer >= 1, got 0"),
+        ({"chain_block": "big"}, "config.chain_block: must be 'auto' or an integer >= 1, got 'big'"),
     ],
 )
 def test_bad_config_gives_one_line_error_naming_the_field(gaussian_config, tmp_path, overrides, message):

@@ -64,9 +64,9 @@ class SufficientStatistics(Protocol):
 
     # Optional within this capability: `config.model.sampling = "statistics"` needs it (cost no longer grows with M).
     def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> PyTree:
-        """Statistics (the structure `statistics` returns) of `count` points drawn from the fitted model, drawn from their
-        exact distribution without the points; `count` is a traced per-chain number that may be 0. A family with this
-        method must accept `samples=None` in `evaluate` (no points exist in that mode)."""
+        """Statistics (the structure `statistics` returns) of `count` points drawn from the fitted model, drawn from
+        their exact distribution without the points; `count` is a traced per-chain number that may be 0. The family's
+        `evaluate` must ignore its samples (`evaluate_uses_samples = False`): it receives None in that mode."""
 
 
 class TruthSampler(Protocol):

@@ -16,6 +16,8 @@ from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import entropy
 from collapse_jax.models.base import Knobs, PyTree
 
+# Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
+FEW_OUTCOMES = 64
 # Config fields whose tuple values compile one group each (the K x M grid); sweep.py reads this.
 STATIC_SWEEP_FIELDS = ("model.num_outcomes",)
 
@@ -34,7 +36,11 @@ def draw_categorical(key: jax.Array, probabilities: jax.Array, num_samples: int)
     # side="right" never picks an outcome of probability 0 (its interval is empty), which keeps lost outcomes lost
     # (the absorbing states of Wright–Fisher); the clip catches a uniform rounded up to the total.
     last_alive = probabilities.shape[0] - 1 - jnp.argmax((probabilities > 0)[::-1])
-    return jnp.minimum(jnp.searchsorted(cumulative, uniforms, side="right"), last_alive).astype(jnp.int32)
+    # For few outcomes, counting the cumulative values <= u (M x K compares that fuse with the draw) beats the binary
+    # search's per-sample gathers ~6x on XLA:CPU; both give the same index (BUILD_NOTES.md, "Throughput at the limit").
+    method = "compare_all" if probabilities.shape[0] <= FEW_OUTCOMES else "scan"
+    index = jnp.searchsorted(cumulative, uniforms, side="right", method=method)
+    return jnp.minimum(index, last_alive).astype(jnp.int32)
 
 
 # Below this mean (n min(p, 1 - p)) a binomial is drawn by walking its CDF, above it by BTRS rejection.
@@ -106,7 +112,10 @@ def _binomial_btrs(key: jax.Array, count: jax.Array, probability: jax.Array) -> 
             up * (log_odds + jnp.log(count - mode + 1.0) - jnp.log(mode + 1.0))
             - (k + 0.5) * jnp.log1p(up / (mode + 1.0))
             - (count - k + 0.5) * jnp.log1p(-up / (count - mode + 1.0))
-            + _stirling_tail(mode) + _stirling_tail(count - mode) - _stirling_tail(k) - _stirling_tail(count - k)
+            + _stirling_tail(mode)
+            + _stirling_tail(count - mode)
+            - _stirling_tail(k)
+            - _stirling_tail(count - k)
         )
 
     def step(carry):
@@ -196,6 +205,8 @@ class DiscreteModel:
         "smoothing": "model.smoothing",
         "zipf_exponent": "model.zipf_exponent",
     }
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples: ClassVar[bool] = False
     metric_names: ClassVar[tuple[str, ...]] = (
         "entropy",
         "support_size",

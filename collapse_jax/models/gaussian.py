@@ -16,6 +16,8 @@ from collapse_jax import metrics
 from collapse_jax.curation import good_region_mass
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
+# Up to this d, scatter matrices are sums of outer products (elementwise); above it, one matmul per chain.
+SMALL_DIMENSION = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,8 @@ class GaussianModel:
     # Verifier's "good" region: |x - mu0|^2 / s^2 <= chi2_d quantile of mass curation.good_region_mass (default 0.95).
     good_radius_sq: float = 0.0
     knob_fields = {"sampling_bias": "model.sampling_bias"}
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples = False
     metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
@@ -48,9 +52,18 @@ class GaussianModel:
     def statistics(self, data: jax.Array, weights: jax.Array) -> dict:
         """Count, mean and centred scatter matrix of the weighted points (Chan et al.'s mergeable form)."""
         count = jnp.sum(weights)
-        mean = weights @ data / jnp.maximum(count, 1.0)
-        centred = data - mean
-        return {"count": count, "mean": mean, "scatter": (centred * weights[:, None]).T @ centred}
+        # Sums over the minor axis of the transposed [d, n] points, not `weights @ data` / `centred.T @ centred`:
+        # vmapped, those dots become batched [1, n] x [n, 1] matmuls and [chains, n, d] reductions over the middle
+        # axis, both several times slower on XLA:CPU than row sums that fuse with the draw (BUILD_NOTES.md,
+        # "Throughput at the limit"). The [d, d, n] products stay small for the dimensions where this matters.
+        points = data.T
+        mean = jnp.sum(weights * points, axis=-1) / jnp.maximum(count, 1.0)
+        centred = points - mean[:, None]
+        if self.dim <= SMALL_DIMENSION:
+            scatter = jnp.sum((centred * weights)[:, None, :] * centred[None, :, :], axis=-1)
+        else:
+            scatter = (centred * weights) @ centred.T
+        return {"count": count, "mean": mean, "scatter": scatter}
 
     def merge_statistics(self, a: dict, b: dict) -> dict:
         """Chan et al. pairwise update: S = S_a + S_b + n_a n_b / n (m_b - m_a)(m_b - m_a)^T, stable in float32."""
@@ -70,9 +83,9 @@ class GaussianModel:
         """The statistics of n = count points drawn from N(mu, lambda Sigma), drawn exactly without the points.
 
         mean ~ N(mu, lambda Sigma / n) and scatter ~ Wishart(lambda Sigma, n - 1), independent (Cochran). The Wishart
-        is R A A^T R with R = Sigma^{1/2} and A the Bartlett factor: A_ii^2 ~ chi2(n - 1 - i) (i = 0..d-1), A_ij ~ N(0, 1)
-        below the diagonal; columns j >= n - 1 are zero, which gives the singular Wishart (rank n - 1) when n <= d.
-        n = 1 gives scatter 0; n = 0 gives count 0, mean mu and scatter 0 (weight 0 in merge_statistics).
+        is R A A^T R with R = Sigma^{1/2} and A the Bartlett factor: A_ii^2 ~ chi2(n - 1 - i) (i = 0..d-1),
+        A_ij ~ N(0, 1) below the diagonal; columns j >= n - 1 are zero, which gives the singular Wishart (rank n - 1)
+        when n <= d. n = 1 gives scatter 0; n = 0 gives count 0, mean mu and scatter 0 (weight 0 in merge_statistics).
         """
         mean_key, diagonal_key, below_key = jax.random.split(key, 3)
         count = jnp.asarray(count, jnp.float32)

@@ -66,6 +66,8 @@ class GaussianClassifierModel:
     real_data_size: int
 
     knob_fields: ClassVar[dict[str, str]] = {"generator_error": "model.generator_error"}
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples: ClassVar[bool] = False
     metric_names: ClassVar[tuple[str, ...]] = (
         "test_accuracy",
         "cosine_to_truth",

@@ -139,6 +139,8 @@ class GaussianMixtureModel:
     good_region_mass: float  # m: is_good's region is the truth's high-density region holding mass m
     good_squared_radius: float  # true_std^2 q, q = the chi^2_d quantile of m: that region is a ball (make_model)
     knob_fields = {}
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples = False
     metric_names = (
         "l2_to_truth",
         "l2_to_generation0",

@@ -89,6 +89,8 @@ class KernelDensityModel:
     good_log_density_threshold: float | None
     # Instance-level (numeric bandwidths are a knob, a rule is not); kept out of hash/eq so the model stays hashable.
     knob_fields: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples = False
     metric_names = ("nll_real_test", "bandwidth")
     dim = 2
 

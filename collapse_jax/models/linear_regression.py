@@ -36,6 +36,8 @@ class LinearRegressionModel:
     good_residual_z: float  # z = Phi^-1((1 + m) / 2): that interval is |y - x.w*| <= sigma z
 
     knob_fields: ClassVar[dict[str, str]] = {"noise_std": "model.noise_std", "ridge": "model.ridge"}
+    # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
+    evaluate_uses_samples: ClassVar[bool] = False
     metric_names: ClassVar[tuple[str, ...]] = ("test_mse", "test_mse_empirical")
 
     @property

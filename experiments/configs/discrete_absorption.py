@@ -1,11 +1,11 @@
-"""Wright–Fisher absorption at M = 10^5, K = 6: how long exact refitting of a categorical takes to lose all but one outcome.
+"""Wright–Fisher absorption at M = 10^5, K = 6: how long exact refitting of a categorical takes to keep one outcome.
 
-Paper setting: the discrete collapse of Shumailov et al. (2024, "AI models collapse when trained on recursively generated
-data"): replace, MLE refit, uniform truth over K = 6, checked against the diffusion (Kimura) mean absorption time
-E[T] ≈ -2M(K - 1) ln(1 - 1/K) = 182,322 generations at M = 10^5 (SCIENCE.md). Points mode would draw 10^5 outcomes per
+Paper setting: the discrete collapse of Shumailov et al. (2024, "AI models collapse when trained on recursively
+generated data"): replace, MLE refit, uniform truth over K = 6, checked against the diffusion (Kimura) mean
+absorption time E[T] ≈ -2M(K - 1) ln(1 - 1/K) = 182,322 generations at M = 10^5 (SCIENCE.md). Points mode would draw 10^5 outcomes per
 chain-generation; model.sampling = "statistics" draws the 6 counts (a multinomial) directly, so M costs nothing.
 
-Launch:  python -m experiments.main --config=experiments/configs/discrete_absorption.py --workdir=/tmp/discrete_absorption
+Launch:  python -m experiments.main --config=experiments/configs/discrete_absorption.py --workdir=/tmp/absorption
 Runtime: MEASURED_RUNTIME
 Result:  MEASURED_RESULT
 Absorption time of chain c = 1 + the first generation whose `absorbed` metric is 1 (column g holds fit g + 1).

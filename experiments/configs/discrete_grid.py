@@ -45,8 +45,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 500
-    # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
-    config.chain_block = 128
+    # B: chains run in fixed blocks of B (padded); a chain's bits depend on B, not on how many chains run beside it.
+    # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
+    # an integer fixes the bits across chain counts, devices and shards.
+    config.chain_block = "auto"
     # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 1000
     # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
