@@ -14,13 +14,6 @@ import time
 
 from absl import app, flags
 
-_MODELS = flags.DEFINE_list("models", ["gaussian", "gmm"], "Model configs (experiments/configs/<name>.py).")
-_MAX_CHAINS = flags.DEFINE_integer("max_chains", 65_536, "Largest chain count (powers of 4 from 1).")
-_DEVICE_COUNTS = flags.DEFINE_list("device_counts", ["1", "8"], "Fake CPU device counts to compare.")
-_GENERATIONS = flags.DEFINE_integer("generations", 20, "Timed generations per point (after a warm-up chunk).")
-_BLOCK = flags.DEFINE_integer("max_block", 4096, "chain_block = min(chains per device, this).")
-_WORKER = flags.DEFINE_bool("worker", False, "Internal: run the measurements in this process and print JSON.")
-
 
 def measure(model_name: str, chains: int, generations: int, max_block: int) -> dict:
     """Steady-state chain-generations/s and state bytes per chain for one (model, chains) point."""
@@ -69,26 +62,37 @@ def measure(model_name: str, chains: int, generations: int, max_block: int) -> d
     }
 
 
+def _define_flags() -> None:
+    """Command-line flags, defined only when this file is the program (the suite imports `measure`)."""
+    flags.DEFINE_list("models", ["gaussian", "gmm"], "Model configs (experiments/configs/<name>.py).")
+    flags.DEFINE_integer("max_chains", 65_536, "Largest chain count (powers of 4 from 1).")
+    flags.DEFINE_list("device_counts", ["1", "8"], "Fake CPU device counts to compare.")
+    flags.DEFINE_integer("generations", 20, "Timed generations per point (after a warm-up chunk).")
+    flags.DEFINE_integer("max_block", 4096, "chain_block = min(chains per device, this).")
+    flags.DEFINE_bool("worker", False, "Internal: run the measurements in this process and print JSON.")
+
+
 def main(argv):
     del argv
-    counts = [4**i for i in range(20) if 4**i <= _MAX_CHAINS.value]
-    if _WORKER.value:
-        for model in _MODELS.value:
+    f = flags.FLAGS
+    counts = [4**i for i in range(20) if 4**i <= f.max_chains]
+    if f.worker:
+        for model in f.models:
             for chains in counts:
-                print(json.dumps(measure(model, chains, _GENERATIONS.value, _BLOCK.value)), flush=True)
+                print(json.dumps(measure(model, chains, f.generations, f.max_block)), flush=True)
         return
     rows = []
-    for device_count in _DEVICE_COUNTS.value:
+    for device_count in f.device_counts:
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={device_count}"}
         command = [
             sys.executable,
             "-m",
             "benchmarks.chain_scaling",
             "--worker",
-            f"--models={','.join(_MODELS.value)}",
-            f"--max_chains={_MAX_CHAINS.value}",
-            f"--generations={_GENERATIONS.value}",
-            f"--max_block={_BLOCK.value}",
+            f"--models={','.join(f.models)}",
+            f"--max_chains={f.max_chains}",
+            f"--generations={f.generations}",
+            f"--max_block={f.max_block}",
         ]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
         rows += [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -105,4 +109,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

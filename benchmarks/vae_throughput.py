@@ -8,15 +8,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
 from collapse_jax.models import base
-
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/vae_digits.py", "VAE experiment config.")
-_CHAINS = flags.DEFINE_integer("chains", 8, "C: chains trained side by side.")
-_STEPS = flags.DEFINE_integer("steps", 200, "Minibatch steps per fit (overrides config.model.steps_per_generation).")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls after the compiling one; the best is reported.")
 
 
 def _knobs(model, config, chains: int) -> dict:
@@ -27,25 +23,25 @@ def _knobs(model, config, chains: int) -> dict:
     return {**knobs, "seed": jnp.arange(chains), "real_fraction": jnp.zeros((chains,))}
 
 
-def _timed(function, *args) -> tuple[float, float]:
+def _timed(function, *args, repeats: int = 3) -> tuple[float, float]:
     """(first call incl. compile, best steady-state call) in seconds."""
     start = time.perf_counter()
     jax.block_until_ready(function(*args))
     first = time.perf_counter() - start
     best = float("inf")
-    for _ in range(_REPEATS.value):
+    for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(function(*args))
         best = min(best, time.perf_counter() - start)
     return first, best
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    config = _CONFIG.value
-    config.model.steps_per_generation = _STEPS.value
+def throughput(config, chains: int, steps: int, repeats: int = 3, sequential: bool = True) -> dict:
+    """Training images/s of 1 chain, `chains` vmapped, and (sequential) `chains` one after another; compile seconds."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.model.steps_per_generation = steps
     model = base.make_model(config)
-    chains, steps, batch = _CHAINS.value, _STEPS.value, model.batch_size
+    batch = model.batch_size
     data = model.real_data(None, {})
     weights = jnp.ones(data.shape[0])
     knobs = _knobs(model, config, chains)
@@ -59,14 +55,44 @@ def main(argv: list[str]) -> None:
     vmapped = jax.jit(jax.vmap(fit_one))
     pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
 
-    def sequential(keys, knobs, previous):
+    def one_by_one(keys, knobs, previous):
         return [one(keys[i], pick(knobs, i), pick(previous, i)) for i in range(chains)]
 
-    compile_one, time_one = _timed(one, keys[0], pick(knobs, 0), pick(previous, 0))
-    compile_vmap, time_vmap = _timed(vmapped, keys, knobs, previous)
-    _, time_sequential = _timed(sequential, keys, knobs, previous)
+    compile_one, time_one = _timed(one, keys[0], pick(knobs, 0), pick(previous, 0), repeats=repeats)
+    compile_vmap, time_vmap = _timed(vmapped, keys, knobs, previous, repeats=repeats)
+    time_sequential = _timed(one_by_one, keys, knobs, previous, repeats=repeats)[1] if sequential else float("nan")
     images = steps * batch
-    print(f"device: {jax.devices()[0].device_kind}; data {config.model.dataset}, pool {data.shape[0]}, batch {batch}, "
+    return {
+        "images_per_s_one_chain": images / time_one,
+        "images_per_s_vmapped": chains * images / time_vmap,
+        "images_per_s_one_by_one": chains * images / time_sequential,
+        "compile_one_s": compile_one,
+        "compile_vmapped_s": compile_vmap,
+        "pool": data.shape[0],
+        "batch": batch,
+    }
+
+
+def _define_flags() -> None:
+    """Command-line flags, defined only when this file is the program (the suite imports `throughput`)."""
+    config_flags.DEFINE_config_file("config", "experiments/configs/vae_digits.py", "VAE experiment config.")
+    flags.DEFINE_integer("chains", 8, "C: chains trained side by side.")
+    flags.DEFINE_integer("steps", 200, "Minibatch steps per fit (overrides config.model.steps_per_generation).")
+    flags.DEFINE_integer("repeats", 3, "Timed calls after the compiling one; the best is reported.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    f = flags.FLAGS
+    config, chains, steps = f.config, f.chains, f.steps
+    result = throughput(config, chains, steps, f.repeats)
+    batch = result["batch"]
+    images = steps * batch
+    time_one = images / result["images_per_s_one_chain"]
+    time_vmap = chains * images / result["images_per_s_vmapped"]
+    time_sequential = chains * images / result["images_per_s_one_by_one"]
+    compile_one, compile_vmap = result["compile_one_s"], result["compile_vmapped_s"]
+    print(f"device: {jax.devices()[0].device_kind}; data {config.model.dataset}, pool {result['pool']}, batch {batch}, "
           f"{steps} steps per fit")  # fmt: skip
     print(f"1 chain:                 {images / time_one:10.0f} training images/s  (compile {compile_one:.1f} s)")
     print(f"{chains} chains vmapped:       {chains * images / time_vmap:10.0f} training images/s  "
@@ -76,4 +102,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -68,7 +68,7 @@ class Source:
 def finished_generations(run: results_lib.Results) -> int:
     """Last generation every chain of the run has finished (-1: none); `failed` is finite even for failed chains."""
     finished = np.flatnonzero(np.isfinite(run.metrics["failed"]).all(axis=0))
-    return int(finished[-1]) if len(finished) else -1
+    return int(run.generations[finished[-1]]) if len(finished) else -1
 
 
 def _fill(dtype: np.dtype, count: int) -> np.ndarray:
@@ -81,15 +81,18 @@ def merge(runs: list[results_lib.Results], names: list[str]) -> results_lib.Resu
     sweeps, so their knob groups stay apart. Shorter runs are NaN-padded to the longest horizon."""
     if not runs:
         raise ValueError("--workdir: no run with results was found")
-    generations = max(run.metrics["failed"].shape[1] for run in runs)
+    # Columns are the union of the runs' recorded generations (every generation unless config.record_every > 1).
+    generations = np.unique(np.concatenate([run.generations for run in runs]))
     metric_names = list(dict.fromkeys(n for run in runs for n in run.metrics))
     knob_names = list(dict.fromkeys(n for run in runs for n in run.knobs))
     metrics, knobs = {}, {}
     for name in metric_names:
         parts = []
         for run in runs:
-            value = run.metrics.get(name, np.full((run.num_chains, 1), np.nan, np.float32))
-            parts.append(np.pad(value, ((0, 0), (0, generations - value.shape[1])), constant_values=np.nan))
+            part = np.full((run.num_chains, len(generations)), np.nan, np.float32)
+            if name in run.metrics:
+                part[:, np.searchsorted(generations, run.generations)] = run.metrics[name]
+            parts.append(part)
         metrics[name] = np.concatenate(parts)
     for name in knob_names:
         dtype = next(run.knobs[name].dtype for run in runs if name in run.knobs)
@@ -97,8 +100,13 @@ def merge(runs: list[results_lib.Results], names: list[str]) -> results_lib.Resu
     if len(set(names)) > 1:
         knobs["source"] = np.concatenate([np.full(run.num_chains, name) for run, name in zip(runs, names)])
     config = {k: v for k, v in runs[0].config.items() if k not in SHARD_FIELDS}
-    config["num_generations"] = generations - 1
-    return results_lib.Results(metrics, knobs, config, np.concatenate([run.chain_ids for run in runs]))
+    config["num_generations"] = int(generations[-1])
+    events = {
+        name: np.concatenate([run.event_generation.get(name, np.full(run.num_chains, -1, np.int32)) for run in runs])
+        for name in dict.fromkeys(n for run in runs for n in run.event_generation)
+    }
+    chain_ids = np.concatenate([run.chain_ids for run in runs])
+    return results_lib.Results(metrics, knobs, config, chain_ids, np.asarray(generations), events)
 
 
 def load_sources(sources: list[Source]) -> tuple[results_lib.Results, dict[str, results_lib.Results]]:
@@ -121,7 +129,10 @@ def long_table(run: results_lib.Results) -> dict[str, np.ndarray]:
     for values in run.metrics.values():
         computed |= np.isfinite(values)
     chain_index, generation = np.nonzero(computed)  # row-major: chain by chain, generations in order
-    columns = {"chain_id": run.chain_ids[chain_index].astype(np.int64), "generation": generation.astype(np.int32)}
+    columns = {
+        "chain_id": run.chain_ids[chain_index].astype(np.int64),
+        "generation": run.generations[generation].astype(np.int32),
+    }
     for name, values in run.knobs.items():
         columns[name] = values[chain_index]
     for name, values in run.metrics.items():

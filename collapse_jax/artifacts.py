@@ -1,6 +1,7 @@
 """Per-generation artifacts: non-scalar outputs of `model.evaluate` (generated texts, sample images) kept on disk.
 
-<workdir>/artifacts/group_<i>/generation_<g>.npz holds, per artifact name, an array [chains, ...] of that generation.
+<workdir>/artifacts/group_<i>/generation_<g>.npz holds, per artifact name, an array [chains, ...] of that generation;
+each chunk writes only its own recorded generations (config.record_every): cost per chunk never grows with the run.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""Orbax checkpoints of one static group: chain state + metrics so far + a JSON record (generation, config).
-
-Saves are asynchronous (they overlap the next chunk); a checkpoint that fails to restore is moved aside, not deleted.
+"""Orbax checkpoints of one static group: chain state + a JSON record (generation, config); the metric history is
+the append-only metric files. Saves are asynchronous; a checkpoint that fails to restore is moved aside, not deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -14,14 +15,22 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from collapse_jax import workdir_io
+
 
 class GroupCheckpoints:
     """CheckpointManager under <workdir>/checkpoints/group_<i>, stepped by generation."""
 
     def __init__(self, directory: str, max_to_keep: int, keep_period: int | None):
         self.directory = os.path.abspath(directory)
+        # cleanup_tmp_directories: a save a full disk or a kill cut short leaves a temporary folder; the next run
+        # (the resume) removes it, and the committed checkpoints beside it are untouched.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, keep_period=keep_period, enable_async_checkpointing=True, create=True
+            max_to_keep=max_to_keep,
+            keep_period=keep_period,
+            enable_async_checkpointing=True,
+            create=True,
+            cleanup_tmp_directories=True,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -29,28 +38,22 @@ class GroupCheckpoints:
         """Generations with a finished checkpoint, oldest first."""
         return sorted(self.manager.all_steps())
 
-    def save(self, generation: int, state: Any, metrics: dict[str, np.ndarray], record: dict) -> None:
+    def save(self, generation: int, state: Any, record: dict) -> None:
         """Start an asynchronous save of everything needed to continue after `generation`."""
-        args = ocp.args.Composite(
-            chain_state=ocp.args.StandardSave(state),
-            metric_history=ocp.args.StandardSave(metrics),
-            record=ocp.args.JsonSave(record),
-        )
-        self.manager.save(generation, args=args, force=True)
+        args = ocp.args.Composite(chain_state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record))
+        needed = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(state))
+        with _out_of_space_as_one_line(self.directory, needed):
+            self.manager.save(generation, args=args, force=True)
 
     def read_record(self, generation: int) -> dict:
         """The JSON record (config, generation, shapes) of one checkpoint."""
         return self.manager.restore(generation, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
 
-    def restore(self, generation: int, abstract_state: Any, abstract_metrics: Any) -> tuple[Any, dict, dict]:
-        """State, metrics and record of one checkpoint, shaped like the abstract trees."""
-        args = ocp.args.Composite(
-            chain_state=ocp.args.StandardRestore(abstract_state),
-            metric_history=ocp.args.StandardRestore(abstract_metrics),
-            record=ocp.args.JsonRestore(),
-        )
+    def restore(self, generation: int, abstract_state: Any) -> tuple[Any, dict]:
+        """State and record of one checkpoint (older checkpoints' metric_history item is left unread)."""
+        args = ocp.args.Composite(chain_state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore())
         restored = self.manager.restore(generation, args=args)
-        return restored["chain_state"], restored["metric_history"], restored["record"]
+        return restored["chain_state"], restored["record"]
 
     def restore_latest_good(self, restore_fn) -> tuple[int, Any] | None:
         """Newest checkpoint `restore_fn` accepts; unreadable ones are moved aside to corrupt_* with a warning."""
@@ -75,10 +78,24 @@ class GroupCheckpoints:
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are committed."""
-        self.manager.wait_until_finished()
+        with _out_of_space_as_one_line(self.directory, None):
+            self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.close()
+
+
+@contextlib.contextmanager
+def _out_of_space_as_one_line(directory: str, needed: int | None) -> Iterator[None]:
+    """A full disk during a save (raised now, or by the asynchronous save before it) becomes OutOfDiskSpace."""
+    try:
+        yield
+    except workdir_io.OutOfDiskSpace:
+        raise
+    except Exception as error:
+        if workdir_io.is_out_of_space(error):
+            raise workdir_io.OutOfDiskSpace(directory, needed) from error
+        raise
 
 
 def abstract(tree: Any) -> Any:

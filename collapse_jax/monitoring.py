@@ -164,12 +164,13 @@ def summarize_workdir(workdir: str, logdir: str | None = None) -> int:
         key, done = f"group_{group['index']:03d}", progress.get(f"group_{group['index']:03d}", -1)
         # A generation is finished once every chain has its `failed` flag (finite even for failed chains).
         finished = np.flatnonzero(np.isfinite(run.metrics["failed"][rows]).all(axis=0))
-        last = int(finished[-1]) if len(finished) else -1
+        last = int(run.generations[finished[-1]]) if len(finished) else -1  # columns are generations[j]
         if last <= done:
             continue
-        chunk = {name: values[rows, done + 1 : last + 1] for name, values in run.metrics.items()}
+        columns = np.flatnonzero((run.generations > done) & (run.generations <= last))
+        chunk = {name: values[np.ix_(rows, columns)] for name, values in run.metrics.items()}
         knobs = {name: values[rows] for name, values in run.knobs.items()}
-        written += write_chunk_summary(logdir, chunk, knobs, range(done + 1, last + 1))
+        written += write_chunk_summary(logdir, chunk, knobs, run.generations[columns].tolist())
         progress[key] = last
     os.makedirs(logdir, exist_ok=True)
     workdir_io.write_json(progress_path, progress)

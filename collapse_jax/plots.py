@@ -35,7 +35,7 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
     """Median and 10-90% band of `metric` per knob group against generation."""
     rows = [r for r in results.summary(metric) if r["median"] is not None]
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    generations = np.arange(results.metrics[metric].shape[1])
+    generations = results.generations  # every k-th generation when config.record_every = k
     for row in rows:
         (line,) = axis.plot(generations, row["median"], label=f"{knob_label(row['labels'])} (n={row['chains']})")
         axis.fill_between(generations, row["q10"], row["q90"], color=line.get_color(), alpha=0.18, linewidth=0)
@@ -65,7 +65,8 @@ def _final_table(results: Results, metrics: list[str]) -> list[str]:
                 cells.append("n/a")
                 continue
             g = finite[-1]
-            cells.append(f"{row['median'][g]:.4g} [{row['q10'][g]:.3g}, {row['q90'][g]:.3g}] @{g}")
+            generation = int(results.generations[g])
+            cells.append(f"{row['median'][g]:.4g} [{row['q10'][g]:.3g}, {row['q90'][g]:.3g}] @{generation}")
         lines.append(f"| {knob_label(labels)} | {len(indices)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -78,7 +79,7 @@ def write_report(workdir: str, results: Results) -> str:
     for metric in metrics:
         plot_metric(results, metric, os.path.join(plot_dir, f"{metric}.png"))
     computed = np.flatnonzero(np.isfinite(results.metrics[metrics[0]]).any(axis=0)) if metrics else []
-    last = int(computed[-1]) if len(computed) else -1
+    last = int(results.generations[computed[-1]]) if len(computed) else -1
     lines = [
         f"# Collapse run: {results.config['model']['name']}",
         "",
@@ -177,7 +178,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
     knobs = breakdown.numeric_swept_knobs(results)
     if settings.knobs is not None:
         knobs = [k for k in settings.knobs if k in knobs]
-    final = results.metrics["failed"].shape[1] - 1
+    final = int(results.generations[-1])  # the last column's generation
     lines_out = []
     if knobs and settings.metrics:
         lines_out += [

@@ -1,6 +1,7 @@
-"""The results contract: metrics [chains, num_generations + 1] per name, knobs [chains], and per-group summaries.
+"""The results contract: metrics [chains, recorded generations] per name, knobs [chains], and per-group summaries.
 
-Column 0 is generation 0 (the fit on real data); columns not yet computed are NaN, so partial runs load too.
+Column j is generation `generations[j]` (all of 0..num_generations unless config.record_every > 1; column 0 is the fit
+on real data); columns not yet computed are NaN, so partial runs load too. Event generations are exact per chain.
 """
 
 from __future__ import annotations
@@ -13,19 +14,45 @@ from typing import Any
 
 import numpy as np
 
-from collapse_jax import workdir_io
+from collapse_jax import metric_log, workdir_io
 
 SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
+# Event metrics of workdirs written before metric files had event times (the discrete family's fixation); newer
+# runs take them from the family's `event_metrics`, and `failed` always is one.
+DEFAULT_EVENT_METRICS = ("absorbed",)
 
 
 @dataclasses.dataclass
 class Results:
     """All chains of a run, static groups concatenated in chain-id order."""
 
-    metrics: dict[str, np.ndarray]  # name -> [chains, num_generations + 1]
+    metrics: dict[str, np.ndarray]  # name -> [chains, len(generations)]
     knobs: dict[str, np.ndarray]  # name -> [chains]: seed, real_fraction, model knobs, static labels (regime, ...)
     config: dict
     chain_ids: np.ndarray  # [chains] global ids in the config's sweep (shards of one sweep keep their ids)
+    generations: np.ndarray | None = None  # [columns] the generation of each metric column (None: 0, 1, 2, ...)
+    # name -> [chains] first generation the 0/1 metric reached 1 (`failed`, `absorbed`); -1: never (so far)
+    event_generation: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.generations is None:
+            columns = next(iter(self.metrics.values())).shape[1] if self.metrics else 0
+            self.generations = np.arange(columns)
+        if "failed" not in self.event_generation and "failed" in self.metrics:
+            self.event_generation = {**self.event_generation, **events_of(self.metrics, self.generations, ("failed",))}
+
+    @property
+    def every_generation(self) -> bool:
+        """Whether column j is generation j (config.record_every = 1)."""
+        return bool(np.array_equal(self.generations, np.arange(len(self.generations))))
+
+    def require_every_generation(self, what: str) -> None:
+        """One-line refusal for analysis that reads column j as generation j."""
+        if not self.every_generation:
+            raise ValueError(
+                f"config.record_every: {what} needs every generation's metrics; this run kept "
+                f"{len(self.generations)} of {int(self.generations[-1]) + 1} (rerun with record_every = 1)"
+            )
 
     @property
     def num_chains(self) -> int:
@@ -34,7 +61,7 @@ class Results:
     @property
     def failed(self) -> np.ndarray:
         """[chains] bool: the chain went non-finite at some generation (its later columns are NaN)."""
-        return np.nan_to_num(self.metrics["failed"], nan=0.0).max(axis=1) > 0
+        return self.event_generation["failed"] >= 0
 
     @property
     def group_fields(self) -> list[str]:
@@ -81,14 +108,28 @@ def _group_value(value: Any) -> Any:
     return None if isinstance(value, float) and value != value else value
 
 
-def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[str, np.ndarray]]) -> Results:
+def events_of(metrics: dict[str, np.ndarray], generations: np.ndarray, names) -> dict[str, np.ndarray]:
+    """Event generations read off a history that holds every generation (runs from before event files)."""
+    events = {}
+    for name in names:
+        if name in metrics:
+            hit = np.nan_to_num(metrics[name], nan=0.0) >= 1.0
+            events[name] = np.where(hit.any(axis=1), generations[np.argmax(hit, axis=1)], -1).astype(np.int32)
+    return events
+
+
+def _assemble(config: dict, group_records: list[dict], group_outputs: list[tuple]) -> Results:
+    """One Results from each group's (generations, metric -> [chains, columns], events)."""
     knob_names = list(dict.fromkeys(n for r in group_records for n in (*r["knobs"], *r["labels"])))
-    metric_names = list(dict.fromkeys(n for m in group_metrics for n in m))
-    generations = config["num_generations"] + 1
+    metric_names = list(dict.fromkeys(n for _, m, _ in group_outputs for n in m))
+    event_names = list(dict.fromkeys(n for _, _, e in group_outputs for n in e))
+    expected = metric_log.expected_generations(config["num_generations"], config.get("record_every", 1))
+    columns = np.union1d(expected, np.concatenate([np.asarray(g, np.int64) for g, _, _ in group_outputs] + [expected]))
     knobs: dict[str, list] = {n: [] for n in knob_names}
     metrics: dict[str, list] = {n: [] for n in metric_names}
+    events: dict[str, list] = {n: [] for n in event_names}
     chain_ids = []
-    for record, values in zip(group_records, group_metrics):
+    for record, (generations, values, group_events) in zip(group_records, group_outputs):
         count = len(record["chain_ids"])
         chain_ids.append(np.asarray(record["chain_ids"], np.int64))
         for name in knob_names:
@@ -99,36 +140,61 @@ def _assemble(config: dict, group_records: list[dict], group_metrics: list[dict[
                 numeric = any(isinstance(r["knobs"].get(name), (list, np.ndarray)) for r in group_records)
                 column = np.full(count, np.nan if numeric else record["labels"].get(name))
             knobs[name].append(np.asarray(column))
+        full = np.array_equal(generations, columns)
         for name in metric_names:
-            value = values.get(name, np.full((count, generations), np.nan, np.float32))
-            metrics[name].append(np.pad(value, ((0, 0), (0, generations - value.shape[1])), constant_values=np.nan))
+            value = values.get(name)
+            if value is None or not full:  # columns not yet computed (or a metric this group lacks) stay NaN
+                padded = np.full((count, len(columns)), np.nan, np.float32)
+                if value is not None:
+                    padded[:, np.searchsorted(columns, generations)] = value
+                value = padded
+            metrics[name].append(value)
+        for name in event_names:
+            events[name].append(group_events.get(name, np.full(count, -1, np.int32)))
+
+    def joined(parts: list[np.ndarray]) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)  # one group: keep the file mapping, no copy
+
     return Results(
-        {n: np.concatenate(v) for n, v in metrics.items()},
-        {n: np.concatenate(v) for n, v in knobs.items()},
+        {n: joined(v) for n, v in metrics.items()},
+        {n: joined(v) for n, v in knobs.items()},
         config,
         np.concatenate(chain_ids),
+        columns,
+        {n: joined(v) for n, v in events.items()},
     )
 
 
-def from_groups(config, groups: list, group_metrics: list[dict[str, np.ndarray]]) -> Results:
-    """Results of an in-memory run."""
+def from_groups(config, groups: list, group_outputs: list[tuple]) -> Results:
+    """Results of an in-memory run from each group's (generations, metrics [chains, columns], events)."""
     record = workdir_io.run_record(config, groups)
-    return _assemble(record["config"], record["groups"], group_metrics)
+    return _assemble(record["config"], record["groups"], group_outputs)
+
+
+def _load_group(workdir: str, group: dict) -> tuple:
+    """(generations, metric -> [chains, columns], events) of one group: metric files, or an older run's .npz."""
+    if metric_log.read_header(workdir, group["index"]) is not None:
+        generations, rows = metric_log.read(workdir, group["index"])
+        return (
+            generations,
+            {name: value.T for name, value in rows.items()},
+            metric_log.read_events(workdir, group["index"]),
+        )
+    old = workdir_io.metrics_path(workdir, group["index"])
+    if not os.path.exists(old):
+        return np.zeros(0, np.int64), {}, {}
+    with np.load(old) as data:
+        metrics = {name: data[name] for name in data.files}
+    generations = np.arange(next(iter(metrics.values())).shape[1])
+    return generations, metrics, events_of(metrics, generations, ("failed", *DEFAULT_EVENT_METRICS))
 
 
 def load(workdir: str) -> Results:
-    """Load a finished or partially finished run from its workdir."""
+    """Load a finished or partially finished run from its workdir (append-only metric files or an older .npz)."""
     path = os.path.join(workdir, workdir_io.RUN_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--workdir: {workdir} holds no run ({workdir_io.RUN_FILE} is missing)")
     with open(path) as handle:
         record = json.load(handle)
-    group_metrics = []
-    for group in record["groups"]:
-        metrics_file = workdir_io.metrics_path(workdir, group["index"])
-        if os.path.exists(metrics_file):
-            with np.load(metrics_file) as data:
-                group_metrics.append({name: data[name] for name in data.files})
-        else:
-            group_metrics.append({})
-    return _assemble(record["config"], record["groups"], group_metrics)
+    outputs = [_load_group(workdir, group) for group in record["groups"]]
+    return _assemble(record["config"], record["groups"], outputs)

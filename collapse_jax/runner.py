@@ -1,4 +1,4 @@
-"""The host loop: for each static group, run chunks of K generations, write metrics, checkpoint, log progress.
+"""The host loop: for each static group, run chunks of K generations, append metrics, checkpoint, log progress.
 
 `run(config, workdir)` resumes from the latest good checkpoint; `simulate(config)` runs in memory (tests, notebooks).
 """
@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from collapse_jax import artifacts, checkpoint, curation, devices, monitoring, results, sweep, workdir_io
+from collapse_jax import artifacts, checkpoint, curation, devices, metric_log, monitoring, results, sweep, workdir_io
 from collapse_jax.engine import Engine
 from collapse_jax.models import base
 from collapse_jax.regimes import make_regime
@@ -143,43 +143,39 @@ def resize_chains(tree: Any, count: int) -> Any:
     return jax.tree.map(resize, tree)
 
 
-def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: int, generations: int):
-    """Latest good checkpoint as host arrays: (generation, state [padded chains], metrics), or None when fresh.
+def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: int):
+    """Latest good checkpoint as host arrays: (generation, state [padded chains]), or None when fresh.
 
-    Pools and metric columns grow when num_generations was extended; the chain padding follows the current device
-    count, so a run saved on 8 devices resumes on 1 and vice versa.
+    Pools grow when num_generations was extended; the chain padding follows the current device count, so a run saved
+    on 8 devices resumes on 1 and vice versa. The metric history is not in the checkpoint: it is the metric files.
     """
-    chains = len(group.chain_ids)
 
     def restore_one(step: int):
         record = manager.read_record(step)
         engine = build_engine(group, record["num_generations"])
         saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
-        abstract_state, first = jax.eval_shape(engine.init_all, saved_knobs)
-        abstract_metrics = {
-            name: jax.ShapeDtypeStruct((chains, record["num_generations"] + 1), np.float32)
-            for name, value in first.items()
-            if value.ndim == 1  # scalar metrics; artifacts are not checkpointed
-        }
-        return manager.restore(step, abstract_state, abstract_metrics)
+        abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
+        return manager.restore(step, abstract_state)
 
     found = manager.restore_latest_good(restore_one)
     if found is None:
         return None
-    generation, (state, metrics, _) = found
+    generation, (state, _) = found
     state = resize_chains(devices.to_host(dict(state)), padded)
     # An extended horizon grows horizon-sized buffers (raw pools, KDE centres): zero-padded slots carry weight 0.
     target = jax.eval_shape(build_engine(group).init_all, padded_knobs(group.knobs, padded))[0]
     state = jax.tree.map(_zero_pad_to, state, target)
-    metrics = {name: np.asarray(value) for name, value in metrics.items()}
-    pad = generations + 1 - next(iter(metrics.values())).shape[1]
-    metrics = {name: np.pad(value, ((0, 0), (0, pad)), constant_values=np.nan) for name, value in metrics.items()}
     logging.info("group %d: resumed from the checkpoint at generation %d", group.index, generation)
-    return generation, state, metrics
+    return generation, state
 
 
-def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
-    """All generations of one static group; returns metrics [chains, num_generations + 1]."""
+def event_metric_names(model: Any) -> tuple[str, ...]:
+    """0/1 metrics whose first generation at 1 is kept exactly whatever record_every is: `failed` and the family's."""
+    return ("failed", *getattr(model, "event_metrics", ()))
+
+
+def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
+    """All generations of one static group; with a workdir the metrics go to its files as each chunk finishes."""
     config = group.config
     generations, chunk = config.num_generations, config.chunk_generations
     chains = len(group.chain_ids)
@@ -190,6 +186,10 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
     padded = len(knobs["seed"])
     device_knobs = devices.shard_chains(knobs, mesh)
     init_all, chunk_all = engine.compile(mesh)
+    writes = workdir is not None and devices.is_primary()
+    recorder = metric_log.Recorder(
+        workdir, group.index, chains, config, event_metric_names(engine.model), write=devices.is_primary()
+    )
     manager, restored = None, None
     if workdir is not None:
         manager = checkpoint.GroupCheckpoints(
@@ -197,76 +197,75 @@ def run_group(group: sweep.Group, workdir: str | None) -> dict[str, np.ndarray]:
             config.max_checkpoints_to_keep,
             config.get("keep_period"),
         )
-        restored = _restore(manager, group, padded, generations)
+        restored = _restore(manager, group, padded)
     record = {
         "num_generations": generations,
+        "record_every": config.get("record_every", 1),
         "config": config.to_json(),
         "labels": group.labels,
         "padded_chains": padded,
     }
 
     def save(generation: int) -> None:
-        # Host copies: the state is gathered from every process, and metrics are copied because the loop keeps
-        # writing into them while the asynchronous save runs.
-        manager.save(
-            generation,
-            devices.to_host(state),
-            {k: v.copy() for k, v in metrics.items()},
-            {**record, "generation": generation},
-        )
+        # The rows up to `generation` reach the disk before the checkpoint that relies on them can commit.
+        if writes:
+            metric_log.sync(workdir, group.index)
+        manager.save(generation, devices.to_host(state), {**record, "generation": generation})
 
-    if restored is None:
-        state, first = init_all(device_knobs)
-        first, first_artifacts = _split_artifacts(devices.to_host(first), chain_axis_only=True)
-        metrics = {name: np.full((chains, generations + 1), np.nan, np.float32) for name in first}
-        for name, value in first.items():
-            metrics[name][:, 0] = value[:chains]
-        if workdir is not None and devices.is_primary():
-            artifacts.write(workdir, group.index, [0], {k: v[:chains, None] for k, v in first_artifacts.items()})
-        done_generation = 0
-        if manager is not None:
-            save(0)
-    else:
-        done_generation, host_state, metrics = restored
-        state = devices.shard_chains(host_state, mesh)
-    resumed_at = last_saved = done_generation
-    started, failed = time.perf_counter(), metrics["failed"][:, done_generation] > 0
-    while done_generation < generations:
-        start = done_generation + 1
-        state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
-        count = min(chunk, generations - start + 1)
-        chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
-        for name, value in chunk_metrics.items():
-            metrics[name][:, start : start + count] = value[:chains, :count]
-        if workdir is not None and devices.is_primary() and chunk_artifacts:
-            generation_range = list(range(start, start + count))
-            artifacts.write(
-                workdir, group.index, generation_range, {k: v[:chains, :count] for k, v in chunk_artifacts.items()}
-            )
-        done_generation = start + count - 1
-        failed_now = metrics["failed"][:, done_generation] > 0
-        _warn_failures(group, failed, failed_now, done_generation)
-        failed = failed_now
-        if workdir is not None:
-            if devices.is_primary():
-                workdir_io.write_group_metrics(workdir, group.index, metrics)
-                if config.get("tensorboard", False):
+    try:
+        if restored is None:
+            state, first = init_all(device_knobs)
+            first, first_artifacts = _split_artifacts(devices.to_host(first), chain_axis_only=True)
+            recorder.start({name: value[:chains] for name, value in first.items()})
+            if writes:
+                artifacts.write(workdir, group.index, [0], {k: v[:chains, None] for k, v in first_artifacts.items()})
+            done_generation = 0
+            if manager is not None:
+                save(0)
+        else:
+            done_generation, host_state = restored
+            state = devices.shard_chains(host_state, mesh)
+            recorder.resume(done_generation)
+        resumed_at = last_saved = done_generation
+        started, failed = time.perf_counter(), recorder.failed
+        while done_generation < generations:
+            start = done_generation + 1
+            state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
+            count = min(chunk, generations - start + 1)
+            chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
+            recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
+            if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
+                generation_range = np.arange(start, start + count)
+                kept = metric_log.recorded(generation_range, recorder.record_every, generations)
+                chunk_artifacts = {k: v[:chains, :count][:, kept] for k, v in chunk_artifacts.items()}
+                artifacts.write(workdir, group.index, generation_range[kept].tolist(), chunk_artifacts)
+            done_generation = start + count - 1
+            _warn_failures(group, failed, recorder.failed, done_generation)
+            failed = recorder.failed
+            if workdir is not None:
+                if writes and config.get("tensorboard", False):
                     _tensorboard(workdir)
-            stopping = _stop_requested.is_set()
-            if done_generation - last_saved >= config.checkpoint_every or done_generation == generations or stopping:
-                save(done_generation)
-                last_saved = done_generation
-            if stopping:
+                stopping = _stop_requested.is_set()
+                if (
+                    done_generation - last_saved >= config.checkpoint_every
+                    or done_generation == generations
+                    or stopping
+                ):
+                    save(done_generation)
+                    last_saved = done_generation
+                if stopping:
+                    manager.wait()
+                    raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
+            _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
+        if manager is not None:
+            manager.wait()
+    finally:
+        if manager is not None:
+            # Saves already started still commit (a full disk stops the run at the last checkpoint, intact).
+            with contextlib.suppress(Exception):
                 manager.wait()
-                manager.close()
-                raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
-        _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
-    if manager is not None:
-        if devices.is_primary():
-            workdir_io.write_group_metrics(workdir, group.index, metrics)
-        manager.wait()
-        manager.close()
-    return metrics
+            manager.close()
+    return recorder
 
 
 def _tensorboard(workdir: str) -> None:
@@ -282,7 +281,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Resul
     """Validate, expand the sweep, run (or resume) every group; with a workdir, results/checkpoints go there."""
     groups = sweep.expand(config)
     if workdir is None:
-        return results.from_groups(config, groups, [run_group(group, None) for group in groups])
+        return results.from_groups(config, groups, [run_group(group, None).history() for group in groups])
     claim = workdir_io.claim(workdir, config, groups) if devices.is_primary() else contextlib.nullcontext()
     try:
         with claim, preemption_handlers():

@@ -113,6 +113,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _check_integer(config, path, minimum)
     chain_block_setting(config)
     seeds_of(config)
+    record_every = config.get("record_every", 1)  # configs written before the field keep every generation
+    if not isinstance(record_every, numbers.Integral) or isinstance(record_every, bool) or record_every < 1:
+        raise ValueError(
+            f"config.record_every: must be an integer >= 1 (keep every k-th generation), got {record_every!r}"
+        )
     for rho in _values(config, "regime.real_fraction"):
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
             raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")

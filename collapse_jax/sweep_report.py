@@ -57,7 +57,7 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
     os.makedirs(os.path.join(output, "plots"), exist_ok=True)
     table = aggregate.write_table(aggregate.long_table(merged), os.path.join(output, "results"), table_format)
     metrics = [m for m in merged.metrics if m != "failed"]
-    final = merged.metrics["failed"].shape[1] - 1
+    final = int(merged.generations[-1])
     lines = [
         f"# Sweep report: {merged.config['model']['name']}",
         "",

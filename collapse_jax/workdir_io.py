@@ -1,4 +1,4 @@
-"""A run's workdir on disk: the exclusive lock, run.json (config + which chain is which), atomic metric files.
+"""A run's workdir on disk: the exclusive lock, run.json (config + which chain is which), append-only metric files.
 
 A second run on a held workdir, or a resume whose config changes what was computed, is refused before any write.
 """
@@ -6,14 +6,15 @@ A second run on a held workdir, or a resume whose config changes what was comput
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import io
 import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 # Fields a resume may change: they decide how far and how the run goes, not what any generation computes.
 RESUMABLE_FIELDS = (
@@ -27,7 +28,36 @@ RESUMABLE_FIELDS = (
 )
 # Config blocks that only shape the report (figures, breakdown tolerance): any change is fine on a resume.
 RESUMABLE_BLOCKS = ("report.",)
+# Fields added after runs were already written: an absent field in an older run.json means this value.
+FIELD_DEFAULTS = {"record_every": 1}
 RUN_FILE = "run.json"
+
+
+class OutOfDiskSpace(OSError):
+    """A write found the disk full: the message names the path and the bytes the write needed (one line)."""
+
+    def __init__(self, path: str, needed: int | None):
+        directory = os.path.dirname(os.path.abspath(path))
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize if os.path.isdir(directory) else 0
+        size = "" if needed is None else f"{needed} bytes needed, "  # None: the write's size is not known (fsync)
+        super().__init__(
+            errno.ENOSPC,
+            f"out of disk space writing {path}: {size}{free} free; free space and rerun the same command to resume "
+            "from the latest checkpoint",
+        )
+        self.path, self.needed = path, needed
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_out_of_space(error: BaseException | None) -> bool:
+    """True when `error` or anything it was raised from is an ENOSPC OSError (Orbax wraps its I/O errors)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -50,7 +80,8 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
     for field in sorted(set(old) | set(new)):
         if field in RESUMABLE_FIELDS or field.startswith(RESUMABLE_BLOCKS):
             continue
-        if old.get(field, "<absent>") != new.get(field, "<absent>"):
+        default = FIELD_DEFAULTS.get(field, "<absent>")
+        if old.get(field, default) != new.get(field, default):
             raise ValueError(
                 f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the "
                 "run "
@@ -64,12 +95,22 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
 
 
 def atomic_write(path: str, write) -> None:
+    """Write to a temporary file, fsync, rename: a kill never leaves half a file, a full disk leaves no temporary."""
+    buffer = io.BytesIO()
+    write(buffer)  # in memory first, so a full disk can be reported with the bytes the file needs
     temporary = f"{path}.tmp.{os.getpid()}"
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(buffer.getbuffer())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        if is_out_of_space(error):
+            raise OutOfDiskSpace(path, buffer.getbuffer().nbytes) from error
+        raise
 
 
 def write_json(path: str, data: dict) -> None:
@@ -128,9 +169,5 @@ def claim(workdir: str, config: ml_collections.ConfigDict, groups: list) -> Iter
 
 
 def metrics_path(workdir: str, group_index: int) -> str:
+    """The metric file of runs written before append-only metrics: [chains, num_generations + 1] per metric."""
     return os.path.join(workdir, "metrics", f"group_{group_index:03d}.npz")
-
-
-def write_group_metrics(workdir: str, group_index: int, metrics: dict[str, np.ndarray]) -> None:
-    """metrics/group_<i>.npz, atomically: [chains, num_generations + 1] per metric, NaN where not yet computed."""
-    atomic_write(metrics_path(workdir, group_index), lambda handle: np.savez(handle, **metrics))

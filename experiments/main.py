@@ -9,7 +9,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import cli, devices, plots, runner
+from collapse_jax import cli, devices, plots, runner, workdir_io
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
@@ -35,8 +35,8 @@ def main(argv: list[str]) -> None:
     except runner.Preempted as stop:
         logging.warning("%s; rerun the same command to resume", stop)
         sys.exit(runner.PREEMPTED_EXIT_CODE)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input: one line naming the field, no traceback (the workdir's results are untouched).
+    except (ValueError, FileNotFoundError, workdir_io.OutOfDiskSpace) as error:
+        # Bad input, or a full disk: one line naming the field or path, no traceback (the last checkpoint is intact).
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     failed = int(results.failed.sum())

@@ -40,7 +40,7 @@ def test_resume_of_a_raw_accumulating_pool_matches_the_in_memory_run(gaussian_co
 def test_resume_with_a_changed_config_is_refused_and_leaves_results_untouched(gaussian_config, tmp_path):
     workdir = str(tmp_path / "w")
     runner.run(gaussian_config, workdir)
-    before = {n: os.path.getmtime(os.path.join(workdir, n)) for n in ("run.json", "metrics/group_000.npz")}
+    before = {n: os.path.getmtime(os.path.join(workdir, n)) for n in ("run.json", "metrics/group_000/failed.f32")}
     for overrides, field in (
         ({"seeds": 9}, "seeds"),
         ({"regime.name": "accumulate"}, "regime.name"),

@@ -82,7 +82,7 @@ def plot_perplexity_histograms(results: Results, path: str) -> None:
         for g in computed:
             share = pooled[g] / pooled[g].sum()
             color = colors(g / max(pooled.shape[0] - 1, 1))
-            axis.stairs(share, edges, color=color, label=f"gen {g}", linewidth=1.4)
+            axis.stairs(share, edges, color=color, label=f"gen {results.generations[g]}", linewidth=1.4)
         axis.set_xscale("log")
         axis.set_xlabel("perplexity under the generation-0 model")
         axis.set_title(", ".join(f"{k}={v}" for k, v in labels.items()) or "all chains", fontsize=9)

@@ -207,6 +207,8 @@ class DiscreteModel:
     }
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
+    # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).
+    event_metrics: ClassVar[tuple[str, ...]] = ("absorbed",)
     metric_names: ClassVar[tuple[str, ...]] = (
         "entropy",
         "support_size",

@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
     # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
     # an integer fixes the bits across chain counts, devices and shards.
     config.chain_block = "auto"
+    # Keep every k-th generation's metrics on disk (0 and the last always); event generations stay exact.
+    config.record_every = 1
     # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 1000
     # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).

@@ -1,0 +1,123 @@
+"""Engine chunk vs a hand-written reference doing the same work (benchmarks/references.py), one ratio per family.
+
+python -m benchmarks.engine_vs_reference [--families=gaussian,discrete,gmm --quick --repeats=3]
+Targets (engine / reference steady-state time per generation): Gaussian <= 1.3x, discrete <= 1.3x, GMM <= 1.5x.
+Each family's engine and reference are compiled in this process and timed chunk by chunk in turn (best of repeats).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks import references
+from benchmarks.timing import ChunkTimer, engine_config, engine_timer, interleaved_best, print_table, row
+from experiments.configs import discrete, gaussian, gmm
+
+TARGETS = {"gaussian": 1.3, "discrete": 1.3, "gmm": 1.5}
+# (chains, generations per chunk) for a full and a --quick run; the shipped config's chain_block unless a flag says.
+SIZES = {
+    "gaussian": {"full": (10_000, 10), "quick": (2_000, 10)},
+    "discrete": {"full": (1_024, 50), "quick": (256, 10)},
+    "gmm": {"full": (32, 5), "quick": (8, 2)},
+}
+
+
+def _compare(name: str, engine: ChunkTimer, reference: ChunkTimer, chains: int, repeats: int, target: float) -> dict:
+    """Interleaved timing of the two; one row with the engine's ms/generation and engine / reference."""
+    best = interleaved_best({"engine": engine, "reference": reference}, repeats)
+    return row(
+        name,
+        best["engine"] * 1e3,
+        "ms/generation",
+        best["engine"] / best["reference"],
+        target,
+        reference_ms=best["reference"] * 1e3,
+        chain_generations_per_s=chains / best["engine"],
+        compile_s=engine.compile_seconds,
+        reference_compile_s=reference.compile_seconds,
+        state_bytes_per_chain=engine.state_bytes_per_chain,
+    )
+
+
+def gaussian_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:
+    """d = 1, M = 100, replace: engine at the shipped chain_block ("auto") and at 1024 vs the fused step."""
+    rows = []
+    # The shipped setting (chain_block = "auto": one block for these counts on CPU) and the former default, 1024.
+    for block in dict.fromkeys([chain_block or gaussian.get_config().chain_block, min(1024, chains)]):
+        config = engine_config(gaussian, chains, generations, block)
+        engine, built, knobs = engine_timer(config)
+        fused = references.GaussianReference(
+            config.samples_per_generation,
+            generations,
+            root_seed=config.root_seed,
+            test_mean=float(built.reference["mean"][0]),
+            test_variance=float(built.reference["cov"][0, 0]),
+        )
+        reference = ChunkTimer(*fused.compile(), knobs, generations)
+        label = f"gaussian engine/fused step ({chains} chains, block {built.chain_block})"
+        rows.append(_compare(label, engine, reference, chains, repeats, TARGETS["gaussian"]))
+    return rows
+
+
+def random_floor(chains: int, generations: int, repeats: int, samples_per_generation: int = 100) -> float:
+    """Seconds per generation of drawing the Gaussian chains' normals alone (every value summed)."""
+    knobs = {"seed": np.arange(chains, dtype=np.int32)}
+    floor = references.RandomFloor(samples_per_generation, generations)
+    return interleaved_best({"floor": ChunkTimer(*floor.compile(), knobs, generations)}, repeats)["floor"]
+
+
+def discrete_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:
+    """Shipped discrete config (K = 6, M = 1000), replace: engine vs the counting reference."""
+    config = engine_config(discrete, chains, generations, chain_block)
+    engine, built, knobs = engine_timer(config)
+    fused = references.DiscreteReference(
+        config.model.num_outcomes, config.samples_per_generation, generations, root_seed=config.root_seed
+    )
+    reference = ChunkTimer(*fused.compile(), knobs, generations)
+    label = f"discrete engine/reference ({chains} chains, block {built.chain_block})"
+    return [_compare(label, engine, reference, chains, repeats, TARGETS["discrete"])]
+
+
+def gmm_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:
+    """Shipped GMM config (2-D, K = 2, M = 1000, 100 EM iterations), replace: engine vs a plain scan(vmap) of EM."""
+    config = engine_config(gmm, chains, generations, chain_block)
+    engine, built, knobs = engine_timer(config)
+    plain = references.FamilyReference(
+        built.model, built.reference, generations, config.samples_per_generation, config.root_seed
+    )
+    reference = ChunkTimer(*plain.compile(), knobs, generations)
+    label = f"gmm engine/plain EM ({chains} chains, block {built.chain_block})"
+    return [_compare(label, engine, reference, chains, repeats, TARGETS["gmm"])]
+
+
+BENCHMARKS = {"gaussian": gaussian_rows, "discrete": discrete_rows, "gmm": gmm_rows}
+
+
+def run(families: list[str], quick: bool, repeats: int, chains: int | None = None, generations: int | None = None):
+    """Rows for each family at its full or quick size."""
+    rows = []
+    for family in families:
+        default_chains, default_generations = SIZES[family]["quick" if quick else "full"]
+        rows += BENCHMARKS[family](chains or default_chains, generations or default_generations, repeats)
+    return rows
+
+
+def _define_flags() -> None:
+    """Command-line flags, defined only when this file is the program (the suite imports its functions)."""
+    flags.DEFINE_list("families", ["gaussian", "discrete", "gmm"], "Families to compare.")
+    flags.DEFINE_bool("quick", False, "Small sizes (seconds per family on a CPU).")
+    flags.DEFINE_integer("chains", None, "Override the chain count of every family.")
+    flags.DEFINE_integer("generations", None, "Override K, the generations per timed chunk.")
+    flags.DEFINE_integer("repeats", 3, "Timed chunks per contestant (interleaved; the best counts).")
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    print_table(run(f.families, f.quick, f.repeats, f.chains, f.generations))
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,79 @@
+"""Append-only metric files: each chunk appends one slab, earlier bytes are never rewritten, torn tails are cut back."""
+
+import os
+import shutil
+
+import numpy as np
+
+from collapse_jax import metric_log, results, runner
+
+
+def assert_same_metrics(a, b):
+    assert a.metrics.keys() == b.metrics.keys()
+    np.testing.assert_array_equal(a.generations, b.generations)
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+
+
+def test_recorded_generations_are_zero_every_kth_and_the_last():
+    np.testing.assert_array_equal(metric_log.expected_generations(10, 4), [0, 4, 8, 10])
+    np.testing.assert_array_equal(metric_log.expected_generations(8, 4), [0, 4, 8])
+    np.testing.assert_array_equal(metric_log.expected_generations(3, 1), [0, 1, 2, 3])
+
+
+def test_each_chunk_appends_exactly_one_chunk_of_rows_and_never_rewrites_earlier_bytes(
+    gaussian_config, tmp_path, monkeypatch
+):
+    workdir = str(tmp_path / "w")
+    path = os.path.join(metric_log.directory(workdir, 0), "trace_ratio.f32")
+    seen = []  # (size, inode, bytes) after every append
+    original = metric_log.append
+
+    def watched(*args):
+        original(*args)
+        with open(path, "rb") as handle:
+            seen.append((os.path.getsize(path), os.stat(path).st_ino, handle.read()))
+
+    monkeypatch.setattr(metric_log, "append", watched)
+    config = runner.as_config({"num_generations": 9, "chunk_generations": 3}, gaussian_config)
+    runner.run(config, workdir)
+    row = 8 * 4  # 8 chains of float32
+    assert [size for size, _, _ in seen] == [row, 4 * row, 7 * row, 10 * row]  # generation 0, then one chunk each
+    assert len({inode for _, inode, _ in seen}) == 1  # appended in place, never replaced
+    for (_, _, before), (_, _, after) in zip(seen, seen[1:]):
+        assert after.startswith(before)  # earlier bytes untouched
+
+
+def test_a_torn_chunk_is_cut_back_to_the_checkpoint_and_recomputed_bit_identically(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    straight = runner.simulate(gaussian_config)
+    runner.run(gaussian_config, workdir)
+    # Lose the newest checkpoint (an asynchronous save still in flight at a kill): the rows of generations 4-6 are
+    # now past the checkpoint, and a half-written row is torn onto the end of one file.
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "group_000", "6"))
+    folder = metric_log.directory(workdir, 0)
+    with open(os.path.join(folder, "trace_ratio.f32"), "ab") as handle:
+        handle.write(b"\x00" * 13)
+    resumed = runner.run(gaussian_config, workdir)
+    assert_same_metrics(straight, resumed)
+    assert os.path.getsize(os.path.join(folder, "trace_ratio.f32")) == 7 * 8 * 4
+    np.testing.assert_array_equal(np.fromfile(os.path.join(folder, "generations.i32"), np.int32), np.arange(7))
+
+
+def test_extending_num_generations_keeps_appending_to_the_same_files(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    runner.run(runner.as_config({"num_generations": 3}, gaussian_config), workdir)
+    first = open(os.path.join(metric_log.directory(workdir, 0), "trace_ratio.f32"), "rb").read()
+    extended = runner.run(gaussian_config, workdir)
+    assert open(os.path.join(metric_log.directory(workdir, 0), "trace_ratio.f32"), "rb").read().startswith(first)
+    assert_same_metrics(runner.simulate(gaussian_config), extended)
+
+
+def test_partial_runs_load_with_nan_for_generations_not_yet_written(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    runner.run(gaussian_config, workdir)
+    metric_log.truncate(workdir, 0, 3)
+    partial = results.load(workdir)
+    assert partial.metrics["trace_ratio"].shape == (8, 7)
+    assert np.isfinite(partial.metrics["trace_ratio"][:, :4]).all()
+    assert np.isnan(partial.metrics["trace_ratio"][:, 4:]).all()

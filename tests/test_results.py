@@ -1,0 +1,58 @@
+"""The results contract: old (.npz) and new (append-only) workdirs load alike; columns say which generation they are."""
+
+import os
+import shutil
+
+import numpy as np
+
+from collapse_jax import metric_log, results, runner, workdir_io
+
+
+def assert_same_metrics(a, b):
+    assert a.metrics.keys() == b.metrics.keys()
+    np.testing.assert_array_equal(a.generations, b.generations)
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+
+
+def write_old_format(workdir: str, config, history: results.Results) -> None:
+    """A workdir as runs before append-only metrics left it: run.json and metrics/group_000.npz [chains, G + 1]."""
+    os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
+    record = workdir_io.run_record(config, runner.sweep.expand(config))
+    del record["config"]["record_every"]  # the field did not exist then
+    workdir_io.write_json(os.path.join(workdir, workdir_io.RUN_FILE), record)
+    np.savez(workdir_io.metrics_path(workdir, 0), **history.metrics)
+
+
+def test_a_workdir_written_before_append_only_metrics_loads_with_every_generation(gaussian_config, tmp_path):
+    config = runner.as_config({"model.sampling_bias": (1.0, float("inf"))}, gaussian_config)
+    straight = runner.simulate(config)
+    write_old_format(str(tmp_path), config, straight)
+    old = results.load(str(tmp_path))
+    assert_same_metrics(straight, old)
+    np.testing.assert_array_equal(old.generations, np.arange(7))
+    np.testing.assert_array_equal(old.event_generation["failed"], straight.event_generation["failed"])
+    assert old.failed.sum() == 8
+
+
+def test_a_run_from_before_append_only_metrics_resumes_and_its_npz_becomes_metric_files(gaussian_config, tmp_path):
+    workdir = str(tmp_path / "w")
+    part = runner.run(runner.as_config({"num_generations": 3}, gaussian_config), workdir)
+    shutil.rmtree(metric_log.directory(workdir, 0))
+    write_old_format(workdir, runner.as_config({"num_generations": 3}, gaussian_config), part)
+    resumed = runner.run(gaussian_config, workdir)
+    assert_same_metrics(runner.simulate(gaussian_config), resumed)
+    assert not os.path.exists(workdir_io.metrics_path(workdir, 0))
+
+
+def test_a_record_every_run_reports_merges_and_tabulates_real_generations(gaussian_config, tmp_path):
+    from collapse_jax import aggregate, plots
+
+    sparse = runner.simulate(runner.as_config({"num_generations": 10, "record_every": 4}, gaussian_config))
+    report = open(plots.write_report(str(tmp_path), sparse)).read()
+    assert "generations computed: 0..10 of 10" in report and "@10" in report
+    table = aggregate.long_table(sparse)
+    assert sorted(set(table["generation"].tolist())) == [0, 4, 8, 10]
+    merged = aggregate.merge([sparse, sparse], ["a", "b"])
+    np.testing.assert_array_equal(merged.generations, [0, 4, 8, 10])
+    assert aggregate.finished_generations(merged) == 10
