@@ -3,10 +3,11 @@ at M = 10^2, 10^4, 10^6, side by side in one process; ratio = statistics / point
 
 python -m benchmarks.statistics_sampling [--quick]
 
-Measured 2026-12-01 on the shared 2-core CPU (load ~6 from other jobs, so +-50% per row), full mode, chain-gen/s:
-  gaussian  M=10^2 points 2.0e5, statistics 5.7e5 (2.8x); M=10^4 2721 vs 7.3e5 (269x); M=10^6 11.7 vs 7.7e5 (66,000x)
-  discrete  M=10^2 points 2.8e5, statistics 4.5e4 (0.16x); M=10^4 3644 vs 6.8e4 (18.6x); M=10^6 7.3 vs 2.0e4 (2,800x)
-The discrete statistics rate is the exact binomials' rejection loops (~15-20 us per chain-generation for K = 6); it
+Measured 2026-12-01 23:48 UTC on the shared 2-core CPU (load ~2), full mode, chain-generations/s:
+  gaussian  M=10^2 points 4.8e5, statistics 1.2e6 (2.5x); M=10^4 7252 vs 1.0e6 (139x); M=10^6 26 vs 1.4e6 (54,000x)
+  discrete  M=10^2 points 6.4e5, statistics 6.9e4 (0.11x); M=10^4 7854 vs 9.7e4 (12.4x); M=10^6 40 vs 8.3e4 (2,100x)
+(an earlier run at load ~6: gaussian 269x, discrete 18.6x at M=10^4; single rows move +-50% with the load).
+The discrete statistics rate is the exact binomials' rejection loops (~10 us per chain-generation for K = 6): it
 misses the 100x target at M = 10^4 and loses to points below M ~ 10^3.
 """
 
