@@ -102,7 +102,7 @@ class Engine:
         select, no finite check and no re-read over them, and XLA fuses the draw with the statistics that consume it
         (3.4x -> ~1.1x the hand-fused step on the Gaussian, BUILD_NOTES.md "Throughput at the limit").
         """
-        return not getattr(self.model, "evaluate_uses_samples", True)
+        return self.regime.synthetic_statistics or not getattr(self.model, "evaluate_uses_samples", True)
 
     def bytes_per_chain(self, knobs: dict) -> int:
         """Device bytes one chain holds in a block: its state, its real data and one generation's transients.
@@ -112,7 +112,8 @@ class Engine:
         """
         state = jax.eval_shape(lambda k: self.init_chain(k)[0], knobs)
         key = jax.random.key(0)
-        samples = jax.eval_shape(lambda k, p: self._draw(k, p, knobs), key, state["params"])
+        # Statistics sampling draws no points: its transients are a few statistics, counted as none.
+        samples = None if self.regime.synthetic_statistics else jax.eval_shape(self._draw, key, state["params"], knobs)
         real = jax.eval_shape(lambda k: self.model.real_data(k, knobs), key)
         return _nbytes(state) + _nbytes(real) + TRANSIENT_COPIES * _nbytes(samples)
 
@@ -142,6 +143,8 @@ class Engine:
 
     def step_chain(self, state: dict, knobs: dict, generation: jax.Array) -> tuple[dict, dict]:
         """Generation g >= 1: build the batch, update the pool, refit, sample; failed or finished chains stay frozen."""
+        if self.regime.synthetic_statistics:
+            return self._step_chain_statistics(state, knobs, generation)
         model, regime = self.model, self.regime
         batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
         if self.draws_when_consumed:
@@ -175,6 +178,33 @@ class Engine:
             carried = {"samples": samples}
             finite = _all_finite(params) & _all_finite(samples)
         metrics = {**self._evaluate(params, samples, knobs), **metrics}
+        return self._finish_step(state, generation, params, pool, carried, finite, metrics)
+
+    def _step_chain_statistics(self, state: dict, knobs: dict, generation: jax.Array) -> tuple[dict, dict]:
+        """step_chain under model.sampling = "statistics": generation g - 1's synthetic data arrive as sufficient
+        statistics drawn from its params with its sample key (the key its points would have used), merged with the
+        real points' statistics; no [M]-sized array is built, so a chain-generation costs the same at every M."""
+        model, regime = self.model, self.regime
+        batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
+        real = None
+        if regime.needs_real_data_each_generation:
+            real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
+        real_part = regime.real_batch(batch_key, model, real, knobs, generation)
+        num_synthetic = (regime.samples_per_generation - regime.real_count(knobs, generation)).astype(jnp.float32)
+        previous_key = jax.random.wrap_key_data(state["sample_key"])
+        synthetic = model.sample_statistics(previous_key, state["params"], num_synthetic, knobs)
+        params, pool = regime.step_statistics(
+            fit_key, model, state["pool"], real_part, synthetic, knobs, state["params"]
+        )
+        metrics = self._evaluate(params, None, knobs)
+        if curation_stage.SYNTHETIC_SHARE in self.bookkeeping_metrics:
+            real_weight = 0.0 if real_part is None else jnp.sum(real_part[1])
+            metrics[curation_stage.SYNTHETIC_SHARE] = num_synthetic / jnp.maximum(real_weight + num_synthetic, 1.0)
+        carried = {"sample_key": jax.random.key_data(sample_key)}
+        return self._finish_step(state, generation, params, pool, carried, _all_finite(params), metrics)
+
+    def _finish_step(self, state, generation, params, pool, carried, finite, metrics) -> tuple[dict, dict]:
+        """Freeze failed or finished chains (state unchanged) and blank a failed chain's metrics."""
         active = generation <= self.num_generations
         newly_failed = active & ~finite
         failed = state["failed"] | newly_failed

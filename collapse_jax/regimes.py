@@ -56,6 +56,8 @@ class Regime:
     preserved_slots: int = 0  # P = floor(max preserved_fraction * real_data_size); 0 under accumulate (already kept)
     oversample: int = 1  # synthetic candidates per slot: the curation keeps the first survivors up to M - R_g
     inflow_from_truth: bool = False  # the inflow is fresh truth draws (models with sample_truth), else real-set points
+    # config.model.sampling == "statistics": the synthetic part is drawn as sufficient statistics, never as points.
+    synthetic_statistics: bool = False
 
     @property
     def candidates(self) -> int:
@@ -172,6 +174,27 @@ class Regime:
         ones = jnp.ones(self.samples_per_generation, jnp.float32)
         return model.fit(fit_key, subsample, ones, knobs, previous), pool
 
+    def step_statistics(
+        self,
+        key: jax.Array,
+        model: Any,
+        pool: dict,
+        real_part: tuple | None,
+        synthetic: Any,
+        knobs: dict,
+        previous: Any,
+    ):
+        """`step` when the synthetic part arrives as drawn sufficient statistics: statistics(real points) merged with
+        them is the batch's statistics; replace / fresh fit it, accumulate merges it into the pool first."""
+        statistics = synthetic
+        if real_part is not None:
+            points, weights, _ = real_part
+            statistics = model.merge_statistics(model.statistics(points, weights), synthetic)
+        if self.use_statistics:
+            statistics = model.merge_statistics(pool["statistics"], statistics)
+            pool = {"statistics": statistics}
+        return model.fit_statistics(key, statistics, knobs, previous), pool
+
 
 def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
     """Build the regime for one static group; `maxima` holds the group's largest real_fraction (over the sweep and
@@ -219,4 +242,5 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
         preserved_slots=preserved_slots,
         oversample=oversample,
         inflow_from_truth=has_truth,
+        synthetic_statistics=config.model.get("sampling", "points") == "statistics",
     )

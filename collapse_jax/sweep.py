@@ -130,6 +130,41 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
 
 
+SAMPLINGS = ("points", "statistics")
+
+
+def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
+    """config.model.sampling: "points" (draw M synthetic points) or "statistics" (draw their sufficient statistics).
+
+    "statistics" replaces the points by their exact distribution, so everything that looks at single synthetic points
+    is ruled out: a raw pool (accumulate_subsample, keep_raw_pool) and per-sample curation or oversampling.
+    """
+    sampling = config.model.get("sampling", "points")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"config.model.sampling: unknown value {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
+    if sampling == "points":
+        return
+    drawable = base.has_sufficient_statistics(model) and callable(getattr(model, "sample_statistics", None))
+    if not drawable or getattr(model, "evaluate_uses_samples", True):
+        raise ValueError(
+            f"config.model.sampling: 'statistics' needs a model with sample_statistics whose evaluate ignores the "
+            f"samples; {config.model.name!r} is not one"
+        )
+    regime = config.regime.name
+    if regime == "accumulate_subsample" or (regime == "accumulate" and config.regime.get("keep_raw_pool", False)):
+        raise ValueError(
+            f"config.model.sampling: 'statistics' keeps no points, so regime {regime!r} with a raw pool cannot run; "
+            f"use sampling = 'points'"
+        )
+    block = config.get("curation") or {}
+    curation_name, oversample = block.get("name", "none"), block.get("oversample", 1)
+    if curation_name != "none" or oversample != 1:
+        raise ValueError(
+            f"config.model.sampling: 'statistics' draws no points to curate (curation.name = {curation_name!r}, "
+            f"curation.oversample = {oversample!r}); use sampling = 'points' or curation none with oversample 1"
+        )
+
+
 def static_sweep_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """Fields whose tuple values make separate compiled groups."""
     module = importlib.import_module(f"collapse_jax.models.{config.model.name}")
@@ -182,6 +217,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
         model = base.make_model(group_config)
+        validate_sampling(group_config, model)
         knob_fields = {
             **ENGINE_KNOB_FIELDS,
             **supply.knob_fields(group_config),

@@ -62,6 +62,12 @@ class SufficientStatistics(Protocol):
     def fit_statistics(self, key: jax.Array, statistics: PyTree, knobs: Knobs, previous: PyTree) -> PyTree:
         """Same params as `fit` on the data the statistics summarize."""
 
+    # Optional within this capability: `config.model.sampling = "statistics"` needs it (cost no longer grows with M).
+    def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> PyTree:
+        """Statistics (the structure `statistics` returns) of `count` points drawn from the fitted model, drawn from
+        their exact distribution without the points; `count` is a traced per-chain number that may be 0. The family's
+        `evaluate` must ignore its samples (`evaluate_uses_samples = False`): it receives None in that mode."""
+
 
 class TruthSampler(Protocol):
     """Optional: models that know the true distribution can serve the `fresh` regime (new real data each generation)."""

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import entropy
+from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models.base import Knobs, PyTree
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
@@ -122,6 +123,11 @@ class DiscreteModel:
         """Multinomial resampling: `num_samples` i.i.d. draws from the fitted probabilities."""
         del knobs
         return draw_categorical(key, params["probabilities"], num_samples)
+
+    def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> jax.Array:
+        """The counts of `count` draws from the fitted probabilities, drawn exactly (multinomial) without the draws."""
+        del knobs
+        return draw_multinomial_counts(key, params["probabilities"], count)
 
     def log_likelihood(self, params: PyTree, data: jax.Array, knobs: Knobs) -> jax.Array:
         """Exact log pmf log p(x_i) [n] under the fitted probabilities (-inf for an outcome the fit has lost)."""

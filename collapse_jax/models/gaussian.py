@@ -79,6 +79,31 @@ class GaussianModel:
         cov = statistics["scatter"] / jnp.maximum(statistics["count"] - self.ddof, 1.0)
         return {"mean": statistics["mean"], "cov": cov}
 
+    def sample_statistics(self, key: jax.Array, params: dict, count: jax.Array, knobs: dict) -> dict:
+        """The statistics of n = count points drawn from N(mu, lambda Sigma), drawn exactly without the points.
+
+        mean ~ N(mu, lambda Sigma / n) and scatter ~ Wishart(lambda Sigma, n - 1), independent (Cochran). The Wishart
+        is R A A^T R with R = Sigma^{1/2} and A the Bartlett factor: A_ii^2 ~ chi2(n - 1 - i) (i = 0..d-1),
+        A_ij ~ N(0, 1) below the diagonal; columns j >= n - 1 are zero, which gives the singular Wishart (rank n - 1)
+        when n <= d. n = 1 gives scatter 0; n = 0 gives count 0, mean mu and scatter 0 (weight 0 in merge_statistics).
+        """
+        mean_key, diagonal_key, below_key = jax.random.split(key, 3)
+        count = jnp.asarray(count, jnp.float32)
+        bias = jnp.asarray(knobs["sampling_bias"], jnp.float32)
+        root = metrics.psd_sqrt(params["cov"])
+        noise = jax.random.normal(mean_key, (self.dim,))
+        spread = jnp.where(count > 0, jnp.sqrt(bias / jnp.maximum(count, 1.0)), 0.0)
+        mean = params["mean"] + spread * noise @ root
+        degrees = count - 1.0 - jnp.arange(self.dim, dtype=jnp.float32)
+        alive = degrees > 0
+        # chi2(k) = 2 Gamma(k / 2); gamma's shape is traced per chain, and a dead column gets shape 1 then a 0.
+        chi_square = 2.0 * jax.random.gamma(diagonal_key, jnp.where(alive, degrees / 2.0, 1.0))
+        below = jnp.tril(jax.random.normal(below_key, (self.dim, self.dim)), k=-1)
+        bartlett = (below + jnp.diag(jnp.sqrt(chi_square))) * alive[None, :]
+        factor = root @ bartlett
+        scatter = bias * factor @ factor.T
+        return {"count": count, "mean": mean, "scatter": scatter}
+
     def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
         """Weighted mean and covariance of the pool."""
         return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
