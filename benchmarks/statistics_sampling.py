@@ -93,6 +93,13 @@ def run(quick: bool) -> list[dict]:
     return rows
 
 
+def suite_rows(quick: bool) -> list[dict]:
+    """run()'s rows as benchmarks.suite table rows (PASS when statistics/points >= the target)."""
+    from benchmarks import timing
+
+    return [timing.row(r["name"], r["value"], r["unit"], r["ratio"], r["target"], at_most=False) for r in run(quick)]
+
+
 def main(argv):
     del argv
     rows = run(flags.FLAGS.quick)
