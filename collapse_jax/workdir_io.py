@@ -81,7 +81,10 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
         if field in RESUMABLE_FIELDS or field.startswith(RESUMABLE_BLOCKS):
             continue
         default = FIELD_DEFAULTS.get(field, "<absent>")
-        if old.get(field, default) != new.get(field, default):
+        before, after = old.get(field, default), new.get(field, default)
+        if field == "chain_block":  # a command-line override of the "auto" (str) field arrives as digits
+            before, after = str(before), str(after)
+        if before != after:
             raise ValueError(
                 f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the "
                 "run "
