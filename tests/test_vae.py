@@ -315,8 +315,8 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
     straight = runner.run(config, str(tmp_path / "straight"))
     assert straight.metrics["frechet_distance"].shape == (2, 3) and not np.isnan(straight.metrics["recall"]).any()
     assert "sample_images" not in straight.metrics  # images are artifacts, not metrics
-    # A copy of the workdir as a kill between generation 2's metric rows and its checkpoint leaves it: checkpoint 2 gone,
-    # the metric files one chunk ahead of the newest checkpoint (the resume cuts them back and recomputes the chunk).
+    # A copy of the workdir as a kill between generation 2's metric rows and its checkpoint leaves it: checkpoint 2
+    # gone, metric files one chunk ahead of the newest checkpoint (the resume cuts them back and recomputes the chunk).
     shutil.copytree(tmp_path / "straight", tmp_path / "killed")
     shutil.rmtree(tmp_path / "killed" / "checkpoints" / "group_000" / "2")
     os.remove(tmp_path / "killed" / "artifacts" / "group_000" / "generation_000002.npz")
