@@ -141,22 +141,26 @@ class Engine:
             state["generation0_params"] = params
         return state, {**metrics, "failed": failed.astype(jnp.float32)}
 
+    def _keys_and_real_part(self, knobs: dict, generation: jax.Array) -> tuple:
+        """Generation g's (batch, fit, sample) keys and the real part of its batch (None when it has none)."""
+        batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
+        real = None
+        if self.regime.needs_real_data_each_generation:
+            real = self.model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
+        return batch_key, fit_key, sample_key, self.regime.real_batch(batch_key, self.model, real, knobs, generation)
+
     def step_chain(self, state: dict, knobs: dict, generation: jax.Array) -> tuple[dict, dict]:
         """Generation g >= 1: build the batch, update the pool, refit, sample; failed or finished chains stay frozen."""
         if self.regime.synthetic_statistics:
             return self._step_chain_statistics(state, knobs, generation)
         model, regime = self.model, self.regime
-        batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
+        batch_key, fit_key, sample_key, real_part = self._keys_and_real_part(knobs, generation)
         if self.draws_when_consumed:
             # Generation g - 1's samples, drawn now from its params and its key (the values carrying them would hold).
             previous = self._draw(jax.random.wrap_key_data(state["sample_key"]), state["params"], knobs)
             state_view = {**state, "samples": previous}
         else:
             previous, state_view = state["samples"], state
-        real = None
-        if regime.needs_real_data_each_generation:
-            real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
-        real_part = regime.real_batch(batch_key, model, real, knobs, generation)
         synthetic_keep = None
         metrics = {}
         if self.curation.active:
@@ -185,11 +189,7 @@ class Engine:
         statistics drawn from its params with its sample key (the key its points would have used), merged with the
         real points' statistics; no [M]-sized array is built, so a chain-generation costs the same at every M."""
         model, regime = self.model, self.regime
-        batch_key, fit_key, sample_key = jax.random.split(generation_key(self.root_seed, knobs["seed"], generation), 3)
-        real = None
-        if regime.needs_real_data_each_generation:
-            real = model.real_data(real_data_key(self.root_seed, knobs["seed"]), knobs)
-        real_part = regime.real_batch(batch_key, model, real, knobs, generation)
+        batch_key, fit_key, sample_key, real_part = self._keys_and_real_part(knobs, generation)
         num_synthetic = (regime.samples_per_generation - regime.real_count(knobs, generation)).astype(jnp.float32)
         previous_key = jax.random.wrap_key_data(state["sample_key"])
         synthetic = model.sample_statistics(previous_key, state["params"], num_synthetic, knobs)
