@@ -17,9 +17,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 CHAINS_AXIS = "chains"
 AUTO_BLOCK = "auto"
 # chain_block = "auto": the memory one device may spend on a block of chains (their state plus one generation's
-# transients). On CPU a block is cache-bound long before it is memory-bound; 512 MiB still gives a 10,000-chain
-# Gaussian run a single block (1.6 kB per chain). Accelerators use a quarter of the device's memory.
-CPU_BLOCK_MEMORY_BYTES = 512 << 20
+# transients). On CPU a block is cache-bound long before it is memory-bound: blocks whose working set outgrows the
+# cache lose 1.1x (Gaussian, M = 100) to 2.6x (discrete, M = 1000, K = 6) against blocks near 8 MiB, a quarter of the
+# 32 MiB L3 of the machine measured (BUILD_NOTES, "Automatic chain blocks"). A fixed number, not the host's cache size,
+# so "auto" gives the same bits on every CPU. Accelerators use a quarter of the device's memory.
+CPU_BLOCK_MEMORY_BYTES = 8 << 20
 ACCELERATOR_BLOCK_MEMORY_SHARE = 0.25
 
 

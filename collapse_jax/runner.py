@@ -228,10 +228,18 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             recorder.resume(done_generation)
         resumed_at = last_saved = done_generation
         started, failed = time.perf_counter(), recorder.failed
-        while done_generation < generations:
-            start = done_generation + 1
-            state, chunk_metrics = chunk_all(state, device_knobs, np.int32(start))
+        start = done_generation + 1
+        in_flight = chunk_all(state, device_knobs, np.int32(start)) if start <= generations else None
+        while in_flight is not None:
+            state, chunk_metrics = in_flight
             count = min(chunk, generations - start + 1)
+            # The next chunk is dispatched before this one's metrics reach the host: the device computes generation
+            # start + count onwards while the host writes files and checkpoints (JAX dispatch is asynchronous). On a
+            # stop request (with a workdir to checkpoint into) nothing more is dispatched: this chunk's state is saved.
+            next_start = start + count
+            in_flight = None
+            if next_start <= generations and not (workdir is not None and _stop_requested.is_set()):
+                in_flight = chunk_all(state, device_knobs, np.int32(next_start))
             chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
             recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
             if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
@@ -257,6 +265,7 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
                     manager.wait()
                     raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
             _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
+            start = next_start
         if manager is not None:
             manager.wait()
     finally:

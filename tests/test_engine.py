@@ -78,6 +78,8 @@ def test_auto_chain_block_splits_each_device_into_the_fewest_equal_blocks_within
     # 10,000 chains at 1,600 bytes each fit a 512 MiB budget: one block. A budget of 3,000 chains gives
     # ceil(10,000 / 3,000) = 4 blocks of 2,500 (no padding), not 3 of 3,000 plus a padded fourth.
     assert devices.resolve_chain_block("auto", 10_000, 1, 1_600, 512 << 20) == 10_000
+    # The CPU budget (8 MiB) at ~2 kB per chain (the Gaussian config): 4,194 chains fit, so 3 blocks of 3,334.
+    assert devices.resolve_chain_block("auto", 10_000, 1, 2_000, devices.CPU_BLOCK_MEMORY_BYTES) == 3_334
     assert devices.resolve_chain_block("auto", 10_000, 1, 1_000, 3_000_000) == 2_500
     assert devices.resolve_chain_block("auto", 10_001, 2, 1, 10**9) == 5_001  # per device, rounded up
     assert devices.resolve_chain_block(64, 10_000, 1, 1_600, 1) == 64  # an integer is kept as it is
