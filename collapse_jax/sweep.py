@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from collapse_jax import breakdown, curation, regimes, supply
+from collapse_jax import breakdown, config_schema, curation, regimes, supply
 from collapse_jax.models import base
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
@@ -128,6 +128,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")
     if names not in base.available_models():
         raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
+    config_schema.validate(config)  # every field against its declaration (shared and the family's), unknown fields
 
 
 SAMPLINGS = ("points", "statistics")
@@ -201,6 +202,7 @@ def group_maxima(knobs: dict[str, np.ndarray]) -> dict[str, float]:
 def expand(config: ml_collections.ConfigDict) -> list[Group]:
     """Validate the config and split its sweep into static groups of chains (knobs outermost, seeds innermost)."""
     validate(config)
+    config = config_schema.without_unset(config)  # common.py's inactive curation block runs as no block
     static_fields = static_sweep_fields(config)
     static_values = [_values(config, path) for path in static_fields]
     groups, next_chain = [], 0
