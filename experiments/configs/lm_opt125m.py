@@ -12,7 +12,7 @@ Runtime: not measured yet (no accelerator in this session); budget hours per see
 training block dominates).
 """
 
-from experiments.configs import lm_tiny
+from experiments.configs import common, lm_tiny
 
 
 def get_config():
@@ -64,4 +64,4 @@ def get_config():
     config.chain_block = 1
     config.chunk_generations = 1
     config.checkpoint_every = 1
-    return config
+    return common.finish(config)

@@ -13,7 +13,7 @@ Runtime: 51 s on a busy 2-core CPU (4 schedules x 6 final fractions x 64 seeds x
 
 import ml_collections
 
-from experiments.configs import gaussian
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -36,6 +36,5 @@ def get_config() -> ml_collections.ConfigDict:
         # T: generations of the decline (linear length, exponential half-life, step time).
         config.regime.schedule_generations = 50.0
         # Figures: the final trace_ratio (1 = no variance lost) vs final_real_fraction per schedule, with its breakdown.
-        config.report = ml_collections.ConfigDict()
         config.report.metrics = ("trace_ratio",)
-    return config
+    return common.finish(config)

@@ -15,7 +15,7 @@ Runtime: 21 s wall on a busy 2-core CPU (load ~6; 4 TPR x 3 FPR x 3 rho x 32 see
 
 import ml_collections
 
-from experiments.configs import discrete
+from experiments.configs import common, discrete
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -44,18 +44,14 @@ def get_config() -> ml_collections.ConfigDict:
         # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
         config.make_plots = True
 
-    config.curation = ml_collections.ConfigDict()
     # Abstract detector (the discrete model has no detect_watermark): flagged points are removed from the batch.
     config.curation.name = "watermark_filter"
     # P(flag | synthetic): the detector's power (a tuple sweeps it per chain).
     config.curation.true_positive_rate = (0.0, 0.5, 0.9, 0.99)
     # P(flag | real): wrongly removed human data (a tuple sweeps it per chain).
     config.curation.false_positive_rate = (0.0, 0.1, 0.3)
-    # 1 candidate per synthetic slot: removed points are not replaced, so the batch shrinks by what is flagged.
-    config.curation.oversample = 1
 
-    config.report = ml_collections.ConfigDict()
     # Strength figures and breakdowns for the collapse metrics: outcomes still alive and the fit's entropy vs the
     # detector's true / false positive rates and real_fraction.
     config.report.metrics = ("support_size", "entropy")
-    return config
+    return common.finish(config)

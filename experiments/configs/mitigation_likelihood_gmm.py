@@ -16,7 +16,7 @@ Runtime: 41 s wall on a busy 2-core CPU (load ~6; 4 bands x 2 real fractions x 8
 
 import ml_collections
 
-from experiments.configs import gmm
+from experiments.configs import common, gmm
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -38,18 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
         # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
         config.make_plots = True
 
-    config.curation = ml_collections.ConfigDict()
     # Quality filter by likelihood (collapse_jax/curation.py): model.log_likelihood = the exact mixture log density.
     config.curation.name = "likelihood_filter"
     # (low, high) quantile band of the generation's candidates kept; a tuple of pairs sweeps it per chain (one compile).
     config.curation.keep_quantiles = ((0.0, 1.0), (0.1, 1.0), (0.0, 0.9), (0.05, 0.95))
-    # Rank by the chain's current model (the one that generated the candidates), as a model-based quality filter does.
-    config.curation.likelihood_reference = "current"
-    # 1 candidate per synthetic slot: a band of width w leaves w (M - R) synthetic points (fewer than M in training).
-    config.curation.oversample = 1
 
-    config.report = ml_collections.ConfigDict()
     # Strength figures and breakdowns (collapse_jax/breakdown.py) for the collapse metric only: final component_std
     # vs real_fraction and vs the band edges, one line per other knob; within 50% of generation 0 = not collapsed.
     config.report.metrics = ("component_std",)
-    return config
+    return common.finish(config)

@@ -13,7 +13,7 @@ Runtime: 18 s on a busy 2-core CPU (6 x 5 knob values x 64 seeds x 200 generatio
 
 import ml_collections
 
-from experiments.configs import gaussian
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -32,6 +32,5 @@ def get_config() -> ml_collections.ConfigDict:
         # Share of the original real training set (M = 100 points) kept in every generation's training set (per chain).
         config.regime.preserved_fraction = (0.0, 0.01, 0.05, 0.1, 0.25)
         # Figures: final trace_ratio vs each remedy's strength.
-        config.report = ml_collections.ConfigDict()
         config.report.metrics = ("trace_ratio",)
-    return config
+    return common.finish(config)

@@ -20,7 +20,7 @@ base model's pretraining if lm_tiny has not cached it under data_dir.
 
 import ml_collections
 
-from experiments.configs import lm_tiny
+from experiments.configs import common, lm_tiny
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -42,18 +42,14 @@ def get_config() -> ml_collections.ConfigDict:
         # Secret key of the green-list hash (static; the paper's default 15485863).
         config.model.watermark_key = 15485863
 
-    config.curation = ml_collections.ConfigDict()
     # none (watermarked text trains the next generation) vs watermark_filter (detected blocks are dropped); static.
     config.curation.name = ("none", "watermark_filter")
-    # auto: the LM's own z-test detector (collapse_jax/lm/watermark.py) instead of abstract TPR / FPR knobs.
-    config.curation.detector = "auto"
     # A block is flagged when z > this over its 31 scored tokens (Kirchenbauer et al. use 4); also the threshold of the
     # model's watermark_detect_rate metrics. Under the null a block needs >= 18 of 31 green ids: P = 9e-5.
     config.curation.watermark_z_threshold = 4.0
 
-    config.report = ml_collections.ConfigDict()
     # Figures of the final generation vs delta and rho: test perplexity (collapse), the watermark's detectability in
     # the model's own samples, and the generation-0 model's perplexity of the samples (delta's cost in quality).
     config.report.metrics = ("ppl_real_test", "watermark_detect_rate_synthetic", "ppl_generated_gen0_q50")
     config.report.knobs = ("watermark_bias", "real_fraction")
-    return config
+    return common.finish(config)
