@@ -5,12 +5,14 @@ A bad --config gets one line naming the file and the problem, instead of a trace
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging as python_logging
 import os
 import sys
 
-from absl import logging
+import ml_collections
+from absl import flags, logging
 
 
 def config_path_from_argv(argv: list[str]) -> str | None:
@@ -42,11 +44,54 @@ def config_file_problem(path: str) -> str | None:
     return None
 
 
+def _override_paths(argv: list[str]) -> list[tuple[str, str]]:
+    """(field path, raw value) of every --config.<path>=<value> argument."""
+    pairs = []
+    for argument in argv:
+        if argument.startswith("--config.") and "=" in argument:
+            path, value = argument[len("--config.") :].split("=", 1)
+            pairs.append((path, value))
+    return pairs
+
+
+def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """Every field path of a config, blocks included (an override may replace a whole block)."""
+    paths = []
+    for key in config.keys():
+        paths.append(f"{prefix}{key}")
+        if isinstance(config[key], ml_collections.ConfigDict):
+            paths.extend(_fields(config[key], f"{prefix}{key}."))
+    return paths
+
+
+def override_problem(argv: list[str]) -> str | None:
+    """Why a --config.<field>=<value> override cannot apply (unknown field, unparsable value), in one line, or None."""
+    spec = importlib.util.spec_from_file_location("_collapse_config_check", config_path_from_argv(argv))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    known = _fields(module.get_config())
+    for path, _ in _override_paths(argv):
+        if path not in known:
+            close = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
+            return f"config.{path}: unknown field" + (f"; did you mean config.{close[0]}?" if close else "")
+    try:
+        flags.FLAGS(argv)  # config_flags applies the overrides; app.run parses again from scratch
+    except flags.Error as error:  # absl's "flag --config.x=v: <reason>" plus a usage hint on a second line
+        text = str(error).splitlines()[0]
+        for path, value in _override_paths(argv):
+            if text.startswith(f"flag --config.{path}="):
+                return f"config.{path}: cannot read {value!r}: {text.split(': ', 1)[-1]}"
+        return None  # another flag's problem: absl reports it as usual
+    finally:
+        flags.FLAGS.unparse_flags()
+    return None
+
+
 def exit_on_bad_config(argv: list[str]) -> None:
-    """Exit with status 2 and a one-line message when --config names an unusable file."""
+    """Exit with status 2 and a one-line message when --config names an unusable file or an override cannot apply."""
     path = config_path_from_argv(argv)
     problem = "--config: missing (pass --config=experiments/configs/<name>.py)" if path is None else None
-    problem = problem or config_file_problem(path)
+    problem = problem or config_file_problem(path) or override_problem(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
