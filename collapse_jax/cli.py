@@ -13,6 +13,7 @@ import sys
 
 import ml_collections
 from absl import flags, logging
+from ml_collections.config_flags import tuple_parser
 
 
 def config_path_from_argv(argv: list[str]) -> str | None:
@@ -44,6 +45,15 @@ def config_file_problem(path: str) -> str | None:
     return None
 
 
+# The parsers config_flags uses for an override of a field of this type (ml_collections 1.1).
+_PARSERS = {
+    int: flags.IntegerParser(),
+    float: flags.FloatParser(),
+    bool: flags.BooleanParser(),
+    tuple: tuple_parser.TupleParser(),
+}
+
+
 def _override_paths(argv: list[str]) -> list[tuple[str, str]]:
     """(field path, raw value) of every --config.<path>=<value> argument."""
     pairs = []
@@ -69,21 +79,24 @@ def override_problem(argv: list[str]) -> str | None:
     spec = importlib.util.spec_from_file_location("_collapse_config_check", config_path_from_argv(argv))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    known = _fields(module.get_config())
+    config = module.get_config()
+    known = _fields(config)
     for path, _ in _override_paths(argv):
         if path not in known:
             close = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
             return f"config.{path}: unknown field" + (f"; did you mean config.{close[0]}?" if close else "")
-    try:
-        flags.FLAGS(argv)  # config_flags applies the overrides; app.run parses again from scratch
-    except flags.Error as error:  # absl's "flag --config.x=v: <reason>" plus a usage hint on a second line
-        text = str(error).splitlines()[0]
-        for path, value in _override_paths(argv):
-            if text.startswith(f"flag --config.{path}="):
-                return f"config.{path}: cannot read {value!r}: {text.split(': ', 1)[-1]}"
-        return None  # another flag's problem: absl reports it as usual
-    finally:
-        flags.FLAGS.unparse_flags()
+    for path, value in _override_paths(argv):
+        *parents, leaf = path.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        parser = _PARSERS.get(node.get_type(leaf)) if isinstance(node, ml_collections.ConfigDict) else None
+        if parser is None:
+            continue  # config_flags reports types it cannot override itself
+        try:
+            parser.parse(value)  # what config_flags does with the override, before absl would print a usage error
+        except (ValueError, TypeError, flags.Error) as error:
+            return f"config.{path}: cannot read {value!r} as {node.get_type(leaf).__name__}: {error}"
     return None
 
 
