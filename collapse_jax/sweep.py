@@ -122,13 +122,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
             raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
     supply.validate(config)
-    breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
     names = get_field(config, "model.name")
     if not isinstance(names, str):
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")
     if names not in base.available_models():
         raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
     config_schema.validate(config)  # every field against its declaration (shared and the family's), unknown fields
+    breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
 
 
 SAMPLINGS = ("points", "statistics")

@@ -41,8 +41,6 @@ def get_config() -> ml_collections.ConfigDict:
         config.chain_block = 1152
         # One checkpoint at the end.
         config.checkpoint_every = 400
-        # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
-        config.make_plots = True
 
     # Abstract detector (the discrete model has no detect_watermark): flagged points are removed from the batch.
     config.curation.name = "watermark_filter"

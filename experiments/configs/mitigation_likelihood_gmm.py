@@ -35,8 +35,6 @@ def get_config() -> ml_collections.ConfigDict:
         config.chain_block = 64
         # One checkpoint at the end is enough for this short run.
         config.checkpoint_every = 100
-        # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
-        config.make_plots = True
 
     # Quality filter by likelihood (collapse_jax/curation.py): model.log_likelihood = the exact mixture log density.
     config.curation.name = "likelihood_filter"

@@ -26,8 +26,6 @@ from experiments.configs import common, lm_tiny
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
     with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
-        # Independent seeds per knob combination.
-        config.seeds = 2
         # Generations after the fit on real data.
         config.num_generations = 3
         # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
