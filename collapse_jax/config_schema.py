@@ -147,7 +147,7 @@ def check_value(path: str, field: Field, value: Any) -> None:
 def _check_keep_quantiles(value: Any) -> None:
     from collapse_jax import curation
 
-    if not isinstance(value, (tuple, list)):  # quantile_pairs would fail on len() of a number
+    if not isinstance(value, (tuple, list)) or not value:  # quantile_pairs would fail on len() or an empty band
         raise ValueError(
             f"config.curation.keep_quantiles: must be a (low, high) pair or a tuple of pairs, got {value!r}"
         )
