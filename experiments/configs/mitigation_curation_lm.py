@@ -24,13 +24,12 @@ from experiments.configs import common, lm_tiny
 
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
-    with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
-        # Replace only: each generation fine-tunes on its own curated continuations.
-        config.regime.name = "replace"
-        # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
-        config.regime.real_fraction = 0.0
-        # Independent seeds per curation setting (lm_tiny: 2).
-        config.seeds = 4
+    # Replace only: each generation fine-tunes on its own curated continuations.
+    config.regime.name = "replace"
+    # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
+    config.regime.real_fraction = 0.0
+    # Independent seeds per curation setting (lm_tiny: 2).
+    config.seeds = 4
 
     # none | likelihood_filter | verifier: one compiled group each (their knobs swept inside).
     config.curation.name = ("none", "likelihood_filter", "verifier")

@@ -22,15 +22,14 @@ from experiments.configs import common, vae_digits
 
 def get_config() -> ml_collections.ConfigDict:
     config = vae_digits.get_config()
-    with config.ignore_type():
-        # Replace only: curation acts on what the next generation trains on, and replace is where collapse is sharp.
-        config.regime.name = "replace"
-        # rho: share of each generation's M images drawn from the real training set (a chain knob).
-        config.regime.real_fraction = (0.0, 0.1)
-        # Independent seeds per (curation setting, rho): 8, so a group's median is read from 8 chains.
-        config.seeds = 8
-        # Chains per compiled block (bits do not depend on it); 16 = one block per (rho, strength) pair of seeds.
-        config.chain_block = 16
+    # Replace only: curation acts on what the next generation trains on, and replace is where collapse is sharp.
+    config.regime.name = "replace"
+    # rho: share of each generation's M images drawn from the real training set (a chain knob).
+    config.regime.real_fraction = (0.0, 0.1)
+    # Independent seeds per (curation setting, rho): 8, so a group's median is read from 8 chains.
+    config.seeds = 8
+    # Chains per compiled block (bits do not depend on it); 16 = one block per (rho, strength) pair of seeds.
+    config.chain_block = 16
 
     # none | likelihood_filter | verifier: a tuple compiles one group per curation (its own knobs swept inside).
     config.curation.name = ("none", "likelihood_filter", "verifier")

@@ -25,20 +25,19 @@ from experiments.configs import common, lm_tiny
 
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
-    with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
-        # Generations after the fit on real data.
-        config.num_generations = 3
-        # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
-        config.regime.name = "replace"
-        # rho: share of each generation's M = 256 blocks that is real; the filter can only remove synthetic slots, so
-        # with a perfect detector a generation trains on rho M real blocks alone (a chain knob).
-        config.regime.real_fraction = (0.1, 0.5)
-        # delta: logit bias of green ids while decoding (0 = no watermark), a chain knob (one compile for all).
-        config.model.watermark_bias = (0.0, 2.0, 4.0)
-        # gamma: share of the vocabulary on each green list (Kirchenbauer et al.'s default 0.25), static.
-        config.model.watermark_gamma = 0.25
-        # Secret key of the green-list hash (static; the paper's default 15485863).
-        config.model.watermark_key = 15485863
+    # Generations after the fit on real data.
+    config.num_generations = 3
+    # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
+    config.regime.name = "replace"
+    # rho: share of each generation's M = 256 blocks that is real; the filter can only remove synthetic slots, so
+    # with a perfect detector a generation trains on rho M real blocks alone (a chain knob).
+    config.regime.real_fraction = (0.1, 0.5)
+    # delta: logit bias of green ids while decoding (0 = no watermark), a chain knob (one compile for all).
+    config.model.watermark_bias = (0.0, 2.0, 4.0)
+    # gamma: share of the vocabulary on each green list (Kirchenbauer et al.'s default 0.25), static.
+    config.model.watermark_gamma = 0.25
+    # Secret key of the green-list hash (static; the paper's default 15485863).
+    config.model.watermark_key = 15485863
 
     # none (watermarked text trains the next generation) vs watermark_filter (detected blocks are dropped); static.
     config.curation.name = ("none", "watermark_filter")
