@@ -15,7 +15,6 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 128
     # 6000 ≈ 3 E[T] of the slowest cell (K = 10, M = 1000: E[T] ≈ 1897).
     config.num_generations = 6000

@@ -15,7 +15,6 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 128
     config.num_generations = 200
 

@@ -16,7 +16,6 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
     config.seeds = 32
     config.num_generations = 2050
     # M: points each generation trains on (and synthetic points each fitted mixture draws).

@@ -21,7 +21,6 @@ def get_config() -> ml_collections.ConfigDict:
     # M: points each generation trains on; a list compiles one group per value (Kazdan et al.'s grid).
     config.samples_per_generation = (10, 32, 100, 316, 1000)
 
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
     config.regime.name = ("replace", "accumulate")
 
     # Model family: a module in collapse_jax/models/.

@@ -15,7 +15,6 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 1024
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit n = 1 on real data).
     config.num_generations = 50

@@ -22,7 +22,6 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
     config.seeds = 2
     config.num_generations = 5
     # M: blocks each generation trains on = continuations generated per generation (one per training block).

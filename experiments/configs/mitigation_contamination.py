@@ -18,7 +18,6 @@ from experiments.configs import common, gaussian
 
 def get_config() -> ml_collections.ConfigDict:
     config = gaussian.get_config()
-    # Independent seeds per knob combination.
     config.seeds = 64
     # Generations after the fit on real data (long enough for pure replace to collapse: median ratio 0.14 at 200).
     config.num_generations = 200

@@ -18,9 +18,7 @@ from experiments.configs import common, gaussian
 
 def get_config() -> ml_collections.ConfigDict:
     config = gaussian.get_config()
-    # Independent seeds per knob combination.
     config.seeds = 64
-    # Generations after the fit on real data.
     config.num_generations = 200
     # Replace: each generation trains on its own batch only; the remedies add real points to that batch.
     config.regime.name = "replace"

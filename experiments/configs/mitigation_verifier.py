@@ -25,7 +25,6 @@ GENERATOR_ERRORS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
     config.seeds = 16
     config.num_generations = 10
     # M: labelled points each generation trains on (and synthetic candidates the generator labels).
@@ -56,7 +55,6 @@ def get_config() -> ml_collections.ConfigDict:
     # psi: keep rate of wrong labels (a tuple sweeps it per chain); p* = 1/(1 + psi/phi) = 0.909, 0.769, 0.5.
     config.curation.keep_bad = (0.1, 0.3, 1.0)
 
-    # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
     config.chain_block = 256
 
     # The breakdown figure: final test_accuracy vs p, one line per (psi, rho, labeller); accuracy falls as p grows.

@@ -25,7 +25,6 @@ from experiments.configs import common, lm_tiny
 
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
-    # Generations after the fit on real data.
     config.num_generations = 3
     # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
     config.regime.name = "replace"

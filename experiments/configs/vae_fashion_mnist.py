@@ -17,9 +17,7 @@ from experiments.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
-    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
     config.seeds = 4
-    # Generations after the first fit on real data; results have num_generations + 1 columns.
     config.num_generations = 5
     # M: images each generation trains on and each model decodes (= the 60,000 real training images).
     config.samples_per_generation = 60_000
@@ -83,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.chunk_size = 1024
 
     config.chunk_generations = 1
-    # B: chains run in fixed blocks of B (padded) so a chain's bits never depend on its neighbours; = seeds: no padding.
+    # B = seeds: one block per group, no padding chains.
     config.chain_block = 4
     config.checkpoint_every = 1
     return common.finish(config)
