@@ -4,6 +4,8 @@ import ast
 import importlib
 import math
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -191,3 +193,46 @@ def test_no_config_resets_a_field_to_the_value_it_starts_from(name):
         if path in parent and (value == parent[path] or (isinstance(value, list) and tuple(value) == parent[path]))
     ]
     assert not same, f"{name} re-sets {same} to the value it already has"
+
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+MISSPELLED_CONFIG = """
+from experiments.configs import gaussian
+
+
+def get_config():
+    config = gaussian.get_config()
+    config.regime.real_fracton = 0.1
+    return config
+"""
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (
+            ["--config.regime.real_fracton=0.1"],
+            "config.regime.real_fracton: unknown field; did you mean config.regime.",
+        ),
+        (["--config.model.dim=abc"], "config.model.dim: cannot read 'abc' as int"),
+        (["--config.model.true_std=nan"], "config.model.true_std: must be a finite number > 0"),
+        (["--config.curation.name=sieve"], "config.curation.name: unknown curation 'sieve'"),
+        (
+            "misspelled config file",
+            "config.regime.real_fracton: unknown field; did you mean config.regime.real_fraction?",
+        ),
+    ],
+)
+def test_a_bad_field_on_the_command_line_or_in_a_config_file_is_one_line_and_exit_2(tmp_path, arguments, message):
+    config = "experiments/configs/gaussian.py"
+    if arguments == "misspelled config file":
+        config, arguments = str(tmp_path / "typo.py"), []
+        (tmp_path / "typo.py").write_text(MISSPELLED_CONFIG)
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "experiments.main", f"--config={config}", f"--workdir={workdir}", *arguments]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not workdir.exists()  # refused before anything was written
