@@ -230,9 +230,9 @@ def shared_fields() -> dict[str, Field]:
         "curation.false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **probability),
         "curation.watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
         "curation.detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **probability),
-        "curation.good_region_mass": number(
-            "truth mass is_good counts as good", low=0.0, high=1.0, low_open=True, high_open=True
-        ),
+        # (0, 1]: the VAE's `is_good` accepts 1 (every real test image passes); families whose good region needs a
+        # quantile below 1 refuse it in make_model (curation.good_region_mass).
+        "curation.good_region_mass": number("truth mass is_good counts as good", low=0.0, high=1.0, low_open=True),
         "report.metrics": Field("strs", "metrics with strength figures (None: all)", optional=True),
         "report.collapse_tolerance": Field(
             "any", "breakdown band, one number or {metric: band}", check=_check_tolerance

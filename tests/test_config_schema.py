@@ -111,7 +111,7 @@ def test_a_wrong_kind_in_any_shared_field_is_one_line_naming_it(path):
         ("model.estimator", "map", "unknown estimator 'map'; allowed: mle, unbiased"),
         ("curation.name", "sieve", "unknown curation 'sieve'"),
         ("curation.oversample", 0, "must be an integer >= 1"),
-        ("curation.good_region_mass", 1.0, "must be a finite number > 0 and < 1"),
+        ("curation.good_region_mass", 0.0, "must be a finite number > 0 and <= 1"),
         ("curation.keep_quantiles", 0.5, "must be a (low, high) pair"),
         ("curation.keep_good", 2.0, "must be a finite number >= 0 and <= 1"),
         ("report.collapse_tolerance", "wide", "must be a finite number > 0"),
