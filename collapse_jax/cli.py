@@ -5,12 +5,15 @@ A bad --config gets one line naming the file and the problem, instead of a trace
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging as python_logging
 import os
 import sys
 
-from absl import logging
+import ml_collections
+from absl import flags, logging
+from ml_collections.config_flags import tuple_parser
 
 
 def config_path_from_argv(argv: list[str]) -> str | None:
@@ -42,11 +45,66 @@ def config_file_problem(path: str) -> str | None:
     return None
 
 
+# The parsers config_flags uses for an override of a field of this type (ml_collections 1.1).
+_PARSERS = {
+    int: flags.IntegerParser(),
+    float: flags.FloatParser(),
+    bool: flags.BooleanParser(),
+    tuple: tuple_parser.TupleParser(),
+}
+
+
+def _override_paths(argv: list[str]) -> list[tuple[str, str]]:
+    """(field path, raw value) of every --config.<path>=<value> argument."""
+    pairs = []
+    for argument in argv:
+        if argument.startswith("--config.") and "=" in argument:
+            path, value = argument[len("--config.") :].split("=", 1)
+            pairs.append((path, value))
+    return pairs
+
+
+def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """Every field path of a config, blocks included (an override may replace a whole block)."""
+    paths = []
+    for key in config.keys():
+        paths.append(f"{prefix}{key}")
+        if isinstance(config[key], ml_collections.ConfigDict):
+            paths.extend(_fields(config[key], f"{prefix}{key}."))
+    return paths
+
+
+def override_problem(argv: list[str]) -> str | None:
+    """Why a --config.<field>=<value> override cannot apply (unknown field, unparsable value), in one line, or None."""
+    spec = importlib.util.spec_from_file_location("_collapse_config_check", config_path_from_argv(argv))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    known = _fields(config)
+    for path, _ in _override_paths(argv):
+        if path not in known:
+            close = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
+            return f"config.{path}: unknown field" + (f"; did you mean config.{close[0]}?" if close else "")
+    for path, value in _override_paths(argv):
+        *parents, leaf = path.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        parser = _PARSERS.get(node.get_type(leaf)) if isinstance(node, ml_collections.ConfigDict) else None
+        if parser is None:
+            continue  # config_flags reports types it cannot override itself
+        try:
+            parser.parse(value)  # what config_flags does with the override, before absl would print a usage error
+        except (ValueError, TypeError, flags.Error) as error:
+            return f"config.{path}: cannot read {value!r} as {node.get_type(leaf).__name__}: {error}"
+    return None
+
+
 def exit_on_bad_config(argv: list[str]) -> None:
-    """Exit with status 2 and a one-line message when --config names an unusable file."""
+    """Exit with status 2 and a one-line message when --config names an unusable file or an override cannot apply."""
     path = config_path_from_argv(argv)
     problem = "--config: missing (pass --config=experiments/configs/<name>.py)" if path is None else None
-    problem = problem or config_file_problem(path)
+    problem = problem or config_file_problem(path) or override_problem(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from collapse_jax import breakdown, curation, regimes, supply
+from collapse_jax import breakdown, config_schema, curation, regimes, supply
 from collapse_jax.models import base
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
@@ -122,12 +122,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
             raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
     supply.validate(config)
-    breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
     names = get_field(config, "model.name")
     if not isinstance(names, str):
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")
     if names not in base.available_models():
         raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
+    config_schema.validate(config)  # every field against its declaration (shared and the family's), unknown fields
+    breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
 
 
 SAMPLINGS = ("points", "statistics")
@@ -201,6 +202,7 @@ def group_maxima(knobs: dict[str, np.ndarray]) -> dict[str, float]:
 def expand(config: ml_collections.ConfigDict) -> list[Group]:
     """Validate the config and split its sweep into static groups of chains (knobs outermost, seeds innermost)."""
     validate(config)
+    config = config_schema.without_unset(config)  # common.py's inactive curation block runs as no block
     static_fields = static_sweep_fields(config)
     static_values = [_values(config, path) for path in static_fields]
     groups, next_chain = [], 0

@@ -28,8 +28,20 @@ RESUMABLE_FIELDS = (
 )
 # Config blocks that only shape the report (figures, breakdown tolerance): any change is fine on a resume.
 RESUMABLE_BLOCKS = ("report.",)
-# Fields added after runs were already written: an absent field in an older run.json means this value.
-FIELD_DEFAULTS = {"record_every": 1}
+# Fields added after runs were already written: an absent field in an older run.json means this value (the
+# shared fields of experiments/configs/common.py, issue 13: an absent curation block ran as the inactive one).
+FIELD_DEFAULTS = {
+    "record_every": 1,
+    "regime.keep_raw_pool": False,
+    "curation.name": "none",
+    "curation.oversample": 1,
+    "curation.likelihood_reference": "current",
+    "curation.keep_quantiles": [0.1, 1.0],
+    "curation.detector": "auto",
+    "curation.good_region_mass": 0.95,
+    **{f"curation.{name}": None for name in ("keep_good", "keep_bad", "true_positive_rate", "false_positive_rate")},
+    **{f"curation.{name}": None for name in ("watermark_z_threshold", "detected_weight")},
+}
 RUN_FILE = "run.json"
 
 
@@ -84,6 +96,8 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
         before, after = old.get(field, default), new.get(field, default)
         if field == "chain_block":  # a command-line override of the "auto" (str) field arrives as digits
             before, after = str(before), str(after)
+        # One value and a 1-tuple of it are the same setting (a flexible field's override arrives as the value).
+        before, after = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (before, after))
         if before != after:
             raise ValueError(
                 f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the "

@@ -51,12 +51,13 @@ def test_real_fraction_sweep_shares_one_compile(gaussian_config, monkeypatch):
 
 
 def test_a_failing_chain_is_flagged_frozen_and_leaves_the_others_bit_identical(gaussian_config):
-    # lambda = inf makes a chain's samples non-finite; the lambda = 1 chains must not notice it. The Gaussian's samples
-    # are drawn where generation 1 consumes them (Engine.draws_when_consumed), so generation 0's fit on real data is
-    # still reported and the chain fails at generation 1, the first fit on the non-finite samples.
+    # lambda = 1e39 (inf in float32; config validation refuses a literal inf) makes a chain's samples non-finite; the
+    # lambda = 1 chains must not notice it. The Gaussian's samples are drawn where generation 1 consumes them
+    # (Engine.draws_when_consumed), so generation 0's fit on real data is still reported and the chain fails at
+    # generation 1, the first fit on the non-finite samples.
     clean = runner.simulate(runner.as_config({"model.sampling_bias": (1.0,)}, gaussian_config))
-    mixed = runner.simulate(runner.as_config({"model.sampling_bias": (1.0, float("inf"))}, gaussian_config))
-    bad = mixed.knobs["sampling_bias"] == np.inf
+    mixed = runner.simulate(runner.as_config({"model.sampling_bias": (1.0, 1e39)}, gaussian_config))
+    bad = mixed.knobs["sampling_bias"] == 1e39
     assert mixed.failed[bad].all() and not mixed.failed[~bad].any()
     np.testing.assert_array_equal(mixed.metrics["failed"][bad][:, 0], 0.0)
     np.testing.assert_array_equal(mixed.metrics["failed"][bad][:, 1:], 1.0)

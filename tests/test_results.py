@@ -25,7 +25,7 @@ def write_old_format(workdir: str, config, history: results.Results) -> None:
 
 
 def test_a_workdir_written_before_append_only_metrics_loads_with_every_generation(gaussian_config, tmp_path):
-    config = runner.as_config({"model.sampling_bias": (1.0, float("inf"))}, gaussian_config)
+    config = runner.as_config({"model.sampling_bias": (1.0, 1e39)}, gaussian_config)
     straight = runner.simulate(config)
     write_old_format(str(tmp_path), config, straight)
     old = results.load(str(tmp_path))

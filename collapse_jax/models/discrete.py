@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.config_schema import integer, number
 from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
@@ -79,6 +80,16 @@ class DiscreteModel:
         "absorbed",
         "absorbed_outcome",
     )
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields: ClassVar[dict] = {
+        "num_outcomes": integer(
+            "K: outcomes of the categorical (static: one compile per value)", low=2, sweepable=True
+        ),
+        "smoothing": number("add-alpha pseudo-count of every fit", low=0.0, sweepable=True),
+        "zipf_exponent": number("truth p_k ~ k^-s (0: uniform)", low=0.0, sweepable=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+    }
 
     def _truth(self, knobs: Knobs) -> jax.Array:
         return truth_probabilities(self.num_outcomes, jnp.asarray(knobs["zipf_exponent"], jnp.float32))

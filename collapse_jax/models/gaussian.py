@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import metrics
+from collapse_jax.config_schema import choice, integer, number
 from collapse_jax.curation import good_region_mass
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
@@ -36,6 +37,17 @@ class GaussianModel:
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples = False
     metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields = {
+        "dim": integer("d: data dimension", low=1),
+        "true_mean": number("the truth is N(true_mean * 1, true_std^2 I)"),
+        "true_std": number("the truth's standard deviation", low=0.0, low_open=True),
+        "estimator": choice("mle (ddof 0) or unbiased (ddof 1)", tuple(ESTIMATOR_DDOF), noun="estimator"),
+        "sampling_bias": number("lambda: sample from N(mu, lambda Sigma)", low=0.0, sweepable=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "test_size": integer("held-out real points for nll_real_test", low=1),
+    }
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
         """Draw from the true distribution N(true_mean * 1, true_std^2 I)."""

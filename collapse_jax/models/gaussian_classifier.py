@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
+from collapse_jax.config_schema import choice, integer, number
 from collapse_jax.models.base import Knobs, PyTree
 
 # Who labels the synthetic inputs. current_model: y = sign(w_g . x) of the chain's latest fit, flipped with
@@ -73,6 +74,15 @@ class GaussianClassifierModel:
         "label_error_rate",
         "weight_norm",
     )
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields: ClassVar[dict] = {
+        "dim": integer("d: feature dimension", low=1),
+        "signal": number("|mu|: distance of each class mean from 0", low=0.0, low_open=True),
+        "labeller": choice("who labels synthetic x", LABELLERS, sweepable=True, noun="labeller"),
+        "generator_error": number("p: label flip probability of the generator", low=0.0, high=1.0, sweepable=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+    }
 
     def true_mean(self) -> jax.Array:
         """mu = (signal, 0, ..., 0)."""

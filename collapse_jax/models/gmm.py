@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import metrics
+from collapse_jax.config_schema import choice, integer, number
 from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
@@ -149,6 +150,22 @@ class GaussianMixtureModel:
         "em_iterations",
         "em_converged",
     )
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields = {
+        "dim": integer("d: data dimension", low=1),
+        "true_mean": number("the truth is one blob N(true_mean * 1, true_std^2 I)"),
+        "true_std": number("the truth's standard deviation", low=0.0, low_open=True),
+        "num_components": integer("K: mixture components", low=1),
+        "covariance_type": choice("full or diag covariances", COVARIANCE_TYPES),
+        "init_method": choice("EM initialisation", INIT_METHODS),
+        "kmeans_iterations": integer("Lloyd iterations of the kmeans init", low=0),
+        "tolerance": number("EM stops once |mean log-lik change| < tolerance", low=0.0),
+        "max_iterations": integer("EM iterations (fixed scan length)", low=1),
+        "reg_covar": number("added to every covariance diagonal", low=0.0, low_open=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "test_size": integer("held-out real points for nll_real_test", low=1),
+    }
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
         """Draw from the true distribution N(true_mean * 1, true_std^2 I)."""

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import toy_data
+from collapse_jax.config_schema import Field, choice, integer, number
 from collapse_jax.curation import good_region_mass
 
 BANDWIDTH_RULES = ("scott", "silverman")
@@ -92,6 +93,27 @@ class KernelDensityModel:
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples = False
     metric_names = ("nll_real_test", "bandwidth")
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields = {
+        "dataset": choice("2-D toy truth", toy_data.DATASETS, sweepable=True, noun="dataset"),
+        "bandwidth": Field(
+            "number",
+            "Gaussian kernel width (a tuple sweeps it) or a rule",
+            low=0.0,
+            low_open=True,
+            choices=BANDWIDTH_RULES,
+            number_choices=True,
+            sweepable=True,
+        ),
+        "noise": number("std of the noise added to moons / circles / swiss_roll", low=0.0),
+        "factor": number("circles: radius of the inner circle", low=0.0, high=1.0, low_open=True),
+        "cluster_std": number("blobs: std of each blob", low=0.0),
+        "num_blobs": integer("blobs: number of centres", low=1),
+        "dataset_seed": integer("blobs: seed of the centres", low=0),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "test_size": integer("held-out real points for nll_real_test", low=1),
+    }
     dim = 2
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:

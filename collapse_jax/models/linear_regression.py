@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.config_schema import integer, number
 from collapse_jax.curation import good_region_mass
 from collapse_jax.models.base import Knobs, PyTree
 
@@ -39,6 +40,16 @@ class LinearRegressionModel:
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     metric_names: ClassVar[tuple[str, ...]] = ("test_mse", "test_mse_empirical")
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields: ClassVar[dict] = {
+        "dim": integer("d: features (static: one compile per value)", low=1, sweepable=True),
+        "noise_std": number("sigma: label noise", low=0.0, sweepable=True),
+        "ridge": number("ridge penalty of every fit", low=0.0, sweepable=True),
+        "test_size": integer("held-out test points", low=1),
+        "test_seed": integer("seed of the test set", low=0),
+        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True),
+    }
 
     @property
     def real_data_size(self) -> int:

@@ -13,16 +13,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_jax.config_schema import choice, integer, number, text
 from collapse_jax.data.tokenizer import TextTokenizer
 from collapse_jax.lm import decoding, pretraining, text_metrics, training
 from collapse_jax.lm.model_setup import (
+    DECODINGS,
+    PROTOCOLS,
+    START_FROM,
     check_model_config,
     make_watermark,
     model_corpus,
     pretrained_base,
     quality_threshold,
 )
-from collapse_jax.lm.transformer import TransformerConfig, init_params
+from collapse_jax.lm.transformer import ACTIVATIONS, TransformerConfig, init_params
 from collapse_jax.lm.watermark import WATERMARK_METRICS, Watermark, detection_metrics
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -80,6 +84,54 @@ class LanguageModel:
         return (
             ("ppl_real_test", "ppl_real_test_batch_mean", "train_loss") + quantiles + histogram + STATISTICS + watermark
         )
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields = {
+        "data_dir": text("where the token-block corpus is built and cached"),
+        "corpus_dir": text("folder of .txt works (None: Shakespeare)", optional=True),
+        "corpus_pattern": text("glob of corpus files inside corpus_dir"),
+        "test_works": integer("whole works held out for the test split", low=1),
+        "validation_works": integer("whole works held out for the validation split", low=0),
+        "block_length": integer("L: tokens per block", low=1),
+        "vocab_size": integer("byte-level BPE vocabulary", low=1),
+        "max_train_blocks": integer("first training blocks kept (0: all)", low=0),
+        "max_test_blocks": integer("first test blocks kept (0: all)", low=0),
+        "hf_checkpoint": text("local Hugging Face OPT directory (None: random init)", optional=True),
+        "pretrain_epochs": integer("epochs of the cached base model (0: none)", low=0),
+        "pretrain_batch_size": integer("batch of the base model's pretraining", low=1),
+        "pretrain_learning_rate": number("peak learning rate of the pretraining", low=0.0, low_open=True),
+        "num_layers": integer("decoder layers", low=1),
+        "hidden_size": integer("model width", low=1),
+        "num_heads": integer("attention heads", low=1),
+        "mlp_size": integer("MLP width", low=1),
+        "activation": choice("MLP activation", tuple(ACTIVATIONS)),
+        "dtype": choice("compute dtype", ("float32", "bfloat16")),
+        "epochs": integer("epochs over M blocks per generation", low=1),
+        "batch_size": integer("training batch", low=1),
+        "learning_rate": number("peak AdamW learning rate", low=0.0, low_open=True, sweepable=True),
+        "warmup_fraction": number("share of steps warming up", low=0.0, high=1.0),
+        "end_learning_rate": number("cosine floor", low=0.0),
+        "weight_decay": number("AdamW weight decay", low=0.0),
+        "start_from": choice("where each generation's training starts", START_FROM),
+        "protocol": choice("block_continuation or unconditional", PROTOCOLS),
+        "decoding": choice("beam, greedy or sample", DECODINGS),
+        "num_beams": integer("beams of beam search", low=1),
+        "repetition_penalty": number("CTRL repetition penalty (1: off)", low=0.0, low_open=True),
+        "temperature": number("sampling temperature", low=0.0, low_open=True, sweepable=True),
+        "top_k": integer("top-k sampling (0: off)", low=0),
+        "top_p": number("nucleus sampling (1: off)", low=0.0, high=1.0, low_open=True),
+        "decode_batch_size": integer("prompts decoded at once", low=1),
+        "eval_batch_size": integer("blocks scored at once", low=1),
+        "num_sample_texts": integer("generated blocks saved per chain per generation", low=0),
+        "histogram_bins": integer("bins of the perplexity histogram", low=1),
+        "histogram_max_perplexity": number("top of the histogram's range", low=1.0, low_open=True),
+        "rare_mass_fraction": number("share of training tokens held by the rare ids", low=0.0, high=1.0),
+        "watermark_bias": number("delta: green-list logit bias (a chain knob)", low=0.0, sweepable=True),
+        "watermark_gamma": number(
+            "green-list share of the vocabulary", low=0.0, high=1.0, low_open=True, high_open=True
+        ),
+        "watermark_key": integer("watermark hash key", low=0),
+    }
 
     @property
     def artifact_names(self) -> tuple[str, ...]:

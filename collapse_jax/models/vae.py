@@ -14,8 +14,10 @@ import numpy as np
 import optax
 from absl import logging
 
+from collapse_jax.config_schema import Field, choice, integer, number, text
 from collapse_jax.models import _image_metrics as image_metrics
 from collapse_jax.models import _vae_config, _vae_verifier
+from collapse_jax.models._conv import IMPLEMENTATIONS
 from collapse_jax.models._vae_nets import (
     Decoder,
     Encoder,
@@ -79,6 +81,36 @@ class VAEModel:
         "class_histogram_entropy",
         "elbo_real_test",
     )
+
+    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    config_fields = {
+        "dataset": choice("image data set", _vae_config.DATASETS, noun="dataset"),
+        "data_dir": text("prepared tfds data dir (None: the default)", optional=True),
+        "source_dir": text("folder of the Fashion-MNIST IDX files (None: Debian's)", optional=True),
+        "train_size": integer("first N training images (None: all)", low=1, optional=True),
+        "test_size": integer("first N test images (None: all)", low=1, optional=True),
+        "encoder_channels": Field("ints", "encoder conv widths (the decoder mirrors them)", low=1),
+        "latent_dim": integer("latent dimension", low=1),
+        "epochs": integer("passes over the valid pool per generation", low=1),
+        "batch_size": integer("minibatch size", low=1),
+        "steps_per_generation": integer("minibatches per generation (None: use epochs)", low=1, optional=True),
+        "learning_rate": number("Adam learning rate", low=0.0, low_open=True, sweepable=True),
+        "weight_decay": number("L2 weight decay added to the gradient", low=0.0),
+        "kl_weight": number("beta in BCE + beta KL", low=0.0, sweepable=True),
+        "sampling_temperature": number("tau: decode z ~ N(0, tau^2 I)", low=0.0, sweepable=True),
+        "train_from": choice("scratch or previous", _vae_config.TRAIN_FROM, sweepable=True),
+        "sample_mode": choice("bernoulli draws or decoded means", _vae_config.SAMPLE_MODES, sweepable=True),
+        "metric_num_samples": integer("generated images used by the metrics (None: all M)", low=1, optional=True),
+        "preview_images": integer("decoded samples saved per chain per generation", low=0),
+        "precision_recall_size": integer("points per side in precision / recall", low=1),
+        "precision_recall_k": integer("k of precision / recall", low=1),
+        "classifier_channels": Field("ints", "feature classifier conv widths", low=1),
+        "classifier_feature_dim": integer("feature size of the classifier", low=1),
+        "classifier_epochs": integer("epochs of the classifier", low=1),
+        "classifier_seed": integer("seed of the classifier", low=0),
+        "chunk_size": integer("images per chunk when decoding / scoring", low=1),
+        "conv_implementation": choice("auto, xla or matmul convolutions", IMPLEMENTATIONS),
+    }
 
     @property
     def real_data_size(self) -> int:

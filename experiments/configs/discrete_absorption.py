@@ -16,9 +16,11 @@ Result (64 chains, seeds 0-63): all absorbed by 600,000; mean T = 168,537 (sd 78
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
+    config = common.get_config()
     # Number of independent seeds (an int n means seeds 0..n-1): 256 chains give the mean absorption time to ~3%
     # (measured sd(T) = 0.47 E[T] over 64 chains, so one standard error is 0.47 / 16 of the mean).
     config.seeds = 256
@@ -27,18 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_generations = 600_000
     # M: draws each generation trains on (and synthetic draws each fit produces).
     config.samples_per_generation = 100_000
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
-    # replace: each generation fits only the previous generation's M draws (the Wright–Fisher chain).
-    config.regime.name = "replace"
-    # rho: share of each generation's M points that is real data; 0 = pure self-consumption.
-    config.regime.real_fraction = 0.0
-    # Keep the raw accumulated pool (only read by accumulate regimes; statistics sampling requires False).
-    config.regime.keep_raw_pool = False
-
-    config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "discrete"
     # K: number of outcomes.
@@ -52,18 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
     # "statistics": draw each generation's multinomial counts (log2 K conditional binomials) instead of M outcomes.
     config.model.sampling = "statistics"
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 10_000
     # B: chains run in fixed blocks of B; an integer fixes a chain's bits across chain counts, devices and shards.
     config.chain_block = 256
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 50_000
-    # Keep the newest this many checkpoints, plus every keep_period-th generation (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
     # Keep every k-th generation's metrics on disk (0 and the last always); the absorption generation stays exact
     # (`absorbed` is an event metric). 1000: 601 columns, not 600,001 (0.6 GB of float32 per metric at 256 chains).
     config.record_every = 1000
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

@@ -10,28 +10,16 @@ Override any field: --config.num_generations=200 --config.regime.name=accumulate
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
-    config.seeds = 100
-    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
-    config.num_generations = 100
-    # M: points each generation trains on (and synthetic points each model draws).
-    config.samples_per_generation = 100
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
-
-    config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
+    config = common.get_config()  # the shared run fields (seeds, sizes, chunking, checkpoints, curation, report)
+    # Kazdan et al.'s comparison: replace vs accumulate, each with 0 and 10% real data.
     config.regime.name = ("replace", "accumulate")
-    # rho: share of each generation's M points that is real data (a tuple sweeps it inside one compile).
     config.regime.real_fraction = (0.0, 0.1)
-    # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
-    config.regime.keep_raw_pool = False
 
-    config.model = ml_collections.ConfigDict()
-    # Model family: a module in collapse_jax/models/.
+    # Model family: collapse_jax/models/gaussian.py.
     config.model.name = "gaussian"
     # d: data dimension; the truth is N(true_mean * 1, true_std^2 I).
     config.model.dim = 1
@@ -46,21 +34,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Held-out real points for nll_real_test (shared by all chains).
     config.model.test_size = 10_000
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
-    config.chunk_generations = 10
-    # B: chains run in fixed blocks of B (padded); a chain's bits depend on B, not on how many chains run beside it.
-    # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
-    # an integer fixes the bits across chain counts, devices and shards.
-    config.chain_block = "auto"
-    # Keep every k-th generation's metrics on disk (0 and the last always); event generations stay exact.
-    config.record_every = 1
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
-    config.checkpoint_every = 10
-    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
+    # Three checkpoints kept (the shared default keeps two).
     config.max_checkpoints_to_keep = 3
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    # TensorBoard summaries into <workdir>/tensorboard after every chunk (needs tensorboardX; may change on a resume).
-    config.tensorboard = False
-    return config
+    return common.finish(config)

@@ -11,27 +11,16 @@ Override any field: --config.seeds=128 --config.model.max_iterations=2000 --conf
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
+    config = common.get_config()
     config.seeds = 32
-    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     config.num_generations = 2050
     # M: points each generation trains on (and synthetic points each fitted mixture draws).
     config.samples_per_generation = 1000
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
-    config.regime.name = "replace"
-    # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
-    config.regime.real_fraction = 0.0
-    # Keep the raw accumulated pool even when the model has sufficient statistics (the GMM has none; unused).
-    config.regime.keep_raw_pool = False
-
-    config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "gmm"
     # d: data dimension; the truth is one blob N(true_mean * 1, true_std^2 I).
@@ -58,17 +47,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Held-out real points for nll_real_test (shared by all chains).
     config.model.test_size = 2000
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 50
-    # B: chains run in fixed blocks of B (padded); a chain's bits depend on B, not on how many chains run beside it.
-    # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
-    # an integer fixes the bits across chain counts, devices and shards.
-    config.chain_block = "auto"
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 500
-    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

@@ -13,27 +13,16 @@ Override: --config.model.dataset=circles --config.model.bandwidth=scott --config
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list of seeds.
-    config.seeds = 100
-    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
-    config.num_generations = 100
+    config = common.get_config()
     # M: points each generation trains on; a list compiles one group per value (Kazdan et al.'s grid).
     config.samples_per_generation = (10, 32, 100, 316, 1000)
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a list sweeps it (one compile per value, one results table).
     config.regime.name = ("replace", "accumulate")
-    # rho: share of each generation's M points that is real data (a list sweeps it inside one compile).
-    config.regime.real_fraction = 0.0
-    # Keep the raw accumulated pool (a KDE has no sufficient statistics: its pool is its params).
-    config.regime.keep_raw_pool = False
 
-    config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "kde"
     # blobs | moons | circles | swiss_roll (2-D, generated in JAX); a list compiles one group per data set.
@@ -54,17 +43,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Held-out real points for nll_real_test (shared by all chains).
     config.model.test_size = 1000
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 25
-    # B: chains run in fixed blocks of B (padded); a chain's bits depend on B, not on how many chains run beside it.
-    # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
-    # an integer fixes the bits across chain counts, devices and shards.
-    config.chain_block = "auto"
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 50
-    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

@@ -10,27 +10,17 @@ Override any field: --config.model.dim=20 --config.samples_per_generation=200 --
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
+    config = common.get_config()
     config.seeds = 1024
     # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit n = 1 on real data).
     config.num_generations = 50
-    # T: labelled points per generation = rows of the chain's fixed input matrix X.
-    config.samples_per_generation = 100
-    # Root of every chain's random stream (and of its design X): key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
-    # replace | accumulate | accumulate_subsample | fresh; a tuple sweeps it (one compile per value, one results table).
     config.regime.name = ("replace", "accumulate")
-    # rho: share of each generation's T points that is real data (a tuple sweeps it inside one compile).
-    config.regime.real_fraction = 0.0
-    # Keep the raw accumulated pool even when the model has sufficient statistics (slower; for cross-checks).
-    config.regime.keep_raw_pool = False
 
-    config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "linear_regression"
     # d: input dimension; x ~ N(0, I_d), w* = 1/√d (a tuple compiles one group per value).
@@ -44,17 +34,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Seed of the held-out inputs (kept apart from every chain's stream).
     config.model.test_seed = 2**31 - 1
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 25
-    # B: chains run in fixed blocks of B (padded); a chain's bits depend on B, not on how many chains run beside it.
-    # "auto": the largest block within a per-device memory budget (fast; its bits can change with the chain count);
-    # an integer fixes the bits across chain counts, devices and shards.
-    config.chain_block = "auto"
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 25
-    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

@@ -12,7 +12,7 @@ Runtime: not measured yet (no accelerator in this session); budget hours per see
 training block dominates).
 """
 
-from experiments.configs import lm_tiny
+from experiments.configs import common, lm_tiny
 
 
 def get_config():
@@ -23,8 +23,6 @@ def get_config():
     # M = every training block (None-like 0 below keeps them all); set to the corpus' block count.
     config.samples_per_generation = 22_860  # Shakespeare train split at L = 64 with the 4096 BPE (measured)
     config.regime.name = ["replace"]
-    # Shumailov: no original data vs a random 10% of it each generation.
-    config.regime.real_fraction = [0.0, 0.1]
 
     model = config.model
     # OPT-125m shape (ignored when hf_checkpoint is set: the checkpoint's config.json wins).
@@ -62,6 +60,4 @@ def get_config():
 
     # One chain per vmapped block: an OPT-125m chain (weights + gen-0 copy + AdamW state) is ~2 GB in float32.
     config.chain_block = 1
-    config.chunk_generations = 1
-    config.checkpoint_every = 1
-    return config
+    return common.finish(config)

@@ -17,27 +17,21 @@ Gerstgrasser et al.'s protocol: --config.model.protocol=unconditional --config.m
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
+    config = common.get_config()
     config.seeds = 2
-    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     config.num_generations = 5
     # M: blocks each generation trains on = continuations generated per generation (one per training block).
     config.samples_per_generation = 256
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
     # replace | accumulate | accumulate_subsample; a list sweeps it (one compile per value, one results table).
     config.regime.name = ["replace", "accumulate"]
     # rho: share of each generation's M blocks that are real, a fresh random subset each generation (a chain knob).
     config.regime.real_fraction = [0.0, 0.1]
-    # The LM has no sufficient statistics; the raw pool is always kept.
-    config.regime.keep_raw_pool = False
 
-    config.model = ml_collections.ConfigDict()
     # Model family: collapse_jax/models/lm.py.
     config.model.name = "lm"
     # Where the tfds token-block corpus (and its tokenizer.json) is built once and cached.
@@ -107,15 +101,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Rare ids: the least frequent training ids holding this share of training tokens (rare_token_mass tracks them).
     config.model.rare_mass_fraction = 0.1
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 1
     # B: chains per vmapped block (padding chains cost a full training run each, so keep it small for LMs).
     config.chain_block = 4
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 1
-    # Keep the newest this many checkpoints, plus every keep_period-th generation (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

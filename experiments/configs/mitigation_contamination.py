@@ -13,29 +13,26 @@ Runtime: 51 s on a busy 2-core CPU (4 schedules x 6 final fractions x 64 seeds x
 
 import ml_collections
 
-from experiments.configs import gaussian
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = gaussian.get_config()
-    with config.ignore_type():  # the Gaussian config's sweep fields are tuples; these overrides change types
-        # Independent seeds per knob combination.
-        config.seeds = 64
-        # Generations after the fit on real data (long enough for pure replace to collapse: median ratio 0.14 at 200).
-        config.num_generations = 200
-        # Replace: each generation trains only on its own batch (real share rho_g + synthetic).
-        config.regime.name = "replace"
-        # rho at generation 1: half of every batch is human data at the start.
-        config.regime.real_fraction = 0.5
-        # How rho_g falls to final_real_fraction: constant (no contamination), linear over schedule_generations,
-        # exponential (half-life schedule_generations) or step (at generation schedule_generations). Static: one
-        # compile each.
-        config.regime.real_fraction_schedule = ("constant", "linear", "exponential", "step")
-        # rho_end: the human share the web settles at (the mitigation strength swept here, per chain).
-        config.regime.final_real_fraction = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
-        # T: generations of the decline (linear length, exponential half-life, step time).
-        config.regime.schedule_generations = 50.0
-        # Figures: the final trace_ratio (1 = no variance lost) vs final_real_fraction per schedule, with its breakdown.
-        config.report = ml_collections.ConfigDict()
-        config.report.metrics = ("trace_ratio",)
-    return config
+    config.seeds = 64
+    # Generations after the fit on real data (long enough for pure replace to collapse: median ratio 0.14 at 200).
+    config.num_generations = 200
+    # Replace: each generation trains only on its own batch (real share rho_g + synthetic).
+    config.regime.name = "replace"
+    # rho at generation 1: half of every batch is human data at the start.
+    config.regime.real_fraction = 0.5
+    # How rho_g falls to final_real_fraction: constant (no contamination), linear over schedule_generations,
+    # exponential (half-life schedule_generations) or step (at generation schedule_generations). Static: one
+    # compile each.
+    config.regime.real_fraction_schedule = ("constant", "linear", "exponential", "step")
+    # rho_end: the human share the web settles at (the mitigation strength swept here, per chain).
+    config.regime.final_real_fraction = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+    # T: generations of the decline (linear length, exponential half-life, step time).
+    config.regime.schedule_generations = 50.0
+    # Figures: the final trace_ratio (1 = no variance lost) vs final_real_fraction per schedule, with its breakdown.
+    config.report.metrics = ("trace_ratio",)
+    return common.finish(config)

@@ -19,35 +19,26 @@ lm_tiny has not cached it). Final test perplexity: none 161, likelihood bands 16
 
 import ml_collections
 
-from experiments.configs import lm_tiny
+from experiments.configs import common, lm_tiny
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
-    with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
-        # Replace only: each generation fine-tunes on its own curated continuations.
-        config.regime.name = "replace"
-        # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
-        config.regime.real_fraction = 0.0
-        # Independent seeds per curation setting (lm_tiny: 2).
-        config.seeds = 4
+    # Replace only: each generation fine-tunes on its own curated continuations.
+    config.regime.name = "replace"
+    # rho: no real blocks, so the curation stage is the only thing between the model and its own output.
+    config.regime.real_fraction = 0.0
+    # Independent seeds per curation setting (lm_tiny: 2).
+    config.seeds = 4
 
-    config.curation = ml_collections.ConfigDict()
     # none | likelihood_filter | verifier: one compiled group each (their knobs swept inside).
     config.curation.name = ("none", "likelihood_filter", "verifier")
     # likelihood_filter: (low, high) quantile bands of the continuations' log-likelihood kept (a tuple of pairs sweeps).
     config.curation.keep_quantiles = ((0.1, 1.0), (0.0, 0.9))
-    # Rank by the model that generated the text (a model-based perplexity filter).
-    config.curation.likelihood_reference = "current"
     # verifier: keep rate of good blocks (phi) and of bad ones (psi).
     config.curation.keep_good = 1.0
     config.curation.keep_bad = 0.0
-    # Share of held-out real blocks inside the verifier's good region (the base model's log-perplexity quantile).
-    config.curation.good_region_mass = 0.95
-    # 1 candidate per slot: a generation fine-tunes on the survivors of its M continuations (fewer than M blocks).
-    config.curation.oversample = 1
 
-    config.report = ml_collections.ConfigDict()
     # Strength figures for the final test perplexity and the generated text's perplexity under generation 0.
     config.report.metrics = ("ppl_real_test", "ppl_generated_gen0_q50")
-    return config
+    return common.finish(config)

@@ -16,40 +16,31 @@ Runtime: 41 s wall on a busy 2-core CPU (load ~6; 4 bands x 2 real fractions x 8
 
 import ml_collections
 
-from experiments.configs import gmm
+from experiments.configs import common, gmm
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = gmm.get_config()
-    with config.ignore_type():
-        # Independent seeds per (band, real fraction).
-        config.seeds = 8
-        # Generations after the fit on real data: without a filter the median component std falls 0.92 -> 0.68 in 100
-        # (notes/zoo_gmm_kde.md); a band that removes x% of the tails shrinks the variance geometrically per generation.
-        config.num_generations = 100
-        # rho: share of each generation's M points that is real (never filtered: the filter acts on synthetic
-        # candidates only); a tuple sweeps it per chain.
-        config.regime.real_fraction = (0.0, 0.1)
-        # Generations per compiled chunk and chains per block (64 chains: one block).
-        config.chunk_generations = 25
-        config.chain_block = 64
-        # One checkpoint at the end is enough for this short run.
-        config.checkpoint_every = 100
-        # Figures and report.md after the run: metrics vs generation and the strength figures of config.report.
-        config.make_plots = True
+    # Independent seeds per (band, real fraction).
+    config.seeds = 8
+    # Generations after the fit on real data: without a filter the median component std falls 0.92 -> 0.68 in 100
+    # (notes/zoo_gmm_kde.md); a band that removes x% of the tails shrinks the variance geometrically per generation.
+    config.num_generations = 100
+    # rho: share of each generation's M points that is real (never filtered: the filter acts on synthetic
+    # candidates only); a tuple sweeps it per chain.
+    config.regime.real_fraction = (0.0, 0.1)
+    # Generations per compiled chunk and chains per block (64 chains: one block).
+    config.chunk_generations = 25
+    config.chain_block = 64
+    # One checkpoint at the end is enough for this short run.
+    config.checkpoint_every = 100
 
-    config.curation = ml_collections.ConfigDict()
     # Quality filter by likelihood (collapse_jax/curation.py): model.log_likelihood = the exact mixture log density.
     config.curation.name = "likelihood_filter"
     # (low, high) quantile band of the generation's candidates kept; a tuple of pairs sweeps it per chain (one compile).
     config.curation.keep_quantiles = ((0.0, 1.0), (0.1, 1.0), (0.0, 0.9), (0.05, 0.95))
-    # Rank by the chain's current model (the one that generated the candidates), as a model-based quality filter does.
-    config.curation.likelihood_reference = "current"
-    # 1 candidate per synthetic slot: a band of width w leaves w (M - R) synthetic points (fewer than M in training).
-    config.curation.oversample = 1
 
-    config.report = ml_collections.ConfigDict()
     # Strength figures and breakdowns (collapse_jax/breakdown.py) for the collapse metric only: final component_std
     # vs real_fraction and vs the band edges, one line per other knob; within 50% of generation 0 = not collapsed.
     config.report.metrics = ("component_std",)
-    return config
+    return common.finish(config)

@@ -13,25 +13,21 @@ Runtime: 18 s on a busy 2-core CPU (6 x 5 knob values x 64 seeds x 200 generatio
 
 import ml_collections
 
-from experiments.configs import gaussian
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = gaussian.get_config()
-    with config.ignore_type():  # the Gaussian config's sweep fields are tuples; these overrides change types
-        # Independent seeds per knob combination.
-        config.seeds = 64
-        # Generations after the fit on real data.
-        config.num_generations = 200
-        # Replace: each generation trains on its own batch only; the remedies add real points to that batch.
-        config.regime.name = "replace"
-        # No real points inside the M (the remedies below add real data on top of it).
-        config.regime.real_fraction = 0.0
-        # New real points added to every generation's batch (per chain): "incentives for humans to keep producing".
-        config.regime.real_inflow = (0, 1, 2, 5, 10, 25)
-        # Share of the original real training set (M = 100 points) kept in every generation's training set (per chain).
-        config.regime.preserved_fraction = (0.0, 0.01, 0.05, 0.1, 0.25)
-        # Figures: final trace_ratio vs each remedy's strength.
-        config.report = ml_collections.ConfigDict()
-        config.report.metrics = ("trace_ratio",)
-    return config
+    config.seeds = 64
+    config.num_generations = 200
+    # Replace: each generation trains on its own batch only; the remedies add real points to that batch.
+    config.regime.name = "replace"
+    # No real points inside the M (the remedies below add real data on top of it).
+    config.regime.real_fraction = 0.0
+    # New real points added to every generation's batch (per chain): "incentives for humans to keep producing".
+    config.regime.real_inflow = (0, 1, 2, 5, 10, 25)
+    # Share of the original real training set (M = 100 points) kept in every generation's training set (per chain).
+    config.regime.preserved_fraction = (0.0, 0.01, 0.05, 0.1, 0.25)
+    # Figures: final trace_ratio vs each remedy's strength.
+    config.report.metrics = ("trace_ratio",)
+    return common.finish(config)

@@ -17,38 +17,28 @@ Runtime: 5 min 31 s on an idle 2-core CPU (3 groups, 80 chains x 10 generations;
 
 import ml_collections
 
-from experiments.configs import vae_digits
+from experiments.configs import common, vae_digits
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = vae_digits.get_config()
-    with config.ignore_type():
-        # Replace only: curation acts on what the next generation trains on, and replace is where collapse is sharp.
-        config.regime.name = "replace"
-        # rho: share of each generation's M images drawn from the real training set (a chain knob).
-        config.regime.real_fraction = (0.0, 0.1)
-        # Independent seeds per (curation setting, rho): 8, so a group's median is read from 8 chains.
-        config.seeds = 8
-        # Chains per compiled block (bits do not depend on it); 16 = one block per (rho, strength) pair of seeds.
-        config.chain_block = 16
+    # Replace only: curation acts on what the next generation trains on, and replace is where collapse is sharp.
+    config.regime.name = "replace"
+    # rho: share of each generation's M images drawn from the real training set (a chain knob).
+    config.regime.real_fraction = (0.0, 0.1)
+    # Independent seeds per (curation setting, rho): 8, so a group's median is read from 8 chains.
+    config.seeds = 8
+    # Chains per compiled block (bits do not depend on it); 16 = one block per (rho, strength) pair of seeds.
+    config.chain_block = 16
 
-    config.curation = ml_collections.ConfigDict()
     # none | likelihood_filter | verifier: a tuple compiles one group per curation (its own knobs swept inside).
     config.curation.name = ("none", "likelihood_filter", "verifier")
     # likelihood_filter: (low, high) quantile bands of the candidates' ELBO kept; a tuple of pairs sweeps per chain.
     config.curation.keep_quantiles = ((0.1, 1.0), (0.0, 0.9))
-    # Rank by the chain's current model (the one that decoded the candidates), as a model-based quality filter does.
-    config.curation.likelihood_reference = "current"
     # verifier: keep rate of good images (phi) and of bad ones (psi; a tuple sweeps it per chain).
     config.curation.keep_good = 1.0
     config.curation.keep_bad = (0.0, 0.5)
-    # Share of real test digits inside the verifier's good region (its Mahalanobis radius is calibrated on them).
-    config.curation.good_region_mass = 0.95
-    # Candidates per synthetic slot: 1, so a generation trains on the survivors of M candidates (fewer than M images;
-    # the fixed step budget keeps the training compute the same).
-    config.curation.oversample = 1
 
-    config.report = ml_collections.ConfigDict()
     # Strength figures: final latent spread, Frechet distance, recall and class entropy (mode loss) vs rho and the
     # curation knobs, one line per setting.
     config.report.metrics = ("latent_std_gen0_encoder", "frechet_distance", "recall", "class_histogram_entropy")
@@ -61,4 +51,4 @@ def get_config() -> ml_collections.ConfigDict:
         "recall": 0.1,
         "class_histogram_entropy": 0.1,
     }
-    return config
+    return common.finish(config)

@@ -17,28 +17,22 @@ Override any field: --config.curation.keep_bad=0.5 --config.model.signal=1.0 --c
 
 import ml_collections
 
+from experiments.configs import common
+
 # p = 0.05, 0.10, ..., 0.95.
 GENERATOR_ERRORS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Number of independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit tuple of seeds.
+    config = common.get_config()
     config.seeds = 16
-    # Generations after the first fit; results have num_generations + 1 columns (column 0 = fit on real data).
     config.num_generations = 10
     # M: labelled points each generation trains on (and synthetic candidates the generator labels).
     config.samples_per_generation = 200
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
-    # replace: each generation trains on the latest verified batch only (the setting where collapse is sharpest).
-    config.regime.name = "replace"
     # rho: share of each generation's M points that is real, correctly labelled data (a tuple sweeps it per chain).
     config.regime.real_fraction = (0.0, 0.1)
 
-    config.model = ml_collections.ConfigDict()
     # Model family: a module in collapse_jax/models/.
     config.model.name = "gaussian_classifier"
     # d: input dimension; the truth is y = +-1 equiprobable, x = y mu + N(0, I_d) with mu = (signal, 0, ..., 0).
@@ -53,7 +47,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Size of the real training set at generation 0 (None: M).
     config.model.real_data_size = None
 
-    config.curation = ml_collections.ConfigDict()
     # Feng et al.'s oracle verifier: keep a correctly labelled sample w.p. keep_good, a wrongly labelled one w.p.
     # keep_bad (model.is_good judges the label against the class that generated x).
     config.curation.name = "verifier"
@@ -61,22 +54,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.keep_good = 1.0
     # psi: keep rate of wrong labels (a tuple sweeps it per chain); p* = 1/(1 + psi/phi) = 0.909, 0.769, 0.5.
     config.curation.keep_bad = (0.1, 0.3, 1.0)
-    # Candidates drawn per synthetic slot: 1, so a generation trains on the survivors of M candidates (fewer than M).
-    config.curation.oversample = 1
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
-    config.chunk_generations = 10
-    # B: chains are computed in fixed blocks of B (padded) so a chain's bits do not depend on how many run beside it.
     config.chain_block = 256
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
-    config.checkpoint_every = 10
-    # Keep the newest this many checkpoints, plus every keep_period-th generation for later analysis (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
 
-    config.report = ml_collections.ConfigDict()
     # The breakdown figure: final test_accuracy vs p, one line per (psi, rho, labeller); accuracy falls as p grows.
     config.report.metrics = ("test_accuracy",)
     config.report.knobs = ("generator_error",)
@@ -85,4 +65,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.report.reference_lines = tuple(
         ("generator_error", 1.0 / (1.0 + psi), f"p* (psi={psi:g})") for psi in config.curation.keep_bad
     )
-    return config
+    return common.finish(config)

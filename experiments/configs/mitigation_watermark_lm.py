@@ -20,40 +20,32 @@ base model's pretraining if lm_tiny has not cached it under data_dir.
 
 import ml_collections
 
-from experiments.configs import lm_tiny
+from experiments.configs import common, lm_tiny
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = lm_tiny.get_config()
-    with config.ignore_type():  # lm_tiny's sweep fields are lists; these overrides change them
-        # Independent seeds per knob combination.
-        config.seeds = 2
-        # Generations after the fit on real data.
-        config.num_generations = 3
-        # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
-        config.regime.name = "replace"
-        # rho: share of each generation's M = 256 blocks that is real; the filter can only remove synthetic slots, so
-        # with a perfect detector a generation trains on rho M real blocks alone (a chain knob).
-        config.regime.real_fraction = (0.1, 0.5)
-        # delta: logit bias of green ids while decoding (0 = no watermark), a chain knob (one compile for all).
-        config.model.watermark_bias = (0.0, 2.0, 4.0)
-        # gamma: share of the vocabulary on each green list (Kirchenbauer et al.'s default 0.25), static.
-        config.model.watermark_gamma = 0.25
-        # Secret key of the green-list hash (static; the paper's default 15485863).
-        config.model.watermark_key = 15485863
+    config.num_generations = 3
+    # Replace: each generation trains on its own batch only (real share rho + the synthetic blocks that survive).
+    config.regime.name = "replace"
+    # rho: share of each generation's M = 256 blocks that is real; the filter can only remove synthetic slots, so
+    # with a perfect detector a generation trains on rho M real blocks alone (a chain knob).
+    config.regime.real_fraction = (0.1, 0.5)
+    # delta: logit bias of green ids while decoding (0 = no watermark), a chain knob (one compile for all).
+    config.model.watermark_bias = (0.0, 2.0, 4.0)
+    # gamma: share of the vocabulary on each green list (Kirchenbauer et al.'s default 0.25), static.
+    config.model.watermark_gamma = 0.25
+    # Secret key of the green-list hash (static; the paper's default 15485863).
+    config.model.watermark_key = 15485863
 
-    config.curation = ml_collections.ConfigDict()
     # none (watermarked text trains the next generation) vs watermark_filter (detected blocks are dropped); static.
     config.curation.name = ("none", "watermark_filter")
-    # auto: the LM's own z-test detector (collapse_jax/lm/watermark.py) instead of abstract TPR / FPR knobs.
-    config.curation.detector = "auto"
     # A block is flagged when z > this over its 31 scored tokens (Kirchenbauer et al. use 4); also the threshold of the
     # model's watermark_detect_rate metrics. Under the null a block needs >= 18 of 31 green ids: P = 9e-5.
     config.curation.watermark_z_threshold = 4.0
 
-    config.report = ml_collections.ConfigDict()
     # Figures of the final generation vs delta and rho: test perplexity (collapse), the watermark's detectability in
     # the model's own samples, and the generation-0 model's perplexity of the samples (delta's cost in quality).
     config.report.metrics = ("ppl_real_test", "watermark_detect_rate_synthetic", "ppl_generated_gen0_q50")
     config.report.knobs = ("watermark_bias", "real_fraction")
-    return config
+    return common.finish(config)

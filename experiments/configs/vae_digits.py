@@ -13,19 +13,16 @@ Override any field: --config.num_generations=20 --config.model.train_from=previo
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    # Independent seeds per knob combination (an int n means seeds 0..n-1), or an explicit list.
+    config = common.get_config()
     config.seeds = 4
-    # Generations after the first fit on real data; results have num_generations + 1 columns.
     config.num_generations = 10
     # M: images each generation trains on and each model decodes (= the 1,497 real training digits).
     config.samples_per_generation = 1497
-    # Root of every chain's random stream: key = fold_in(fold_in(root_seed, seed), generation).
-    config.root_seed = 0
 
-    config.regime = ml_collections.ConfigDict()
     # replace | accumulate | accumulate_subsample | fresh (fresh needs a model of the truth: not available for images).
     config.regime.name = ("replace", "accumulate")
     # rho: share of each generation's M images drawn from the real training set (Shumailov's "10% original data").
@@ -33,7 +30,6 @@ def get_config() -> ml_collections.ConfigDict:
     # The VAE has no sufficient statistics; accumulate keeps the raw pool (capacity (1 + num_generations) x M images).
     config.regime.keep_raw_pool = True
 
-    config.model = ml_collections.ConfigDict()
     # Model family: collapse_jax/models/vae.py.
     config.model.name = "vae"
     # digits (8x8, 1,497 train / 300 test, bundled with scikit-learn) or fashion_mnist_local (28x28, 60k / 10k).
@@ -86,15 +82,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Images per chunk when decoding / scoring many images (bounds activation memory per chain).
     config.model.chunk_size = 512
 
-    # K: generations per compiled chunk; the host writes metrics and checkpoints between chunks.
     config.chunk_generations = 5
-    # B: chains run in fixed blocks of B (padded) so a chain's bits never depend on its neighbours; = seeds: no padding.
+    # B = seeds: one block per group, no padding chains.
     config.chain_block = 4
-    # Save a checkpoint every this many generations (rounded up to a chunk boundary).
     config.checkpoint_every = 5
-    # Keep the newest this many checkpoints, plus every keep_period-th generation (None: none).
-    config.max_checkpoints_to_keep = 2
-    config.keep_period = None
-    # Figures and report.md after the run.
-    config.make_plots = True
-    return config
+    return common.finish(config)

@@ -15,7 +15,7 @@ chunk, compile + generations 0-1: ~130 s). Replace: latent_std_gen0_encoder 0.71
 
 import ml_collections
 
-from experiments.configs import vae_fashion_mnist
+from experiments.configs import common, vae_fashion_mnist
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -29,4 +29,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.steps_per_generation = 400
     # Chains one after another (lax.map over blocks of 1) rather than vmapped side by side.
     config.chain_block = 1
-    return config
+    return common.finish(config)
