@@ -47,8 +47,8 @@ def family_module(name: Any) -> types.ModuleType:
     if isinstance(name, str) and name in builtins:
         return importlib.import_module(f"collapse_jax.models.{name}")
     hint = (
-        f"config.model.name: unknown model {name!r}; built-ins: {', '.join(builtins)}; or name an importable module "
-        f"(e.g. 'my_lab.families.poisson') whose make_model(config, settings) builds the family"
+        f"config.model.name: unknown model {name!r}; allowed: {', '.join(builtins)} (built-ins), or an importable "
+        f"module path such as 'my_lab.families.poisson' whose make_model(config, settings) builds the family"
     )
     if not isinstance(name, str) or "." not in name:
         raise ValueError(hint)
