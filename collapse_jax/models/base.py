@@ -50,12 +50,15 @@ def family_module(name: Any) -> types.ModuleType:
         f"config.model.name: unknown model {name!r}; allowed: {', '.join(builtins)} (built-ins), or an importable "
         f"module path such as 'my_lab.families.poisson' whose make_model(config, settings) builds the family"
     )
-    if not isinstance(name, str) or "." not in name:
+    if not isinstance(name, str) or not name:
         raise ValueError(hint)
     try:
         module = importlib.import_module(name)
     except ImportError as error:
-        raise ValueError(f"{hint} (importing it failed: {error})") from None
+        # Only a failure to find the named module itself is an unknown name; a family's own broken import propagates.
+        if not isinstance(error, ModuleNotFoundError) or not name.startswith(error.name or "\0"):
+            raise
+        raise ValueError(hint + ("" if "." not in name else f" (importing it failed: {error})")) from None
     if not callable(getattr(module, "make_model", None)):
         raise ValueError(f"config.model.name: module {name!r} has no make_model(config, settings)")
     return module
