@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from collapse_jax import results
+from collapse_jax.models import base
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README_WORKDIR = "/tmp/laplace"  # the walkthrough's workdir, moved under the test's tmp_path
@@ -29,8 +30,9 @@ def test_example_family_runs_end_to_end_through_experiments_main(tmp_path):
     loaded = results.load(workdir)
     scale = loaded.metrics["scale_ratio"]
     assert scale.shape == (2 * 2 * 4, 21) and not loaded.failed.any() and np.isfinite(scale).all()
-    # The family is found by its module path alone: nothing under collapse_jax/ names it.
-    assert not any("custom_family" in path.read_text() for path in (REPO / "collapse_jax").rglob("*.py"))
+    # The family is found by its module path alone: no module under collapse_jax/ imports or registers it.
+    assert not any("examples.custom_family" in path.read_text() for path in (REPO / "collapse_jax").rglob("*.py"))
+    assert "laplace" not in base.available_models()
 
 
 def walkthrough_commands() -> list[str]:
