@@ -116,8 +116,7 @@ class Kit:
                 "fit gave different bits for the same key in two traces: read no Python-side state (counters, "
                 "np.random, time) and draw every random number from `key`"
             )
-        key = self._keys(self.knobs)[3]
-        again = jax.jit(lambda k, p, c: self.model.sample(k, p, self.num_samples, c))(key, params, self.knobs)
+        again = jax.jit(lambda p, k: self.model.sample(self._keys(k)[3], p, self.num_samples, k))(params, self.knobs)
         if not _same_bits(samples, again):
             raise _Failed(
                 "sample gave different bits for the same key in two traces: read no Python-side state (counters, "
