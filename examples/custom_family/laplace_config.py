@@ -5,7 +5,7 @@ Gaussian's variance (Shumailov et al. 2024, Thm 3.1), the fitted scale b shrinks
 `accumulate` (Kazdan et al., "Collapse or Thrive?", 2024).
 
 Launch:  python -m experiments.main --config=examples/custom_family/laplace_config.py --workdir=/tmp/laplace
-Runtime: about 10 s on a 2-core CPU (2 static groups x 2 x 32 chains x 50 generations; mostly compile time).
+Runtime: 96 s measured on a busy shared 2-core CPU (2 static groups x 64 chains x 50 generations, plots included).
 Check:   python -m collapse_jax.testing --config=examples/custom_family/laplace_config.py
 """
 
