@@ -148,25 +148,35 @@ class Kit:
             )
 
     def check_masked_slots(self) -> None:
-        """Zero-weight slots do not change a fit: zeros or junk there give bit-identical params."""
-        data = self._fitted()[0]
+        """Zero-weight slots do not change a fit: zeros or junk there give bit-identical params, or (families that
+        keep the pool in their params, e.g. KDE centres) bit-identical samples and metrics."""
+        data, fit, sample = self._fitted()[0], *self._jitted
         n = _size(data)
-        weights = jnp.concatenate([jnp.ones(n, jnp.float32), jnp.zeros(n, jnp.float32)])
-        fit = jax.jit(lambda d, w, k: self._fit(d, w, k))
+        # Pools of the real set's size, so families with a capacity derived from the config (KDE) accept them.
+        keep = jnp.arange(n) < (n + 1) // 2
         pools = [
-            jax.tree.map(lambda x, y: jnp.concatenate([x, y]), data, pad)
+            jax.tree.map(lambda x, y: jnp.where(keep.reshape((n,) + (1,) * (x.ndim - 1)), x, y), data, pad)
             for pad in (jax.tree.map(jnp.zeros_like, data), _junk(data))
         ]
-        if not _same_bits(fit(pools[0], weights, self.knobs), fit(pools[1], weights, self.knobs)):
+        fits = [fit(pool, keep.astype(jnp.float32), self.knobs) for pool in pools]
+        if _same_bits(*fits):
+            return
+        draws = [sample(params, self.knobs) for params in fits]
+        if not _same_bits(*draws) or not _same_bits(*(self._evaluate(params, s) for params, s in zip(fits, draws))):
             raise _Failed(
                 "fit changed when only zero-weight slots changed: weight every per-point term by `weights` "
                 "(sums of w * f(x), counts as sum(w)), never by slot position or the array length"
             )
 
+    @functools.cached_property
+    def _jitted_evaluate(self) -> Callable:
+        reference = self.model.reference()  # built once on the host, closed over, as the engine does
+        return jax.jit(lambda p, s, k: self.model.evaluate(p, s, reference, k))
+
     def _evaluate(self, params: Any, samples: Any) -> dict:
+        """evaluate as the engine calls it (None for the samples of a family whose evaluate ignores them)."""
         samples = samples if contract.evaluate_uses_samples(self.model) else None
-        reference = self.model.reference()
-        return jax.jit(lambda p, s, k: self.model.evaluate(p, s, reference, k))(params, samples, self.knobs)
+        return self._jitted_evaluate(params, samples, self.knobs)
 
     def check_metrics(self) -> None:
         """evaluate returns exactly metric_names (+ artifact_names), each a finite scalar on a normal fit."""
