@@ -249,7 +249,7 @@ class Kit:
         model, knobs = self.model, self.knobs
         data, params, samples = self._fitted()
         n = self.num_samples
-        present = []
+        present, unavailable = [], []
         if contract.supports(model, contract.TruthSampler):
             present.append("sample_truth")
             truth = jax.jit(lambda k: model.sample_truth(self._keys(k)[1], n, k))(knobs)
@@ -264,13 +264,21 @@ class Kit:
         for hook, (capability, score, dtype) in scorers.items():
             if not contract.supports(model, capability):
                 continue
+            try:
+                values = np.asarray(jax.jit(score)(samples, knobs))
+            except ValueError as error:
+                # A hook this build refuses with a one-line error (the LM's is_good without a verifier curation) is
+                # unavailable for this config, as the engine's own validation would report it: not checked here.
+                unavailable.append(f"{hook} ({str(error).strip().splitlines()[0]})")
+                continue
             present.append(hook)
-            values = np.asarray(jax.jit(score)(samples, knobs))
             if values.shape != (n,) or not np.issubdtype(values.dtype, dtype):
                 raise _Failed(
                     f"{hook} must return one {dtype.__name__} per point, shape ({n},); got {values.shape} "
                     f"{values.dtype}"
                 )
+        if unavailable and not present:
+            return "unavailable for this config: " + "; ".join(unavailable)
         return None if present else "no sample_truth / log_likelihood / is_good / detect_watermark"
 
     CHECKS: tuple[tuple[str, str], ...] = (
