@@ -266,10 +266,11 @@ class Kit:
                 continue
             try:
                 values = np.asarray(jax.jit(score)(samples, knobs))
-            except ValueError as error:
-                # A hook this build refuses with a one-line error (the LM's is_good without a verifier curation) is
-                # unavailable for this config, as the engine's own validation would report it: not checked here.
-                unavailable.append(f"{hook} ({str(error).strip().splitlines()[0]})")
+            except (ValueError, KeyError) as error:
+                # A hook this build refuses with a one-line error (the LM's is_good without a verifier curation), or
+                # one reading a knob only its curation adds (watermark_z_threshold), is unavailable for this config.
+                reason = f"needs knob {error}" if isinstance(error, KeyError) else str(error).strip().splitlines()[0]
+                unavailable.append(f"{hook} ({reason})")
                 continue
             present.append(hook)
             if values.shape != (n,) or not np.issubdtype(values.dtype, dtype):
