@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
 import numbers
 from collections.abc import Callable
@@ -252,31 +251,22 @@ _LEAF_BLOCKS = ("report.collapse_tolerance", "report.directions", "slurm")
 def family_fields(model_name: str) -> dict[str, Field] | None:
     """The family's `config_fields` ({field under config.model: Field}), or None when it declares none.
 
-    The contract's `supports(model, "config_fields")` replaces this lookup on merge; until then: the family module or
-    the first class defined in it that has the attribute.
+    Read from the family's class (make_model's return annotation, as the sweep reads static_sweep_fields), so built-in
+    and external families are checked the same way.
     """
-    module = importlib.import_module(f"collapse_jax.models.{model_name}")
-    holders = [module] + [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__]
-    for holder in holders:
-        fields = getattr(holder, "config_fields", None)
-        if fields is not None:
-            return fields
-    return None
+    from collapse_jax.models import base, contract
+
+    family = base.family_class(model_name)
+    return family.config_fields if family is not None and contract.supports(family, contract.ConfigFields) else None
 
 
 def declared_fields(model_name: str | None) -> tuple[dict[str, Field], bool]:
     """All declared fields by dotted path, and whether config.model.* is fully declared (the family has the hook)."""
     fields = shared_fields()
-    family = family_fields(model_name) if isinstance(model_name, str) and model_name in _model_names() else None
+    family = family_fields(model_name) if isinstance(model_name, str) and model_name else None
     if family is not None:
         fields.update({f"model.{name}": field for name, field in family.items()})
     return fields, family is not None
-
-
-def _model_names() -> list[str]:
-    from collapse_jax.models import base
-
-    return base.available_models()
 
 
 def leaves(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:

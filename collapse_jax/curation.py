@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.models import contract
+
 CURATIONS = ("none", "likelihood_filter", "verifier", "watermark_filter")
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
@@ -168,11 +170,12 @@ def make_curation(config: Any, model: Any) -> Curation:
         raise ValueError(
             f"config.curation.likelihood_reference: {reference!r}; allowed: {', '.join(LIKELIHOOD_REFERENCES)}"
         )
-    needs = {"likelihood_filter": "log_likelihood", "verifier": "is_good"}.get(name)
-    if needs and not callable(getattr(model, needs, None)):
-        raise ValueError(f"config.curation.name: {name!r} needs a model with `{needs}`; {config.model.name!r} has none")
+    needs = {"likelihood_filter": contract.LogLikelihood, "verifier": contract.Verifier}.get(name)
+    if needs and not contract.supports(model, needs):
+        hook = "log_likelihood" if needs is contract.LogLikelihood else "is_good"
+        raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")
     detector = block.get("detector", "auto")
-    has_detector = callable(getattr(model, "detect_watermark", None))
+    has_detector = contract.supports(model, contract.WatermarkDetector)
     if detector not in DETECTORS or (detector == "model" and name == "watermark_filter" and not has_detector):
         raise ValueError(
             f"config.curation.detector: {detector!r}; allowed: auto (the model's own detector when it has one), "
@@ -196,13 +199,3 @@ def make_curation(config: Any, model: Any) -> Curation:
                 allowed = "a probability in [0, 1]" if bounded else "a number"
                 raise ValueError(f"config.{path}: must be {allowed}, got {value!r}")
     return Curation(name, reference, model_detector)
-
-
-def good_region_mass(config: Any) -> float:
-    """config.curation.good_region_mass: the truth mass a verifier's `is_good` counts as good (default 0.95, also when
-    the config has no curation block), validated in (0, 1)."""
-    block = config.get("curation") or {}
-    mass = block.get("good_region_mass", 0.95)
-    if isinstance(mass, bool) or not isinstance(mass, numbers.Real) or not 0.0 < mass < 1.0:
-        raise ValueError(f"config.curation.good_region_mass: must be a number in (0, 1), got {mass!r}")
-    return float(mass)

@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from collapse_jax import curation as curation_stage
+from collapse_jax.models import contract
 from collapse_jax.regimes import Regime, assemble
 
 # Independent sub-streams of a chain's key fold_in(root, seed): generations draw from stream 0, the original real
@@ -90,7 +91,9 @@ class Engine:
         """The model's metrics on the first M candidates (so oversampling leaves the sample metrics comparable)."""
         if self.regime.oversample > 1 and samples is not None:
             samples = jax.tree.map(lambda x: x[: self.regime.samples_per_generation], samples)
-        return self.model.evaluate(params, samples, self.reference, knobs)
+        metrics = self.model.evaluate(params, samples, self.reference, knobs)
+        contract.check_metric_names(self.model, metrics)  # Python dict keys: checked once per trace, not per step
+        return metrics
 
     @property
     def draws_when_consumed(self) -> bool:
@@ -102,7 +105,7 @@ class Engine:
         select, no finite check and no re-read over them, and XLA fuses the draw with the statistics that consume it
         (3.4x -> ~1.1x the hand-fused step on the Gaussian, BUILD_NOTES.md "Throughput at the limit").
         """
-        return self.regime.synthetic_statistics or not getattr(self.model, "evaluate_uses_samples", True)
+        return self.regime.synthetic_statistics or not contract.evaluate_uses_samples(self.model)
 
     def bytes_per_chain(self, knobs: dict) -> int:
         """Device bytes one chain holds in a block: its state, its real data and one generation's transients.

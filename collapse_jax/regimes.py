@@ -205,7 +205,7 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
     samples = config.samples_per_generation
     max_real_fraction = maxima.get("real_fraction", 0.0)
     real_slots = int(max_real_fraction * samples + 1e-6)
-    has_truth = callable(getattr(model, "sample_truth", None))
+    has_truth = base.supports(model, base.TruthSampler)
     if name == "fresh" and not has_truth:
         raise ValueError(
             f"config.regime.name: 'fresh' needs a model that can sample its truth; {config.model.name!r} cannot"
@@ -222,7 +222,9 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
             f"({model.real_data_size}); lower it or raise config.model.real_data_size"
         )
     use_statistics = (
-        name == "accumulate" and base.has_sufficient_statistics(model) and not config.regime.get("keep_raw_pool", False)
+        name == "accumulate"
+        and base.supports(model, base.SufficientStatistics)
+        and not config.regime.get("keep_raw_pool", False)
     )
     curation = config.get("curation") or {}
     oversample = int(curation.get("oversample", 1))

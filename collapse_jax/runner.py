@@ -171,7 +171,7 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: i
 
 def event_metric_names(model: Any) -> tuple[str, ...]:
     """0/1 metrics whose first generation at 1 is kept exactly whatever record_every is: `failed` and the family's."""
-    return ("failed", *getattr(model, "event_metrics", ()))
+    return ("failed", *(model.event_metrics if base.supports(model, base.EventMetrics) else ()))
 
 
 def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:

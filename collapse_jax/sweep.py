@@ -1,13 +1,12 @@
 """Config validation and sweep expansion: tuple-valued fields become chains (dynamic knobs) or static groups.
 
 Dynamic knobs (seed, real_fraction, the model's `knob_fields`) expand into the chain axis of one compile; static sweep
-fields (regime name, M, and the model module's STATIC_SWEEP_FIELDS) compile once per value. All land in one table.
+fields (regime name, M, and the family's `static_sweep_fields`) compile once per value. All land in one table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import itertools
 import numbers
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from collapse_jax import breakdown, config_schema, curation, regimes, supply
 from collapse_jax.models import base
+from collapse_jax.models.contract import evaluate_uses_samples
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
 ENGINE_STATIC_SWEEP_FIELDS = ("regime.name", "samples_per_generation")
@@ -125,8 +125,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     names = get_field(config, "model.name")
     if not isinstance(names, str):
         raise ValueError(f"config.model.name: must be one model name, got {names!r}")
-    if names not in base.available_models():
-        raise ValueError(f"config.model.name: unknown model {names!r}; allowed: {', '.join(base.available_models())}")
+    base.family_module(names)  # a built-in name or an importable module path; unknown names list the built-ins
     config_schema.validate(config)  # every field against its declaration (shared and the family's), unknown fields
     breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
 
@@ -145,8 +144,8 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
         raise ValueError(f"config.model.sampling: unknown value {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
     if sampling == "points":
         return
-    drawable = base.has_sufficient_statistics(model) and callable(getattr(model, "sample_statistics", None))
-    if not drawable or getattr(model, "evaluate_uses_samples", True):
+    drawable = base.supports(model, base.SufficientStatistics) and base.supports(model, base.StatisticsSampler)
+    if not drawable or evaluate_uses_samples(model):
         raise ValueError(
             f"config.model.sampling: 'statistics' needs a model with sample_statistics whose evaluate ignores the "
             f"samples; {config.model.name!r} is not one"
@@ -168,9 +167,10 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
 
 def static_sweep_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """Fields whose tuple values make separate compiled groups."""
-    module = importlib.import_module(f"collapse_jax.models.{config.model.name}")
+    family = base.family_class(config.model.name)  # read from the class: the config still holds tuples here
     optional = tuple(path for path in OPTIONAL_STATIC_SWEEP_FIELDS if _has_field(config, path))
-    return ENGINE_STATIC_SWEEP_FIELDS + optional + tuple(getattr(module, "STATIC_SWEEP_FIELDS", ()))
+    own = tuple(family.static_sweep_fields) if base.supports(family, base.StaticSweepFields) else ()
+    return ENGINE_STATIC_SWEEP_FIELDS + optional + own
 
 
 def _has_field(config: ml_collections.ConfigDict, path: str) -> bool:

@@ -105,7 +105,9 @@ def pretrained_base(model: Any, data_dir: str, corpus: Any, network: Transformer
     )
 
 
-def quality_threshold(config: Any, pretrained: Any, network: TransformerConfig, corpus: Any) -> float | None:
+def quality_threshold(
+    config: Any, mass: float, pretrained: Any, network: TransformerConfig, corpus: Any
+) -> float | None:
     """The LM verifier's oracle threshold: the good_region_mass quantile of the base model's per-block log-perplexity
     over held-out real text (validation works, at most QUALITY_BLOCKS blocks); None when no curation uses `is_good`.
 
@@ -122,9 +124,6 @@ def quality_threshold(config: Any, pretrained: Any, network: TransformerConfig, 
             "config.curation.name: the LM's verifier scores text with a base model; set config.model.pretrain_epochs "
             "> 0 or config.model.hf_checkpoint"
         )
-    mass = block.get("good_region_mass", 0.95)
-    if not 0.0 < mass < 1.0:
-        raise ValueError(f"config.curation.good_region_mass: must be in (0, 1), got {mass!r}")
     blocks = corpus.blocks["validation"][:QUALITY_BLOCKS]
     if not len(blocks):
         raise ValueError("config.model.validation_works: the LM's verifier needs held-out validation text; use >= 1")

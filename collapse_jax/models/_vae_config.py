@@ -36,8 +36,8 @@ def _positive_int(config: Any, field: str, optional: bool = False) -> int | None
     return value
 
 
-def model_settings(config: Any) -> dict:
-    """Validate config.model and config.curation.good_region_mass, load the images: `VAEModel` keyword arguments."""
+def model_settings(config: Any, good_region_mass: float) -> dict:
+    """Validate config.model, load the images: `VAEModel` keyword arguments (good_region_mass parsed by the caller)."""
     model = config.model
     if model.dataset not in DATASETS:
         raise ValueError(f"config.model.dataset: {model.dataset!r} not allowed; allowed: {', '.join(DATASETS)}")
@@ -64,9 +64,6 @@ def model_settings(config: Any) -> dict:
     _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
     _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
     _check_knob(config, "weight_decay", 0.0, low_inclusive=True)
-    mass = config.get("curation", {}).get("good_region_mass", 0.95)
-    if isinstance(mass, bool) or not isinstance(mass, (int, float)) or not 0.0 < mass <= 1.0:
-        raise ValueError(f"config.curation.good_region_mass: {mass!r} not allowed; must be a number in (0, 1]")
 
     train_images, train_labels = load_images(model.dataset, "train", model.data_dir, model.source_dir)
     test_images, test_labels = load_images(model.dataset, "test", model.data_dir, model.source_dir)
@@ -105,5 +102,5 @@ def model_settings(config: Any) -> dict:
         classifier_epochs=sizes["classifier_epochs"],
         classifier_seed=int(model.classifier_seed),
         chunk_size=sizes["chunk_size"],
-        good_region_mass=float(mass),
+        good_region_mass=float(good_region_mass),
     )

@@ -13,15 +13,12 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.config_schema import integer, number
-from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
-from collapse_jax.models.base import Knobs, PyTree
+from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
-# Config fields whose tuple values compile one group each (the K x M grid); sweep.py reads this.
-STATIC_SWEEP_FIELDS = ("model.num_outcomes",)
 
 
 def truth_probabilities(num_outcomes: int, zipf_exponent: jax.Array) -> jax.Array:
@@ -57,6 +54,9 @@ def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class DiscreteModel:
     """Categorical over `num_outcomes` outcomes; data are integer outcome indices [n]."""
+
+    # Config fields whose tuple values compile one group each (the K x M grid).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_outcomes",)
 
     num_outcomes: int
     samples_per_generation: int
@@ -208,7 +208,7 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
     return value
 
 
-def make_model(config: Any) -> DiscreteModel:
+def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteModel:
     """Build the categorical model from `config.model` (num_outcomes, smoothing, zipf_exponent, real_data_size)."""
     num_outcomes = _check_int("model.num_outcomes", config.model.num_outcomes, 2)
     samples_per_generation = _check_int("samples_per_generation", config.samples_per_generation, 1)
@@ -218,4 +218,5 @@ def make_model(config: Any) -> DiscreteModel:
     if real_data_size is None:
         real_data_size = samples_per_generation
     real_data_size = _check_int("model.real_data_size", real_data_size, 1)
-    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size, good_region_mass(config))
+    settings = family_settings(config) if settings is None else settings
+    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size, settings.good_region_mass)

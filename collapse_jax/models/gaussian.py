@@ -14,7 +14,7 @@ import numpy as np
 
 from collapse_jax import metrics
 from collapse_jax.config_schema import choice, integer, number
-from collapse_jax.curation import good_region_mass
+from collapse_jax.models.contract import FamilySettings, family_settings
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
 # Up to this d, scatter matrices are sums of outer products (elementwise); above it, one matmul per chain.
@@ -161,7 +161,7 @@ class GaussianModel:
         }
 
 
-def make_model(config) -> GaussianModel:
+def make_model(config, settings: FamilySettings | None = None) -> GaussianModel:
     """Validate `config.model` and build the Gaussian family."""
     model = config.model
     if model.estimator not in ESTIMATOR_DDOF:
@@ -178,6 +178,7 @@ def make_model(config) -> GaussianModel:
     real_data_size = model.get("real_data_size") or config.samples_per_generation
     if real_data_size < 1:
         raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
+    settings = family_settings(config) if settings is None else settings
     return GaussianModel(
         dim=model.dim,
         ddof=ESTIMATOR_DDOF[model.estimator],
@@ -185,5 +186,5 @@ def make_model(config) -> GaussianModel:
         true_std=float(model.true_std),
         real_data_size=int(real_data_size),
         test_size=int(model.get("test_size", 10_000)),
-        good_radius_sq=metrics.chi_square_quantile(good_region_mass(config), model.dim),
+        good_radius_sq=metrics.chi_square_quantile(settings.good_region_mass, model.dim),
     )

@@ -14,13 +14,12 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
 from collapse_jax.config_schema import choice, integer, number
-from collapse_jax.models.base import Knobs, PyTree
+from collapse_jax.models.contract import FamilySettings, Knobs, PyTree
 
 # Who labels the synthetic inputs. current_model: y = sign(w_g . x) of the chain's latest fit, flipped with
 # probability p (self-labelling, compounding over generations). noisy_truth: the true class flipped with probability
 # p, independently of x (Feng et al.'s theorem setting: an external generator with error rate p).
 LABELLERS = ("current_model", "noisy_truth")
-STATIC_SWEEP_FIELDS = ("model.labeller",)
 
 
 def verified_error_rate(error_rate: Any, keep_good: Any, keep_bad: Any) -> Any:
@@ -60,6 +59,9 @@ class GaussianClassifierModel:
     under x | y ~ N(y mu, I); for balanced classes w = (m_+ - m_-)/2, half the nearest-centroid difference. It
     classifies by sign(w . x) (no intercept: the truth is symmetric). y_true is the class that generated x.
     """
+
+    # Config fields whose tuple values compile one group each.
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.labeller",)
 
     dim: int
     signal: float
@@ -165,8 +167,9 @@ class GaussianClassifierModel:
         }
 
 
-def make_model(config: Any) -> GaussianClassifierModel:
+def make_model(config: Any, settings: FamilySettings | None = None) -> GaussianClassifierModel:
     """Build the model from config.model (dim, signal, labeller, generator_error, real_data_size)."""
+    del settings  # no verifier, no horizon-sized buffers: the engine settings are unused
     model = config.model
     dim = model.get("dim", 10)
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:

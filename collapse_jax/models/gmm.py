@@ -13,9 +13,9 @@ import numpy as np
 
 from collapse_jax import metrics
 from collapse_jax.config_schema import choice, integer, number
-from collapse_jax.curation import good_region_mass
 from collapse_jax.metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
+from collapse_jax.models.contract import FamilySettings, family_settings
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")
@@ -259,7 +259,7 @@ class GaussianMixtureModel:
         }
 
 
-def make_model(config) -> GaussianMixtureModel:
+def make_model(config, settings: FamilySettings | None = None) -> GaussianMixtureModel:
     """Validate `config.model` and build the GMM family."""
     model = config.model
     for field in ("dim", "num_components", "max_iterations", "test_size"):
@@ -286,7 +286,8 @@ def make_model(config) -> GaussianMixtureModel:
     real_data_size = model.get("real_data_size") or config.samples_per_generation
     if not isinstance(real_data_size, int) or real_data_size < 1:
         raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
-    mass = good_region_mass(config)
+    settings = family_settings(config) if settings is None else settings
+    mass = settings.good_region_mass
     return GaussianMixtureModel(
         dim=model.dim,
         num_components=model.num_components,

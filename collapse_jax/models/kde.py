@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import math
 import numbers
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,15 +17,13 @@ import numpy as np
 
 from collapse_jax import toy_data
 from collapse_jax.config_schema import Field, choice, integer, number
-from collapse_jax.curation import good_region_mass
+from collapse_jax.models.contract import FamilySettings, family_settings
 
 BANDWIDTH_RULES = ("scott", "silverman")
 # is_good's HDR threshold: the (1 - m) quantile of the truth's log density at HDR_DRAWS truth draws from a fixed key.
 HDR_DRAWS, HDR_SEED = 100_000, 20241125  # HDR_DRAWS: a multiple of _hdr_threshold's 5000-point chunks
 # Truth quadrature: consecutive curve points at most this many noise stds apart (error measured in the build notes).
 GRID_SPACING = 0.5
-# A list of data sets compiles once per data set (the truth is static); a list of numeric bandwidths is a knob.
-STATIC_SWEEP_FIELDS = ("model.dataset",)
 
 
 def rule_bandwidth(rule: str, count: jax.Array, dim: int) -> jax.Array:
@@ -75,6 +74,9 @@ def truth_mixture(dataset: str, noise: float, factor: float, centers, cluster_st
 @dataclasses.dataclass(frozen=True)
 class KernelDensityModel:
     """Static settings of the KDE family; params are {'centres': [capacity, 2], 'weights': [capacity], 'bandwidth'}."""
+
+    # A list of data sets compiles once per data set (the truth is static); numeric bandwidths are a knob.
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.dataset",)
 
     dataset: str
     bandwidth_rule: str | None  # None: the per-chain knob `bandwidth`; else "scott" or "silverman" per generation
@@ -199,7 +201,7 @@ def _largest(value) -> float:
     return float(np.max(np.asarray(value, np.float64)))
 
 
-def _pool_capacity(config, real_data_size: int) -> int:
+def _pool_capacity(config, real_data_size: int, num_generations: int) -> int:
     """The largest pool a regime hands to fit, as regimes.make_regime sizes it, maximized over the sweep.
 
     A batch is [preserved P | real R | inflow I | synthetic M x oversample] slots (P = 0 under accumulating regimes);
@@ -218,7 +220,7 @@ def _pool_capacity(config, real_data_size: int) -> int:
     sizes = [real_data_size]
     for name in names:
         if name == "accumulate":
-            sizes.append(real_data_size + config.num_generations * (real_slots + inflow_slots + candidates))
+            sizes.append(real_data_size + num_generations * (real_slots + inflow_slots + candidates))
         elif name == "accumulate_subsample":
             sizes.append(samples)
         else:  # replace / fresh train on the latest batch
@@ -226,7 +228,7 @@ def _pool_capacity(config, real_data_size: int) -> int:
     return max(sizes)
 
 
-def make_model(config) -> KernelDensityModel:
+def make_model(config, settings: FamilySettings | None = None) -> KernelDensityModel:
     """Validate `config.model` and build the KDE family."""
     model = config.model
     if model.dataset not in toy_data.DATASETS:
@@ -250,18 +252,19 @@ def make_model(config) -> KernelDensityModel:
     for field, value in (("real_data_size", real_data_size), ("test_size", test_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"config.model.{field}: must be a positive integer, got {value!r}")
+    settings = family_settings(config) if settings is None else settings
     centers = toy_data.blob_centers(jax.random.key(model.get("dataset_seed", 0)), model.get("num_blobs", 3))
     kde = KernelDensityModel(
         dataset=model.dataset,
         bandwidth_rule=rule,
-        capacity=_pool_capacity(config, real_data_size),
+        capacity=_pool_capacity(config, real_data_size, settings.num_generations),
         real_data_size=real_data_size,
         test_size=test_size,
         noise=float(model.get("noise", 0.05)),
         factor=float(model.get("factor", 0.8)),
         centers=tuple(tuple(float(c) for c in row) for row in np.asarray(centers)),
         cluster_std=float(model.get("cluster_std", 1.0)),
-        good_region_mass=good_region_mass(config),
+        good_region_mass=settings.good_region_mass,
         good_log_density_threshold=None,
         knob_fields=knob_fields,
     )

@@ -14,19 +14,19 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.config_schema import integer, number
-from collapse_jax.curation import good_region_mass
-from collapse_jax.models.base import Knobs, PyTree
+from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
 DESIGN_STREAM = 2**31 - 1
-# Config fields whose tuple values compile one group each; sweep.py reads this.
-STATIC_SWEEP_FIELDS = ("model.dim",)
 
 
 @dataclasses.dataclass(frozen=True)
 class LinearRegressionModel:
     """y = x·w* + ε with x ~ N(0, I_d), ε ~ N(0, σ²), w* = 1/√d (unit norm); data = {"x": [n, d], "y": [n]}."""
+
+    # Config fields whose tuple values compile one group each.
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.dim",)
 
     dim: int
     design_size: int  # T: rows of the chain's fixed input matrix X (= samples_per_generation)
@@ -160,7 +160,7 @@ def _check_nonnegative(field: str, value: Any) -> None:
             raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= 0 (or a tuple of them)")
 
 
-def make_model(config: Any) -> LinearRegressionModel:
+def make_model(config: Any, settings: FamilySettings | None = None) -> LinearRegressionModel:
     """Build the model from `config.model` (dim, noise_std, ridge, test_size) with T = samples_per_generation."""
     dim = _check_int("model.dim", config.model.dim, 1)
     design_size = _check_int("samples_per_generation", config.samples_per_generation, 1)
@@ -175,6 +175,7 @@ def make_model(config: Any) -> LinearRegressionModel:
         )
     root_seed = _check_int("root_seed", config.root_seed, 0)
     test_seed = _check_int("model.test_seed", config.model.test_seed, 0)
-    mass = good_region_mass(config)
+    settings = family_settings(config) if settings is None else settings
+    mass = settings.good_region_mass
     z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
     return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed, mass, z)

@@ -28,6 +28,7 @@ from collapse_jax.lm.model_setup import (
 )
 from collapse_jax.lm.transformer import ACTIVATIONS, TransformerConfig, init_params
 from collapse_jax.lm.watermark import WATERMARK_METRICS, Watermark, detection_metrics
+from collapse_jax.models.contract import FamilySettings, family_settings
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 STATISTICS = ("distinct_1", "distinct_2", "repetition_rate", "vocab_used", "rare_token_mass")
@@ -268,7 +269,7 @@ def _select(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
-def make_model(config: Any) -> LanguageModel:
+def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageModel:
     """Validate `config.model`, build (or reuse) the token-block corpus, optionally import an OPT checkpoint."""
     model = config.model
     protocol, decoding_name, start_from = check_model_config(config)
@@ -308,6 +309,7 @@ def make_model(config: Any) -> LanguageModel:
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
     banned[tokenizer.vocab_size :] = True
+    settings = family_settings(config) if settings is None else settings
     watermark, z_threshold = make_watermark(config)
     knob_fields = {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
     if "watermark_bias" in model:  # delta, a chain knob; configs without it decode exactly as before
@@ -345,6 +347,6 @@ def make_model(config: Any) -> LanguageModel:
         num_sample_texts=int(model.get("num_sample_texts", 0)),
         watermark=watermark,
         watermark_z_threshold=z_threshold,
-        good_log_perplexity=quality_threshold(config, pretrained, network, corpus),
+        good_log_perplexity=quality_threshold(config, settings.good_region_mass, pretrained, network, corpus),
         knob_fields=knob_fields,
     )

@@ -6,7 +6,7 @@ A conv VAE is trained per chain (a generation's epochs in one lax.scan) on the p
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +30,8 @@ from collapse_jax.models._vae_nets import (
     torch_default_init,
     train_classifier,
 )
+from collapse_jax.models.contract import FamilySettings, family_settings
 
-# Tuple values of these fields compile one group each (sweep.py); the knobs below sweep inside one compile.
-STATIC_SWEEP_FIELDS = ("model.train_from", "model.sample_mode")
 # reference() trains a classifier (seconds); the engine builds a model per group and again on resume, so reuse it.
 _REFERENCE_CACHE: dict[tuple, dict] = {}
 
@@ -45,6 +44,9 @@ def _where(condition: jax.Array, a: Any, b: Any) -> Any:
 @dataclasses.dataclass(frozen=True, eq=False)
 class VAEModel:
     """Static settings and the real images (closed-over constants shared by all chains); methods are pure."""
+
+    # Tuple values of these fields compile one group each; the knobs sweep inside one compile.
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.train_from", "model.sample_mode")
 
     encoder: Encoder
     decoder: Decoder
@@ -115,6 +117,11 @@ class VAEModel:
     @property
     def real_data_size(self) -> int:
         return int(self.train_images.shape[0])
+
+    @property
+    def artifact_names(self) -> tuple[str, ...]:
+        """Non-scalar outputs of `evaluate` (image grids saved under <workdir>/artifacts); none without previews."""
+        return ("sample_images", "decoded_means") if self.preview_images else ()
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -321,6 +328,7 @@ class VAEModel:
         return {"classifier": classifier_params, "test_images": test_images, **jax.tree.map(jnp.asarray, statistics)}
 
 
-def make_model(config: Any) -> VAEModel:
+def make_model(config: Any, settings: FamilySettings | None = None) -> VAEModel:
     """Validate config.model (one-line ValueErrors, before anything compiles), load the images, build the model."""
-    return VAEModel(**_vae_config.model_settings(config))
+    settings = family_settings(config) if settings is None else settings
+    return VAEModel(**_vae_config.model_settings(config, settings.good_region_mass))

@@ -1,0 +1,203 @@
+"""The model-family contract, written once: every hook a family may implement, as typed Protocols, plus `supports`.
+
+A family is any importable module exposing `make_model(config, settings) -> Model`; see README "Write your own family".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import numbers
+from typing import Any, ClassVar, Protocol
+
+import jax
+
+PyTree = Any
+Knobs = dict[str, jax.Array]  # one chain's dynamic values (scalars inside vmap)
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySettings:
+    """Engine settings a family may read, parsed once from the config (`family_settings`) and handed to make_model."""
+
+    # config.curation.good_region_mass: the truth mass a verifier's `is_good` counts as good (default 0.95).
+    good_region_mass: float = 0.95
+    # config.num_generations: the horizon (families that size buffers by it, e.g. KDE's pool of centres).
+    num_generations: int = 0
+
+
+def family_settings(config: Any) -> FamilySettings:
+    """Parse the engine settings families read; the one place they are validated (one-line ValueError)."""
+    block = config.get("curation") or {}
+    mass = block.get("good_region_mass", 0.95)
+    if isinstance(mass, bool) or not isinstance(mass, numbers.Real) or not 0.0 < mass < 1.0:
+        raise ValueError(f"config.curation.good_region_mass: must be a number in (0, 1), got {mass!r}")
+    return FamilySettings(good_region_mass=float(mass), num_generations=int(config.get("num_generations", 0)))
+
+
+class Model(Protocol):
+    """Required: what the engine needs from every family (all methods pure, called inside jit(vmap(...))).
+
+    Data is a pytree whose leaves have a leading sample axis; `weights` is a float [n] 0/1 mask over that axis so pools
+    keep static shapes. Static settings (shapes, iteration counts) are Python attributes of the frozen model object;
+    per-chain dynamic values arrive in `knobs`.
+    """
+
+    # Knob name -> dotted config path of its (scalar or list) value, e.g. {"sampling_bias": "model.sampling_bias"}.
+    # The engine expands list values into the chain axis and hands each chain its scalar in `knobs[name]`.
+    knob_fields: dict[str, str]
+    # Names of the per-generation scalars `evaluate` returns (the results contract; checked once at trace time).
+    metric_names: tuple[str, ...]
+    # Size of a chain's original real training set (generation 0 fits on it).
+    real_data_size: int
+
+    def real_data(self, key: jax.Array, knobs: Knobs) -> PyTree:
+        """The chain's original real training set, [real_data_size, ...]; deterministic in `key`."""
+
+    def init(self, key: jax.Array, knobs: Knobs) -> PyTree:
+        """Params before any fit (the `previous` of generation 0); the pytree structure every fit returns."""
+
+    def fit(self, key: jax.Array, data: PyTree, weights: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Fit params to the weighted data set; `previous` is the last generation's params (fine-tuning, gen-0 refs)."""
+
+    def sample(self, key: jax.Array, params: PyTree, num_samples: int, knobs: Knobs) -> PyTree:
+        """Draw `num_samples` synthetic data points from the fitted model."""
+
+    def evaluate(self, params: PyTree, samples: PyTree, reference: PyTree, knobs: Knobs) -> dict[str, jax.Array]:
+        """Scalar metrics of one chain's fit, keyed exactly by `metric_names` (+ `artifact_names`)."""
+
+    def reference(self) -> PyTree:
+        """Held-out real data (or its statistics) shared by all chains; built once on the host, closed over."""
+
+
+class SufficientStatistics(Protocol):
+    """Optional: a fit that depends only on additive statistics lets `accumulate` keep O(1) memory per chain."""
+
+    def statistics(self, data: PyTree, weights: jax.Array) -> PyTree:
+        """Statistics of the weighted data set."""
+
+    def merge_statistics(self, a: PyTree, b: PyTree) -> PyTree:
+        """Statistics of the union of two data sets."""
+
+    def fit_statistics(self, key: jax.Array, statistics: PyTree, knobs: Knobs, previous: PyTree) -> PyTree:
+        """Same params as `fit` on the data the statistics summarize."""
+
+
+class StatisticsSampler(Protocol):
+    """Optional (with SufficientStatistics and EvaluateUsesSamples False): `config.model.sampling = "statistics"`."""
+
+    def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> PyTree:
+        """Statistics of `count` (traced, may be 0) points drawn from the fit, drawn exactly without the points."""
+
+
+class TruthSampler(Protocol):
+    """Optional: a family that knows its true distribution serves the `fresh` regime and `real_inflow`."""
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> PyTree:
+        """Draw `num_samples` new real data points from the true distribution."""
+
+
+class LogLikelihood(Protocol):
+    """Optional: the likelihood filter's score (curation.name = "likelihood_filter")."""
+
+    def log_likelihood(self, params: PyTree, data: PyTree, knobs: Knobs) -> jax.Array:
+        """log p(x_i | params) of each point, [n] float."""
+
+
+class Verifier(Protocol):
+    """Optional: the verifier's oracle (curation.name = "verifier"); its region holds the good_region_mass setting."""
+
+    def is_good(self, data: PyTree, knobs: Knobs) -> jax.Array:
+        """Whether each point lies in the truth's good region, [n] bool."""
+
+
+class WatermarkDetector(Protocol):
+    """Optional: the family's own detector for curation.name = "watermark_filter" (detector "auto" or "model")."""
+
+    def detect_watermark(self, data: PyTree, knobs: Knobs) -> jax.Array:
+        """Whether the family's watermark test flags each point, [n] bool."""
+
+
+class StaticSweepFields(Protocol):
+    """Optional: config fields whose tuple values compile one group each (read from the class, before building)."""
+
+    static_sweep_fields: ClassVar[tuple[str, ...]]
+
+
+class ArtifactOutputs(Protocol):
+    """Optional: non-scalar `evaluate` outputs saved per generation under <workdir>/artifacts (texts, images)."""
+
+    artifact_names: tuple[str, ...]
+
+
+class EvaluateUsesSamples(Protocol):
+    """Optional flag: False when `evaluate` ignores its samples (the engine then draws them where they are consumed)."""
+
+    evaluate_uses_samples: bool
+
+
+class EventMetrics(Protocol):
+    """Optional: 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is."""
+
+    event_metrics: tuple[str, ...]
+
+
+class ConfigFields(Protocol):
+    """Optional: the family's config.model fields and their checks (filled in by config_schema)."""
+
+    config_fields: ClassVar[Any]
+
+
+CAPABILITIES = (
+    SufficientStatistics,
+    StatisticsSampler,
+    TruthSampler,
+    LogLikelihood,
+    Verifier,
+    WatermarkDetector,
+    StaticSweepFields,
+    ArtifactOutputs,
+    EvaluateUsesSamples,
+    EventMetrics,
+    ConfigFields,
+)
+
+
+@functools.cache
+def _members(capability: type) -> tuple[tuple[str, bool], ...]:
+    """(name, is_method) of each hook a Protocol declares."""
+    methods = [name for name, value in vars(capability).items() if inspect.isfunction(value) and name[0] != "_"]
+    attributes = [name for name in getattr(capability, "__annotations__", {}) if name[0] != "_"]
+    return tuple((name, True) for name in methods) + tuple((name, False) for name in attributes)
+
+
+def supports(family: Any, capability: type) -> bool:
+    """True when `family` (a model or its class) implements every hook of `capability` (methods must be callable)."""
+    for name, is_method in _members(capability):
+        if is_method and not callable(getattr(family, name, None)):
+            return False
+        if not is_method and not hasattr(family, name):
+            return False
+    return True
+
+
+def evaluate_uses_samples(family: Any) -> bool:
+    """The EvaluateUsesSamples flag (True when the family does not declare it)."""
+    return family.evaluate_uses_samples if supports(family, EvaluateUsesSamples) else True
+
+
+def artifact_names(family: Any) -> tuple[str, ...]:
+    """The ArtifactOutputs names (none when the family declares none)."""
+    return tuple(family.artifact_names) if supports(family, ArtifactOutputs) else ()
+
+
+def check_metric_names(family: Any, metrics: dict) -> None:
+    """One-line ValueError when `evaluate`'s keys differ from metric_names + artifact_names (checked at trace time)."""
+    expected = set(family.metric_names) | set(artifact_names(family))
+    missing, extra = sorted(expected - set(metrics)), sorted(set(metrics) - expected)
+    if missing or extra:
+        name = f"{type(family).__module__}.{type(family).__name__}"
+        raise ValueError(
+            f"{name}.evaluate: its keys must equal metric_names (+ artifact_names); missing {missing}, extra {extra}"
+        )

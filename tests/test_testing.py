@@ -1,0 +1,145 @@
+"""The conformance kit: every built-in family and the example pass it; broken families fail the matching check."""
+
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_lm_model import lm_config  # noqa: F401  (the shared tiny-corpus LM fixture)
+from test_vae import tiny_config
+
+from collapse_jax import runner, testing
+from collapse_jax.models import contract
+from examples.custom_family import laplace, laplace_config
+from experiments.configs import discrete, gaussian, gmm, kde, linear_regression, mitigation_verifier
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+SMALL = {"seeds": 1, "num_generations": 2, "chunk_generations": 1, "chain_block": 1}
+# Each family's shipped config, shrunk: the first static group, one chain, small M and test sets.
+LIGHT_FAMILIES = {
+    "gaussian": (gaussian, {"regime.name": "replace", "regime.real_fraction": 0.0, "model.test_size": 200}),
+    "discrete": (discrete, {"regime.name": "replace", "samples_per_generation": 64}),
+    "gmm": (
+        gmm,
+        {"samples_per_generation": 32, "model.test_size": 100, "model.max_iterations": 5, "model.kmeans_iterations": 2},
+    ),
+    "kde": (kde, {"regime.name": "replace", "samples_per_generation": 32, "model.test_size": 100}),
+    "linear_regression": (linear_regression, {"regime.name": "replace", "model.test_size": 200}),
+    "gaussian_classifier": (mitigation_verifier, {"samples_per_generation": 64}),
+    "examples.custom_family.laplace": (laplace_config, {"regime.name": "replace", "samples_per_generation": 64}),
+}
+
+
+def assert_conforms(checks: list[testing.Check]) -> None:
+    failures = [check.line() for check in checks if check.status == "FAIL"]
+    assert not failures, failures
+    passed = {check.name for check in checks if check.status == "PASS"}
+    assert {
+        "deterministic",
+        "key_dependent",
+        "vmap_blocks",
+        "masked_slots",
+        "metric_names",
+        "degenerate_data",
+    } <= passed
+
+
+@pytest.mark.parametrize("family", list(LIGHT_FAMILIES))
+def test_family_passes_the_conformance_kit(family):
+    config_module, overrides = LIGHT_FAMILIES[family]
+    config = runner.as_config({**SMALL, **overrides}, config_module.get_config())
+    assert config.model.name == family
+    assert_conforms(testing.check_config(config, write=lambda line: None))
+
+
+@pytest.mark.slow
+def test_vae_passes_the_conformance_kit(tmp_path):
+    config = runner.as_config({**SMALL, "samples_per_generation": 32}, tiny_config(str(tmp_path)))
+    assert_conforms(testing.check_config(config, write=lambda line: None))
+
+
+@pytest.mark.slow
+def test_language_model_passes_the_conformance_kit(lm_config):  # noqa: F811
+    config = runner.as_config({**SMALL, "samples_per_generation": 8}, lm_config)
+    assert_conforms(testing.check_config(config, write=lambda line: None))
+
+
+class CountingSample(laplace.LaplaceModel):
+    """Impure: a Python-side counter, read at trace time, moves the draws."""
+
+    calls = [0]
+
+    def sample(self, key, params, num_samples, knobs):
+        self.calls[0] += 1
+        return super().sample(jax.random.fold_in(key, self.calls[0]), params, num_samples, knobs)
+
+
+class FixedKeySample(laplace.LaplaceModel):
+    """Ignores its key: every chain and generation draws the same noise."""
+
+    def sample(self, key, params, num_samples, knobs):
+        return super().sample(jax.random.key(0), params, num_samples, knobs)
+
+
+class LeakyFit(laplace.LaplaceModel):
+    """Ignores the weights' mask in its location: masked slots move the fit."""
+
+    def fit(self, key, data, weights, knobs, previous):
+        params = super().fit(key, data, weights, knobs, previous)
+        return {**params, "location": jnp.median(data)}
+
+
+class NaNSamples(laplace.LaplaceModel):
+    """A zero scale (all points equal) gives finite params whose samples are not finite: nothing flags the chain."""
+
+    def sample(self, key, params, num_samples, knobs):
+        return super().sample(key, params, num_samples, knobs) / jnp.where(params["scale"] > 0, 1.0, 0.0)
+
+
+def kit(family: type) -> testing.Kit:
+    model = family(true_location=0.0, true_scale=1.0, real_data_size=64)
+    return testing.Kit(model, {"seed": np.int32(0), "real_fraction": np.float32(0), "sampling_bias": np.float32(1)}, 64)
+
+
+@pytest.mark.parametrize(
+    "family, check, advice",
+    [
+        (CountingSample, "deterministic", "sample gave different bits for the same key in two traces: read no Python"),
+        (FixedKeySample, "key_dependent", "derive every draw from its `key` argument"),
+        (LeakyFit, "masked_slots", "weight every per-point term by `weights`"),
+        (NaNSamples, "degenerate_data", "fit returned finite params whose samples are not finite: the engine flags"),
+    ],
+)
+def test_a_broken_family_fails_the_matching_check_saying_what_to_fix(family, check, advice):
+    checks = {result.name: result for result in kit(family).run()}
+    assert checks[check].status == "FAIL" and advice in checks[check].detail, checks[check].line()
+    assert checks[check].line().startswith(f"FAIL {check}: ")
+    # The other core checks still pass: each failure points at its own cause.
+    others = [c.line() for name, c in checks.items() if name != check and c.status == "FAIL"]
+    assert not others, others
+
+
+def test_a_wrong_metric_name_fails_the_metric_check():
+    class Renamed(laplace.LaplaceModel):
+        metric_names = ("location_error", "scale_ratio", "kl")
+
+    checks = {result.name: result for result in kit(Renamed).run()}
+    assert checks["metric_names"].status == "FAIL"
+    assert "missing ['kl'], extra ['kl_to_truth']" in checks["metric_names"].detail
+
+
+def test_the_command_prints_one_line_per_check_and_exits_zero_on_the_example():
+    done = subprocess.run(
+        [sys.executable, "-m", "collapse_jax.testing", "--config=examples/custom_family/laplace_config.py",
+         "--config.samples_per_generation=32"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[1].rstrip(":") for line in lines] == [name for name, _ in testing.Kit.CHECKS]
+    assert all(line.startswith(("PASS ", "SKIP ")) for line in lines)
+    assert contract.supports(laplace.LaplaceModel, contract.TruthSampler)
