@@ -22,7 +22,7 @@ def measure(model_name: str, chains: int, generations: int, max_block: int) -> d
     import jax
     import numpy as np
 
-    from collapse_jax import devices, runner, sweep
+    from collapse_jax.host import devices, runner, sweep
 
     config = importlib.import_module(f"experiments.configs.{model_name}").get_config()
     mesh = devices.chain_mesh()

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 from experiments.configs import gaussian
 
 

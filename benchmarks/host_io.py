@@ -39,7 +39,7 @@ def gaussian_overrides(chains: int, generations: int, record_every: int) -> dict
 
 def marginal_cost(chains: int, generations: int, record_every: int, workdir: str) -> dict:
     """(a) Seconds per generation over generations 20-520 and 520-G of one runner.run with a workdir."""
-    from collapse_jax import runner
+    from collapse_jax.host import runner
     from experiments.configs import gaussian
 
     finished_at = {}  # generation -> time the chunk ending there was written (metrics, checkpoint started)

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from collapse_jax.lm import decoding, training
-from collapse_jax.lm.transformer import TransformerConfig, init_params
+from collapse_jax.models.lm import decoding, training
+from collapse_jax.models.lm.transformer import TransformerConfig, init_params
 
 
 def _timed(fn, *args, repeats: int = 3) -> float:

@@ -1,6 +1,6 @@
 """Hand-written references that do the engine's work without the engine: the floors its ratios are measured against.
 
-Each reference draws from the same per-chain keys as collapse_jax.engine (so its metrics equal the engine's, see
+Each reference draws from the same per-chain keys as collapse_jax.core.engine (so its metrics equal the engine's, see
 tests/test_benchmarks.py), consumes every value it draws, and is one jit(lax.scan over generations of vmap over chains)
 with metrics [chains, K] per chunk; `compile()` returns (init_all, chunk_all) shaped like Engine.compile's.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-# The engine's sub-streams of a chain's key fold_in(root, seed) (collapse_jax/engine.py: GENERATION_STREAM = 0,
+# The engine's sub-streams of a chain's key fold_in(root, seed) (collapse_jax/core/engine.py: GENERATION_STREAM = 0,
 # REAL_DATA_STREAM = 1); written out here so the reference restates, rather than borrows, the key derivation.
 GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
 

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 from experiments.configs import discrete, gaussian
 
 SAMPLE_SIZES = (100, 10_000, 1_000_000)

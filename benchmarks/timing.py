@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 
 
 def interleaved_best(timers: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:

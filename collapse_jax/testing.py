@@ -310,7 +310,7 @@ class Kit:
 
 def kit_for_config(config: Any) -> Kit:
     """The kit for the family of `config` (its first static group, its first chain's knobs, M samples)."""
-    from collapse_jax import runner, sweep  # host modules; imported here so the kit module stays light
+    from collapse_jax.host import runner, sweep  # host modules; imported here so the kit module stays light
 
     group = sweep.expand(config)[0]
     model = base.make_model(group.config)
@@ -343,7 +343,7 @@ if __name__ == "__main__":
     from absl import app
     from ml_collections import config_flags
 
-    from collapse_jax import cli
+    from collapse_jax.host import cli
 
     config_flags.DEFINE_config_file("config", None, "Config file of the family to check (experiments/configs/*.py).")
     cli.exit_on_bad_config(sys.argv)

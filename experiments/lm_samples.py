@@ -8,8 +8,8 @@ import sys
 
 from absl import app, flags
 
-from collapse_jax import results
-from collapse_jax.lm.report import write_lm_report
+from collapse_jax.analysis import results
+from collapse_jax.analysis.lm_report import write_lm_report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A language-model run's workdir (finished or partial).")
 _MAX_CHAINS = flags.DEFINE_integer("max_chains", None, "Decode texts of the first this many chains (default: all).")

@@ -9,7 +9,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import cli, devices, plots, runner, workdir_io
+from collapse_jax.analysis import plots
+from collapse_jax.host import cli, devices, runner
+from collapse_jax.store import workdir_io
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")

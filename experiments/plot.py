@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from collapse_jax import plots, results
+from collapse_jax.analysis import plots, results
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run's workdir.")
 flags.mark_flags_as_required(["workdir"])

@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from collapse_jax import sweep_report
+from collapse_jax.analysis import sweep_report
 
 _WORKDIRS = flags.DEFINE_multi_string(
     "workdir", None, "A sweep ROOT (launch.sweep), a run workdir, or a folder of runs."

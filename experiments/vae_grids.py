@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from collapse_jax import image_grids
+from collapse_jax.analysis import image_grids
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run's workdir.")
 _NAMES = flags.DEFINE_list(

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 from absl import logging
 
-from collapse_jax import aggregate
-from collapse_jax.runner import PREEMPTED_EXIT_CODE
+from collapse_jax.analysis import aggregate
+from collapse_jax.host.runner import PREEMPTED_EXIT_CODE
 from launch import shards
 
 LOG_FILE = "log.txt"

@@ -11,7 +11,7 @@ import time
 
 from absl import app, flags
 
-from collapse_jax import monitoring
+from collapse_jax.host import monitoring
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A sweep ROOT (launch.sweep), a run workdir, or a folder of runs.")
 _INTERVAL = flags.DEFINE_float("interval", 60.0, "Seconds between polls.")

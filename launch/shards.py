@@ -14,8 +14,9 @@ from typing import Any
 
 import ml_collections
 
-from collapse_jax import sweep, workdir_io
-from collapse_jax.aggregate import MANIFEST, load_manifest
+from collapse_jax.analysis.aggregate import MANIFEST, load_manifest
+from collapse_jax.host import sweep
+from collapse_jax.store import workdir_io
 
 SHARD_CONFIG = "config.py"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ Loads {config_file}, applies the launch's command-line overrides, and keeps chai
 
 import importlib.util
 
-from collapse_jax import sweep
+from collapse_jax.host import sweep
 
 CONFIG_FILE = {config_file!r}
 CONFIG_ARGUMENT = {config_argument!r}

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import sys
 
-from collapse_jax import aggregate
-from collapse_jax.runner import PREEMPTED_EXIT_CODE
+from collapse_jax.analysis import aggregate
+from collapse_jax.host.runner import PREEMPTED_EXIT_CODE
 from launch import shards
 
 SCRIPT = "sweep.sbatch"

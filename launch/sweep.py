@@ -12,8 +12,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import cli
-from collapse_jax.runner import PREEMPTED_EXIT_CODE
+from collapse_jax.host import cli
+from collapse_jax.host.runner import PREEMPTED_EXIT_CODE
 from launch import local, shards, slurm
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file; --config.<field>=... overrides.")

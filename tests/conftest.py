@@ -3,7 +3,7 @@
 import ml_collections
 import pytest
 
-from collapse_jax import runner
+from collapse_jax.host import runner
 from experiments.configs import gaussian
 
 

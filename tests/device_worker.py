@@ -23,7 +23,7 @@ if __name__ == "__main__":
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse_jax import devices, runner  # noqa: E402
+from collapse_jax.host import devices, runner  # noqa: E402
 from experiments.configs import gaussian  # noqa: E402
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import engine_vs_reference, references, timing
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 from experiments.configs import discrete, gaussian, gmm
 
 

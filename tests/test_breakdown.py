@@ -6,8 +6,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from collapse_jax import breakdown, plots, runner
-from collapse_jax.results import Results
+from collapse_jax.analysis import breakdown, plots
+from collapse_jax.analysis.results import Results
+from collapse_jax.host import runner
 
 
 def test_higher_is_safer_line_breaks_down_where_the_interpolated_deviation_meets_the_band():

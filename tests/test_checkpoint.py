@@ -9,7 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from collapse_jax import results, runner, workdir_io
+from collapse_jax.analysis import results
+from collapse_jax.host import runner
+from collapse_jax.store import workdir_io
 
 
 def assert_same_metrics(a, b):
@@ -132,8 +134,8 @@ def test_sigterm_checkpoints_exits_for_requeue_and_resumes_bit_identically(gauss
 
 
 def test_non_scalar_outputs_are_saved_as_per_generation_artifacts(gaussian_config, tmp_path, monkeypatch):
-    from collapse_jax import artifacts
     from collapse_jax.models import gaussian
+    from collapse_jax.store import artifacts
 
     original = gaussian.GaussianModel.evaluate
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from collapse_jax import config_schema, runner, sweep
+from collapse_jax.host import config_schema, runner, sweep
 from collapse_jax.models import base
 from experiments.configs import common, gaussian
 

@@ -5,8 +5,9 @@ import textwrap
 
 import pytest
 
-from collapse_jax import runner, sweep
-from collapse_jax.models import base, contract, discrete, gaussian, kde, vae
+from collapse_jax.host import runner, sweep
+from collapse_jax.models import base, contract, discrete, gaussian, kde
+from collapse_jax.models.vae import family as vae
 from examples.custom_family import laplace, laplace_config
 from experiments.configs import discrete as discrete_config
 from experiments.configs import gaussian as gaussian_config
@@ -40,7 +41,7 @@ def test_static_sweep_fields_are_read_from_the_family_class_before_any_model_is_
 
 def test_families_take_engine_settings_as_arguments_and_never_import_curation():
     for path in [*(REPO / "collapse_jax" / "models").glob("*.py"), *(REPO / "collapse_jax" / "lm").glob("*.py")]:
-        assert "collapse_jax.curation" not in path.read_text(), path
+        assert "collapse_jax.core.curation" not in path.read_text(), path
     settings = contract.family_settings(runner.as_config({"curation": {"good_region_mass": 0.5}}, small_laplace()))
     assert settings == contract.FamilySettings(good_region_mass=0.5, num_generations=3)
     # The mass reaches the family as an argument: the Gaussian's good region follows it, not the config.
@@ -63,7 +64,7 @@ def test_unknown_model_names_list_the_builtins_and_say_how_to_name_a_module():
             base.family_module(name)
         assert "gaussian, gaussian_classifier" in str(error.value) and "importable module path" in str(error.value)
     with pytest.raises(ValueError, match="has no make_model"):
-        base.family_module("collapse_jax.metrics")
+        base.family_module("collapse_jax.models._metrics")
 
 
 def write_family(directory, source: str) -> None:

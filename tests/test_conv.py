@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax.models import _conv
-from collapse_jax.models._vae_nets import Decoder, Encoder, FeatureClassifier
+from collapse_jax.models.vae import conv as _conv
+from collapse_jax.models.vae.nets import Decoder, Encoder, FeatureClassifier
 
 
 @pytest.mark.parametrize(

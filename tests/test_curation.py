@@ -8,8 +8,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from collapse_jax import curation, engine, runner, supply
-from collapse_jax.regimes import Regime
+from collapse_jax.core import curation, engine, supply
+from collapse_jax.core.regimes import Regime
+from collapse_jax.host import runner
 
 
 def with_blocks(config, curation_fields=None, regime_fields=None, **overrides):

@@ -12,7 +12,9 @@ from scipy import integrate, special, stats
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
-from collapse_jax import metrics, regimes, runner, sweep
+from collapse_jax.core import regimes
+from collapse_jax.host import runner, sweep
+from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import discrete, gmm, kde, linear_regression
 from experiments.configs import discrete as discrete_config
 from experiments.configs import gmm as gmm_config

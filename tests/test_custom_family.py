@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from collapse_jax import results
+from collapse_jax.analysis import results
 from collapse_jax.models import base
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from collapse_jax import runner
+from collapse_jax.host import runner
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from device_worker import small_config  # noqa: E402

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from sklearn.naive_bayes import MultinomialNB
 
-from collapse_jax.engine import simulate
+from collapse_jax.host.runner import as_config, simulate
 from collapse_jax.models import discrete
-from collapse_jax.runner import as_config
 from experiments.configs import discrete as discrete_config
 
 

@@ -3,7 +3,8 @@
 import jax
 import numpy as np
 
-from collapse_jax import devices, engine, runner, sweep
+from collapse_jax.core import engine
+from collapse_jax.host import devices, runner, sweep
 
 
 def test_chain_results_are_bit_identical_with_4_or_64_chains_beside_it(gaussian_config):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from collapse_jax import runner
+from collapse_jax.host import runner
 
 
 def run(config, **overrides):

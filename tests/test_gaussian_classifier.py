@@ -14,9 +14,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.neighbors import NearestCentroid
 
-from collapse_jax.engine import simulate
+from collapse_jax.host.runner import as_config, simulate
 from collapse_jax.models import gaussian_classifier
-from collapse_jax.runner import as_config
 from experiments.configs import mitigation_verifier
 
 
@@ -125,7 +124,7 @@ def verified_projections(model, flips: np.ndarray, keep_bads: np.ndarray, size: 
     """Per chain: fit real data (w0), label `size` candidates, keep them as Feng's verifier would, refit (w1).
 
     Returns (w1.mu/|mu|^2, margin of w0) per chain. The verifier is written out here (keep w.p. phi = 1 if good, psi
-    if bad), independently of collapse_jax.curation, so this checks the model alone. One compile serves all cases.
+    if bad), independently of collapse_jax.core.curation, so this checks the model alone. One compile serves all cases.
     """
 
     def chain(key, flip, keep_bad):

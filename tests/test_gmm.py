@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from collapse_jax import metrics, runner
+from collapse_jax.host import runner
+from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import gmm
 from experiments.configs import gmm as gmm_config
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from collapse_jax import image_grids
+from collapse_jax.analysis import image_grids
 
 
 def test_tile_puts_image_r_c_at_its_row_and_column_with_one_pixel_nan_gaps():

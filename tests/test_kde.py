@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KernelDensity
 
-from collapse_jax import runner
+from collapse_jax.host import runner
 from collapse_jax.models import kde
 from experiments.configs import kde as kde_config
 

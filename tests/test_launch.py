@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from collapse_jax import aggregate, results, runner, sweep_report
-from collapse_jax.runner import PREEMPTED_EXIT_CODE
+from collapse_jax.analysis import aggregate, results, sweep_report
+from collapse_jax.host import runner
+from collapse_jax.host.runner import PREEMPTED_EXIT_CODE
 from experiments.configs import gaussian
 from launch import shards, slurm
 

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 
-from collapse_jax.engine import simulate
+from collapse_jax.host.runner import as_config, simulate
 from collapse_jax.models import linear_regression
-from collapse_jax.runner import as_config
 from experiments.configs import linear_regression as linear_regression_config
 
 

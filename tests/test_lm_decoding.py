@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax.lm import decoding
-from collapse_jax.lm.transformer import TransformerConfig, forward, forward_cached, init_cache, init_params
+from collapse_jax.models.lm import decoding
+from collapse_jax.models.lm.transformer import TransformerConfig, forward, forward_cached, init_cache, init_params
 
 VOCAB = 5
 

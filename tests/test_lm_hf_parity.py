@@ -15,9 +15,9 @@ transformers = pytest.importorskip("transformers")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from collapse_jax.lm import decoding  # noqa: E402
-from collapse_jax.lm.hf_import import load_opt_checkpoint  # noqa: E402
-from collapse_jax.lm.transformer import forward  # noqa: E402
+from collapse_jax.models.lm import decoding  # noqa: E402
+from collapse_jax.models.lm.hf_import import load_opt_checkpoint  # noqa: E402
+from collapse_jax.models.lm.transformer import forward  # noqa: E402
 
 VOCAB, PROMPT, NEW = 50, 7, 6
 # Special ids in OPT's layout: pad 1, bos = eos 2; banning them keeps every continuation NEW tokens long.

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import artifacts, runner
-from collapse_jax.lm.report import histogram_edges, write_lm_report
+from collapse_jax.analysis.lm_report import histogram_edges, write_lm_report
+from collapse_jax.host import runner
 from collapse_jax.models.base import make_model
+from collapse_jax.store import artifacts
 from experiments.configs.lm_tiny import get_config
 
 WORDS = "thou art the king of night and day my lord what say you now to me fair sweet love".split()

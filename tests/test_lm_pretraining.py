@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_lm_model import KNOBS, lm_config  # noqa: F401  (the shared tiny-corpus config fixture)
 
-from collapse_jax import runner
-from collapse_jax.lm import pretraining
-from collapse_jax.lm.transformer import init_params
+from collapse_jax.host import runner
 from collapse_jax.models.base import make_model
+from collapse_jax.models.lm import pretraining
+from collapse_jax.models.lm.transformer import init_params
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.lm import text_metrics
+from collapse_jax.models.lm import text_metrics
 
 
 def _grams(row, n):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax.lm import training, transformer
-from collapse_jax.lm.transformer import TransformerConfig
+from collapse_jax.models.lm import training, transformer
+from collapse_jax.models.lm.transformer import TransformerConfig
 
 
 def test_epochs_visit_every_valid_block_once_per_epoch():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from test_lm_model import lm_config  # noqa: F401  (the shared tiny-corpus LM fixture)
 
-from collapse_jax import runner
-from collapse_jax.lm import decoding
-from collapse_jax.lm.model_setup import model_corpus
-from collapse_jax.lm.transformer import TransformerConfig, forward, init_params
-from collapse_jax.lm.watermark import WATERMARK_METRICS, Watermark
+from collapse_jax.host import runner
 from collapse_jax.models.base import make_model
+from collapse_jax.models.lm import decoding
+from collapse_jax.models.lm.model_setup import model_corpus
+from collapse_jax.models.lm.transformer import TransformerConfig, forward, init_params
+from collapse_jax.models.lm.watermark import WATERMARK_METRICS, Watermark
 
 WATERMARK = Watermark(key=12345, gamma=0.25)
 VOCAB = 256

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from collapse_jax import results
+from collapse_jax.analysis import results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

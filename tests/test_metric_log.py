@@ -5,7 +5,9 @@ import shutil
 
 import numpy as np
 
-from collapse_jax import metric_log, results, runner
+from collapse_jax.analysis import results
+from collapse_jax.host import runner
+from collapse_jax.store import metric_log
 
 
 def assert_same_metrics(a, b):

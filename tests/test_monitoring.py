@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
-from collapse_jax import monitoring, runner
+from collapse_jax.host import monitoring, runner
 
 
 def crc32c(data: bytes) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from collapse_jax import results
+from collapse_jax.analysis import results
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "workdir_1becdbd")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from collapse_jax import runner
+from collapse_jax.host import runner
 
 
 def test_replace_with_all_real_data_refits_the_original_set_every_generation(gaussian_config):

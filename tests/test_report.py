@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from collapse_jax import aggregate, breakdown, plots, results, runner, sweep_report
+from collapse_jax.analysis import aggregate, breakdown, plots, results, sweep_report
+from collapse_jax.host import runner
 from experiments.configs import gaussian
 from launch import shards
 

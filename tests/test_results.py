@@ -5,7 +5,9 @@ import shutil
 
 import numpy as np
 
-from collapse_jax import metric_log, results, runner, workdir_io
+from collapse_jax.analysis import results
+from collapse_jax.host import runner
+from collapse_jax.store import metric_log, workdir_io
 
 
 def assert_same_metrics(a, b):
@@ -46,7 +48,7 @@ def test_a_run_from_before_append_only_metrics_resumes_and_its_npz_becomes_metri
 
 
 def test_a_record_every_run_reports_merges_and_tabulates_real_generations(gaussian_config, tmp_path):
-    from collapse_jax import aggregate, plots
+    from collapse_jax.analysis import aggregate, plots
 
     sparse = runner.simulate(runner.as_config({"num_generations": 10, "record_every": 4}, gaussian_config))
     report = open(plots.write_report(str(tmp_path), sparse)).read()

@@ -9,7 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from collapse_jax import metric_log, results, runner
+from collapse_jax.analysis import results
+from collapse_jax.host import runner
+from collapse_jax.store import metric_log
 from experiments.configs import discrete
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +80,7 @@ def test_record_every_below_one_is_a_one_line_error(gaussian_config):
 FULL_DISK_RUN = """
 import errno, sys
 from absl import app
-from collapse_jax import metric_log
+from collapse_jax.store import metric_log
 from experiments import main
 
 original, writes = metric_log.write_slab, []

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 from collapse_jax.models import gaussian
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from experiments.configs import discrete as discrete_config

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from collapse_jax import runner, sweep
+from collapse_jax.host import runner, sweep
 
 
 @pytest.mark.parametrize(

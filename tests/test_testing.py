@@ -11,7 +11,8 @@ import pytest
 from test_lm_model import lm_config  # noqa: F401  (the shared tiny-corpus LM fixture)
 from test_vae import tiny_config
 
-from collapse_jax import runner, testing
+from collapse_jax import testing
+from collapse_jax.host import runner
 from collapse_jax.models import contract
 from examples.custom_family import laplace, laplace_config
 from experiments.configs import discrete, gaussian, gmm, kde, linear_regression, mitigation_verifier

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import datasets
 
-from collapse_jax import toy_data
+from collapse_jax.models import _toy_data as toy_data
 
 N = 20_000
 # Moment tolerances: a mean of N points with per-coordinate std <= 1 has standard error <= 1/sqrt(N) = 0.007;

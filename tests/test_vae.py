@@ -12,10 +12,11 @@ import pytest
 import scipy.linalg
 from sklearn.neighbors import NearestNeighbors
 
-from collapse_jax import artifacts, image_grids, results, runner
-from collapse_jax.models import _image_metrics as image_metrics
+from collapse_jax.analysis import image_grids, results
+from collapse_jax.host import runner
 from collapse_jax.models import base
-from collapse_jax.models._vae_nets import (
+from collapse_jax.models.vae import image_metrics
+from collapse_jax.models.vae.nets import (
     ConvTranspose2x,
     Decoder,
     Encoder,
@@ -23,6 +24,7 @@ from collapse_jax.models._vae_nets import (
     negative_elbo,
     torch_default_init,
 )
+from collapse_jax.store import artifacts
 from experiments.configs import vae_digits
 
 KNOBS = {"seed": 0, "real_fraction": 0.0, "kl_weight": 1.0, "learning_rate": 2e-3, "sampling_temperature": 1.0}

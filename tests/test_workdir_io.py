@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from collapse_jax import workdir_io
+from collapse_jax.store import workdir_io
 
 
 def test_a_full_disk_during_an_atomic_write_names_the_path_and_bytes_and_leaves_no_temporary(tmp_path, monkeypatch):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -157,3 +159,17 @@ def load_corpus(data_dir: str | Path, config: TextCorpusConfig | None = None) ->
     builder = tfds.builder("text_corpus", data_dir=str(data_dir), config=config, file_format="array_record")
     directory = Path(str(builder.data_path))
     return TokenBlocks(blocks=blocks, tokenizer=load_tokenizer(directory / "tokenizer.json"), directory=directory)
+
+
+def model_corpus(model: Any) -> TokenBlocks:
+    """The token-block corpus (and tokenizer) that `config.model` names, built once and cached under its data_dir."""
+    settings = corpus_config(
+        corpus_dir=model.corpus_dir,
+        pattern=model.corpus_pattern,
+        block_length=model.block_length,
+        vocab_size=model.vocab_size,
+        tokenizer_dir=model.get("hf_checkpoint"),
+        test_works=model.test_works,
+        validation_works=model.validation_works,
+    )
+    return load_corpus(os.path.expanduser(model.data_dir), settings)

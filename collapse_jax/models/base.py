@@ -31,7 +31,7 @@ from collapse_jax.models.contract import (  # noqa: F401  (re-exported: the publ
     supports,
 )
 
-NOT_FAMILIES = ("base", "contract")
+NOT_FAMILIES = ("base", "contract", "fields")
 
 
 def available_models() -> list[str]:

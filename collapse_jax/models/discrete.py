@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.config_schema import integer, number
-from collapse_jax.metrics import entropy
+from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
+from collapse_jax.models.fields import integer, number
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
@@ -81,7 +81,7 @@ class DiscreteModel:
         "absorbed_outcome",
     )
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields: ClassVar[dict] = {
         "num_outcomes": integer(
             "K: outcomes of the categorical (static: one compile per value)", low=2, sweepable=True

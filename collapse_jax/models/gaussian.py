@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import metrics
-from collapse_jax.config_schema import choice, integer, number
+from collapse_jax.models import _metrics as metrics
 from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.fields import choice, integer, number
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
 # Up to this d, scatter matrices are sums of outer products (elementwise); above it, one matmul per chain.
@@ -38,7 +38,7 @@ class GaussianModel:
     evaluate_uses_samples = False
     metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields = {
         "dim": integer("d: data dimension", low=1),
         "true_mean": number("the truth is N(true_mean * 1, true_std^2 I)"),

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
-from collapse_jax.config_schema import choice, integer, number
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree
+from collapse_jax.models.fields import choice, integer, number
 
 # Who labels the synthetic inputs. current_model: y = sign(w_g . x) of the chain's latest fit, flipped with
 # probability p (self-labelling, compounding over generations). noisy_truth: the true class flipped with probability
@@ -77,7 +77,7 @@ class GaussianClassifierModel:
         "weight_norm",
     )
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields: ClassVar[dict] = {
         "dim": integer("d: feature dimension", low=1),
         "signal": number("|mu|: distance of each class mean from 0", low=0.0, low_open=True),

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import metrics
-from collapse_jax.config_schema import choice, integer, number
-from collapse_jax.metrics import chi_square_quantile
+from collapse_jax.models import _metrics as metrics
+from collapse_jax.models._metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
 from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.fields import choice, integer, number
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")
@@ -151,7 +151,7 @@ class GaussianMixtureModel:
         "em_converged",
     )
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields = {
         "dim": integer("d: data dimension", low=1),
         "true_mean": number("the truth is one blob N(true_mean * 1, true_std^2 I)"),

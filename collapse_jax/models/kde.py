@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import toy_data
-from collapse_jax.config_schema import Field, choice, integer, number
+from collapse_jax.models import _toy_data as toy_data
 from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.fields import Field, choice, integer, number
 
 BANDWIDTH_RULES = ("scott", "silverman")
 # is_good's HDR threshold: the (1 - m) quantile of the truth's log density at HDR_DRAWS truth draws from a fixed key.
@@ -96,7 +96,7 @@ class KernelDensityModel:
     evaluate_uses_samples = False
     metric_names = ("nll_real_test", "bandwidth")
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields = {
         "dataset": choice("2-D toy truth", toy_data.DATASETS, sweepable=True, noun="dataset"),
         "bandwidth": Field(

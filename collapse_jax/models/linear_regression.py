@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.config_schema import integer, number
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
+from collapse_jax.models.fields import integer, number
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
@@ -41,7 +41,7 @@ class LinearRegressionModel:
     evaluate_uses_samples: ClassVar[bool] = False
     metric_names: ClassVar[tuple[str, ...]] = ("test_mse", "test_mse_empirical")
 
-    # config.model fields, declared once (collapse_jax/config_schema.py validates them before anything runs).
+    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields: ClassVar[dict] = {
         "dim": integer("d: features (static: one compile per value)", low=1, sweepable=True),
         "noise_std": number("sigma: label noise", low=0.0, sweepable=True),

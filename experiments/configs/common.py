@@ -5,12 +5,12 @@ block, checkpoints, plots, TensorBoard, an inactive `curation` block and the `re
 the same `--config.<field>=...` overrides (e.g. `--config.curation.name=likelihood_filter`). `finish(config)` lets
 every sweepable or optional field take a single value or a tuple, in Python as on the command line. Not a config
 itself (no `model` family): experiments/configs/gaussian.py is the smallest complete one. Declarations of every field
-(type, range, doc): collapse_jax/config_schema.py.
+(type, range, doc): collapse_jax/host/config_schema.py.
 """
 
 import ml_collections
 
-from collapse_jax import config_schema
+from collapse_jax.host import config_schema
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -54,8 +54,9 @@ def get_config() -> ml_collections.ConfigDict:
     # TensorBoard summaries into <workdir>/tensorboard after every chunk (needs tensorboardX; may change on a resume).
     config.tensorboard = False
 
-    # Curation between sampling and the next pool (collapse_jax/curation.py; README "Mitigations"). Inactive here: a
-    # run with this block as written computes exactly what it would without one. Knob fields left None are unset.
+    # Curation between sampling and the next pool (collapse_jax/core/curation.py; README "Mitigations"). Inactive
+    # here: a run with this block as written computes exactly what it would without one. Knob fields left None are
+    # unset.
     config.curation = ml_collections.ConfigDict()
     # none | likelihood_filter | verifier | watermark_filter; a tuple compiles once per value.
     config.curation.name = "none"
@@ -80,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
     # watermark_filter: the weight a flagged point keeps (None: 0, removed; a chain knob when set).
     config.curation.detected_weight = None
 
-    # Figures and breakdowns of report.md (collapse_jax/breakdown.py; may change on a resume).
+    # Figures and breakdowns of report.md (collapse_jax/analysis/breakdown.py; may change on a resume).
     config.report = ml_collections.ConfigDict()
     # Metrics that get strength figures (None: every metric of the run but the bookkeeping ones).
     config.report.metrics = None

@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     # rho: share of each generation's M blocks that are real, a fresh random subset each generation (a chain knob).
     config.regime.real_fraction = [0.0, 0.1]
 
-    # Model family: collapse_jax/models/lm.py.
+    # Model family: collapse_jax/models/lm/family.py.
     config.model.name = "lm"
     # Where the tfds token-block corpus (and its tokenizer.json) is built once and cached.
     config.model.data_dir = "~/.cache/collapse_jax/tfds"

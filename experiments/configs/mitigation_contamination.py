@@ -1,8 +1,8 @@
 """Web contamination: the share of human data in each generation's training set shrinks over time (1-D Gaussian).
 
 The seed article's scenario (crawlers blocked, synthetic content growing): rho_g decays from real_fraction to
-final_real_fraction along a schedule (collapse_jax/supply.py). Replace keeps only the newest batch, so once rho_g is
-small the chain behaves like Shumailov et al.'s pure-synthetic loop (trace ratio ~ (1 - 1/M)^n, median -> 0); the
+final_real_fraction along a schedule (collapse_jax/core/supply.py). Replace keeps only the newest batch, so once rho_g
+is small the chain behaves like Shumailov et al.'s pure-synthetic loop (trace ratio ~ (1 - 1/M)^n, median -> 0); the
 sweep asks how large the final human share must stay to hold the variance (final metric vs final_real_fraction).
 
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_contamination.py \

@@ -35,12 +35,13 @@ def get_config() -> ml_collections.ConfigDict:
     # One checkpoint at the end is enough for this short run.
     config.checkpoint_every = 100
 
-    # Quality filter by likelihood (collapse_jax/curation.py): model.log_likelihood = the exact mixture log density.
+    # Quality filter by likelihood (collapse_jax/core/curation.py): model.log_likelihood, the exact mixture density.
     config.curation.name = "likelihood_filter"
     # (low, high) quantile band of the generation's candidates kept; a tuple of pairs sweeps it per chain (one compile).
     config.curation.keep_quantiles = ((0.0, 1.0), (0.1, 1.0), (0.0, 0.9), (0.05, 0.95))
 
-    # Strength figures and breakdowns (collapse_jax/breakdown.py) for the collapse metric only: final component_std
-    # vs real_fraction and vs the band edges, one line per other knob; within 50% of generation 0 = not collapsed.
+    # Strength figures and breakdowns (collapse_jax/analysis/breakdown.py) for the collapse metric only: final
+    # component_std vs real_fraction and vs the band edges, one line per other knob; within 50% of generation 0 = not
+    # collapsed.
     config.report.metrics = ("component_std",)
     return common.finish(config)

@@ -2,7 +2,7 @@
 
 Setting: experiments/configs/vae_digits.py (scikit-learn's 8x8 digits, conv VAE, binarized decoder draws as the next
 generation's data), replace, rho = 0 or 0.1 real images per generation. Between decoding and refitting, the M
-candidates pass one curation stage (collapse_jax/curation.py), a static group each:
+candidates pass one curation stage (collapse_jax/core/curation.py), a static group each:
 - none: Shumailov's loop;
 - likelihood_filter: rank the candidates by their ELBO under the model that generated them and keep a quantile band,
   (0.1, 1) = drop the 10% least likely (a quality filter), (0, 0.9) = drop the 10% most likely;

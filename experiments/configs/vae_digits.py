@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     # The VAE has no sufficient statistics; accumulate keeps the raw pool (capacity (1 + num_generations) x M images).
     config.regime.keep_raw_pool = True
 
-    # Model family: collapse_jax/models/vae.py.
+    # Model family: collapse_jax/models/vae/family.py.
     config.model.name = "vae"
     # digits (8x8, 1,497 train / 300 test, bundled with scikit-learn) or fashion_mnist_local (28x28, 60k / 10k).
     config.model.dataset = "digits"

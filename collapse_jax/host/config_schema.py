@@ -1,0 +1,221 @@
+"""Every config field declared once (type, range or choices, optional, sweepable, one-line doc) and one validator.
+
+The shared run fields are declared here; a family declares its `config.model.*` fields as `config_fields` on its Model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from collapse_jax.models.fields import Field, check_value, choice, flag, integer, number, text  # noqa: F401
+
+
+def _check_keep_quantiles(value: Any) -> None:
+    from collapse_jax.core import curation
+
+    if not isinstance(value, (tuple, list)) or not value:  # quantile_pairs would fail on len() or an empty band
+        raise ValueError(
+            f"config.curation.keep_quantiles: must be a (low, high) pair or a tuple of pairs, got {value!r}"
+        )
+    curation.quantile_pairs(value)
+
+
+SAMPLINGS = ("points", "statistics")
+
+
+def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
+    """config.seeds: a count n (seeds 0..n-1) or a tuple of seeds."""
+    seeds = config.seeds
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"config.seeds: a count must be >= 1, got {seeds}")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (tuple, list)) and seeds and all(isinstance(s, numbers.Integral) and s >= 0 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("config.seeds: seeds must be distinct")
+        return [int(s) for s in seeds]
+    raise ValueError(f"config.seeds: must be a positive count or a tuple of non-negative integers, got {seeds!r}")
+
+
+def chain_block_setting(config: ml_collections.ConfigDict) -> int | str:
+    """config.chain_block as "auto" or a positive int (a command-line override of a str field arrives as digits)."""
+    value = config.get("chain_block", "auto")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == "auto" or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"config.chain_block: must be 'auto' or an integer >= 1, got {value!r}")
+
+
+def _check_seeds(value: Any) -> None:
+    seeds_of(ml_collections.ConfigDict({"seeds": value}))
+
+
+def _check_chain_block(value: Any) -> None:
+    chain_block_setting(ml_collections.ConfigDict({"chain_block": value}))
+
+
+def _check_mapping(path: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, (dict, ml_collections.ConfigDict)):
+            raise ValueError(f"config.{path}: must be a dict {{metric or knob: value}} or None, got {value!r}")
+
+    return check
+
+
+def _check_tolerance(value: Any) -> None:
+    if not isinstance(value, (dict, ml_collections.ConfigDict)):
+        check_value("report.collapse_tolerance", number("", low=0.0, low_open=True), value)
+
+
+def shared_fields() -> dict[str, Field]:
+    """The run fields every config shares (experiments/configs/common.py writes them), by dotted path."""
+    from collapse_jax.core import curation, regimes, supply
+    from collapse_jax.models import base
+
+    probability = {"low": 0.0, "high": 1.0}
+    return {
+        "seeds": Field("any", "a count n (seeds 0..n-1) or a tuple of distinct seeds >= 0", check=_check_seeds),
+        "num_generations": integer("generations after the fit on real data", low=0),
+        "samples_per_generation": integer("M: points each generation trains on", low=1, sweepable=True),
+        "root_seed": integer("root of every chain's random stream", low=0, high=2**32 - 1),
+        "chunk_generations": integer("generations per compiled chunk", low=1),
+        "chain_block": Field("any", "'auto' or chains per vmapped block", check=_check_chain_block),
+        "record_every": integer("keep every k-th generation's metrics on disk", low=1),
+        "checkpoint_every": integer("generations between checkpoints", low=1),
+        "max_checkpoints_to_keep": integer("newest checkpoints kept", low=1),
+        "keep_period": integer("also keep every k-th generation's checkpoint", low=1, optional=True),
+        "make_plots": flag("figures and report.md after the run"),
+        "tensorboard": flag("TensorBoard summaries after every chunk"),
+        "num_shards": integer("shards of the sweep (launch.sweep sets it)", low=1),
+        "shard_index": integer("this shard (launch.sweep sets it)", low=0),
+        "slurm": Field("block", "SLURM defaults for launch.sweep (validated there)"),
+        "regime.name": choice("pool update", regimes.REGIMES, sweepable=True, noun="regime"),
+        "regime.real_fraction": number("rho: real share of each generation's M", sweepable=True, **probability),
+        "regime.keep_raw_pool": flag("keep the raw accumulated pool even with sufficient statistics"),
+        "regime.real_fraction_schedule": choice("how rho falls", supply.SCHEDULES, sweepable=True, noun="schedule"),
+        "regime.final_real_fraction": number("rho at the schedule's end", sweepable=True, **probability),
+        "regime.schedule_generations": number("T of the schedule", low=0.0, low_open=True, sweepable=True),
+        "regime.real_inflow": integer("new real points per generation on top of M", low=0, sweepable=True),
+        "regime.preserved_fraction": number(
+            "share of the originals in every training set", sweepable=True, **probability
+        ),
+        # A built-in family or an importable module path (base.family_module's one-line error lists the built-ins).
+        "model.name": text("model family: a built-in name or a module path", check=base.family_module),
+        "model.sampling": choice("points or exact sufficient statistics", SAMPLINGS),
+        "curation.name": choice("curation stage", curation.CURATIONS, sweepable=True, noun="curation"),
+        "curation.oversample": integer("candidates drawn per synthetic slot", low=1),
+        "curation.likelihood_reference": choice("model ranking candidates", curation.LIKELIHOOD_REFERENCES),
+        "curation.keep_quantiles": Field(
+            "any", "(low, high) band kept, or a tuple of bands", check=_check_keep_quantiles
+        ),
+        "curation.detector": choice("watermark detector", curation.DETECTORS),
+        "curation.keep_good": number(
+            "phi: keep probability of a good candidate", optional=True, sweepable=True, **probability
+        ),
+        "curation.keep_bad": number(
+            "psi: keep probability of a bad candidate", optional=True, sweepable=True, **probability
+        ),
+        "curation.true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **probability),
+        "curation.false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **probability),
+        "curation.watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
+        "curation.detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **probability),
+        # (0, 1]: the VAE's `is_good` accepts 1 (every real test image passes); families whose good region needs a
+        # quantile below 1 refuse it in make_model (curation.good_region_mass).
+        "curation.good_region_mass": number("truth mass is_good counts as good", low=0.0, high=1.0, low_open=True),
+        "report.metrics": Field("strs", "metrics with strength figures (None: all)", optional=True),
+        "report.collapse_tolerance": Field(
+            "any", "breakdown band, one number or {metric: band}", check=_check_tolerance
+        ),
+        "report.knobs": Field("strs", "strength axes (None: every swept knob)", optional=True),
+        "report.directions": Field(
+            "any", "{knob: higher_is_safer | lower_is_safer}", optional=True, check=_check_mapping("report.directions")
+        ),
+        "report.reference_lines": Field("any", "((knob, value, label), ...) overlays", optional=True),
+    }
+
+
+# Blocks whose every sub-field is read as one value (a dict of metric -> band is one field, not unknown fields).
+_LEAF_BLOCKS = ("report.collapse_tolerance", "report.directions", "slurm")
+
+
+def family_fields(model_name: str) -> dict[str, Field] | None:
+    """The family's `config_fields` ({field under config.model: Field}), or None when it declares none.
+
+    Read from the family's class (make_model's return annotation, as the sweep reads static_sweep_fields), so built-in
+    and external families are checked the same way.
+    """
+    from collapse_jax.models import base, contract
+
+    family = base.family_class(model_name)
+    return family.config_fields if family is not None and contract.supports(family, contract.ConfigFields) else None
+
+
+def declared_fields(model_name: str | None) -> tuple[dict[str, Field], bool]:
+    """All declared fields by dotted path, and whether config.model.* is fully declared (the family has the hook)."""
+    fields = shared_fields()
+    family = family_fields(model_name) if isinstance(model_name, str) and model_name else None
+    if family is not None:
+        fields.update({f"model.{name}": field for name, field in family.items()})
+    return fields, family is not None
+
+
+def leaves(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> value of every field (sub-blocks named in _LEAF_BLOCKS count as one value)."""
+    flat = {}
+    for key in config.keys():
+        value, path = config[key], f"{prefix}{key}"
+        if isinstance(value, (dict, ml_collections.ConfigDict)) and path not in _LEAF_BLOCKS:
+            flat.update(leaves(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Check every field against its declaration: unknown fields (with the closest known one), types, ranges."""
+    fields, family_declared = declared_fields(config.get("model", {}).get("name"))
+    for path, value in leaves(config).items():
+        field = fields.get(path)
+        if field is None:
+            if path.startswith("model.") and not family_declared:
+                continue  # a family without `config_fields` validates its own block in make_model
+            close = difflib.get_close_matches(path, list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean config.{close[0]}?" if close else "; see collapse_jax/host/config_schema.py"
+            raise ValueError(f"config.{path}: unknown field{hint}")
+        check_value(path, field, value)
+
+
+# The inactive curation block experiments/configs/common.py writes: a group that matches it runs without a block.
+INACTIVE_CURATION = {
+    "name": "none",
+    "oversample": 1,
+    "likelihood_reference": "current",
+    "keep_quantiles": (0.1, 1.0),
+    "detector": "auto",
+    "good_region_mass": 0.95,
+}
+
+
+def without_unset(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy without unset (None) curation fields and without an inactive curation block.
+
+    The library reads an absent curation field as its default and an absent block as "no curation" (which, for the
+    LM, also keeps epoch-based training): so a config built on common.py computes exactly what it did without one.
+    """
+    block = config.get("curation")
+    if block is None:
+        return config
+    copy = ml_collections.ConfigDict(config.to_dict())
+    kept = {key: value for key, value in copy.curation.items() if value is not None}
+    inactive = {key: value.to_dict() if hasattr(value, "to_dict") else value for key, value in kept.items()}
+    if {k: tuple(v) if isinstance(v, list) else v for k, v in inactive.items()} == INACTIVE_CURATION or not kept:
+        del copy["curation"]
+    else:
+        copy.curation = ml_collections.ConfigDict(kept)
+    return copy

@@ -1,0 +1,316 @@
+"""The host loop: for each static group, run chunks of K generations, append metrics, checkpoint, log progress.
+
+`run(config, workdir)` resumes from the latest good checkpoint; `simulate(config)` runs in memory (tests, notebooks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from collapse_jax.analysis import results
+from collapse_jax.core import curation
+from collapse_jax.core.engine import Engine
+from collapse_jax.core.regimes import make_regime
+from collapse_jax.host import checkpoint, devices, monitoring, sweep
+from collapse_jax.models import base
+from collapse_jax.store import artifacts, metric_log, workdir_io
+
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PREEMPTED_EXIT_CODE = workdir_io.PREEMPTED_EXIT_CODE  # re-exported: launchers and tests read it here
+
+
+class Preempted(Exception):
+    """Raised after a SIGTERM/SIGUSR1 stop: the chunk in flight finished and was checkpointed."""
+
+
+_stop_requested = threading.Event()
+
+
+@contextlib.contextmanager
+def preemption_handlers() -> Iterator[None]:
+    """While running, SIGTERM/SIGUSR1 ask the host loop to checkpoint after the chunk in flight and stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stop_requested.clear()
+    previous = {sig: signal.signal(sig, lambda signum, frame: _stop_requested.set()) for sig in PREEMPTION_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engine:
+    """The compiled-function factory of one static group (num_generations overrides the config's, for resumes)."""
+    config = group.config
+    horizon = config.num_generations if num_generations is None else num_generations
+    horizon_config = ml_collections.ConfigDict(config.to_dict())
+    horizon_config.num_generations = horizon
+    model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
+    regime = make_regime(horizon_config, model, group.maxima)
+    engine = Engine(
+        model,
+        regime,
+        model.reference(),
+        config.root_seed,
+        horizon,
+        config.chunk_generations,
+        1,
+        curation.make_curation(horizon_config, model),
+    )
+    setting = sweep.chain_block_setting(config)
+    if setting == devices.AUTO_BLOCK:
+        one_chain = {name: value[0] for name, value in padded_knobs(group.knobs, 1).items()}
+        bytes_per_chain = engine.bytes_per_chain(one_chain)
+        budget = devices.block_memory_bytes()
+    else:
+        bytes_per_chain = budget = 1
+    chains, device_count = len(group.chain_ids), jax.device_count()
+    block = devices.resolve_chain_block(setting, chains, device_count, bytes_per_chain, budget)
+    return dataclasses.replace(engine, chain_block=block)
+
+
+def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarray]:
+    """Pad the chain axis to a multiple of the block by repeating the last chain (its copies are never reported)."""
+    count = len(knobs["seed"])
+    padding = -count % block
+    as_device = {
+        name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in knobs.items()
+    }
+    return {name: np.concatenate([value, np.repeat(value[-1:], padding)]) for name, value in as_device.items()}
+
+
+def _progress(group: sweep.Group, generation: int, total: int, chains: int, started: float, done: int) -> None:
+    elapsed = time.perf_counter() - started
+    rate = done / elapsed if elapsed > 0 else float("inf")
+    eta = (total - generation) / rate if rate > 0 else float("inf")
+    label = ", ".join(f"{k}={v}" for k, v in group.labels.items())
+    logging.info(
+        "group %d (%s) | generation %d/%d | %d chains | %.2f generations/s | ETA %.0f s",
+        group.index,
+        label,
+        generation,
+        total,
+        chains,
+        rate,
+        eta,
+    )
+
+
+def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np.ndarray, generation: int) -> None:
+    for local in np.flatnonzero(failed_now & ~failed_before):
+        knobs = {name: value[local].item() for name, value in group.knobs.items()}
+        logging.warning(
+            "chain %d %s went non-finite by generation %d; frozen and flagged failed",
+            group.chain_ids[local],
+            knobs,
+            generation,
+        )
+
+
+def _split_artifacts(outputs: dict, chain_axis_only: bool = False) -> tuple[dict, dict]:
+    """Scalars per chain per generation are metrics; anything larger a model returns (texts, images) is an artifact."""
+    scalar_ndim = 1 if chain_axis_only else 2
+    metrics = {k: v for k, v in outputs.items() if v.ndim == scalar_ndim}
+    return metrics, {k: v for k, v in outputs.items() if v.ndim > scalar_ndim}
+
+
+def _zero_pad_to(value: np.ndarray, target: jax.ShapeDtypeStruct) -> np.ndarray:
+    """Pad every axis of `value` with zeros at its end up to the target shape."""
+    return np.pad(value, [(0, want - have) for have, want in zip(value.shape, target.shape)])
+
+
+def resize_chains(tree: Any, count: int) -> Any:
+    """Host arrays with the chain axis cut or edge-padded to `count` (padding chains are copies, never reported)."""
+
+    def resize(value):
+        value = np.asarray(value)
+        if value.shape[0] >= count:
+            return value[:count]
+        return np.concatenate([value, np.repeat(value[-1:], count - value.shape[0], axis=0)])
+
+    return jax.tree.map(resize, tree)
+
+
+def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: int):
+    """Latest good checkpoint as host arrays: (generation, state [padded chains]), or None when fresh.
+
+    Pools grow when num_generations was extended; the chain padding follows the current device count, so a run saved
+    on 8 devices resumes on 1 and vice versa. The metric history is not in the checkpoint: it is the metric files.
+    """
+
+    def restore_one(step: int):
+        record = manager.read_record(step)
+        engine = build_engine(group, record["num_generations"])
+        saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
+        abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
+        return manager.restore(step, abstract_state)
+
+    found = manager.restore_latest_good(restore_one)
+    if found is None:
+        return None
+    generation, (state, _) = found
+    state = resize_chains(devices.to_host(dict(state)), padded)
+    # An extended horizon grows horizon-sized buffers (raw pools, KDE centres): zero-padded slots carry weight 0.
+    target = jax.eval_shape(build_engine(group).init_all, padded_knobs(group.knobs, padded))[0]
+    state = jax.tree.map(_zero_pad_to, state, target)
+    logging.info("group %d: resumed from the checkpoint at generation %d", group.index, generation)
+    return generation, state
+
+
+def event_metric_names(model: Any) -> tuple[str, ...]:
+    """0/1 metrics whose first generation at 1 is kept exactly whatever record_every is: `failed` and the family's."""
+    return ("failed", *(model.event_metrics if base.supports(model, base.EventMetrics) else ()))
+
+
+def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
+    """All generations of one static group; with a workdir the metrics go to its files as each chunk finishes."""
+    config = group.config
+    generations, chunk = config.num_generations, config.chunk_generations
+    chains = len(group.chain_ids)
+    engine = build_engine(group)
+    mesh = devices.chain_mesh()
+    # Every device runs whole blocks of B chains, so padding is to a multiple of B x devices.
+    knobs = padded_knobs(group.knobs, engine.chain_block * mesh.size)
+    padded = len(knobs["seed"])
+    device_knobs = devices.shard_chains(knobs, mesh)
+    init_all, chunk_all = engine.compile(mesh)
+    writes = workdir is not None and devices.is_primary()
+    recorder = metric_log.Recorder(
+        workdir, group.index, chains, config, event_metric_names(engine.model), write=devices.is_primary()
+    )
+    manager, restored = None, None
+    if workdir is not None:
+        manager = checkpoint.GroupCheckpoints(
+            os.path.join(workdir, "checkpoints", f"group_{group.index:03d}"),
+            config.max_checkpoints_to_keep,
+            config.get("keep_period"),
+        )
+        restored = _restore(manager, group, padded)
+    record = {
+        "num_generations": generations,
+        "record_every": config.get("record_every", 1),
+        "config": config.to_json(),
+        "labels": group.labels,
+        "padded_chains": padded,
+    }
+
+    def save(generation: int) -> None:
+        # The rows up to `generation` reach the disk before the checkpoint that relies on them can commit.
+        if writes:
+            metric_log.sync(workdir, group.index)
+        manager.save(generation, devices.to_host(state), {**record, "generation": generation})
+
+    try:
+        if restored is None:
+            state, first = init_all(device_knobs)
+            first, first_artifacts = _split_artifacts(devices.to_host(first), chain_axis_only=True)
+            recorder.start({name: value[:chains] for name, value in first.items()})
+            if writes:
+                artifacts.write(workdir, group.index, [0], {k: v[:chains, None] for k, v in first_artifacts.items()})
+            done_generation = 0
+            if manager is not None:
+                save(0)
+        else:
+            done_generation, host_state = restored
+            state = devices.shard_chains(host_state, mesh)
+            recorder.resume(done_generation)
+        resumed_at = last_saved = done_generation
+        started, failed = time.perf_counter(), recorder.failed
+        start = done_generation + 1
+        in_flight = chunk_all(state, device_knobs, np.int32(start)) if start <= generations else None
+        while in_flight is not None:
+            state, chunk_metrics = in_flight
+            count = min(chunk, generations - start + 1)
+            # The next chunk is dispatched before this one's metrics reach the host: the device computes generation
+            # start + count onwards while the host writes files and checkpoints (JAX dispatch is asynchronous). On a
+            # stop request (with a workdir to checkpoint into) nothing more is dispatched: this chunk's state is saved.
+            next_start = start + count
+            in_flight = None
+            if next_start <= generations and not (workdir is not None and _stop_requested.is_set()):
+                in_flight = chunk_all(state, device_knobs, np.int32(next_start))
+            chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
+            recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
+            if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
+                generation_range = np.arange(start, start + count)
+                kept = metric_log.recorded(generation_range, recorder.record_every, generations)
+                chunk_artifacts = {k: v[:chains, :count][:, kept] for k, v in chunk_artifacts.items()}
+                artifacts.write(workdir, group.index, generation_range[kept].tolist(), chunk_artifacts)
+            done_generation = start + count - 1
+            _warn_failures(group, failed, recorder.failed, done_generation)
+            failed = recorder.failed
+            if workdir is not None:
+                if writes and config.get("tensorboard", False):
+                    _tensorboard(workdir)
+                stopping = _stop_requested.is_set()
+                if (
+                    done_generation - last_saved >= config.checkpoint_every
+                    or done_generation == generations
+                    or stopping
+                ):
+                    save(done_generation)
+                    last_saved = done_generation
+                if stopping:
+                    manager.wait()
+                    raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
+            _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
+            start = next_start
+        if manager is not None:
+            manager.wait()
+    finally:
+        if manager is not None:
+            # Saves already started still commit (a full disk stops the run at the last checkpoint, intact).
+            with contextlib.suppress(Exception):
+                manager.wait()
+            manager.close()
+    return recorder
+
+
+def _tensorboard(workdir: str) -> None:
+    """Summaries of the generations written so far into <workdir>/tensorboard (shares launch.monitor's progress file,
+    so a sidecar monitor and the run never write a generation twice)."""
+    if monitoring.available():
+        monitoring.summarize_workdir(workdir)
+    else:
+        monitoring.write_chunk_summary(workdir, {}, {}, [])  # logs the install hint once
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Results:
+    """Validate, expand the sweep, run (or resume) every group; with a workdir, results/checkpoints go there."""
+    groups = sweep.expand(config)
+    if workdir is None:
+        return results.from_groups(config, groups, [run_group(group, None).history() for group in groups])
+    claim = workdir_io.claim(workdir, config, groups) if devices.is_primary() else contextlib.nullcontext()
+    try:
+        with claim, preemption_handlers():
+            for group in groups:
+                run_group(group, workdir)
+    finally:
+        monitoring.close_all()  # flush TensorBoard event files (config.tensorboard), also on preemption
+    return results.load(workdir)
+
+
+def simulate(config: ml_collections.ConfigDict) -> results.Results:
+    """Run every chain in memory (no files) and return the results object."""
+    return run(config, None)
+
+
+def as_config(overrides: dict[str, Any], base_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `base_config` with dotted-path overrides (test and notebook convenience)."""
+    config = ml_collections.ConfigDict(base_config.to_dict())
+    for path, value in overrides.items():
+        sweep.set_field(config, path, value)
+    return config

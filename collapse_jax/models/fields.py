@@ -1,0 +1,139 @@
+"""How a family declares its config fields: `Field` (type, range or choices, optional, sweepable, one-line doc) and
+the check of one value against it. Families use this; host/config_schema.py declares the shared fields and validates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+KINDS = ("int", "number", "str", "bool", "ints", "strs", "any", "block")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One config field: `kind` (int | number | str | bool | ints: a tuple of ints | strs: a str or a tuple of them |
+    any: checked by `check` | block: a sub-block read by its own code), range [low, high] (open ends with low_open /
+    high_open), `choices` for strings, whether None is allowed (`optional`) and whether a tuple sweeps it."""
+
+    kind: str
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    optional: bool = False
+    sweepable: bool = False
+    noun: str = "value"  # the error's word for a value outside choices: "unknown regime 'recycle'"
+    check: Callable[[Any], None] | None = None  # extra one-line check of the whole value (kind "any" relies on it)
+    number_choices: bool = False  # a number, or a string among `choices` (KDE bandwidth: 0.2 or "scott")
+
+    def __post_init__(self):
+        assert self.kind in KINDS, self.kind
+
+
+def integer(doc: str, low: int | None = None, **options) -> Field:
+    return Field("int", doc, low=low, **options)
+
+
+def number(doc: str, low: float | None = None, high: float | None = None, **options) -> Field:
+    return Field("number", doc, low=low, high=high, **options)
+
+
+def choice(doc: str, choices: tuple, **options) -> Field:
+    return Field("str", doc, choices=tuple(choices), **options)
+
+
+def text(doc: str, **options) -> Field:
+    return Field("str", doc, **options)
+
+
+def flag(doc: str) -> Field:
+    return Field("bool", doc)
+
+
+def _range_text(field: Field) -> str:
+    parts = []
+    if field.low is not None:
+        parts.append(f"{'>' if field.low_open else '>='} {field.low:g}")
+    if field.high is not None:
+        parts.append(f"{'<' if field.high_open else '<='} {field.high:g}")
+    return " and ".join(parts)
+
+
+def _describe(field: Field) -> str:
+    bounds = _range_text(field)
+    if field.kind == "int":
+        text_ = "an integer" + (f" {bounds}" if bounds else "")
+    elif field.kind == "number":
+        text_ = "a finite number" + (f" {bounds}" if bounds else "")
+        if field.number_choices:
+            text_ += f" or one of {', '.join(field.choices)}"
+    elif field.kind == "str":
+        text_ = f"one of {', '.join(field.choices)}" if field.choices else "a string"
+    elif field.kind == "bool":
+        text_ = "True or False"
+    elif field.kind == "ints":
+        text_ = "a non-empty tuple of integers" + (f" {bounds}" if bounds else "")
+    else:
+        text_ = "a string or a tuple of strings"
+    if field.optional:
+        text_ += " or None"
+    if field.sweepable:
+        text_ += " (a tuple sweeps it)"
+    return text_
+
+
+def _in_range(field: Field, value: float) -> bool:
+    if field.low is not None and (value <= field.low if field.low_open else value < field.low):
+        return False
+    return field.high is None or (value < field.high if field.high_open else value <= field.high)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _one_ok(field: Field, value: Any) -> bool:
+    """Whether one (non-tuple) value has the field's kind and lies in its range."""
+    if field.kind == "int":
+        return _is_int(value) and _in_range(field, value)
+    if field.kind == "number":
+        if isinstance(value, str) and field.number_choices:
+            return value in field.choices
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return real and math.isfinite(value) and _in_range(field, value)
+    if field.kind == "str":
+        return isinstance(value, str) and (not field.choices or value in field.choices)
+    if field.kind == "bool":
+        return isinstance(value, bool)
+    if field.kind == "ints":
+        items = value if isinstance(value, (tuple, list)) else ()
+        return bool(items) and all(_is_int(item) and _in_range(field, item) for item in items)
+    if field.kind == "strs":
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        return all(isinstance(item, str) for item in items)
+    return True
+
+
+def check_value(path: str, field: Field, value: Any) -> None:
+    """One-line ValueError `config.<path>: ...` unless `value` fits the declaration."""
+    if value is None:
+        if not field.optional:
+            raise ValueError(f"config.{path}: must be {_describe(field)}, got None")
+        return
+    sweep = field.sweepable and isinstance(value, (tuple, list)) and field.kind not in ("ints", "strs", "any")
+    values = list(value) if sweep else [value]
+    if sweep and not values:
+        raise ValueError(f"config.{path}: an empty tuple sweeps nothing; give at least one value")
+    for item in values:
+        if field.kind == "str" and field.choices and isinstance(item, str) and item not in field.choices:
+            raise ValueError(f"config.{path}: unknown {field.noun} {item!r}; allowed: {', '.join(field.choices)}")
+        if not _one_ok(field, item):
+            raise ValueError(f"config.{path}: must be {_describe(field)}, got {item!r}")
+    if field.check is not None:
+        field.check(value)

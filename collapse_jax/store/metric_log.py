@@ -1,0 +1,257 @@
+"""Append-only metric files of one static group: each chunk appends one slab, nothing written is ever rewritten.
+
+metrics/group_<i>/: header.json (chains, metric names, dtype, record_every), <metric>.f32 (rows [recorded
+generations, chains] float32), generations.i32 (each row's generation, appended last: a row exists once it is
+there), events.npz (per event metric, the first generation each chain reached 1; -1: not yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from collapse_jax.store import workdir_io
+
+HEADER, GENERATIONS, EVENTS = "header.json", "generations.i32", "events.npz"
+FORMAT_VERSION = 1
+NEVER = -1  # event generation of a chain that has not reached the event
+
+
+def directory(workdir: str, group_index: int) -> str:
+    return os.path.join(workdir, "metrics", f"group_{group_index:03d}")
+
+
+def _metric_path(folder: str, name: str) -> str:
+    return os.path.join(folder, f"{name}.f32")
+
+
+def recorded(generations: np.ndarray, record_every: int, num_generations: int) -> np.ndarray:
+    """Which of `generations` are kept: every record_every-th (so generation 0) and the run's last."""
+    return (generations % record_every == 0) | (generations == num_generations)
+
+
+def expected_generations(num_generations: int, record_every: int) -> np.ndarray:
+    """The generations a finished run of `num_generations` keeps."""
+    every = np.arange(num_generations + 1)
+    return every[recorded(every, record_every, num_generations)]
+
+
+def read_header(workdir: str, group_index: int) -> dict | None:
+    path = os.path.join(directory(workdir, group_index), HEADER)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def start(workdir: str, group_index: int, chains: int, names: list[str], record_every: int) -> None:
+    """Begin a group's files afresh: the header, and every metric file empty (a stale one is cut to nothing)."""
+    folder = directory(workdir, group_index)
+    os.makedirs(folder, exist_ok=True)
+    header = {
+        "format": FORMAT_VERSION,
+        "chains": chains,
+        "metrics": list(names),
+        "dtype": "float32",
+        "first_generation": 0,
+        "record_every": record_every,
+    }
+    workdir_io.write_json(os.path.join(folder, HEADER), header)
+    for path in [_metric_path(folder, name) for name in names] + [os.path.join(folder, GENERATIONS)]:
+        open(path, "wb").close()
+    if os.path.exists(os.path.join(folder, EVENTS)):
+        os.remove(os.path.join(folder, EVENTS))
+
+
+def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+    """Append rows [len(generations), chains] per metric; on any failure every file is cut back to where it was."""
+    if not len(generations):
+        return
+    folder = directory(workdir, group_index)
+    slabs = [(_metric_path(folder, name), np.ascontiguousarray(value, np.float32)) for name, value in rows.items()]
+    slabs.append((os.path.join(folder, GENERATIONS), np.asarray(generations, np.int32)))  # last: it commits the row
+    sizes = [os.path.getsize(path) for path, _ in slabs]
+    try:
+        for path, slab in slabs:
+            write_slab(path, slab)
+    except BaseException as error:
+        for (path, _), size in zip(slabs, sizes):
+            os.truncate(path, size)
+        if workdir_io.is_out_of_space(error):
+            raise workdir_io.OutOfDiskSpace(folder, sum(slab.nbytes for _, slab in slabs)) from error
+        raise
+
+
+def write_slab(path: str, slab: np.ndarray) -> None:
+    """Append the bytes of one array to a file (the one place metric bytes are written)."""
+    with open(path, "ab") as handle:
+        handle.write(slab.data)
+
+
+def sync(workdir: str, group_index: int) -> None:
+    """fsync every metric file, so a checkpoint committed after this never outlives the rows it relies on."""
+    folder = directory(workdir, group_index)
+    for name in os.listdir(folder):
+        if name.endswith((".f32", ".i32")):
+            descriptor = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            except OSError as error:  # some filesystems (NFS) report a full disk only at fsync
+                if workdir_io.is_out_of_space(error):
+                    raise workdir_io.OutOfDiskSpace(os.path.join(folder, name), None) from error
+                raise
+            finally:
+                os.close(descriptor)
+
+
+def _complete_rows(folder: str, header: dict) -> int:
+    """Rows present in every file (a torn append leaves some files longer, or a partial row: those do not count)."""
+    row_bytes = 4 * header["chains"]
+    counts = [os.path.getsize(os.path.join(folder, GENERATIONS)) // 4]
+    counts += [os.path.getsize(_metric_path(folder, name)) // row_bytes for name in header["metrics"]]
+    return min(counts)
+
+
+def read(workdir: str, group_index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(generations [rows], metric -> [rows, chains]) of the complete rows; the arrays map the files copy-on-write."""
+    folder, header = directory(workdir, group_index), read_header(workdir, group_index)
+    rows, chains = _complete_rows(folder, header), header["chains"]
+    generations = np.fromfile(os.path.join(folder, GENERATIONS), np.int32, count=rows)
+    if rows == 0:
+        return generations, {name: np.empty((0, chains), np.float32) for name in header["metrics"]}
+    metrics = {
+        name: np.memmap(_metric_path(folder, name), np.float32, mode="c", shape=(rows, chains))
+        for name in header["metrics"]
+    }
+    return generations, metrics
+
+
+def truncate(workdir: str, group_index: int, generation: int) -> np.ndarray:
+    """Cut every file to the complete rows of generations <= `generation`; returns the generations kept."""
+    folder, header = directory(workdir, group_index), read_header(workdir, group_index)
+    rows = _complete_rows(folder, header)
+    generations = np.fromfile(os.path.join(folder, GENERATIONS), np.int32, count=rows)
+    kept = int(np.searchsorted(generations, generation, side="right"))
+    for name in header["metrics"]:
+        os.truncate(_metric_path(folder, name), kept * 4 * header["chains"])
+    os.truncate(os.path.join(folder, GENERATIONS), kept * 4)
+    return generations[:kept]
+
+
+def write_events(workdir: str, group_index: int, events: dict[str, np.ndarray]) -> None:
+    """events.npz, atomically: [chains] int32 per event metric."""
+    path = os.path.join(directory(workdir, group_index), EVENTS)
+    workdir_io.atomic_write(path, lambda handle: np.savez(handle, **events))
+
+
+def read_events(workdir: str, group_index: int) -> dict[str, np.ndarray]:
+    path = os.path.join(directory(workdir, group_index), EVENTS)
+    if not os.path.isfile(path):
+        return {}
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+def first_reached(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
+    """Per chain, the first of `generations` whose value [chains, len(generations)] is 1 (NEVER when none)."""
+    hit = values >= 1.0  # NaN (a failed chain's blanked metric) is not a hit
+    return np.where(hit.any(axis=1), generations[np.argmax(hit, axis=1)], NEVER).astype(np.int32)
+
+
+class Recorder:
+    """The host side of one group's metrics: keeps only the chunk in flight (plus per-chain event generations).
+
+    With a workdir, recorded rows are appended to the files (by the primary process); without one they are kept in
+    memory for `history()` (an in-memory run returns its whole history anyway).
+    """
+
+    def __init__(
+        self, workdir: str | None, group_index: int, chains: int, config, event_names: tuple[str, ...], write=True
+    ):
+        self.workdir, self.group_index, self.chains = workdir, group_index, chains
+        self.write = workdir is not None and write  # other processes of a multi-host run track events only
+        self.record_every, self.num_generations = config.get("record_every", 1), config.num_generations
+        self.event_names = event_names
+        self.events: dict[str, np.ndarray] = {}
+        self.generations: list[np.ndarray] = []  # in-memory runs only
+        self.rows: list[dict[str, np.ndarray]] = []
+
+    @property
+    def failed(self) -> np.ndarray:
+        """[chains] bool: the chain has gone non-finite."""
+        return self.events["failed"] != NEVER
+
+    def start(self, first: dict[str, np.ndarray]) -> None:
+        """Generation 0 of a fresh run: metric -> [chains] values."""
+        self.events = {name: np.full(self.chains, NEVER, np.int32) for name in self.event_names if name in first}
+        if self.write:
+            start(self.workdir, self.group_index, self.chains, list(first), self.record_every)
+        self.add(0, {name: value[:, None] for name, value in first.items()})
+
+    def resume(self, generation: int) -> None:
+        """Continue after a checkpoint at `generation`: rows and events past it (a torn chunk) are dropped."""
+        if self.write:
+            if read_header(self.workdir, self.group_index) is None:
+                migrate_npz(self.workdir, self.group_index, self.record_every, self.event_names)
+            kept = truncate(self.workdir, self.group_index, generation)
+            missing = np.setdiff1d(np.arange(0, generation + 1, self.record_every), kept)
+            if len(missing):
+                raise ValueError(
+                    f"{directory(self.workdir, self.group_index)}: metric rows of generations {missing[:5].tolist()} "
+                    f"are missing though the checkpoint is at generation {generation}; use a new --workdir"
+                )
+        saved = read_events(self.workdir, self.group_index)
+        self.events = {
+            name: np.where(value > generation, NEVER, value).astype(np.int32)
+            for name, value in saved.items()
+            if name in self.event_names
+        }
+        self.events.setdefault("failed", np.full(self.chains, NEVER, np.int32))  # a process that read no file yet
+
+    def add(self, first_generation: int, values: dict[str, np.ndarray]) -> None:
+        """Metrics [chains, count] of generations first_generation, ...: track events, keep the recorded columns."""
+        count = next(iter(values.values())).shape[1]
+        generations = np.arange(first_generation, first_generation + count)
+        changed = False
+        for name, event in self.events.items():
+            reached = first_reached(values[name], generations)
+            new = (event == NEVER) & (reached != NEVER)
+            if new.any() or first_generation == 0:
+                event[new], changed = reached[new], True
+        keep = recorded(generations, self.record_every, self.num_generations)
+        rows = {name: value[:, keep].T for name, value in values.items()}
+        if self.workdir is None:  # an in-memory run
+            self.generations.append(generations[keep])
+            self.rows.append({name: np.array(value) for name, value in rows.items()})
+            return
+        if not self.write:
+            return
+        append(self.workdir, self.group_index, generations[keep], rows)
+        if changed:
+            write_events(self.workdir, self.group_index, self.events)
+
+    def history(self) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """An in-memory run's (generations, metric -> [chains, recorded generations], events)."""
+        names = self.rows[0].keys()
+        metrics = {name: np.concatenate([rows[name] for rows in self.rows]).T for name in names}
+        return np.concatenate(self.generations), metrics, self.events
+
+
+def migrate_npz(workdir: str, group_index: int, record_every: int, event_names: tuple[str, ...]) -> None:
+    """Rewrite a run from before append-only metrics (metrics/group_<i>.npz, every generation) as metric files."""
+    old = workdir_io.metrics_path(workdir, group_index)
+    if not os.path.isfile(old):
+        raise ValueError(f"{directory(workdir, group_index)}: no metric files for the checkpoint; use a new --workdir")
+    with np.load(old) as data:
+        history = {name: data[name] for name in data.files}
+    chains, columns = history["failed"].shape
+    computed = np.flatnonzero(np.isfinite(history["failed"]).all(axis=0))
+    generations = computed[recorded(computed, record_every, columns - 1)]
+    start(workdir, group_index, chains, list(history), record_every)
+    append(workdir, group_index, generations, {name: value[:, generations].T for name, value in history.items()})
+    events = {name: first_reached(history[name][:, computed], computed) for name in event_names if name in history}
+    write_events(workdir, group_index, events)
+    sync(workdir, group_index)
+    os.remove(old)
