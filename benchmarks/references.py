@@ -14,8 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-# The engine's sub-streams of a chain's key fold_in(root, seed) (collapse_jax/core/engine.py: GENERATION_STREAM = 0,
-# REAL_DATA_STREAM = 1); written out here so the reference restates, rather than borrows, the key derivation.
+# The engine's sub-streams of a chain's key fold_in(root, seed) (collapse_jax/core/streams.py: GENERATION = 0,
+# REAL_DATA = 1); written out here so the reference restates, rather than borrows, the key derivation.
 GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
 
 

@@ -18,7 +18,6 @@ from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, VERIF
 CURATIONS = ("none", "likelihood_filter", "verifier", "watermark_filter")
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
-CURATION_STREAM = 7  # the curation's key is fold_in(batch key, 7): turning curation on never moves the other draws
 # The curation's metric names are part of the results contract (models/contract.py): analysis reads them there.
 # Knob name -> config path, per curation; the keep band is one (low, high) field split into two knobs (sweep.py).
 KNOB_FIELDS = {

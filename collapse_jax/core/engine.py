@@ -15,12 +15,12 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from collapse_jax.core import curation as curation_stage
+from collapse_jax.core import streams
 from collapse_jax.core.regimes import Regime, assemble
 from collapse_jax.models import contract
 
-# Independent sub-streams of a chain's key fold_in(root, seed): generations draw from stream 0, the original real
-# training set from stream 1, so the real data is the same in every generation and in every regime.
-GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
+# Independent sub-streams of a chain's key fold_in(root, seed) (the table: core/streams.py).
+GENERATION_STREAM, REAL_DATA_STREAM = streams.GENERATION, streams.REAL_DATA
 
 
 def generation_key(root_seed: int, seed: jax.Array, generation: jax.Array) -> jax.Array:
@@ -84,7 +84,7 @@ class Engine:
     @property
     def bookkeeping_metrics(self) -> tuple[str, ...]:
         """Curation / supply metrics the engine adds to the model's (NaN at generation 0)."""
-        share = (curation_stage.SYNTHETIC_SHARE,) if self.curation.active or self.regime.reports_supply else ()
+        share = (contract.SYNTHETIC_SHARE,) if self.curation.active or self.regime.reports_supply else ()
         return self.curation.metric_names + share
 
     def _evaluate(self, params: Any, samples: Any, knobs: dict) -> dict:
@@ -167,15 +167,15 @@ class Engine:
         synthetic_keep = None
         metrics = {}
         if self.curation.active:
-            curation_key = jax.random.fold_in(batch_key, curation_stage.CURATION_STREAM)
+            curation_key = jax.random.fold_in(batch_key, streams.CURATION)
             real_keep, synthetic_keep, metrics = self.curation.select(curation_key, model, state_view, real_part, knobs)
             if real_keep is not None:
                 points, real_weights, detectable = real_part
                 real_part = (points, real_weights * real_keep, detectable)
         synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
         batch, weights = assemble(real_part, previous, synthetic_weights)
-        if curation_stage.SYNTHETIC_SHARE in self.bookkeeping_metrics:
-            metrics[curation_stage.SYNTHETIC_SHARE] = jnp.sum(synthetic_weights) / jnp.maximum(jnp.sum(weights), 1.0)
+        if contract.SYNTHETIC_SHARE in self.bookkeeping_metrics:
+            metrics[contract.SYNTHETIC_SHARE] = jnp.sum(synthetic_weights) / jnp.maximum(jnp.sum(weights), 1.0)
         params, pool = regime.step(fit_key, model, state["pool"], batch, weights, knobs, state["params"])
         if self.draws_when_consumed:
             samples, carried = None, {"sample_key": jax.random.key_data(sample_key)}
@@ -200,9 +200,9 @@ class Engine:
             fit_key, model, state["pool"], real_part, synthetic, knobs, state["params"]
         )
         metrics = self._evaluate(params, None, knobs)
-        if curation_stage.SYNTHETIC_SHARE in self.bookkeeping_metrics:
+        if contract.SYNTHETIC_SHARE in self.bookkeeping_metrics:
             real_weight = 0.0 if real_part is None else jnp.sum(real_part[1])
-            metrics[curation_stage.SYNTHETIC_SHARE] = num_synthetic / jnp.maximum(real_weight + num_synthetic, 1.0)
+            metrics[contract.SYNTHETIC_SHARE] = num_synthetic / jnp.maximum(real_weight + num_synthetic, 1.0)
         carried = {"sample_key": jax.random.key_data(sample_key)}
         return self._finish_step(state, generation, params, pool, carried, _all_finite(params), metrics)
 

@@ -14,11 +14,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.core import supply
+from collapse_jax.core import streams, supply
 from collapse_jax.models import base
 
 REGIMES = ("replace", "accumulate", "accumulate_subsample", "fresh")
-INFLOW_STREAM = 1  # the inflow's key is fold_in(batch key, 1): adding an inflow never changes the other real draws
 
 
 def _concatenate(a: Any, b: Any) -> Any:
@@ -109,7 +108,7 @@ class Regime:
             parts.append((points, jnp.arange(self.real_slots) < self.real_count(knobs, generation), True))
         if self.inflow_slots:
             if self.inflow_from_truth:
-                points = model.sample_truth(jax.random.fold_in(key, INFLOW_STREAM), self.inflow_slots, knobs)
+                points = model.sample_truth(jax.random.fold_in(key, streams.INFLOW), self.inflow_slots, knobs)
             else:
                 points = jax.tree.map(lambda x: x[from_set - self.inflow_slots :], drawn)
             parts.append((points, jnp.arange(self.inflow_slots) < knobs["real_inflow"], True))
