@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 import types
 from typing import Any
 
@@ -68,8 +69,8 @@ def family_class(name: Any) -> type | None:
     """The family's class (make_model's return annotation), for class attributes read before any model is built."""
     module = family_module(name)
     returned = module.make_model.__annotations__.get("return")
-    if isinstance(returned, str):  # postponed annotations: the name is looked up in the family's module
-        returned = getattr(module, returned, None)
+    if isinstance(returned, str):  # postponed annotations: the name is looked up where make_model is defined
+        returned = getattr(sys.modules[module.make_model.__module__], returned, None)
     return returned if isinstance(returned, type) else None
 
 
