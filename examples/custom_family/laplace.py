@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.models.contract import FamilySettings, Knobs
+from collapse_jax.models.fields import integer, number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,13 @@ class LaplaceModel:
     knob_fields = {"sampling_bias": "model.sampling_bias"}  # lambda: sample Laplace(mu, lambda b), one per chain
     metric_names = ("location_error", "scale_ratio", "kl_to_truth")
     evaluate_uses_samples = False  # evaluate reads the params only
+    # config.model fields, checked before anything runs (a misspelled or out-of-range field is a one-line error).
+    config_fields = {
+        "true_location": number("the truth's location"),
+        "true_scale": number("the truth's scale b", low=0.0, low_open=True),
+        "sampling_bias": number("lambda: sample Laplace(mu, lambda b)", low=0.0, low_open=True, sweepable=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+    }
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> jax.Array:
         """Draw `num_samples` points from the truth."""
