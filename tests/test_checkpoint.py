@@ -144,6 +144,8 @@ def test_non_scalar_outputs_are_saved_as_per_generation_artifacts(gaussian_confi
 
     monkeypatch.setattr(gaussian.GaussianModel, "evaluate", with_artifact)
     monkeypatch.setattr(gaussian.GaussianModel, "evaluate_uses_samples", True)  # so the engine hands them over
+    # The contract: non-scalar outputs are declared as artifact_names (evaluate's keys are checked at trace time).
+    monkeypatch.setattr(gaussian.GaussianModel, "artifact_names", ("samples",), raising=False)
     workdir = str(tmp_path / "w")
     run = runner.run(gaussian_config, workdir)
     assert "samples" not in run.metrics
