@@ -12,7 +12,17 @@ from typing import Any
 
 import ml_collections
 
-from collapse_jax.models.fields import Field, check_value, choice, flag, integer, number, text  # noqa: F401
+from collapse_jax.models.fields import (  # noqa: F401  (re-exported: the declaration vocabulary and the normalizer)
+    INACTIVE_CURATION,
+    Field,
+    check_value,
+    choice,
+    flag,
+    integer,
+    number,
+    text,
+    without_unset,
+)
 
 
 def _check_keep_quantiles(value: Any) -> None:
@@ -192,30 +202,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 # The inactive curation block experiments/configs/common.py writes: a group that matches it runs without a block.
-INACTIVE_CURATION = {
-    "name": "none",
-    "oversample": 1,
-    "likelihood_reference": "current",
-    "keep_quantiles": (0.1, 1.0),
-    "detector": "auto",
-    "good_region_mass": 0.95,
-}
-
-
-def without_unset(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy without unset (None) curation fields and without an inactive curation block.
-
-    The library reads an absent curation field as its default and an absent block as "no curation" (which, for the
-    LM, also keeps epoch-based training): so a config built on common.py computes exactly what it did without one.
-    """
-    block = config.get("curation")
-    if block is None:
-        return config
-    copy = ml_collections.ConfigDict(config.to_dict())
-    kept = {key: value for key, value in copy.curation.items() if value is not None}
-    inactive = {key: value.to_dict() if hasattr(value, "to_dict") else value for key, value in kept.items()}
-    if {k: tuple(v) if isinstance(v, list) else v for k, v in inactive.items()} == INACTIVE_CURATION or not kept:
-        del copy["curation"]
-    else:
-        copy.curation = ml_collections.ConfigDict(kept)
-    return copy

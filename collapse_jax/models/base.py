@@ -31,6 +31,7 @@ from collapse_jax.models.contract import (  # noqa: F401  (re-exported: the publ
     family_settings,
     supports,
 )
+from collapse_jax.models.fields import without_unset
 
 NOT_FAMILIES = ("base", "contract", "fields")
 
@@ -77,4 +78,5 @@ def family_class(name: Any) -> type | None:
 def make_model(config: Any, settings: FamilySettings | None = None) -> Model:
     """Build the family named by `config.model.name`; engine settings are parsed here once unless given."""
     module = family_module(config.model.name)
+    config = without_unset(config)  # common.py's inactive curation block builds the family exactly as no block does
     return module.make_model(config, family_settings(config) if settings is None else settings)

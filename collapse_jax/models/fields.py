@@ -10,6 +10,8 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+import ml_collections
+
 KINDS = ("int", "number", "str", "bool", "ints", "strs", "any", "block")
 
 
@@ -137,3 +139,34 @@ def check_value(path: str, field: Field, value: Any) -> None:
             raise ValueError(f"config.{path}: must be {_describe(field)}, got {item!r}")
     if field.check is not None:
         field.check(value)
+
+
+# The inactive curation block experiments/configs/common.py writes: a config holding exactly this runs as one without
+# a block (base.make_model and the sweep both normalize with without_unset).
+INACTIVE_CURATION = {
+    "name": "none",
+    "oversample": 1,
+    "likelihood_reference": "current",
+    "keep_quantiles": (0.1, 1.0),
+    "detector": "auto",
+    "good_region_mass": 0.95,
+}
+
+
+def without_unset(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy without unset (None) curation fields and without an inactive curation block.
+
+    The library reads an absent curation field as its default and an absent block as "no curation" (which, for the
+    LM, also keeps epoch-based training): so a config built on common.py computes exactly what it did without one.
+    """
+    block = config.get("curation")
+    if block is None:
+        return config
+    copy = ml_collections.ConfigDict(config.to_dict())
+    kept = {key: value for key, value in copy.curation.items() if value is not None}
+    inactive = {key: value.to_dict() if hasattr(value, "to_dict") else value for key, value in kept.items()}
+    if {k: tuple(v) if isinstance(v, list) else v for k, v in inactive.items()} == INACTIVE_CURATION or not kept:
+        del copy["curation"]
+    else:
+        copy.curation = ml_collections.ConfigDict(kept)
+    return copy

@@ -64,8 +64,8 @@ def make_watermark(config: Any) -> tuple[Watermark, float]:
     watermark = Watermark(
         key=model.get("watermark_key", defaults.key), gamma=model.get("watermark_gamma", defaults.gamma)
     )
-    threshold = (config.get("curation") or {}).get("watermark_z_threshold", 4.0)
-    return watermark, float(threshold) if np.ndim(threshold) == 0 else 4.0
+    threshold = (config.get("curation") or {}).get("watermark_z_threshold")  # None: unset (common.py)
+    return watermark, float(threshold) if threshold is not None and np.ndim(threshold) == 0 else 4.0
 
 
 def pretrained_base(model: Any, data_dir: str, corpus: Any, network: TransformerConfig) -> Any:
