@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from collapse_jax.analysis import frames
 from collapse_jax.analysis import results as results_lib
 from collapse_jax.store import workdir_io
 
@@ -119,25 +120,33 @@ def load_sources(sources: list[Source]) -> tuple[results_lib.Results, dict[str, 
     return merge([loaded[s.workdir] for s in started], [s.name for s in started]), loaded
 
 
-def long_table(run: results_lib.Results) -> dict[str, np.ndarray]:
-    """Columns of the table with one row per chain x generation: chain_id, generation, knobs, metrics.
+def sources(workdirs: list[str]) -> tuple[list[Source], list[tuple[str, dict | None]]]:
+    """The runs under each of `workdirs` as Sources, and each workdir with its sweep manifest (None: not a sweep)."""
+    found, manifests = [], []
+    for workdir in workdirs:
+        if not os.path.isdir(workdir):
+            raise ValueError(f"--workdir: {workdir} is not a directory")
+        runs = run_workdirs(workdir)
+        name = os.path.basename(os.path.normpath(os.path.abspath(workdir)))
+        # Runs found under one folder that is not a sweep are separate experiments: each is its own source.
+        own = load_manifest(workdir) is not None or runs == [workdir]
+        found += [Source(name if own else os.path.relpath(run, workdir), run) for run in runs]
+        manifests.append((workdir, load_manifest(workdir)))
+    return found, manifests
 
-    Generations no chain has computed yet (all metrics NaN) are left out, so partial runs give only real rows.
+
+def load_workdirs(workdirs: list[str]) -> results_lib.Results:
+    """One Results over every run under `workdirs` (sweep ROOTs, runs, folders of runs), merged as in the report."""
+    merged, _ = load_sources(sources(workdirs)[0])
+    return merged
+
+
+def long_table(run: results_lib.Results) -> dict[str, np.ndarray]:
+    """Columns of the table with one row per chain x generation (Results.to_dataframe's, every metric, no row limit).
+
+    Generations no chain has computed yet are left out, so partial runs give only real rows.
     """
-    chains, generations = run.metrics["failed"].shape
-    computed = np.zeros((chains, generations), bool)
-    for values in run.metrics.values():
-        computed |= np.isfinite(values)
-    chain_index, generation = np.nonzero(computed)  # row-major: chain by chain, generations in order
-    columns = {
-        "chain_id": run.chain_ids[chain_index].astype(np.int64),
-        "generation": run.generations[generation].astype(np.int32),
-    }
-    for name, values in run.knobs.items():
-        columns[name] = values[chain_index]
-    for name, values in run.metrics.items():
-        columns[name] = values[chain_index, generation]
-    return columns
+    return frames.long_columns(run, max_rows=np.inf)
 
 
 def _pyarrow():
@@ -179,13 +188,20 @@ def read_table(path: str) -> dict[str, np.ndarray]:
         rows = list(csv.reader(handle))
     columns = {}
     for name, cells in zip(rows[0], zip(*rows[1:])):
-        for parse in (int, float, str):  # the narrowest type every cell parses as: ids stay integers
+        for parse in (int, float, _boolean, str):  # the narrowest type every cell parses as: ids stay integers
             try:
                 columns[name] = np.asarray([parse(c) for c in cells])
                 break
             except ValueError:
                 continue
     return columns
+
+
+def _boolean(cell: str) -> bool:
+    """A CSV cell written from a bool column (`failed`)."""
+    if cell not in ("True", "False"):
+        raise ValueError(cell)
+    return cell == "True"
 
 
 def _ranges(ids: np.ndarray) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from collapse_jax.analysis import frames
 from collapse_jax.store import metric_log, workdir_io
 
 SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
@@ -100,6 +101,21 @@ class Results:
                 }
             )
         return rows
+
+    def to_dataframe(
+        self,
+        metrics: list[str] | None = None,
+        generations: frames.GenerationSelection = None,
+        max_rows: float | None = None,
+    ):
+        """Tidy pandas table, one row per chain x recorded generation: chain_id, knobs and labels, generation (true
+        number), failed, one column per metric. generations: None (all), g or [g, ...] (-1: the last), or a slice over
+        generation numbers (slice(None, None, 10)); above max_rows (default frames.MAX_ROWS) rows it raises."""
+        return frames.to_dataframe(self, metrics, generations, max_rows)
+
+    def to_xarray(self, metrics: list[str] | None = None, generations: frames.GenerationSelection = None):
+        """xarray Dataset, dims (chain, generation): a variable per metric and `failed`, knobs as chain coordinates."""
+        return frames.to_xarray(self, metrics, generations)
 
 
 def _group_value(value: Any) -> Any:
@@ -190,9 +206,16 @@ def _load_group(workdir: str, group: dict) -> tuple:
 
 
 def load(workdir: str) -> Results:
-    """Load a finished or partially finished run from its workdir (append-only metric files or an older .npz)."""
+    """Load a finished or partially finished run from its workdir (append-only metric files or an older .npz).
+
+    A launched sweep's ROOT (its shards) or a folder of runs loads as one merged Results (analysis.aggregate.merge).
+    """
     path = os.path.join(workdir, workdir_io.RUN_FILE)
     if not os.path.isfile(path):
+        from collapse_jax.analysis import aggregate  # aggregate builds on this module
+
+        if os.path.isdir(workdir) and aggregate.run_workdirs(workdir):
+            return aggregate.load_workdirs([workdir])
         raise FileNotFoundError(f"--workdir: {workdir} holds no run ({workdir_io.RUN_FILE} is missing)")
     with open(path) as handle:
         record = json.load(handle)

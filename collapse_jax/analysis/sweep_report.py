@@ -38,16 +38,7 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
 
     Default output: ROOT for one sweep ROOT, <workdir>/aggregate for one run or folder of runs; required otherwise.
     """
-    sources, statuses = [], []
-    for workdir in workdirs:
-        if not os.path.isdir(workdir):
-            raise ValueError(f"--workdir: {workdir} is not a directory")
-        runs = aggregate.run_workdirs(workdir)
-        name = os.path.basename(os.path.normpath(os.path.abspath(workdir)))
-        # Runs found under one folder that is not a sweep are separate experiments: each is its own source.
-        own = aggregate.load_manifest(workdir) is not None or runs == [workdir]
-        sources += [aggregate.Source(name if own else os.path.relpath(run, workdir), run) for run in runs]
-        statuses.append((workdir, aggregate.load_manifest(workdir)))
+    sources, statuses = aggregate.sources(workdirs)
     if output is None:
         if len(workdirs) > 1:
             raise ValueError("--output: required when aggregating several --workdir values")
