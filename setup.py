@@ -31,6 +31,9 @@ setup(
         "digits": ["scikit-learn>=1.4"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
         "cuda": ["jax[cuda12]"],
+        # Tidy tables of results (Results.to_dataframe / to_xarray, examples/analysis.py) and the Parquet table of
+        # experiments.report: pip install -e '.[analysis]'.
+        "analysis": ["pandas>=2.2", "xarray>=2024.6", "pyarrow>=15"],
         # Local Hugging Face OPT import and its parity test (torch CPU wheel; transformers 5.x).
         "hf": ["safetensors>=0.4", "torch==2.13.0", "transformers>=5,<6"],
     },

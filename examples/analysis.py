@@ -18,7 +18,7 @@ import tempfile
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collapse_jax.analysis import results
+from collapse_jax.analysis import aggregate
 from collapse_jax.host import runner
 from experiments.configs import gaussian
 
@@ -52,7 +52,7 @@ output = args.output or os.path.join(workdir, "analysis")
 os.makedirs(output, exist_ok=True)
 
 # %% Load: one row per chain x recorded generation, with every knob and label as a column.
-run = results.load(workdir)  # a run, or a sweep ROOT whose shards merge into one
+run = aggregate.load_workdirs([workdir])  # a run, a sweep ROOT (its shards merge) or a folder of runs
 frame = run.to_dataframe(metrics=["trace_ratio"])
 TRACE_RATIO = r"trace ratio  $\mathrm{tr}\,\hat\Sigma\,/\,\mathrm{tr}\,\Sigma$"
 print(frame.head())

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collapse_jax.analysis import frames, results, sweep_report
+from collapse_jax.analysis import aggregate, frames, results, sweep_report
 from collapse_jax.host import runner, sweep
 from experiments.configs import gaussian
 from launch import shards
@@ -218,7 +218,7 @@ def test_a_sharded_sweep_loads_from_its_root_as_one_frame_and_dataset_and_its_pa
     manifest, shard_list = shards.plan(config, gaussian.__file__, None, overrides, 2, root)
     shards.write(manifest, shard_list, root)
     own = [runner.run(_shard_config(s.config_path), s.workdir) for s in shard_list]
-    merged = results.load(root)  # the ROOT, not a run: its shards merge
+    merged = aggregate.load_workdirs([root])  # the ROOT: its shards merge
     frame = merged.to_dataframe()
     assert sorted(set(frame.chain_id)) == list(range(8)) and len(frame) == 8 * 4
     for shard, run in zip(shard_list, own):  # every cell is the one its shard computed

@@ -136,7 +136,10 @@ def sources(workdirs: list[str]) -> tuple[list[Source], list[tuple[str, dict | N
 
 
 def load_workdirs(workdirs: list[str]) -> results_lib.Results:
-    """One Results over every run under `workdirs` (sweep ROOTs, runs, folders of runs), merged as in the report."""
+    """One Results over every run under `workdirs` (sweep ROOTs, runs, folders of runs), merged as in the report.
+
+    Several sweeps or unrelated runs get a `source` knob (their folder names), so their knob groups stay apart.
+    """
     merged, _ = load_sources(sources(workdirs)[0])
     return merged
 

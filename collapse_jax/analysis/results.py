@@ -208,14 +208,10 @@ def _load_group(workdir: str, group: dict) -> tuple:
 def load(workdir: str) -> Results:
     """Load a finished or partially finished run from its workdir (append-only metric files or an older .npz).
 
-    A launched sweep's ROOT (its shards) or a folder of runs loads as one merged Results (analysis.aggregate.merge).
+    A sweep ROOT or several runs: analysis.aggregate.load_workdirs merges them into one Results.
     """
     path = os.path.join(workdir, workdir_io.RUN_FILE)
     if not os.path.isfile(path):
-        from collapse_jax.analysis import aggregate  # aggregate builds on this module
-
-        if os.path.isdir(workdir) and aggregate.run_workdirs(workdir):
-            return aggregate.load_workdirs([workdir])
         raise FileNotFoundError(f"--workdir: {workdir} holds no run ({workdir_io.RUN_FILE} is missing)")
     with open(path) as handle:
         record = json.load(handle)
