@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 import json
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # results.py imports this module for its methods
-    from collapse_jax.analysis.results import Results
+# analysis.results.Results, not imported: results.py imports this module for its methods (an import cycle otherwise).
+Results = Any
 
 # Default row limit of to_dataframe: 10^7 rows of ~10 columns is ~1 GB in pandas; 10^6 chains x 1000 generations
 # (10^9 rows) must be asked for explicitly. Set frames.MAX_ROWS to change the default for a session.
