@@ -143,6 +143,15 @@ def test_generation_selection_takes_generation_numbers_and_refuses_unrecorded_on
         mixed.to_dataframe(metrics=["trace"])
 
 
+def test_the_csv_table_reads_back_as_the_frame_failed_column_included(mixed, tmp_path):
+    path = aggregate.write_table(aggregate.long_table(mixed), str(tmp_path / "results"), "csv")
+    table = aggregate.read_table(path)
+    frame = mixed.to_dataframe()
+    assert list(table) == list(frame.columns) and table["failed"].dtype == bool and table["failed"].any()
+    for name, column in table.items():
+        np.testing.assert_array_equal(column, frame[name].to_numpy(), err_msg=name)  # repr of a float round-trips
+
+
 def test_a_frame_above_the_row_limit_is_refused_in_one_line_naming_its_size(mixed, monkeypatch):
     message = r"^to_dataframe: 24 chains x 26 generations = 624 rows, above max_rows = 623; select generations"
     with pytest.raises(ValueError, match=message):

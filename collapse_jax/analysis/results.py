@@ -212,7 +212,10 @@ def load(workdir: str) -> Results:
     """
     path = os.path.join(workdir, workdir_io.RUN_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--workdir: {workdir} holds no run ({workdir_io.RUN_FILE} is missing)")
+        raise FileNotFoundError(
+            f"--workdir: {workdir} holds no run ({workdir_io.RUN_FILE} is missing; a sweep ROOT or a folder of runs "
+            f"loads with analysis.aggregate.load_workdirs)"
+        )
     with open(path) as handle:
         record = json.load(handle)
     outputs = [_load_group(workdir, group) for group in record["groups"]]
