@@ -21,7 +21,7 @@ from collapse_jax.models.fields import integer, number
 DESIGN_STREAM = 2**31 - 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LinearRegressionModel:
     """y = x·w* + ε with x ~ N(0, I_d), ε ~ N(0, σ²), w* = 1/√d (unit norm); data = {"x": [n, d], "y": [n]}."""
 
@@ -178,4 +178,12 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LinearReg
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
     z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
-    return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed, mass, z)
+    return LinearRegressionModel(
+        dim=dim,
+        design_size=design_size,
+        root_seed=root_seed,
+        test_size=test_size,
+        test_seed=test_seed,
+        good_region_mass=mass,
+        good_residual_z=z,
+    )
