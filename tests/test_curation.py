@@ -277,3 +277,33 @@ def test_a_schedule_sweep_groups_constant_chains_once_though_they_lack_the_sched
         (("real_fraction_schedule", "step"), ("final_real_fraction", 0.0), ("schedule_generations", 2.0)): 2,
         (("real_fraction_schedule", "step"), ("final_real_fraction", 0.1), ("schedule_generations", 2.0)): 2,
     }
+
+
+def test_every_curation_name_is_a_table_entry_with_declared_fields_and_contract_metrics():
+    """Adding an operator is one CURATION_OPERATORS entry; what must agree with it elsewhere is checked here."""
+    from collapse_jax.analysis import breakdown
+    from collapse_jax.host import config_schema
+    from collapse_jax.models.fields import INACTIVE_CURATION
+    from experiments.configs import common
+
+    shared = config_schema.shared_fields()
+    assert shared["curation.name"].choices == tuple(curation.CURATION_OPERATORS) == curation.CURATIONS
+    block = common.get_config().curation
+    for name, operator in curation.CURATION_OPERATORS.items():
+        knob_paths = {
+            **operator.knob_fields,
+            **operator.optional_knob_fields,
+            **(operator.model_detector_knob_fields or {}),
+        }
+        for path in knob_paths.values():  # every knob's field is declared by its operator
+            assert path.startswith("curation.") and path.split(".", 1)[1] in operator.config_fields, (name, path)
+        for field, declaration in operator.config_fields.items():
+            assert shared[f"curation.{field}"] is declaration  # the validator checks it
+            # common.py writes it (so --config.curation.<field>= overrides work), unset or at its inactive value.
+            assert field in block and block[field] in (None, INACTIVE_CURATION.get(field)), (name, field)
+        # The report treats curation metrics as bookkeeping: analysis must know each name (from models/contract.py).
+        assert set(operator.metric_names) <= set(breakdown.BOOKKEEPING_METRICS), name
+        if operator.needs is not None:
+            protocol, hook = operator.needs
+            assert hook in dir(protocol), (name, hook)
+        assert (operator.select is None) == (name == "none")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from collapse_jax.models import contract
 from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, VERIFIER_METRICS
+from collapse_jax.models.fields import Field, choice, number
 
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
@@ -92,6 +93,18 @@ def _check_keep_quantiles(block: Any) -> None:
     quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
 
 
+def check_keep_quantiles_field(value: Any) -> None:
+    """The validator's check of curation.keep_quantiles (a non-tuple fails here, before len() in quantile_pairs)."""
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ValueError(
+            f"config.curation.keep_quantiles: must be a (low, high) pair or a tuple of pairs, got {value!r}"
+        )
+    quantile_pairs(value)
+
+
+_PROBABILITY = {"low": 0.0, "high": 1.0}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CurationOperator:
     """What one curation name means: its decision function, knobs, model hooks, metrics and extra config checks."""
@@ -103,8 +116,6 @@ class CurationOperator:
     knob_fields: dict[str, str] = dataclasses.field(default_factory=dict)  # knob name -> config path (per chain)
     # Knobs used only when the config sets their field (watermark_filter's detected_weight: 0 = removed by default).
     optional_knob_fields: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Knobs that take any real number; every other knob is a probability in [0, 1].
-    number_knobs: tuple[str, ...] = ()
     needs: tuple[type, str] | None = None  # (contract capability, hook name) the family must implement
     metric_names: tuple[str, ...] = ()  # the operator's metrics beyond kept_fraction (names in models/contract.py)
     check: Callable[[Any], None] | None = None  # extra one-line check of the config.curation block
@@ -113,6 +124,9 @@ class CurationOperator:
     # The knobs when the family's own detect_watermark decides (config.curation.detector auto / model); None: the
     # operator has no model-detector form and config.curation.detector does not apply to it.
     model_detector_knob_fields: dict[str, str] | None = None
+    # Declarations of the operator's own config.curation fields (host/config_schema.py validates every config with
+    # them); experiments/configs/common.py writes each one (None: unset) so `--config.curation.<field>=` works.
+    config_fields: dict[str, Field] = dataclasses.field(default_factory=dict)
 
 
 # The curation operators, by config.curation.name. Adding one = one entry here (its select function, knobs and the
@@ -126,12 +140,26 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         needs=(contract.LogLikelihood, "log_likelihood"),
         check=_check_keep_quantiles,
         reads_likelihood_reference=True,
+        config_fields={
+            "likelihood_reference": choice("model ranking candidates", LIKELIHOOD_REFERENCES),
+            "keep_quantiles": Field(
+                "any", "(low, high) band kept, or a tuple of bands", check=check_keep_quantiles_field
+            ),
+        },
     ),
     "verifier": CurationOperator(
         select=_verifier,
         knob_fields={"keep_good": "curation.keep_good", "keep_bad": "curation.keep_bad"},
         needs=(contract.Verifier, "is_good"),
         metric_names=VERIFIER_METRICS,
+        config_fields={
+            "keep_good": number(
+                "phi: keep probability of a good candidate", optional=True, sweepable=True, **_PROBABILITY
+            ),
+            "keep_bad": number(
+                "psi: keep probability of a bad candidate", optional=True, sweepable=True, **_PROBABILITY
+            ),
+        },
     ),
     "watermark_filter": CurationOperator(
         select=_watermark_filter,
@@ -140,12 +168,27 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "false_positive_rate": "curation.false_positive_rate",
         },
         optional_knob_fields={"detected_weight": "curation.detected_weight"},
-        number_knobs=("watermark_z_threshold",),
         metric_names=DETECTION_METRICS,
         model_detector_knob_fields={"watermark_z_threshold": "curation.watermark_z_threshold"},
+        config_fields={
+            "detector": choice("watermark detector", DETECTORS),
+            "true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **_PROBABILITY),
+            "false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **_PROBABILITY),
+            "watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
+            "detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **_PROBABILITY),
+        },
     ),
 }
 CURATIONS = tuple(CURATION_OPERATORS)
+
+
+def operator_config_fields() -> dict[str, Field]:
+    """Every operator's own config.curation fields, by dotted path (an operator may reuse another's field)."""
+    fields: dict[str, Field] = {}
+    for name, operator in CURATION_OPERATORS.items():
+        for field, declaration in operator.config_fields.items():
+            assert fields.setdefault(f"curation.{field}", declaration) is declaration, (name, field)
+    return fields
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -255,8 +298,9 @@ def make_curation(config: Any, model: Any) -> Curation:
             continue
         if _field(path) not in block:
             raise ValueError(f"config.{path}: required by curation {name!r}")
+        declaration = operator.config_fields[_field(path)]
+        bounded = (declaration.low, declaration.high) == (0.0, 1.0)  # a probability; else any number
         for value in _each(block[_field(path)]):
-            bounded = knob not in operator.number_knobs
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or (bounded and not 0 <= value <= 1):
                 allowed = "a probability in [0, 1]" if bounded else "a number"
                 raise ValueError(f"config.{path}: must be {allowed}, got {value!r}")

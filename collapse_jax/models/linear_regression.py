@@ -18,6 +18,7 @@ from collapse_jax.models.fields import integer, number
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
+# Reserved in the library's stream table, core/streams.py (LINEAR_REGRESSION_DESIGN), which a family may not import.
 DESIGN_STREAM = 2**31 - 1
 
 
