@@ -298,7 +298,7 @@ def test_every_curation_name_is_a_table_entry_with_declared_fields_and_contract_
         for path in knob_paths.values():  # every knob's field is declared by its operator
             assert path.startswith("curation.") and path.split(".", 1)[1] in operator.config_fields, (name, path)
         for field, declaration in operator.config_fields.items():
-            assert shared[f"curation.{field}"] is declaration  # the validator checks it
+            assert shared[f"curation.{field}"] == declaration  # the validator checks it
             # common.py writes it (so --config.curation.<field>= overrides work), unset or at its inactive value.
             assert field in block and block[field] in (None, INACTIVE_CURATION.get(field)), (name, field)
         # The report treats curation metrics as bookkeeping: analysis must know each name (from models/contract.py).

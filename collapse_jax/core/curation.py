@@ -129,9 +129,11 @@ class CurationOperator:
     config_fields: dict[str, Field] = dataclasses.field(default_factory=dict)
 
 
-# The curation operators, by config.curation.name. Adding one = one entry here (its select function, knobs and the
-# capability it needs) plus its metric names in models/contract.py and its config fields in host/config_schema.py;
-# config validation, the sweep's knobs, the engine and the allowed names all read this table.
+# The curation operators, by config.curation.name. Adding one (say `self_correction`) is one entry here: its `select`
+# function (written like _verifier above), its knob fields, the capability it needs and its config field declarations;
+# the allowed names, the validator, the sweep's knobs and the engine all read this table. Outside it, only names: its
+# metric names in models/contract.py (and analysis/breakdown.py's BOOKKEEPING_METRICS), its fields in
+# experiments/configs/common.py's curation block (None: unset). tests/test_curation.py checks both against the table.
 CURATION_OPERATORS: dict[str, CurationOperator] = {
     "none": CurationOperator(select=None),
     "likelihood_filter": CurationOperator(
@@ -183,11 +185,12 @@ CURATIONS = tuple(CURATION_OPERATORS)
 
 
 def operator_config_fields() -> dict[str, Field]:
-    """Every operator's own config.curation fields, by dotted path (an operator may reuse another's field)."""
+    """Every operator's own config.curation fields, by dotted path (operators may share a field, declared alike)."""
     fields: dict[str, Field] = {}
     for name, operator in CURATION_OPERATORS.items():
         for field, declaration in operator.config_fields.items():
-            assert fields.setdefault(f"curation.{field}", declaration) is declaration, (name, field)
+            if fields.setdefault(f"curation.{field}", declaration) != declaration:
+                raise ValueError(f"curation {name!r} declares config.curation.{field} unlike another operator")
     return fields
 
 

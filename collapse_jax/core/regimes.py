@@ -71,6 +71,8 @@ class RegimeKind:
 # The regimes, by config.regime.name. Adding one = one entry here (plus its tests): config validation, the sweep's
 # choices and make_regime all read this table. A new way to train on the pool is a new `fit` function; new static
 # pieces (a different pool layout) become a new RegimeKind field with a default that keeps the others unchanged.
+# (A family that sizes buffers by the training set, kde.py's centres, reads regime names itself: it cannot import
+# the core; a new accumulating regime checks it.)
 REGIME_KINDS: dict[str, RegimeKind] = {
     "replace": RegimeKind(),
     "accumulate": RegimeKind(accumulates=True, statistics_pool=True),
