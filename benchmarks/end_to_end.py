@@ -53,7 +53,10 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
     m = config.samples_per_generation
     held_out = make_model(config).reference()  # the fixed held-out set behind nll_real_test
     fused = references.GaussianReference(
-        m, 50, test_mean=float(held_out["mean"][0]), test_variance=float(held_out["cov"][0, 0])
+        samples_per_generation=m,
+        chunk_generations=50,
+        test_mean=float(held_out["mean"][0]),
+        test_variance=float(held_out["cov"][0, 0]),
     )
     knobs = {"seed": np.arange(chains, dtype=np.int32), "sampling_bias": np.ones(chains, np.float32)}
     timers = {

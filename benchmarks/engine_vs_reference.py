@@ -48,8 +48,8 @@ def gaussian_rows(chains: int, generations: int, repeats: int, chain_block: int 
         config = engine_config(gaussian, chains, generations, block)
         engine, built, knobs = engine_timer(config)
         fused = references.GaussianReference(
-            config.samples_per_generation,
-            generations,
+            samples_per_generation=config.samples_per_generation,
+            chunk_generations=generations,
             root_seed=config.root_seed,
             test_mean=float(built.reference["mean"][0]),
             test_variance=float(built.reference["cov"][0, 0]),
@@ -72,7 +72,10 @@ def discrete_rows(chains: int, generations: int, repeats: int, chain_block: int 
     config = engine_config(discrete, chains, generations, chain_block)
     engine, built, knobs = engine_timer(config)
     fused = references.DiscreteReference(
-        config.model.num_outcomes, config.samples_per_generation, generations, root_seed=config.root_seed
+        num_outcomes=config.model.num_outcomes,
+        samples_per_generation=config.samples_per_generation,
+        chunk_generations=generations,
+        root_seed=config.root_seed,
     )
     reference = ChunkTimer(*fused.compile(), knobs, generations)
     label = f"discrete engine/reference ({chains} chains, block {built.chain_block})"
@@ -84,7 +87,11 @@ def gmm_rows(chains: int, generations: int, repeats: int, chain_block: int | Non
     config = engine_config(gmm, chains, generations, chain_block)
     engine, built, knobs = engine_timer(config)
     plain = references.FamilyReference(
-        built.model, built.reference, generations, config.samples_per_generation, config.root_seed
+        model=built.model,
+        reference=built.reference,
+        chunk_generations=generations,
+        samples_per_generation=config.samples_per_generation,
+        root_seed=config.root_seed,
     )
     reference = ChunkTimer(*plain.compile(), knobs, generations)
     label = f"gmm engine/plain EM ({chains} chains, block {built.chain_block})"

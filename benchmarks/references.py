@@ -46,7 +46,7 @@ def _scan_chunk(step, state: Any, knobs: dict, start: jax.Array, chunk_generatio
     return state, {name: value.T for name, value in metrics.items()}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GaussianReference:
     """d = 1 Gaussian chain under replace, rho = 0, hand-fused: draw M from N(mu, lambda s^2), refit by MLE, evaluate.
 
@@ -141,7 +141,7 @@ class RandomFloor:
         return jax.jit(self.init_all), jax.jit(self.chunk_all)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DiscreteReference:
     """Categorical (Wright–Fisher) chain under replace, rho = 0: M inverse-CDF draws, counts, add-alpha refit, metrics.
 
@@ -221,7 +221,7 @@ class DiscreteReference:
         return jax.jit(self.init_all), jax.jit(self.chunk_all)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FamilyReference:
     """Any family's fit / sample / evaluate under replace, rho = 0, in a plain scan(vmap): no blocks, regimes or pools.
 

@@ -97,7 +97,7 @@ def floor_rows(chains: int, repeats: int) -> list[dict]:
 
     knobs = {"seed": np.arange(chains, dtype=np.int32), "sampling_bias": np.ones(chains, np.float32)}
     floor = references.RandomFloor(100, 10)
-    fused = references.GaussianReference(100, 10)
+    fused = references.GaussianReference(samples_per_generation=100, chunk_generations=10)
     best = interleaved_best(
         {"floor": ChunkTimer(*floor.compile(), knobs, 10), "fused": ChunkTimer(*fused.compile(), knobs, 10)}, repeats
     )

@@ -49,7 +49,7 @@ def get_config():
 '''
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Shard:
     """One job of the sweep: its workdir, wrapper config and global chain-id range [chain_low, chain_high)."""
 
@@ -105,7 +105,15 @@ def plan(
         # The same contiguous ranges sweep.expand keeps for (num_shards, shard_index).
         low, high = chains * index // num_jobs, chains * (index + 1) // num_jobs
         workdir = os.path.join(root, shard_name(index))
-        shards.append(Shard(index, workdir, os.path.join(workdir, SHARD_CONFIG), low, high))
+        shards.append(
+            Shard(
+                index=index,
+                workdir=workdir,
+                config_path=os.path.join(workdir, SHARD_CONFIG),
+                chain_low=low,
+                chain_high=high,
+            )
+        )
     manifest = {
         "config_file": os.path.abspath(config_file),
         "config_argument": config_argument,

@@ -24,7 +24,7 @@ _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # sbatch --time forms: M, M:
 _MEMORY = re.compile(r"^\d+[KMGT]?$")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Resources:
     """Per-array-task resources and scheduling options (flags, or config.slurm.<field>)."""
 

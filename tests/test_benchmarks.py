@@ -69,7 +69,9 @@ def test_gmm_reference_metrics_equal_the_engines():
                  "model.max_iterations": 5, "model.test_size": 200}  # fmt: skip
     config = _config(gmm, **overrides)
     engine = runner.build_engine(sweep.expand(config)[0])
-    reference = references.FamilyReference(engine.model, engine.reference, 2, 64)
+    reference = references.FamilyReference(
+        model=engine.model, reference=engine.reference, chunk_generations=2, samples_per_generation=64
+    )
     knobs = runner.padded_knobs(sweep.expand(config)[0].knobs, 8)
     expected, actual = _engine_metrics(config, 2), _reference_metrics(reference, knobs)
     for name in expected:

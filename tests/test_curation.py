@@ -45,7 +45,7 @@ def test_quantile_band_keeps_exactly_the_ranks_floor_low_n_to_floor_high_n():
 
 
 def test_likelihood_filter_selects_the_band_of_the_generating_models_scores():
-    stage = curation.Curation("likelihood_filter")
+    stage = curation.Curation(name="likelihood_filter")
     samples = jnp.arange(20.0)[::-1, None]  # scores 19..0
     state = {"samples": samples, "params": None}
     knobs = {"keep_quantile_low": jnp.float32(0.1), "keep_quantile_high": jnp.float32(0.9)}
@@ -55,7 +55,7 @@ def test_likelihood_filter_selects_the_band_of_the_generating_models_scores():
 
 
 def test_verifier_keeps_good_with_phi_and_bad_with_psi():
-    stage = curation.Curation("verifier")
+    stage = curation.Curation(name="verifier")
     n = 200_000
     samples = jnp.where(jnp.arange(n) % 4 == 0, 1.0, -1.0)[:, None]  # a quarter good
     knobs = {"keep_good": jnp.float32(0.9), "keep_bad": jnp.float32(0.2)}
@@ -75,7 +75,7 @@ def test_verifier_keeps_good_with_phi_and_bad_with_psi():
 
 
 def test_abstract_detector_drops_synthetic_at_tpr_and_real_at_fpr_and_spares_the_preserved_reserve():
-    stage = curation.Curation("watermark_filter")
+    stage = curation.Curation(name="watermark_filter")
     n = 100_000
     samples = jnp.zeros((n, 1))
     real_points = jnp.zeros((2 * n, 1))
@@ -93,12 +93,14 @@ def test_abstract_detector_drops_synthetic_at_tpr_and_real_at_fpr_and_spares_the
     knobs["detected_weight"] = jnp.float32(0.25)
     real_keep, keep, _ = stage.select(jax.random.key(3), None, {"samples": samples}, real_part, knobs)
     assert set(np.unique(np.asarray(keep)).tolist()) == {0.25, 1.0}
-    regime = Regime("replace", n, 0, 0, False)
+    regime = Regime(name="replace", samples_per_generation=n, real_slots=0, capacity=0, use_statistics=False)
     np.testing.assert_array_equal(regime.synthetic_weights(keep, jnp.int32(0)), keep)
 
 
 def test_synthetic_budget_keeps_the_first_survivors_up_to_m_minus_real():
-    regime = Regime("replace", 4, 2, 0, False, oversample=2)
+    regime = Regime(
+        name="replace", samples_per_generation=4, real_slots=2, capacity=0, use_statistics=False, oversample=2
+    )
     keep = jnp.asarray([0, 1, 1, 0, 1, 1, 1, 0], jnp.float32)
     np.testing.assert_array_equal(regime.synthetic_weights(keep, jnp.int32(1)), [0, 1, 1, 0, 1, 0, 0, 0])
     np.testing.assert_array_equal(regime.synthetic_weights(jnp.ones(8), jnp.int32(0))[:5], [1, 1, 1, 1, 0])
@@ -124,7 +126,14 @@ def test_schedules_give_the_configured_real_fractions(schedule, expected):
     }
     got = [float(supply.real_fraction_at(schedule, knobs, jnp.int32(g))) for g in range(1, 7)]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    regime = Regime("replace", 1000, 500, 0, False, schedule=schedule)
+    regime = Regime(
+        name="replace",
+        samples_per_generation=1000,
+        real_slots=500,
+        capacity=0,
+        use_statistics=False,
+        schedule=schedule,
+    )
     counts = [int(regime.real_count(knobs, jnp.int32(g))) for g in range(1, 7)]
     np.testing.assert_array_equal(counts, np.floor(np.asarray(expected) * 1000 + 1e-3).astype(int))
 
@@ -268,3 +277,33 @@ def test_a_schedule_sweep_groups_constant_chains_once_though_they_lack_the_sched
         (("real_fraction_schedule", "step"), ("final_real_fraction", 0.0), ("schedule_generations", 2.0)): 2,
         (("real_fraction_schedule", "step"), ("final_real_fraction", 0.1), ("schedule_generations", 2.0)): 2,
     }
+
+
+def test_every_curation_name_is_a_table_entry_with_declared_fields_and_contract_metrics():
+    """Adding an operator is one CURATION_OPERATORS entry; what must agree with it elsewhere is checked here."""
+    from collapse_jax.analysis import breakdown
+    from collapse_jax.host import config_schema
+    from collapse_jax.models.fields import INACTIVE_CURATION
+    from experiments.configs import common
+
+    shared = config_schema.shared_fields()
+    assert shared["curation.name"].choices == tuple(curation.CURATION_OPERATORS) == curation.CURATIONS
+    block = common.get_config().curation
+    for name, operator in curation.CURATION_OPERATORS.items():
+        knob_paths = {
+            **operator.knob_fields,
+            **operator.optional_knob_fields,
+            **(operator.model_detector_knob_fields or {}),
+        }
+        for path in knob_paths.values():  # every knob's field is declared by its operator
+            assert path.startswith("curation.") and path.split(".", 1)[1] in operator.config_fields, (name, path)
+        for field, declaration in operator.config_fields.items():
+            assert shared[f"curation.{field}"] == declaration  # the validator checks it
+            # common.py writes it (so --config.curation.<field>= overrides work), unset or at its inactive value.
+            assert field in block and block[field] in (None, INACTIVE_CURATION.get(field)), (name, field)
+        # The report treats curation metrics as bookkeeping: analysis must know each name (from models/contract.py).
+        assert set(operator.metric_names) <= set(breakdown.BOOKKEEPING_METRICS), name
+        if operator.needs is not None:
+            protocol, hook = operator.needs
+            assert hook in dir(protocol), (name, hook)
+        assert (operator.select is None) == (name == "none")

@@ -76,3 +76,22 @@ def test_accumulate_subsample_collapses_slower_than_replace_but_more_than_accumu
         name: np.median(final[r.knobs["regime"] == name]) for name in ("replace", "accumulate_subsample", "accumulate")
     }
     assert medians["replace"] < medians["accumulate_subsample"] < medians["accumulate"]
+
+
+def test_the_allowed_regime_names_are_exactly_the_table_and_each_entry_builds(gaussian_config):
+    # Adding a regime is one REGIME_KINDS entry: the validator's choices and make_regime read the table, so a name
+    # allowed without an entry (or an entry the validator refuses) cannot exist.
+    from collapse_jax.core import regimes
+    from collapse_jax.host import config_schema
+    from collapse_jax.models import base
+
+    assert config_schema.shared_fields()["regime.name"].choices == tuple(regimes.REGIME_KINDS) == regimes.REGIMES
+    for name, kind in regimes.REGIME_KINDS.items():
+        config = runner.as_config({"regime.name": name, "regime.real_fraction": 0.5}, gaussian_config)
+        model = base.make_model(config)
+        regime = regimes.make_regime(config, model, {"real_fraction": 0.5})
+        assert regime.kind is kind
+        # Gaussian has sufficient statistics: a statistics pool replaces the raw one exactly where the entry allows it.
+        assert regime.use_statistics == kind.statistics_pool
+        assert (regime.capacity > 0) == (kind.accumulates and not kind.statistics_pool)
+        assert regime.needs_real_data_each_generation == (not kind.real_from_truth)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -14,24 +15,12 @@ import jax.numpy as jnp
 
 from collapse_jax.models import contract
 from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, VERIFIER_METRICS
+from collapse_jax.models.fields import Field, choice, number
 
-CURATIONS = ("none", "likelihood_filter", "verifier", "watermark_filter")
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
 # The curation's metric names are part of the results contract (models/contract.py): analysis reads them there.
-# Knob name -> config path, per curation; the keep band is one (low, high) field split into two knobs (sweep.py).
-KNOB_FIELDS = {
-    "none": {},
-    "likelihood_filter": {"keep_quantiles": "curation.keep_quantiles"},
-    "verifier": {"keep_good": "curation.keep_good", "keep_bad": "curation.keep_bad"},
-    "watermark_filter": {
-        "true_positive_rate": "curation.true_positive_rate",
-        "false_positive_rate": "curation.false_positive_rate",
-    },
-}
-MODEL_DETECTOR_KNOBS = {"watermark_z_threshold": "curation.watermark_z_threshold"}
-# Optional for watermark_filter: the weight a flagged point keeps (0 = removed, the default; 0.2 = down-weighted).
-DETECTED_WEIGHT = {"detected_weight": "curation.detected_weight"}
+# A knob's config field is one (low, high) pair split into two knobs (sweep.py).
 PAIR_KNOBS = {"keep_quantiles": ("keep_quantile_low", "keep_quantile_high")}
 
 
@@ -49,7 +38,163 @@ def in_quantile_band(scores: jax.Array, low: jax.Array, high: jax.Array) -> jax.
     return (ranks >= first) & (ranks < stop)
 
 
-@dataclasses.dataclass(frozen=True)
+def _likelihood_filter(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Keep candidates whose log-likelihood rank lies in [low, high) (quantiles of this batch)."""
+    params = state["generation0_params"] if stage.keeps_generation0_params else state["params"]
+    scores = model.log_likelihood(params, state["samples"], knobs)
+    return None, in_quantile_band(scores, knobs["keep_quantile_low"], knobs["keep_quantile_high"]), {}
+
+
+def _verifier(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Keep a good candidate with probability phi = keep_good, a bad one with psi = keep_bad (Feng et al. 2024)."""
+    samples = state["samples"]
+    count = jax.tree.leaves(samples)[0].shape[0]
+    good = model.is_good(samples, knobs)
+    keep = jax.random.uniform(key, (count,)) < jnp.where(good, knobs["keep_good"], knobs["keep_bad"])
+    metrics = {"bad_share_candidates": jnp.mean(~good)}
+    kept_bad = jnp.sum(keep & ~good) / jnp.maximum(jnp.sum(keep), 1)
+    metrics["bad_share_kept"] = jnp.where(jnp.any(keep), kept_bad, jnp.nan)
+    return None, keep, metrics
+
+
+def _watermark_filter(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Drop what the detector flags (or keep it at weight knobs['detected_weight']); the abstract detector flags a
+    synthetic candidate with probability true_positive_rate and a detectable real point with false_positive_rate."""
+    samples = state["samples"]
+    count = jax.tree.leaves(samples)[0].shape[0]
+    real_keep, metrics = None, {}
+    synthetic_key, real_key = jax.random.split(key)
+    if stage.model_detector:
+        flagged = model.detect_watermark(samples, knobs)
+    else:
+        flagged = jax.random.uniform(synthetic_key, (count,)) < knobs["true_positive_rate"]
+    flagged_weight = knobs.get("detected_weight", jnp.float32(0.0))
+    keep = jnp.where(flagged, flagged_weight, 1.0)
+    metrics["detected_synthetic_rate"] = jnp.mean(flagged.astype(jnp.float32))
+    metrics["detected_real_rate"] = jnp.float32(jnp.nan)
+    if real_part is not None:
+        points, weights, detectable = real_part
+        if stage.model_detector:
+            real_flagged = model.detect_watermark(points, knobs)
+        else:
+            real_flagged = jax.random.uniform(real_key, weights.shape) < knobs["false_positive_rate"]
+        real_flagged = real_flagged & detectable
+        looked_at = weights * detectable
+        real_keep = jnp.where(real_flagged, flagged_weight, 1.0)
+        metrics["detected_real_rate"] = jnp.where(
+            jnp.sum(looked_at) > 0,
+            jnp.sum(real_flagged * looked_at) / jnp.maximum(jnp.sum(looked_at), 1.0),
+            jnp.nan,
+        )
+    return real_keep, keep, metrics
+
+
+def _check_keep_quantiles(block: Any) -> None:
+    quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
+
+
+def check_keep_quantiles_field(value: Any) -> None:
+    """The validator's check of curation.keep_quantiles (a non-tuple fails here, before len() in quantile_pairs)."""
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ValueError(
+            f"config.curation.keep_quantiles: must be a (low, high) pair or a tuple of pairs, got {value!r}"
+        )
+    quantile_pairs(value)
+
+
+_PROBABILITY = {"low": 0.0, "high": 1.0}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CurationOperator:
+    """What one curation name means: its decision function, knobs, model hooks, metrics and extra config checks."""
+
+    # (stage, key, model, state, real_part, knobs) -> (real_keep [P+R+I] or None, keep [candidates], metrics): one
+    # chain's decisions. state holds "samples" (the candidates), "params" and, when kept, "generation0_params"; keep
+    # is bool or a weight in [0, 1]; metrics are the operator's own (kept_fraction is added by the stage).
+    select: Callable[..., tuple] | None
+    knob_fields: dict[str, str] = dataclasses.field(default_factory=dict)  # knob name -> config path (per chain)
+    # Knobs used only when the config sets their field (watermark_filter's detected_weight: 0 = removed by default).
+    optional_knob_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    needs: tuple[type, str] | None = None  # (contract capability, hook name) the family must implement
+    metric_names: tuple[str, ...] = ()  # the operator's metrics beyond kept_fraction (names in models/contract.py)
+    check: Callable[[Any], None] | None = None  # extra one-line check of the config.curation block
+    # config.curation.likelihood_reference applies: the operator scores with the current or the generation-0 model.
+    reads_likelihood_reference: bool = False
+    # The knobs when the family's own detect_watermark decides (config.curation.detector auto / model); None: the
+    # operator has no model-detector form and config.curation.detector does not apply to it.
+    model_detector_knob_fields: dict[str, str] | None = None
+    # Declarations of the operator's own config.curation fields (host/config_schema.py validates every config with
+    # them); experiments/configs/common.py writes each one (None: unset) so `--config.curation.<field>=` works.
+    config_fields: dict[str, Field] = dataclasses.field(default_factory=dict)
+
+
+# The curation operators, by config.curation.name. Adding one (say `self_correction`) is one entry here: its `select`
+# function (written like _verifier above), its knob fields, the capability it needs and its config field declarations;
+# the allowed names, the validator, the sweep's knobs and the engine all read this table. Outside it, only names: its
+# metric names in models/contract.py (and analysis/breakdown.py's BOOKKEEPING_METRICS), its fields in
+# experiments/configs/common.py's curation block (None: unset). tests/test_curation.py checks both against the table.
+CURATION_OPERATORS: dict[str, CurationOperator] = {
+    "none": CurationOperator(select=None),
+    "likelihood_filter": CurationOperator(
+        select=_likelihood_filter,
+        knob_fields={"keep_quantiles": "curation.keep_quantiles"},
+        needs=(contract.LogLikelihood, "log_likelihood"),
+        check=_check_keep_quantiles,
+        reads_likelihood_reference=True,
+        config_fields={
+            "likelihood_reference": choice("model ranking candidates", LIKELIHOOD_REFERENCES),
+            "keep_quantiles": Field(
+                "any", "(low, high) band kept, or a tuple of bands", check=check_keep_quantiles_field
+            ),
+        },
+    ),
+    "verifier": CurationOperator(
+        select=_verifier,
+        knob_fields={"keep_good": "curation.keep_good", "keep_bad": "curation.keep_bad"},
+        needs=(contract.Verifier, "is_good"),
+        metric_names=VERIFIER_METRICS,
+        config_fields={
+            "keep_good": number(
+                "phi: keep probability of a good candidate", optional=True, sweepable=True, **_PROBABILITY
+            ),
+            "keep_bad": number(
+                "psi: keep probability of a bad candidate", optional=True, sweepable=True, **_PROBABILITY
+            ),
+        },
+    ),
+    "watermark_filter": CurationOperator(
+        select=_watermark_filter,
+        knob_fields={
+            "true_positive_rate": "curation.true_positive_rate",
+            "false_positive_rate": "curation.false_positive_rate",
+        },
+        optional_knob_fields={"detected_weight": "curation.detected_weight"},
+        metric_names=DETECTION_METRICS,
+        model_detector_knob_fields={"watermark_z_threshold": "curation.watermark_z_threshold"},
+        config_fields={
+            "detector": choice("watermark detector", DETECTORS),
+            "true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **_PROBABILITY),
+            "false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **_PROBABILITY),
+            "watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
+            "detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **_PROBABILITY),
+        },
+    ),
+}
+CURATIONS = tuple(CURATION_OPERATORS)
+
+
+def operator_config_fields() -> dict[str, Field]:
+    """Every operator's own config.curation fields, by dotted path (operators may share a field, declared alike)."""
+    fields: dict[str, Field] = {}
+    for name, operator in CURATION_OPERATORS.items():
+        for field, declaration in operator.config_fields.items():
+            if fields.setdefault(f"curation.{field}", declaration) != declaration:
+                raise ValueError(f"curation {name!r} declares config.curation.{field} unlike another operator")
+    return fields
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Curation:
     """Static settings of the curation stage; per-chain strengths arrive in knobs."""
 
@@ -58,70 +203,42 @@ class Curation:
     model_detector: bool = False  # watermark_filter with the model's own detector (LM) instead of the abstract one
 
     @property
+    def operator(self) -> CurationOperator:
+        """This stage's entry of CURATION_OPERATORS."""
+        return CURATION_OPERATORS[self.name]
+
+    @property
     def active(self) -> bool:
-        return self.name != "none"
+        return self.operator.select is not None
 
     @property
     def keeps_generation0_params(self) -> bool:
         """Whether the chain state carries the generation-0 model (the likelihood filter's fixed reference)."""
-        return self.name == "likelihood_filter" and self.likelihood_reference == "generation0"
+        return self.operator.reads_likelihood_reference and self.likelihood_reference == "generation0"
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         if not self.active:
             return ()
-        extra = {"watermark_filter": DETECTION_METRICS, "verifier": VERIFIER_METRICS}.get(self.name, ())
-        return (KEPT_FRACTION,) + extra
+        return (KEPT_FRACTION,) + self.operator.metric_names
+
+    def knob_fields(self, block: Any) -> dict[str, str]:
+        """Knob name -> config path of this stage's per-chain knobs (optional ones when `block` sets their field)."""
+        operator = self.operator
+        fields = dict(operator.model_detector_knob_fields if self.model_detector else operator.knob_fields)
+        fields.update({k: path for k, path in operator.optional_knob_fields.items() if _field(path) in block})
+        return fields
 
     def select(self, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
-        """(real_keep [P+R+I] or None, synthetic_keep [candidates], metrics) for one chain's generation.
-
-        likelihood_filter: keep candidates whose log-likelihood rank lies in [low, high) (quantiles of this batch).
-        verifier: keep a good candidate with probability phi = keep_good, a bad one with psi = keep_bad.
-        watermark_filter: drop what the detector flags (or keep it at weight knobs['detected_weight']); the abstract
-        detector flags a synthetic candidate with probability true_positive_rate and a detectable real point with
-        false_positive_rate.
-        """
-        samples = state["samples"]
-        count = jax.tree.leaves(samples)[0].shape[0]
-        real_keep, metrics = None, {}
-        if self.name == "likelihood_filter":
-            params = state["generation0_params"] if self.keeps_generation0_params else state["params"]
-            scores = model.log_likelihood(params, samples, knobs)
-            keep = in_quantile_band(scores, knobs["keep_quantile_low"], knobs["keep_quantile_high"])
-        elif self.name == "verifier":
-            good = model.is_good(samples, knobs)
-            keep = jax.random.uniform(key, (count,)) < jnp.where(good, knobs["keep_good"], knobs["keep_bad"])
-            metrics["bad_share_candidates"] = jnp.mean(~good)
-            kept_bad = jnp.sum(keep & ~good) / jnp.maximum(jnp.sum(keep), 1)
-            metrics["bad_share_kept"] = jnp.where(jnp.any(keep), kept_bad, jnp.nan)
-        else:
-            synthetic_key, real_key = jax.random.split(key)
-            if self.model_detector:
-                flagged = model.detect_watermark(samples, knobs)
-            else:
-                flagged = jax.random.uniform(synthetic_key, (count,)) < knobs["true_positive_rate"]
-            flagged_weight = knobs.get("detected_weight", jnp.float32(0.0))
-            keep = jnp.where(flagged, flagged_weight, 1.0)
-            metrics["detected_synthetic_rate"] = jnp.mean(flagged.astype(jnp.float32))
-            metrics["detected_real_rate"] = jnp.float32(jnp.nan)
-            if real_part is not None:
-                points, weights, detectable = real_part
-                if self.model_detector:
-                    real_flagged = model.detect_watermark(points, knobs)
-                else:
-                    real_flagged = jax.random.uniform(real_key, weights.shape) < knobs["false_positive_rate"]
-                real_flagged = real_flagged & detectable
-                looked_at = weights * detectable
-                real_keep = jnp.where(real_flagged, flagged_weight, 1.0)
-                metrics["detected_real_rate"] = jnp.where(
-                    jnp.sum(looked_at) > 0,
-                    jnp.sum(real_flagged * looked_at) / jnp.maximum(jnp.sum(looked_at), 1.0),
-                    jnp.nan,
-                )
+        """(real_keep [P+R+I] or None, synthetic_keep [candidates], metrics) for one chain's generation."""
+        real_keep, keep, metrics = self.operator.select(self, key, model, state, real_part, knobs)
         keep = keep.astype(jnp.float32)
         metrics[KEPT_FRACTION] = jnp.mean(keep > 0)
         return real_keep, keep, metrics
+
+
+def _field(path: str) -> str:
+    return path.split(".")[-1]
 
 
 def _each(value: Any) -> list:
@@ -143,11 +260,7 @@ def quantile_pairs(value: Any) -> list[tuple[float, float]]:
 
 def knob_fields(config: Any, model: Any) -> dict[str, str]:
     """The curation knobs of one static group (none without a curation block)."""
-    curation = make_curation(config, model)
-    fields = dict(MODEL_DETECTOR_KNOBS if curation.model_detector else KNOB_FIELDS[curation.name])
-    if curation.name == "watermark_filter" and "detected_weight" in config.curation:
-        fields.update(DETECTED_WEIGHT)
-    return fields
+    return make_curation(config, model).knob_fields(config.get("curation") or {})
 
 
 def make_curation(config: Any, model: Any) -> Curation:
@@ -156,8 +269,9 @@ def make_curation(config: Any, model: Any) -> Curation:
     if block is None:
         return Curation()
     name = block.get("name", "none")
-    if name not in CURATIONS:
+    if name not in CURATION_OPERATORS:
         raise ValueError(f"config.curation.name: unknown curation {name!r}; allowed: {', '.join(CURATIONS)}")
+    operator = CURATION_OPERATORS[name]
     oversample = block.get("oversample", 1)
     if not isinstance(oversample, numbers.Integral) or isinstance(oversample, bool) or oversample < 1:
         raise ValueError(f"config.curation.oversample: must be an integer >= 1, got {oversample!r}")
@@ -166,32 +280,31 @@ def make_curation(config: Any, model: Any) -> Curation:
         raise ValueError(
             f"config.curation.likelihood_reference: {reference!r}; allowed: {', '.join(LIKELIHOOD_REFERENCES)}"
         )
-    needs = {"likelihood_filter": contract.LogLikelihood, "verifier": contract.Verifier}.get(name)
-    if needs and not contract.supports(model, needs):
-        hook = "log_likelihood" if needs is contract.LogLikelihood else "is_good"
+    if operator.needs and not contract.supports(model, operator.needs[0]):
+        hook = operator.needs[1]
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")
     detector = block.get("detector", "auto")
     has_detector = contract.supports(model, contract.WatermarkDetector)
-    if detector not in DETECTORS or (detector == "model" and name == "watermark_filter" and not has_detector):
+    detects = operator.model_detector_knob_fields is not None
+    if detector not in DETECTORS or (detector == "model" and detects and not has_detector):
         raise ValueError(
             f"config.curation.detector: {detector!r}; allowed: auto (the model's own detector when it has one), "
             f"abstract (true/false positive rate knobs), model (only for models with detect_watermark)"
         )
-    model_detector = name == "watermark_filter" and has_detector and detector != "abstract"
-    if name == "likelihood_filter":
-        quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
-    fields = dict(MODEL_DETECTOR_KNOBS if model_detector else KNOB_FIELDS[name])
-    if name == "watermark_filter" and "detected_weight" in block:
-        fields.update(DETECTED_WEIGHT)
-    for knob, path in fields.items():
-        if knob == "keep_quantiles":
+    if operator.check is not None:
+        operator.check(block)
+    stage = Curation(
+        name=name, likelihood_reference=reference, model_detector=detects and has_detector and detector != "abstract"
+    )
+    for knob, path in stage.knob_fields(block).items():
+        if knob in PAIR_KNOBS:  # a (low, high) pair: the operator's own check validated it
             continue
-        field = path.split(".")[-1]
-        if field not in block:
+        if _field(path) not in block:
             raise ValueError(f"config.{path}: required by curation {name!r}")
-        for value in _each(block[field]):
-            bounded = knob != "watermark_z_threshold"
+        declaration = operator.config_fields[_field(path)]
+        bounded = (declaration.low, declaration.high) == (0.0, 1.0)  # a probability; else any number
+        for value in _each(block[_field(path)]):
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or (bounded and not 0 <= value <= 1):
                 allowed = "a probability in [0, 1]" if bounded else "a number"
                 raise ValueError(f"config.{path}: must be {allowed}, got {value!r}")
-    return Curation(name, reference, model_detector)
+    return stage

@@ -68,7 +68,7 @@ def compiler_options() -> dict[str, str] | None:
     return {"xla_cpu_experimental_ynn_fusion_type": CPU_LIBRARY_FUSIONS}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Engine:
     """One static group's compiled chain functions (model, regime and shapes are closed over)."""
 

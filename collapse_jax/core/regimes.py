@@ -9,6 +9,7 @@ replace / fresh: the latest batch; accumulate: every batch so far plus the origi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -16,8 +17,6 @@ import jax.numpy as jnp
 
 from collapse_jax.core import streams, supply
 from collapse_jax.models import base
-
-REGIMES = ("replace", "accumulate", "accumulate_subsample", "fresh")
 
 
 def _concatenate(a: Any, b: Any) -> Any:
@@ -36,7 +35,65 @@ def assemble(real_part: tuple | None, samples: Any, synthetic_weights: jax.Array
     return _concatenate(points, samples), jnp.concatenate([weights, synthetic_weights])
 
 
-@dataclasses.dataclass(frozen=True)
+def _fit_training_set(regime: Regime, key: jax.Array, model: Any, data: Any, weights: jax.Array, knobs, previous):
+    """Train on the whole training set (the latest batch, or the accumulated pool)."""
+    return model.fit(key, data, weights, knobs, previous)
+
+
+def _fit_subsample(regime: Regime, key: jax.Array, model: Any, data: Any, weights: jax.Array, knobs, previous):
+    """Train on M points drawn uniformly (with replacement) from the valid points of the accumulated pool."""
+    draw_key, fit_key = jax.random.split(key)
+    # Inverse-CDF draw over the cumulative weights: O(capacity + M log capacity), not O(M x capacity).
+    cumulative = jnp.cumsum(weights)
+    targets = jax.random.uniform(draw_key, (regime.samples_per_generation,)) * cumulative[-1]
+    indices = jnp.minimum(jnp.searchsorted(cumulative, targets, side="right"), regime.capacity - 1)
+    subsample = _take(data, indices)
+    ones = jnp.ones(regime.samples_per_generation, jnp.float32)
+    return model.fit(fit_key, subsample, ones, knobs, previous)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RegimeKind:
+    """What one regime name means: the per-name pieces the Regime methods and make_regime read."""
+
+    # Every batch so far (and the original real data) stays in the pool: the training set grows each generation.
+    accumulates: bool = False
+    # The accumulated pool may be kept as the model's sufficient statistics (O(1) memory) when the model has them and
+    # config.regime.keep_raw_pool is off; the training set must then be the whole pool, never a draw from its points.
+    statistics_pool: bool = False
+    # The batch's real slots are fresh draws from the truth (models with sample_truth), not the chain's real set.
+    real_from_truth: bool = False
+    # (regime, key, model, training data, weights, knobs, previous) -> params: the fit of the training set (the batch,
+    # or the pool when accumulating).
+    fit: Callable[..., Any] = _fit_training_set
+
+
+# The regimes, by config.regime.name. Adding one = one entry here (plus its tests): config validation, the sweep's
+# choices and make_regime all read this table. A new way to train on the pool is a new `fit` function; new static
+# pieces (a different pool layout) become a new RegimeKind field with a default that keeps the others unchanged.
+# (A family that sizes buffers by the training set, kde.py's centres, reads regime names itself: it cannot import
+# the core; a new accumulating regime checks it.)
+REGIME_KINDS: dict[str, RegimeKind] = {
+    "replace": RegimeKind(),
+    "accumulate": RegimeKind(accumulates=True, statistics_pool=True),
+    "accumulate_subsample": RegimeKind(accumulates=True, fit=_fit_subsample),
+    "fresh": RegimeKind(real_from_truth=True),
+}
+REGIMES = tuple(REGIME_KINDS)
+
+
+def keeps_statistics_pool(name: str, model: Any, keep_raw_pool: bool) -> bool:
+    """Whether regime `name` accumulates through the model's sufficient statistics instead of a raw pool of points."""
+    kind = REGIME_KINDS[name]
+    return kind.statistics_pool and base.supports(model, base.SufficientStatistics) and not keep_raw_pool
+
+
+def keeps_raw_pool(name: str, model: Any, keep_raw_pool: bool) -> bool:
+    """Whether regime `name` keeps every accumulated point (a buffer of capacity real_data_size + N x batch)."""
+    return REGIME_KINDS[name].accumulates and not keeps_statistics_pool(name, model, keep_raw_pool)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Regime:
     """Static settings of a regime; the pool state it threads through the generations is a dict of arrays.
 
@@ -59,6 +116,11 @@ class Regime:
     synthetic_statistics: bool = False
 
     @property
+    def kind(self) -> RegimeKind:
+        """This regime's entry of REGIME_KINDS."""
+        return REGIME_KINDS[self.name]
+
+    @property
     def candidates(self) -> int:
         """Synthetic candidates drawn per generation (M x oversample)."""
         return self.samples_per_generation * self.oversample
@@ -66,7 +128,7 @@ class Regime:
     @property
     def needs_real_data_each_generation(self) -> bool:
         """Whether a generation's step draws from the chain's original real training set."""
-        from_real_set = self.real_slots > 0 and self.name != "fresh"
+        from_real_set = self.real_slots > 0 and not self.kind.real_from_truth
         return from_real_set or self.preserved_slots > 0 or (self.inflow_slots > 0 and not self.inflow_from_truth)
 
     @property
@@ -94,7 +156,7 @@ class Regime:
             kept = jnp.floor(knobs["preserved_fraction"] * model.real_data_size + 1e-6)
             reserve = _take(real, jnp.arange(self.preserved_slots))
             parts.append((reserve, jnp.arange(self.preserved_slots) < kept, False))
-        real_from_truth = self.real_slots if self.name == "fresh" else 0
+        real_from_truth = self.real_slots if self.kind.real_from_truth else 0
         inflow_from_set = 0 if self.inflow_from_truth else self.inflow_slots
         from_set = self.real_slots - real_from_truth + inflow_from_set
         if from_set:
@@ -150,8 +212,8 @@ class Regime:
 
     def step(self, key: jax.Array, model: Any, pool: dict, batch: Any, weights: jax.Array, knobs: dict, previous: Any):
         """Generation g >= 1: update the pool with the batch and fit the training set the regime defines."""
-        if self.name in ("replace", "fresh"):
-            return model.fit(key, batch, weights, knobs, previous), pool
+        if not self.kind.accumulates:
+            return self.kind.fit(self, key, model, batch, weights, knobs, previous), pool
         if self.use_statistics:
             statistics = model.merge_statistics(pool["statistics"], model.statistics(batch, weights))
             return model.fit_statistics(key, statistics, knobs, previous), {"statistics": statistics}
@@ -161,17 +223,7 @@ class Regime:
         )
         pool_weights = jax.lax.dynamic_update_slice_in_dim(pool["weights"], weights, pool["end"], 0)
         pool = {"data": data, "weights": pool_weights, "end": pool["end"] + size}
-        if self.name == "accumulate":
-            return model.fit(key, data, pool_weights, knobs, previous), pool
-        # accumulate_subsample: M points drawn uniformly (with replacement) from the valid points of the pool.
-        draw_key, fit_key = jax.random.split(key)
-        # Inverse-CDF draw over the cumulative weights: O(capacity + M log capacity), not O(M x capacity).
-        cumulative = jnp.cumsum(pool_weights)
-        targets = jax.random.uniform(draw_key, (self.samples_per_generation,)) * cumulative[-1]
-        indices = jnp.minimum(jnp.searchsorted(cumulative, targets, side="right"), self.capacity - 1)
-        subsample = _take(data, indices)
-        ones = jnp.ones(self.samples_per_generation, jnp.float32)
-        return model.fit(fit_key, subsample, ones, knobs, previous), pool
+        return self.kind.fit(self, key, model, data, pool_weights, knobs, previous), pool
 
     def step_statistics(
         self,
@@ -199,45 +251,44 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
     """Build the regime for one static group; `maxima` holds the group's largest real_fraction (over the sweep and
     the schedule), real_inflow and preserved_fraction, so shards of a sweep compile the same static slots."""
     name = config.regime.name
-    if name not in REGIMES:
+    if name not in REGIME_KINDS:
         raise ValueError(f"config.regime.name: unknown regime {name!r}; allowed: {', '.join(REGIMES)}")
+    kind = REGIME_KINDS[name]
     samples = config.samples_per_generation
     max_real_fraction = maxima.get("real_fraction", 0.0)
     real_slots = int(max_real_fraction * samples + 1e-6)
     has_truth = base.supports(model, base.TruthSampler)
-    if name == "fresh" and not has_truth:
+    if kind.real_from_truth and not has_truth:
         raise ValueError(
-            f"config.regime.name: 'fresh' needs a model that can sample its truth; {config.model.name!r} cannot"
+            f"config.regime.name: {name!r} needs a model that can sample its truth; {config.model.name!r} cannot"
         )
-    accumulating = name in ("accumulate", "accumulate_subsample")
     inflow_slots = int(maxima.get("real_inflow", 0))
     # Accumulating regimes keep every original point in the pool already: a reserve would only duplicate it.
-    preserved_slots = 0 if accumulating else int(maxima.get("preserved_fraction", 0.0) * model.real_data_size + 1e-6)
-    from_set = (0 if name == "fresh" else real_slots) + (0 if has_truth else inflow_slots)
+    preserved_slots = (
+        0 if kind.accumulates else int(maxima.get("preserved_fraction", 0.0) * model.real_data_size + 1e-6)
+    )
+    from_set = (0 if kind.real_from_truth else real_slots) + (0 if has_truth else inflow_slots)
     if from_set > model.real_data_size:
         raise ValueError(
             f"config.regime.real_fraction: {max_real_fraction} x M = {real_slots} real points per generation "
             f"(+ real_inflow {0 if has_truth else inflow_slots}) exceeds the real training set "
             f"({model.real_data_size}); lower it or raise config.model.real_data_size"
         )
-    use_statistics = (
-        name == "accumulate"
-        and base.supports(model, base.SufficientStatistics)
-        and not config.regime.get("keep_raw_pool", False)
-    )
+    keep_raw_pool = config.regime.get("keep_raw_pool", False)
+    use_statistics = keeps_statistics_pool(name, model, keep_raw_pool)
     curation = config.get("curation") or {}
     oversample = int(curation.get("oversample", 1))
     capacity = 0
-    if accumulating and not use_statistics:
+    if keeps_raw_pool(name, model, keep_raw_pool):
         batch_size = preserved_slots + real_slots + inflow_slots + samples * oversample
         capacity = model.real_data_size + config.num_generations * batch_size
     schedule = config.regime.get("real_fraction_schedule", "constant")
     return Regime(
-        name,
-        samples,
-        real_slots,
-        capacity,
-        use_statistics,
+        name=name,
+        samples_per_generation=samples,
+        real_slots=real_slots,
+        capacity=capacity,
+        use_statistics=use_statistics,
         schedule=schedule,
         inflow_slots=inflow_slots,
         preserved_slots=preserved_slots,

@@ -133,7 +133,7 @@ class TextCorpus(tfds.core.GeneratorBasedBuilder):
                 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TokenBlocks:
     """A corpus loaded into memory: split -> int32 [num_blocks, L], plus its tokenizer."""
 

@@ -24,17 +24,6 @@ from collapse_jax.models.fields import (  # noqa: F401  (re-exported: the declar
     without_unset,
 )
 
-
-def _check_keep_quantiles(value: Any) -> None:
-    from collapse_jax.core import curation
-
-    if not isinstance(value, (tuple, list)) or not value:  # quantile_pairs would fail on len() or an empty band
-        raise ValueError(
-            f"config.curation.keep_quantiles: must be a (low, high) pair or a tuple of pairs, got {value!r}"
-        )
-    curation.quantile_pairs(value)
-
-
 SAMPLINGS = ("points", "statistics")
 
 
@@ -120,21 +109,8 @@ def shared_fields() -> dict[str, Field]:
         "model.sampling": choice("points or exact sufficient statistics", SAMPLINGS),
         "curation.name": choice("curation stage", curation.CURATIONS, sweepable=True, noun="curation"),
         "curation.oversample": integer("candidates drawn per synthetic slot", low=1),
-        "curation.likelihood_reference": choice("model ranking candidates", curation.LIKELIHOOD_REFERENCES),
-        "curation.keep_quantiles": Field(
-            "any", "(low, high) band kept, or a tuple of bands", check=_check_keep_quantiles
-        ),
-        "curation.detector": choice("watermark detector", curation.DETECTORS),
-        "curation.keep_good": number(
-            "phi: keep probability of a good candidate", optional=True, sweepable=True, **probability
-        ),
-        "curation.keep_bad": number(
-            "psi: keep probability of a bad candidate", optional=True, sweepable=True, **probability
-        ),
-        "curation.true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **probability),
-        "curation.false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **probability),
-        "curation.watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
-        "curation.detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **probability),
+        # Each curation operator's own fields (knobs, detector, likelihood reference): declared in its table entry.
+        **curation.operator_config_fields(),
         # (0, 1]: the VAE's `is_good` accepts 1 (every real test image passes); families whose good region needs a
         # quantile below 1 refuse it in make_model (curation.good_region_mass).
         "curation.good_region_mass": number("truth mass is_good counts as good", low=0.0, high=1.0, low_open=True),

@@ -62,14 +62,14 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
     regime = make_regime(horizon_config, model, group.maxima)
     engine = Engine(
-        model,
-        regime,
-        model.reference(),
-        config.root_seed,
-        horizon,
-        config.chunk_generations,
-        1,
-        curation.make_curation(horizon_config, model),
+        model=model,
+        regime=regime,
+        reference=model.reference(),
+        root_seed=config.root_seed,
+        num_generations=horizon,
+        chunk_generations=config.chunk_generations,
+        chain_block=1,
+        curation=curation.make_curation(horizon_config, model),
     )
     setting = sweep.chain_block_setting(config)
     if setting == devices.AUTO_BLOCK:

@@ -28,7 +28,7 @@ OPTIONAL_STATIC_SWEEP_FIELDS = ("curation.name", "regime.real_fraction_schedule"
 LABEL_NAMES = {"regime.name": "regime", "curation.name": "curation"}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Group:
     """One static combination: its config (sweep fields set to scalars), its chains' knobs and global chain ids."""
 
@@ -127,7 +127,7 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
             f"samples; {config.model.name!r} is not one"
         )
     regime = config.regime.name
-    if regime == "accumulate_subsample" or (regime == "accumulate" and config.regime.get("keep_raw_pool", False)):
+    if regimes.keeps_raw_pool(regime, model, config.regime.get("keep_raw_pool", False)):
         raise ValueError(
             f"config.model.sampling: 'statistics' keeps no points, so regime {regime!r} with a raw pool cannot run; "
             f"use sampling = 'points'"
@@ -213,7 +213,9 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))
         next_chain += len(rows)
-        groups.append(Group(index, group_config, labels, knobs, chain_ids, maxima))
+        groups.append(
+            Group(index=index, config=group_config, labels=labels, knobs=knobs, chain_ids=chain_ids, maxima=maxima)
+        )
     return _shard(groups, next_chain, shard_index, num_shards) if num_shards > 1 else groups
 
 

@@ -17,7 +17,7 @@ PyTree = Any
 Knobs = dict[str, jax.Array]  # one chain's dynamic values (scalars inside vmap)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FamilySettings:
     """Engine settings a family may read, parsed once from the config (`family_settings`) and handed to make_model."""
 

@@ -23,6 +23,8 @@ class Field:
 
     kind: str
     doc: str
+    # The two every declaration names come first, positionally (`Field("int", "doc", low=1)`); the rest by keyword.
+    _: dataclasses.KW_ONLY
     low: float | None = None
     high: float | None = None
     low_open: bool = False

@@ -51,7 +51,7 @@ def expected_verified_refit(margin: Any, signal: float, flip: Any, keep_good: An
     return 1 - 2 * verified_error_rate(error_rate, keep_good, keep_bad) + boundary * margin / signal**2
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GaussianClassifierModel:
     """y ~ uniform{-1, +1}, x = y mu + N(0, I_d), mu = (signal, 0, ..., 0); data {"x": [n, d], "y", "y_true": [n]}.
 
@@ -189,4 +189,6 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> GaussianC
     real_data_size = model.get("real_data_size") or config.samples_per_generation
     if isinstance(real_data_size, bool) or not isinstance(real_data_size, numbers.Integral) or real_data_size < 1:
         raise ValueError(f"config.model.real_data_size: must be a positive integer or None, got {real_data_size!r}")
-    return GaussianClassifierModel(int(dim), float(signal), labeller, int(real_data_size))
+    return GaussianClassifierModel(
+        dim=int(dim), signal=float(signal), labeller=labeller, real_data_size=int(real_data_size)
+    )

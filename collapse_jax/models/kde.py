@@ -71,7 +71,7 @@ def truth_mixture(dataset: str, noise: float, factor: float, centers, cluster_st
     return np.stack([t * np.cos(t), t * np.sin(t)], axis=-1), noise
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class KernelDensityModel:
     """Static settings of the KDE family; params are {'centres': [capacity, 2], 'weights': [capacity], 'bandwidth'}."""
 

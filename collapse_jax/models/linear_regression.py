@@ -18,10 +18,11 @@ from collapse_jax.models.fields import integer, number
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
+# Reserved in the library's stream table, core/streams.py (LINEAR_REGRESSION_DESIGN), which a family may not import.
 DESIGN_STREAM = 2**31 - 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LinearRegressionModel:
     """y = x·w* + ε with x ~ N(0, I_d), ε ~ N(0, σ²), w* = 1/√d (unit norm); data = {"x": [n, d], "y": [n]}."""
 
@@ -178,4 +179,12 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LinearReg
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
     z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
-    return LinearRegressionModel(dim, design_size, root_seed, test_size, test_seed, mass, z)
+    return LinearRegressionModel(
+        dim=dim,
+        design_size=design_size,
+        root_seed=root_seed,
+        test_size=test_size,
+        test_seed=test_seed,
+        good_region_mass=mass,
+        good_residual_z=z,
+    )

@@ -5,7 +5,8 @@ block, checkpoints, plots, TensorBoard, an inactive `curation` block and the `re
 the same `--config.<field>=...` overrides (e.g. `--config.curation.name=likelihood_filter`). `finish(config)` lets
 every sweepable or optional field take a single value or a tuple, in Python as on the command line. Not a config
 itself (no `model` family): experiments/configs/gaussian.py is the smallest complete one. Declarations of every field
-(type, range, doc): collapse_jax/host/config_schema.py.
+(type, range, doc): collapse_jax/host/config_schema.py (a curation operator's own fields: its entry of the table in
+collapse_jax/core/curation.py).
 """
 
 import ml_collections
@@ -56,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Curation between sampling and the next pool (collapse_jax/core/curation.py; README "Mitigations"). Inactive
     # here: a run with this block as written computes exactly what it would without one. Knob fields left None are
-    # unset.
+    # unset. A new curation operator's fields go here too (None), so `--config.curation.<field>=` can set them.
     config.curation = ml_collections.ConfigDict()
     # none | likelihood_filter | verifier | watermark_filter; a tuple compiles once per value.
     config.curation.name = "none"

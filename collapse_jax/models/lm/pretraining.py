@@ -26,7 +26,7 @@ from collapse_jax.models.lm.transformer import Params, TransformerConfig, init_p
 FORMAT_VERSION = 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PretrainSettings:
     """How the base model is trained on the corpus' full training split (one run, one seed)."""
 

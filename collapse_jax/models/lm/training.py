@@ -15,7 +15,7 @@ import optax
 from collapse_jax.models.lm.transformer import Params, TransformerConfig, forward
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """Static optimisation settings of one generation (the peak learning rate is a per-chain knob)."""
 

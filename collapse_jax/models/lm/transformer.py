@@ -19,7 +19,7 @@ Cache = tuple[dict[str, jax.Array], ...]
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": functools.partial(jax.nn.gelu, approximate=False)}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TransformerConfig:
     """Static shape of the network (OPT-125m: vocab 50272, 12 layers, 768 wide, 12 heads, mlp 3072, 2048 positions)."""
 

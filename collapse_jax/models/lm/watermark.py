@@ -33,7 +33,7 @@ def pair_hash(key: int, previous: jax.Array, token: jax.Array) -> jax.Array:
     return _fmix32(seed + jnp.asarray(token).astype(jnp.uint32) * jnp.uint32(_GOLDEN))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Watermark:
     """Static watermark settings: the secret hash key and the green share gamma (Kirchenbauer et al. 2023).
 
