@@ -73,6 +73,8 @@ def _final_table(results: Results, metrics: list[str]) -> list[str]:
 
 def write_report(workdir: str, results: Results) -> str:
     """Write <workdir>/plots/<metric>.png for every metric and <workdir>/report.md linking them; returns its path."""
+    from collapse_jax.analysis import error_sources  # it draws with this module's pyplot and labels (a cycle at import)
+
     plot_dir = os.path.join(workdir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
     metrics = [m for m in results.metrics if m != "failed"]
@@ -95,6 +97,7 @@ def write_report(workdir: str, results: Results) -> str:
         *[f"![{m}](plots/{m}.png)" for m in metrics],
         "",
         *strength_sections(results, workdir),
+        *error_sources.section(results, workdir),
         "## Config",
         "",
         "```json",

@@ -1,0 +1,180 @@
+"""report.md's "error sources" section (issue 14): when a run sweeps Shumailov et al.'s three error switches, small
+multiples (one panel per switch combination, shared axes) of each report metric vs generation, and a drift table.
+
+Drift rate = the least-squares slope of log(metric) against generation over the last half of the run, per chain
+(median and 10-90% over chains): a constant relative change per generation, so 0 is "no drift after the first fit".
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from collapse_jax.analysis import breakdown
+from collapse_jax.analysis.plots import knob_label, plt
+from collapse_jax.analysis.results import Results
+
+# Results column (a static label) -> (the error source it switches, whether a value turns that source on).
+# Families name their switches this way (issue 14); a family with other names adds them here.
+SWITCHES = {
+    "population_fit": ("statistical", lambda value: not _truthy(value)),
+    "truth": ("expressivity", lambda value: str(value) != "gaussian"),
+    "fit_method": ("approximation", lambda value: str(value) != "exact"),
+}
+SOURCES = ("statistical", "expressivity", "approximation")
+
+
+def _truthy(value) -> bool:
+    return str(value).lower() in ("true", "1", "1.0")
+
+
+def swept_switches(results: Results) -> list[str]:
+    """The switch columns the run sweeps (two or more values)."""
+    return [name for name in SWITCHES if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
+
+
+def sources_on(labels: dict) -> tuple[str, ...]:
+    """The error sources a combination of switch values turns on (a switch the run lacks counts as its default)."""
+    return tuple(source for name, (source, on) in SWITCHES.items() if name in labels and on(labels[name]))
+
+
+def combination_title(labels: dict, switches: list[str]) -> str:
+    """'statistical + approximation' (the sources on), 'none' when all are off."""
+    on = [s for s in SOURCES if s in sources_on({k: labels[k] for k in switches})]
+    return " + ".join(on) if on else "none (all off)"
+
+
+def drift_rates(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
+    """Per chain: slope of log(values) vs generation over the last half of the recorded generations ([chains]).
+
+    NaN for a chain with a non-positive or non-finite value there (its log has no slope).
+    """
+    half = generations >= generations[-1] / 2.0
+    x, y = generations[half].astype(np.float64), values[:, half].astype(np.float64)
+    valid = np.all(np.isfinite(y) & (y > 0), axis=1)
+    logs = np.log(np.where(valid[:, None], y, 1.0))
+    centred = x - x.mean()
+    slopes = (logs - logs.mean(axis=1, keepdims=True)) @ centred / np.sum(centred**2)
+    return np.where(valid, slopes, np.nan)
+
+
+def halving_generation(median: np.ndarray, generations: np.ndarray) -> float | None:
+    """First generation where the median falls to half its generation-0 value (linear interpolation); None: never."""
+    target = 0.5 * median[0]
+    below = np.flatnonzero(median <= target)
+    if not np.isfinite(target) or target <= 0 or len(below) == 0:
+        return None
+    i = below[0]
+    if i == 0:
+        return float(generations[0])
+    x0, x1, y0, y1 = generations[i - 1], generations[i], median[i - 1], median[i]
+    return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+
+
+def _lines(results: Results, switches: list[str]) -> list[dict]:
+    """One entry per knob group: its panel (switch values), legend (the other labels) and chain indices."""
+    entries = []
+    for labels, indices in results.knob_groups():
+        switch_labels = {k: labels[k] for k in switches if k in labels}
+        others = {
+            k: v
+            for k, v in labels.items()
+            if k not in SWITCHES and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
+        }
+        entries.append({"switches": switch_labels, "others": others, "indices": indices})
+    entries.sort(key=lambda e: (len(sources_on(e["switches"])), [SOURCES.index(s) for s in sources_on(e["switches"])]))
+    return entries
+
+
+def plot_small_multiples(results: Results, metric: str, switches: list[str], path: str) -> None:
+    """One panel per switch combination (shared axes): median and 10-90% band over chains vs generation."""
+    entries = _lines(results, switches)
+    panels = list(dict.fromkeys(tuple(sorted(e["switches"].items())) for e in entries))
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.7 * rows), sharex=True, sharey=True)
+    axes = np.atleast_1d(axes).ravel()
+    generations = results.generations
+    values = results.metrics[metric]
+    positive = values[np.isfinite(values)]
+    log_scale = positive.size > 0 and positive.min() > 0 and np.nanquantile(positive, 0.9) / positive.min() > 100
+    for axis, panel in zip(axes, panels):
+        labels = dict(panel)
+        for entry in (e for e in entries if tuple(sorted(e["switches"].items())) == panel):
+            chains = values[entry["indices"]]
+            chains = chains[~results.failed[entry["indices"]]]
+            if chains.size == 0:
+                continue
+            q10, median, q90 = np.nanquantile(chains, [0.1, 0.5, 0.9], axis=0)
+            label = knob_label(entry["others"]) if entry["others"] else None
+            (line,) = axis.plot(generations, median, linewidth=1.4, label=label)
+            axis.fill_between(generations, q10, q90, color=line.get_color(), alpha=0.2, linewidth=0)
+        if metric.endswith("ratio"):
+            axis.axhline(1.0, color="0.5", linewidth=0.6, linestyle=":")  # the truth's value of a ratio metric
+        axis.set_title(combination_title(labels, switches), fontsize=9)
+        axis.grid(alpha=0.3)
+        if log_scale:
+            axis.set_yscale("log")
+        if axis.get_legend_handles_labels()[1] and len(axis.get_legend_handles_labels()[1]) > 1:
+            axis.legend(fontsize=6, loc="best")
+    for axis in axes[len(panels) :]:
+        axis.set_visible(False)
+    for axis in axes[-columns:]:
+        axis.set_xlabel("generation")
+    for axis in axes[::columns]:
+        axis.set_ylabel(metric)
+    figure.suptitle(f"{metric} by error source switched on: median over chains, 10-90% band", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _cell(values: np.ndarray) -> str:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return "n/a"
+    q10, median, q90 = np.quantile(values, [0.1, 0.5, 0.9])
+    return f"{median:+.2e} [{q10:+.1e}, {q90:+.1e}]"
+
+
+def section(results: Results, output: str, make_plots: bool = True) -> list[str]:
+    """The "error sources" section of report.md (empty unless the run sweeps at least one switch)."""
+    switches = swept_switches(results)
+    if not switches:
+        return []
+    metrics = breakdown.settings(results.config, list(results.metrics)).metrics
+    generations = results.generations
+    lines = [
+        "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors)",
+        "",
+        f"Switches swept: {', '.join(f'`{s}` ({SWITCHES[s][0]})' for s in switches)}. One panel per combination, "
+        "titled by the sources switched on; shared axes. Drift rate: per chain, the slope of log(metric) against "
+        f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
+        "Halves at: the generation where the median first falls to half its generation-0 value.",
+        "",
+    ]
+    for metric in metrics:
+        lines += [f"### {metric}", ""]
+        if make_plots:
+            name = f"error_sources_{metric}.png"
+            plot_small_multiples(results, metric, switches, os.path.join(output, "plots", name))
+            lines += [f"![{metric} by error source](plots/{name})", ""]
+        lines += [
+            "| sources on | line | chains | gen 0 median | final median | drift rate / generation | halves at |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in _lines(results, switches):
+            indices = entry["indices"][~results.failed[entry["indices"]]]
+            values = results.metrics[metric][indices]
+            if values.size == 0:
+                continue
+            median = np.nanmedian(values, axis=0)
+            halves = halving_generation(median, generations)
+            lines.append(
+                f"| {combination_title(entry['switches'], switches)} | {knob_label(entry['others'])} | "
+                f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | "
+                f"{_cell(drift_rates(values, generations))} | {'-' if halves is None else f'{halves:.1f}'} |"
+            )
+        lines.append("")
+    return lines

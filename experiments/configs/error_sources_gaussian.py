@@ -1,0 +1,66 @@
+"""Shumailov et al.'s three sources of error on the Gaussian, switched on and off independently: the 2 x 2 x 2 sweep.
+
+Paper setting: Shumailov et al. (2024, "AI models collapse when trained on recursively generated data"), Sec. 3's
+statistical approximation error (finite M), functional expressivity error (one Gaussian for the two-Gaussian mixture
+0.5 N(-a, s^2) + 0.5 N(a, s^2)) and functional approximation error (the learning procedure: here k steps of gradient
+descent on the NLL from a fixed initialization). Each switch is a static field, so the 8 combinations are 8 compiled
+groups in one results table; the report's "error sources" section draws one panel per combination.
+  statistical   on: fit M = 100 samples of the previous model;  off: population_fit (fit the model itself)
+  expressivity  on: truth = mixture (a = 3, s = 2);              off: truth = gaussian N(0, s^2)
+  approximation on: 40 gradient steps (eta 0.05) from N(0, 1);   off: the exact moment fit
+Measured decomposition and figures: notes/error_sources.md.
+
+Launch:  python -m experiments.main --config=experiments/configs/error_sources_gaussian.py --workdir=/tmp/es_gauss
+Report:  <workdir>/report.md (or python -m experiments.report --workdir=/tmp/es_gauss --output=/tmp/es_gauss_report)
+Runtime: RUNTIME_PLACEHOLDER
+"""
+
+import ml_collections
+
+from experiments.configs import common
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = common.get_config()  # the shared run fields (seeds, sizes, chunking, checkpoints, curation, report)
+    # Chains per combination: 200 seeds put the 10-90% bands within a few percent of their limit.
+    config.seeds = 200
+    config.num_generations = 100
+    # M: statistical error at M = 100, the size of SCIENCE.md's closed forms ((1 - 1/M)^n).
+    config.samples_per_generation = 100
+    # Replace with no real data: the regime in which every source compounds.
+    config.regime.name = "replace"
+    config.regime.real_fraction = 0.0
+
+    # Model family: collapse_jax/models/gaussian.py.
+    config.model.name = "gaussian"
+    config.model.dim = 1
+    # The truth's location mu0 and scale s (the mixture's components are N(mu0 +- a, s^2); the fixed descent
+    # initialization N(0, 1) lies below both truths' scale, so the approximation error pulls the variance down).
+    config.model.true_mean = 0.0
+    config.model.true_std = 2.0
+    config.model.estimator = "mle"
+    config.model.sampling_bias = 1.0
+    config.model.real_data_size = None
+    config.model.test_size = 10_000
+    # Exact sufficient statistics instead of points (same law; population_fit needs this path).
+    config.model.sampling = "statistics"
+    # Expressivity switch: gaussian (inside the family) or mixture (outside it).
+    config.model.truth = ("gaussian", "mixture")
+    # a: the mixture's half-distance between its two components (a > s: bimodal).
+    config.model.truth_separation = 3.0
+    # nu: unused here (the Student-t truth; experiments/configs/tails_first_student_t.py).
+    config.model.truth_dof = 3.0
+    # Statistical switch: False = fit M samples (on), True = fit the previous model's distribution (off).
+    config.model.population_fit = (False, True)
+    # Approximation switch: exact moments (off) or gradient descent (on).
+    config.model.fit_method = ("exact", "gradient_descent")
+    # The descent: k steps of size eta from the fixed N(0, 1), no L2 (chain knobs: a tuple sweeps in one compile).
+    config.model.fit_steps = 40
+    config.model.learning_rate = 0.05
+    config.model.fit_init = "fixed"
+    config.model.l2_log_scale = 0.0
+
+    # The error-sources section draws these metrics (trace_ratio: the variance; tail_mass_ratio: the 1%/99% tails;
+    # w2_sq_to_truth: the distance that sees the expressivity error, which the moment-matched variance hides).
+    config.report.metrics = ("trace_ratio", "tail_mass_ratio", "w2_sq_to_truth")
+    return common.finish(config)
