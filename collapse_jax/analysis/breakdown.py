@@ -107,7 +107,7 @@ def numeric_swept_knobs(results: Results) -> list[str]:
     swept = []
     for name in results.group_fields:
         values = results.knobs[name]
-        if values.dtype.kind not in "biuf":
+        if values.dtype.kind not in "iuf":  # a True/False switch (population_fit) is no strength axis
             continue
         finite = np.unique(values[np.isfinite(values.astype(np.float64))])
         if finite.size > 1:

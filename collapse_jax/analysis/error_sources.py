@@ -59,17 +59,20 @@ def drift_rates(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
     return np.where(valid, slopes, np.nan)
 
 
-def halving_generation(median: np.ndarray, generations: np.ndarray) -> float | None:
-    """First generation where the median falls to half its generation-0 value (linear interpolation); None: never."""
-    target = 0.5 * median[0]
-    below = np.flatnonzero(median <= target)
-    if not np.isfinite(target) or target <= 0 or len(below) == 0:
-        return None
-    i = below[0]
-    if i == 0:
-        return float(generations[0])
+def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[str, float | None]:
+    """("/2" or "x2", g): the first generation g where a falling median reaches half its generation-0 value, or a
+    rising one twice it (linear interpolation between recorded generations); g None: not within the run."""
+    start = median[0]
+    falling = median[-1] <= start
+    target = 0.5 * start if falling else 2.0 * start
+    if not np.isfinite(start) or start <= 0:
+        return ("/2" if falling else "x2"), None
+    crossed = np.flatnonzero(median <= target) if falling else np.flatnonzero(median >= target)
+    if len(crossed) == 0:
+        return ("/2" if falling else "x2"), None
+    i = crossed[0]
     x0, x1, y0, y1 = generations[i - 1], generations[i], median[i - 1], median[i]
-    return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+    return ("/2" if falling else "x2"), float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
 
 
 def _lines(results: Results, switches: list[str]) -> list[dict]:
@@ -83,6 +86,11 @@ def _lines(results: Results, switches: list[str]) -> list[dict]:
             if k not in SWITCHES and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
         }
         entries.append({"switches": switch_labels, "others": others, "indices": indices})
+    # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the
+    # panel's own setting, not a line's).
+    for entry in entries:
+        mates = [e["others"] for e in entries if e["switches"] == entry["switches"]]
+        entry["others"] = {k: v for k, v in entry["others"].items() if len({str(m.get(k)) for m in mates}) > 1}
     entries.sort(key=lambda e: (len(sources_on(e["switches"])), [SOURCES.index(s) for s in sources_on(e["switches"])]))
     return entries
 
@@ -97,8 +105,16 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
     axes = np.atleast_1d(axes).ravel()
     generations = results.generations
     values = results.metrics[metric]
-    positive = values[np.isfinite(values)]
-    log_scale = positive.size > 0 and positive.min() > 0 and np.nanquantile(positive, 0.9) / positive.min() > 100
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    # Log scale when nearly every value is positive and the bulk spans decades (a collapsing tail mass reaches 1e-9);
+    # the floor keeps a few underflowed zeros from stretching the axis.
+    log_scale = (
+        positive.size >= 0.95 * max(finite.size, 1)
+        and positive.size > 0
+        and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
+    )
+    floor = max(positive.min(), 1e-6 * positive.max()) if log_scale else None
     for axis, panel in zip(axes, panels):
         labels = dict(panel)
         for entry in (e for e in entries if tuple(sorted(e["switches"].items())) == panel):
@@ -118,6 +134,8 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
             axis.set_yscale("log")
         if axis.get_legend_handles_labels()[1] and len(axis.get_legend_handles_labels()[1]) > 1:
             axis.legend(fontsize=6, loc="best")
+    if log_scale:  # once all panels are drawn: setting it earlier would freeze the shared axis at the first panel's
+        axes[0].set_ylim(floor, 2.0 * positive.max())
     for axis in axes[len(panels) :]:
         axis.set_visible(False)
     for axis in axes[-columns:]:
@@ -151,7 +169,8 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
         f"Switches swept: {', '.join(f'`{s}` ({SWITCHES[s][0]})' for s in switches)}. One panel per combination, "
         "titled by the sources switched on; shared axes. Drift rate: per chain, the slope of log(metric) against "
         f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
-        "Halves at: the generation where the median first falls to half its generation-0 value.",
+        "Last column: the generation where the median first falls to half (/2) or rises to twice (x2) its generation-0 "
+        "value.",
         "",
     ]
     for metric in metrics:
@@ -161,7 +180,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             plot_small_multiples(results, metric, switches, os.path.join(output, "plots", name))
             lines += [f"![{metric} by error source](plots/{name})", ""]
         lines += [
-            "| sources on | line | chains | gen 0 median | final median | drift rate / generation | halves at |",
+            "| sources on | line | chains | gen 0 median | final median | drift rate / generation | /2 or x2 at |",
             "|---|---|---|---|---|---|---|",
         ]
         for entry in _lines(results, switches):
@@ -170,11 +189,11 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             if values.size == 0:
                 continue
             median = np.nanmedian(values, axis=0)
-            halves = halving_generation(median, generations)
+            direction, crossing = factor_two_generation(median, generations)
             lines.append(
                 f"| {combination_title(entry['switches'], switches)} | {knob_label(entry['others'])} | "
-                f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | "
-                f"{_cell(drift_rates(values, generations))} | {'-' if halves is None else f'{halves:.1f}'} |"
+                f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | {_cell(drift_rates(values, generations))} | "
+                f"{'-' if crossing is None else f'{direction} at {crossing:.1f}'} |"
             )
         lines.append("")
     return lines
