@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
+import matplotlib
 
-from collapse_jax.analysis import breakdown
-from collapse_jax.analysis.plots import knob_label, plt
-from collapse_jax.analysis.results import Results
+matplotlib.use("Agg")  # headless machines and clusters have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from collapse_jax.analysis import breakdown  # noqa: E402
+from collapse_jax.analysis.breakdown import knob_label  # noqa: E402
+from collapse_jax.analysis.results import Results  # noqa: E402
 
 # Results column (a static label) -> (the error source it switches, whether a value turns that source on).
 # Families name their switches this way (issue 14); a family with other names adds them here.

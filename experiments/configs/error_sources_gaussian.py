@@ -24,12 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()  # the shared run fields (seeds, sizes, chunking, checkpoints, curation, report)
     # Chains per combination: 200 seeds put the 10-90% bands within a few percent of their limit.
     config.seeds = 200
-    config.num_generations = 100
-    # M: statistical error at M = 100, the size of SCIENCE.md's closed forms ((1 - 1/M)^n).
-    config.samples_per_generation = 100
-    # Replace with no real data: the regime in which every source compounds.
-    config.regime.name = "replace"
-    config.regime.real_fraction = 0.0
+    # common.py's 100 generations of M = 100 (SCIENCE.md's (1 - 1/M)^n scale), replace with no real data: the regime
+    # in which every source compounds.
 
     # Model family: collapse_jax/models/gaussian.py.
     config.model.name = "gaussian"

@@ -19,10 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()  # the shared run fields (seeds, sizes, chunking, checkpoints, curation, report)
     # 500 chains per truth: the median's generation-to-halve is then known to a few generations.
     config.seeds = 500
+    # 200 generations of common.py's M = 100, replace with no real data.
     config.num_generations = 200
-    config.samples_per_generation = 100
-    config.regime.name = "replace"
-    config.regime.real_fraction = 0.0
 
     # Model family: collapse_jax/models/gaussian.py; the truth is mu0 + s T_nu (or N(mu0, s^2)).
     config.model.name = "gaussian"
