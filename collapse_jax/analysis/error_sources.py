@@ -19,12 +19,13 @@ from collapse_jax.analysis import breakdown  # noqa: E402
 from collapse_jax.analysis.breakdown import knob_label  # noqa: E402
 from collapse_jax.analysis.results import Results  # noqa: E402
 
-# Results column (a static label) -> (the error source it switches, whether a value turns that source on).
-# Families name their switches this way (issue 14); a family with other names adds them here.
+# Results column (a static label) -> (the error source it switches, whether a value turns that source on, the value
+# a run without the column has: statistical error on, the truth inside the family, the exact fit). Families name
+# their switches this way (issue 14); a family with other names adds them here.
 SWITCHES = {
-    "population_fit": ("statistical", lambda value: not _truthy(value)),
-    "truth": ("expressivity", lambda value: str(value) != "gaussian"),
-    "fit_method": ("approximation", lambda value: str(value) != "exact"),
+    "population_fit": ("statistical", lambda value: not _truthy(value), False),
+    "truth": ("expressivity", lambda value: str(value) != "gaussian", "gaussian"),
+    "fit_method": ("approximation", lambda value: str(value) != "exact", "exact"),
 }
 SOURCES = ("statistical", "expressivity", "approximation")
 
@@ -40,12 +41,14 @@ def swept_switches(results: Results) -> list[str]:
 
 def sources_on(labels: dict) -> tuple[str, ...]:
     """The error sources a combination of switch values turns on (a switch the run lacks counts as its default)."""
-    return tuple(source for name, (source, on) in SWITCHES.items() if name in labels and on(labels[name]))
+    return tuple(
+        source for name, (source, on, default) in SWITCHES.items() if on(labels[name] if name in labels else default)
+    )
 
 
-def combination_title(labels: dict, switches: list[str]) -> str:
+def combination_title(labels: dict) -> str:
     """'statistical + approximation' (the sources on), 'none' when all are off."""
-    on = [s for s in SOURCES if s in sources_on({k: labels[k] for k in switches})]
+    on = sources_on(labels)
     return " + ".join(on) if on else "none (all off)"
 
 
@@ -79,11 +82,12 @@ def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[
     return ("/2" if falling else "x2"), float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
 
 
-def _lines(results: Results, switches: list[str]) -> list[dict]:
+def _lines(results: Results) -> list[dict]:
     """One entry per knob group: its panel (switch values), legend (the other labels) and chain indices."""
     entries = []
     for labels, indices in results.knob_groups():
-        switch_labels = {k: labels[k] for k in switches if k in labels}
+        # Every switch column the run has (swept or not: a fixed population_fit still says which sources are on).
+        switch_labels = {k: labels.get(k, results.knobs[k][indices[0]]) for k in SWITCHES if k in results.knobs}
         others = {
             k: v
             for k, v in labels.items()
@@ -101,7 +105,7 @@ def _lines(results: Results, switches: list[str]) -> list[dict]:
 
 def plot_small_multiples(results: Results, metric: str, switches: list[str], path: str) -> None:
     """One panel per switch combination (shared axes): median and 10-90% band over chains vs generation."""
-    entries = _lines(results, switches)
+    entries = _lines(results)
     panels = list(dict.fromkeys(tuple(sorted(e["switches"].items())) for e in entries))
     columns = min(4, len(panels))
     rows = -(-len(panels) // columns)
@@ -111,13 +115,9 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
     values = results.metrics[metric]
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
-    # Log scale when nearly every value is positive and the bulk spans decades (a collapsing tail mass reaches 1e-9);
-    # the floor keeps a few underflowed zeros from stretching the axis.
-    log_scale = (
-        positive.size >= 0.95 * max(finite.size, 1)
-        and positive.size > 0
-        and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
-    )
+    # Log scale when the positive values span decades (a collapsing tail mass reaches 1e-9, or underflows to 0): the
+    # bands are clipped at a floor 1e-6 below the largest value, so zeros draw at the bottom edge.
+    log_scale = positive.size > 0 and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
     floor = max(positive.min(), 1e-6 * positive.max()) if log_scale else None
     for axis, panel in zip(axes, panels):
         labels = dict(panel)
@@ -127,12 +127,14 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
             if chains.size == 0:
                 continue
             q10, median, q90 = np.nanquantile(chains, [0.1, 0.5, 0.9], axis=0)
+            if log_scale:
+                q10, median, q90 = (np.maximum(q, floor) for q in (q10, median, q90))
             label = knob_label(entry["others"]) if entry["others"] else None
             (line,) = axis.plot(generations, median, linewidth=1.4, label=label)
             axis.fill_between(generations, q10, q90, color=line.get_color(), alpha=0.2, linewidth=0)
         if metric.endswith("ratio"):
             axis.axhline(1.0, color="0.5", linewidth=0.6, linestyle=":")  # the truth's value of a ratio metric
-        axis.set_title(combination_title(labels, switches), fontsize=9)
+        axis.set_title(combination_title(labels), fontsize=9)
         axis.grid(alpha=0.3)
         if log_scale:
             axis.set_yscale("log")
@@ -171,7 +173,8 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
         "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors)",
         "",
         f"Switches swept: {', '.join(f'`{s}` ({SWITCHES[s][0]})' for s in switches)}. One panel per combination, "
-        "titled by the sources switched on; shared axes. Drift rate: per chain, the slope of log(metric) against "
+        "titled by the sources switched on (a switch not swept counts at its value in the run); shared axes. "
+        "Drift rate: per chain, the slope of log(metric) against "
         f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
         "Last column: the generation where the median first falls to half (/2) or rises to twice (x2) its generation-0 "
         "value.",
@@ -187,7 +190,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             "| sources on | line | chains | gen 0 median | final median | drift rate / generation | /2 or x2 at |",
             "|---|---|---|---|---|---|---|",
         ]
-        for entry in _lines(results, switches):
+        for entry in _lines(results):
             indices = entry["indices"][~results.failed[entry["indices"]]]
             values = results.metrics[metric][indices]
             if values.size == 0:
@@ -195,7 +198,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             median = np.nanmedian(values, axis=0)
             direction, crossing = factor_two_generation(median, generations)
             lines.append(
-                f"| {combination_title(entry['switches'], switches)} | {knob_label(entry['others'])} | "
+                f"| {combination_title(entry['switches'])} | {knob_label(entry['others'])} | "
                 f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | {_cell(drift_rates(values, generations))} | "
                 f"{'-' if crossing is None else f'{direction} at {crossing:.1f}'} |"
             )
