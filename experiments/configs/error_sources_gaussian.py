@@ -12,7 +12,9 @@ Measured decomposition and figures: notes/error_sources.md.
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_gaussian.py --workdir=/tmp/es_gauss
 Report:  <workdir>/report.md (or python -m experiments.report --workdir=/tmp/es_gauss --output=/tmp/es_gauss_report)
-Runtime: RUNTIME_PLACEHOLDER
+Runtime: 7 min 12 s on the shared 2-core CPU (8 compiles; the job had ~20% of the CPU), report included.
+Result (notes/error_sources.md): median trace ratio at generation 100: all three on 0.084, statistical alone 0.116,
+         approximation alone 0.430, expressivity alone 1 (it only sets the first fit); all off: 1 at every generation.
 """
 
 import ml_collections

