@@ -31,7 +31,11 @@ FIT_METHODS = ("exact", "gradient_descent")
 FIT_INITS = ("previous", "fixed")
 METRIC_NAMES = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
 # Knobs of the gradient-descent fit (per chain; fit_steps runs up to the sweep's largest k, masked per chain).
-DESCENT_KNOBS = {"fit_steps": "model.fit_steps", "learning_rate": "model.learning_rate", "l2_log_scale": "model.l2_log_scale"}
+DESCENT_KNOBS = {
+    "fit_steps": "model.fit_steps",
+    "learning_rate": "model.learning_rate",
+    "l2_log_scale": "model.l2_log_scale",
+}
 
 
 @dataclasses.dataclass(frozen=True)
