@@ -47,6 +47,13 @@ def _positive_tolerance(field: str, value: Any) -> float:
     return float(value)
 
 
+def knob_label(labels: dict) -> str:
+    """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
+    # A knob the group lacks (None: e.g. a schedule's end under the constant schedule) is left out of its name.
+    shown = {k: v for k, v in labels.items() if v is not None}
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "all chains"
+
+
 def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:
     """Read and validate config['report'] (absent: every non-bookkeeping metric, tolerance 0.5, no overlays).
 
@@ -107,7 +114,7 @@ def numeric_swept_knobs(results: Results) -> list[str]:
     swept = []
     for name in results.group_fields:
         values = results.knobs[name]
-        if values.dtype.kind not in "biuf":
+        if values.dtype.kind not in "iuf":  # a True/False switch (population_fit) is no strength axis
             continue
         finite = np.unique(values[np.isfinite(values.astype(np.float64))])
         if finite.size > 1:

@@ -14,15 +14,9 @@ matplotlib.use("Agg")  # headless machines and clusters have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse_jax.analysis import breakdown  # noqa: E402
+from collapse_jax.analysis import breakdown, error_sources  # noqa: E402
+from collapse_jax.analysis.breakdown import knob_label  # noqa: E402, F401  (plots.knob_label: image_grids uses it)
 from collapse_jax.analysis.results import Results  # noqa: E402
-
-
-def knob_label(labels: dict) -> str:
-    """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
-    # A knob the group lacks (None: e.g. a schedule's end under the constant schedule) is left out of its name.
-    shown = {k: v for k, v in labels.items() if v is not None}
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "all chains"
 
 
 def _spans_decades(rows: list[dict]) -> bool:
@@ -95,6 +89,7 @@ def write_report(workdir: str, results: Results) -> str:
         *[f"![{m}](plots/{m}.png)" for m in metrics],
         "",
         *strength_sections(results, workdir),
+        *error_sources.section(results, workdir),
         "## Config",
         "",
         "```json",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from collapse_jax.analysis import aggregate, breakdown, plots
+from collapse_jax.analysis import aggregate, breakdown, error_sources, plots
 from collapse_jax.analysis.results import Results
 from collapse_jax.store.workdir_io import PREEMPTED_EXIT_CODE
 
@@ -71,6 +71,7 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
             plots.plot_metric(merged, metric, os.path.join(output, "plots", f"{metric}_vs_generation.png"))
             lines += [f"![{metric} vs generation](plots/{metric}_vs_generation.png)", ""]
     lines += plots.strength_sections(merged, output, make_plots)
+    lines += error_sources.section(merged, output, make_plots)
     path = os.path.join(output, "report.md")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -146,6 +146,8 @@ def static_sweep_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     family = base.family_class(config.model.name)  # read from the class: the config still holds tuples here
     optional = tuple(path for path in OPTIONAL_STATIC_SWEEP_FIELDS if _has_field(config, path))
     own = tuple(family.static_sweep_fields) if base.supports(family, base.StaticSweepFields) else ()
+    # A family's static field the config leaves out takes the family's default: one group, no label column.
+    own = tuple(path for path in own if _has_field(config, path))
     return ENGINE_STATIC_SWEEP_FIELDS + optional + own
 
 

@@ -9,6 +9,8 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.special  # a dependency of jax itself; host-side float64 quantiles only
 
 
 def spectrum(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -148,4 +150,61 @@ def chi_square_quantile(mass: float, dim: int) -> float:
     for _ in range(200):
         middle = 0.5 * (low + high)
         low, high = (middle, high) if cdf(middle) < mass else (low, middle)
+    return 0.5 * (low + high)
+
+
+# The truth's tails for tail_mass_ratio: below its TAIL_PROBABILITY quantile and above its 1 - TAIL_PROBABILITY one.
+TAIL_PROBABILITY = 0.01
+
+
+def normal_tail_masses(mean: jax.Array, std: jax.Array, low: jax.Array, high: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """P(X < low) and P(X > high) for X ~ N(mean, std^2), elementwise; std = 0 is a point mass at `mean`.
+
+    Phi((low - mu) / s) and Phi((mu - high) / s) through ndtr, accurate far into the tails (no 1 - Phi cancellation).
+    """
+    positive = std > 0
+    safe = jnp.where(positive, std, 1.0)
+    below = jnp.where(positive, jax.scipy.special.ndtr((low - mean) / safe), (mean < low).astype(jnp.float32))
+    above = jnp.where(positive, jax.scipy.special.ndtr((mean - high) / safe), (mean > high).astype(jnp.float32))
+    return below, above
+
+
+def mixture_tail_masses(
+    weights: jax.Array, means: jax.Array, stds: jax.Array, low: jax.Array, high: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Per-coordinate tail masses of sum_k w_k N(m_k, diag(s_k^2)): weights [k], means and stds [k, d], low/high [d].
+
+    Each coordinate's marginal is the 1-D mixture sum_k w_k N(m_kj, s_kj^2); returns (P(X_j < low_j), P(X_j > high_j)),
+    each [d]. A full-covariance component passes s_kj = sqrt(Sigma_k[j, j]) (the marginal needs only the diagonal).
+    """
+    below, above = normal_tail_masses(means, stds, low, high)
+    return weights @ below, weights @ above
+
+
+def tail_mass_ratio(
+    model_cdf_low: jax.Array, model_sf_high: jax.Array, truth_mass: float = 2 * TAIL_PROBABILITY
+) -> jax.Array:
+    """(F(q_low) + 1 - F(q_high)) / truth_mass, averaged over coordinates (issue 14's `tail_mass_ratio`).
+
+    F is the model's (marginal) CDF, q_low / q_high the truth's 1% / 99% quantiles (so truth_mass = 0.02): 1 when the
+    model's tails hold the truth's mass, < 1 when rare events are lost ("tails first", Shumailov et al. 2024), > 1
+    when the model is heavier-tailed. Arguments are [d] (or scalars) from normal_tail_masses / mixture_tail_masses.
+    """
+    return jnp.mean((model_cdf_low + model_sf_high) / truth_mass)
+
+
+def normal_mixture_quantile(weights, means, stds, probability: float) -> np.ndarray:
+    """Host-side, float64: the `probability` quantile of each coordinate's marginal sum_k w_k N(m_kj, s_kj^2).
+
+    weights [k], means and stds [k, d] (array-likes); returns [d]. Bisection on the marginal CDF to 1e-12 (a truth's
+    tail quantiles are computed once, when the family is built).
+    """
+    weights = np.asarray(weights, np.float64)
+    means, stds = np.atleast_2d(np.asarray(means, np.float64)), np.atleast_2d(np.asarray(stds, np.float64))
+    spread = 40.0 * stds.max(axis=0)
+    low, high = means.min(axis=0) - spread, means.max(axis=0) + spread
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        cdf = weights @ scipy.special.ndtr((middle - means) / stds)
+        low, high = np.where(cdf < probability, middle, low), np.where(cdf < probability, high, middle)
     return 0.5 * (low + high)

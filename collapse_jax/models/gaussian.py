@@ -1,11 +1,18 @@
 """d-dimensional Gaussian fitted by MLE or the unbiased estimator, sampled with a per-chain bias lambda.
 
 Reproduces the Gaussian collapse of Shumailov et al. (2024, Thm 3.1), Kazdan et al. ("Collapse or Thrive?") and MAD.
+Shumailov et al.'s three sources of error switch independently (issue 14; notes/error_sources.md):
+statistical: `population_fit = True` fits the previous model's distribution itself (exact moment matching, through
+`sampling = "statistics"` with the statistics at their population values); expressivity: `truth = "mixture"` or
+`"student_t"` (one dimension) lies outside the family; approximation: `fit_method = "gradient_descent"` (k steps on
+the mean NLL in (mu, log sigma), diagonal covariance, from the previous params or the fixed N(0, I), optional L2 on
+log sigma).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -13,12 +20,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.models import _metrics as metrics
+from collapse_jax.models._gaussian_truths import TRUTHS, Truth
 from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.fields import choice, integer, number
+from collapse_jax.models.fields import Field, choice, integer, number
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
 # Up to this d, scatter matrices are sums of outer products (elementwise); above it, one matmul per chain.
 SMALL_DIMENSION = 8
+FIT_METHODS = ("exact", "gradient_descent")
+FIT_INITS = ("previous", "fixed")
+METRIC_NAMES = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
+# Knobs of the gradient-descent fit (per chain; fit_steps runs up to the sweep's largest k, masked per chain).
+DESCENT_KNOBS = {
+    "fit_steps": "model.fit_steps",
+    "learning_rate": "model.learning_rate",
+    "l2_log_scale": "model.l2_log_scale",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +50,20 @@ class GaussianModel:
     test_size: int
     # Verifier's "good" region: |x - mu0|^2 / s^2 <= chi2_d quantile of mass curation.good_region_mass (default 0.95).
     good_radius_sq: float = 0.0
-    knob_fields = {"sampling_bias": "model.sampling_bias"}
+    # Issue 14's switches (defaults: today's family). truth: where the real data come from (true_std is its scale s).
+    truth: Truth | None = None
+    population_fit: bool = False  # statistics at their population values: the statistical error is off
+    fit_method: str = "exact"
+    fit_init: str = "previous"
+    max_fit_steps: int = 0  # the sweep's largest k (the descent loop's static length)
+    # tail_mass_ratio joins the metrics when config.model.truth is set, so workdirs written before it keep resuming.
+    metric_names: tuple[str, ...] = METRIC_NAMES
+    knob_fields: dict = dataclasses.field(
+        default_factory=lambda: {"sampling_bias": "model.sampling_bias"}, compare=False, hash=False
+    )
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples = False
-    metric_names = ("mean_sq_error", "trace_ratio", "logdet_ratio", "w2_sq_to_truth", "nll_real_test")
+    static_sweep_fields = ("model.truth", "model.population_fit", "model.fit_method", "model.fit_init")
 
     # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
     config_fields = {
@@ -47,23 +74,71 @@ class GaussianModel:
         "sampling_bias": number("lambda: sample from N(mu, lambda Sigma)", low=0.0, sweepable=True),
         "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "test_size": integer("held-out real points for nll_real_test", low=1),
+        "truth": choice(
+            "gaussian | mixture | student_t (one compile each; None: gaussian)",
+            TRUTHS,
+            optional=True,
+            sweepable=True,
+            noun="truth",
+        ),
+        "truth_separation": number("a: the mixture truth is 0.5 N(mu0 - a, s^2) + 0.5 N(mu0 + a, s^2)", low=0.0),
+        "truth_dof": number("nu: the student_t truth is mu0 + s T_nu", low=2.0, low_open=True),
+        "population_fit": Field(
+            "bool", "fit the previous model's distribution itself (statistical error off)", sweepable=True
+        ),
+        "fit_method": choice(
+            "exact (moments) or gradient_descent (approximation error on)",
+            FIT_METHODS,
+            sweepable=True,
+            noun="fit method",
+        ),
+        "fit_steps": integer("k: gradient steps per fit (a chain knob)", low=1, sweepable=True),
+        "learning_rate": number(
+            "eta: gradient-descent step size (a chain knob)", low=0.0, low_open=True, sweepable=True
+        ),
+        "fit_init": choice(
+            "descent starts at the previous params or at the fixed N(0, I)",
+            FIT_INITS,
+            sweepable=True,
+            noun="initialization",
+        ),
+        "l2_log_scale": number(
+            "L2 penalty (l2 / 2) sum_j (log sigma_j)^2 on the descent (a chain knob)", low=0.0, sweepable=True
+        ),
     }
 
+    @property
+    def _truth(self) -> Truth:
+        return self.truth if self.truth is not None else Truth("gaussian", self.true_mean, self.true_std)
+
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
-        """Draw from the true distribution N(true_mean * 1, true_std^2 I)."""
-        return self.true_mean + self.true_std * jax.random.normal(key, (num_samples, self.dim))
+        """Draw from the true distribution (default N(true_mean * 1, true_std^2 I))."""
+        return self._truth.sample(key, (num_samples, self.dim))
 
     def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
         """The chain's original training set: real_data_size draws from the truth."""
         return self.sample_truth(key, self.real_data_size, knobs)
 
     def init(self, key: jax.Array, knobs: dict) -> dict:
-        """The truth itself (only its structure matters: every fit overwrites it)."""
+        """N(true_mean, true_std^2 I), the previous of generation 0 (an exact fit overwrites it); N(0, I) when the
+        descent starts from the fixed initialization."""
+        if self.fit_method == "gradient_descent" and self.fit_init == "fixed":
+            return {"mean": jnp.zeros((self.dim,)), "cov": jnp.eye(self.dim)}
         return {"mean": jnp.full((self.dim,), self.true_mean), "cov": self.true_std**2 * jnp.eye(self.dim)}
 
+    def _truth_moments(self) -> tuple[jax.Array, jax.Array]:
+        return jnp.full((self.dim,), self._truth.mean, jnp.float32), self._truth.variance * jnp.eye(self.dim)
+
     def statistics(self, data: jax.Array, weights: jax.Array) -> dict:
-        """Count, mean and centred scatter matrix of the weighted points (Chan et al.'s mergeable form)."""
+        """Count, mean and centred scatter matrix of the weighted points (Chan et al.'s mergeable form).
+
+        Under population_fit the points are real data (the synthetic part arrives from sample_statistics), so their
+        statistics are the truth's population moments times their count: the fit sees the truth, not a sample of it.
+        """
         count = jnp.sum(weights)
+        if self.population_fit:
+            mean, cov = self._truth_moments()
+            return {"count": count, "mean": mean, "scatter": count * cov}
         # Sums over the minor axis of the transposed [d, n] points, not `weights @ data` / `centred.T @ centred`:
         # vmapped, those dots become batched [1, n] x [n, 1] matmuls and [chains, n, d] reductions over the middle
         # axis, both several times slower on XLA:CPU than row sums that fuse with the draw (BUILD_NOTES.md,
@@ -87,9 +162,44 @@ class GaussianModel:
         return {"count": count, "mean": mean, "scatter": scatter}
 
     def fit_statistics(self, key: jax.Array, statistics: dict, knobs: dict, previous: dict) -> dict:
-        """mu = sample mean; Sigma = scatter / (n - ddof) (ddof 0: MLE, ddof 1: unbiased)."""
+        """mu = sample mean; Sigma = scatter / (n - ddof) (ddof 0: MLE, ddof 1: unbiased); or k descent steps."""
+        if self.fit_method == "gradient_descent":
+            return self._descend(statistics, knobs, previous)
+        if self.population_fit:
+            # Population moments: scatter / count (ddof 0; the unbiased estimator is refused with population_fit).
+            return {"mean": statistics["mean"], "cov": statistics["scatter"] / jnp.maximum(statistics["count"], 1e-30)}
         cov = statistics["scatter"] / jnp.maximum(statistics["count"] - self.ddof, 1.0)
         return {"mean": statistics["mean"], "cov": cov}
+
+    def _descend(self, statistics: dict, knobs: dict, previous: dict) -> dict:
+        """k steps of gradient descent on the mean NLL in theta_j = (mu_j, s_j = log sigma_j), diagonal covariance.
+
+        With data mean m_j and (MLE) variance v_j the per-point NLL is s + (v + (m - mu)^2) e^{-2s} / 2 + const, so
+        d/dmu = (mu - m) e^{-2s}, d/ds = 1 - (v + (m - mu)^2) e^{-2s} + l2 s (with the L2 term (l2 / 2) s^2). The
+        data enter only through (m, v): infinite data (population_fit) gives the deterministic recursion of
+        tests/test_gaussian_error_sources.py. Start: the previous params or the fixed N(0, I) (`fit_init`); chain
+        knobs fit_steps (k, masked up to the sweep's largest), learning_rate (eta) and l2.
+        """
+        count = jnp.maximum(statistics["count"], 1e-30)
+        target_mean, target_variance = statistics["mean"], jnp.diagonal(statistics["scatter"]) / count
+        if self.fit_init == "fixed":
+            mean, log_std = jnp.zeros((self.dim,)), jnp.zeros((self.dim,))
+        else:
+            mean, log_std = previous["mean"], 0.5 * jnp.log(jnp.diagonal(previous["cov"]))
+        steps, rate, l2 = knobs["fit_steps"], knobs["learning_rate"], knobs["l2_log_scale"]
+
+        def step(index, theta):
+            mean, log_std = theta
+            precision = jnp.exp(-2.0 * log_std)
+            grad_mean = (mean - target_mean) * precision
+            grad_log_std = 1.0 - (target_variance + (target_mean - mean) ** 2) * precision + l2 * log_std
+            live = index < steps
+            return jnp.where(live, mean - rate * grad_mean, mean), jnp.where(
+                live, log_std - rate * grad_log_std, log_std
+            )
+
+        mean, log_std = jax.lax.fori_loop(0, self.max_fit_steps, step, (mean, log_std))
+        return {"mean": mean, "cov": jnp.diag(jnp.exp(2.0 * log_std))}
 
     def sample_statistics(self, key: jax.Array, params: dict, count: jax.Array, knobs: dict) -> dict:
         """The statistics of n = count points drawn from N(mu, lambda Sigma), drawn exactly without the points.
@@ -98,7 +208,12 @@ class GaussianModel:
         is R A A^T R with R = Sigma^{1/2} and A the Bartlett factor: A_ii^2 ~ chi2(n - 1 - i) (i = 0..d-1),
         A_ij ~ N(0, 1) below the diagonal; columns j >= n - 1 are zero, which gives the singular Wishart (rank n - 1)
         when n <= d. n = 1 gives scatter 0; n = 0 gives count 0, mean mu and scatter 0 (weight 0 in merge_statistics).
+        Under population_fit the statistics are their expectations with n -> infinity at fixed weight n: mean mu,
+        scatter n lambda Sigma (the previous model's distribution itself, no sampling error).
         """
+        if self.population_fit:
+            count = jnp.asarray(count, jnp.float32)
+            return {"count": count, "mean": params["mean"], "scatter": count * knobs["sampling_bias"] * params["cov"]}
         mean_key, diagonal_key, below_key = jax.random.split(key, 3)
         count = jnp.asarray(count, jnp.float32)
         bias = jnp.asarray(knobs["sampling_bias"], jnp.float32)
@@ -135,30 +250,123 @@ class GaussianModel:
         return jnp.sum((data - self.true_mean) ** 2, axis=-1) <= self.true_std**2 * self.good_radius_sq
 
     def reference(self) -> dict:
-        """Mean and MLE covariance of a held-out real test set (enough for the exact mean NLL of every point)."""
+        """Mean and MLE covariance of a held-out real test set (enough for the exact mean NLL of every point), and the
+        truth's constants for tail_mass_ratio and the non-Gaussian W2 (host float64, once)."""
         rng = np.random.default_rng(20240724)
-        test = self.true_mean + self.true_std * rng.standard_normal((self.test_size, self.dim))
+        test = self._truth.sample_host(rng, (self.test_size, self.dim))
         mean = test.mean(axis=0)
-        return {
+        reference = {
             "mean": jnp.asarray(mean, jnp.float32),
             "cov": jnp.asarray(np.cov(test.T, ddof=0).reshape(self.dim, self.dim), jnp.float32),
         }
+        if "tail_mass_ratio" in self.metric_names:
+            low, high = (
+                self._truth.quantile(metrics.TAIL_PROBABILITY),
+                self._truth.quantile(1 - metrics.TAIL_PROBABILITY),
+            )
+            reference["tail_low"], reference["tail_high"] = jnp.float32(low), jnp.float32(high)
+        return reference
 
     def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
         """Distances of N(mu, Sigma) to the truth N(mu0, s^2 I), and the mean NLL of the held-out test set."""
         mean, cov = params["mean"], params["cov"]
-        true_mean = jnp.full((self.dim,), self.true_mean)
-        true_variance = self.true_std**2
+        truth = self._truth
+        true_mean = jnp.full((self.dim,), truth.mean)
+        true_variance = truth.variance  # s^2 for the Gaussian truth; the truth's own variance otherwise
         eigenvalues, eigenvectors = metrics.spectrum(cov)
-        return {
+        if truth.kind == "gaussian":
+            w2_sq = metrics.w2_sq_gaussian_to_isotropic(mean, eigenvalues, true_mean, true_variance)
+        else:
+            # One dimension: W2^2 = (m - mu0)^2 + Var(truth) + sigma^2 - 2 sigma c (quantile coupling, c host-side).
+            std = jnp.sqrt(eigenvalues[0])
+            w2_sq = jnp.sum((mean - true_mean) ** 2) + true_variance + eigenvalues[0] - 2.0 * std * self.coupling
+        values = {
             "mean_sq_error": jnp.sum((mean - true_mean) ** 2),
             "trace_ratio": jnp.trace(cov) / (self.dim * true_variance),
             "logdet_ratio": jnp.sum(jnp.log(eigenvalues)) - self.dim * math.log(true_variance),
-            "w2_sq_to_truth": metrics.w2_sq_gaussian_to_isotropic(mean, eigenvalues, true_mean, true_variance),
+            "w2_sq_to_truth": w2_sq,
             "nll_real_test": metrics.gaussian_nll_of_moments(
                 mean, eigenvalues, eigenvectors, reference["mean"], reference["cov"]
             ),
         }
+        if "tail_mass_ratio" in self.metric_names:
+            stds = jnp.sqrt(jnp.maximum(jnp.diagonal(cov), 0.0))
+            below, above = metrics.normal_tail_masses(mean, stds, reference["tail_low"], reference["tail_high"])
+            values["tail_mass_ratio"] = metrics.tail_mass_ratio(below, above)
+        return values
+
+    @property
+    def coupling(self) -> float:
+        """The truth's W2 coupling constant c (see _gaussian_truths.Truth.gaussian_coupling), cached per family."""
+        return _coupling(self._truth)
+
+
+@functools.cache
+def _coupling(truth: Truth) -> float:
+    return truth.gaussian_coupling()
+
+
+def _error_source_settings(config) -> dict:
+    """Parse issue 14's switches (truth, population_fit, fit_method and its knobs) with one-line errors."""
+    model = config.model
+    kind = model.get("truth") or "gaussian"
+    if kind not in TRUTHS:
+        raise ValueError(f"config.model.truth: unknown truth {kind!r}; allowed: {', '.join(TRUTHS)}")
+    if kind != "gaussian" and model.dim != 1:
+        raise ValueError(
+            f"config.model.truth: {kind!r} is one-dimensional here (its W2 and tail quantiles are exact in 1-D); "
+            f"set config.model.dim = 1, got {model.dim}"
+        )
+    separation, dof = float(model.get("truth_separation", 2.0)), float(model.get("truth_dof", 3.0))
+    if kind == "student_t" and not dof > 2:
+        raise ValueError(f"config.model.truth_dof: must be > 2 (a finite variance for the moment fit), got {dof!r}")
+    truth = Truth(kind, float(model.true_mean), float(model.true_std), separation=separation, dof=dof)
+    population = bool(model.get("population_fit", False))
+    if population:
+        if model.get("sampling", "points") != "statistics":
+            raise ValueError(
+                "config.model.population_fit: True fits the previous model's distribution itself, which the engine "
+                "reaches through its statistics path; set config.model.sampling = 'statistics' too"
+            )
+        if model.estimator != "mle":
+            raise ValueError(
+                "config.model.estimator: 'unbiased' corrects a finite-sample bias; population_fit has no samples, "
+                "use 'mle'"
+            )
+        if config.regime.name == "accumulate_subsample" or config.regime.get("keep_raw_pool", False):
+            raise ValueError(
+                f"config.model.population_fit: regime {config.regime.name!r} with a raw pool subsamples points, "
+                f"which a population fit does not have; use replace, accumulate or fresh"
+            )
+    method = model.get("fit_method", "exact")
+    if method not in FIT_METHODS:
+        raise ValueError(f"config.model.fit_method: unknown fit method {method!r}; allowed: {', '.join(FIT_METHODS)}")
+    fit_init = model.get("fit_init", "previous")
+    if fit_init not in FIT_INITS:
+        raise ValueError(f"config.model.fit_init: unknown initialization {fit_init!r}; allowed: {', '.join(FIT_INITS)}")
+    knob_fields = {"sampling_bias": "model.sampling_bias"}
+    max_steps = 0
+    if method == "gradient_descent":
+        if model.estimator != "mle":
+            raise ValueError("config.model.estimator: gradient_descent minimizes the NLL (the MLE); use 'mle'")
+        for path in DESCENT_KNOBS.values():
+            if model.get(path.split(".")[1]) is None:
+                raise ValueError(f"config.{path}: gradient_descent needs it set")
+        steps = np.atleast_1d(model.fit_steps)
+        if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in steps.tolist()):
+            raise ValueError(f"config.model.fit_steps: must be integers >= 1, got {model.fit_steps!r}")
+        max_steps = int(steps.max())
+        knob_fields.update(DESCENT_KNOBS)
+    metric_names = METRIC_NAMES + (("tail_mass_ratio",) if model.get("truth") is not None else ())
+    return {
+        "truth": truth,
+        "population_fit": population,
+        "fit_method": method,
+        "fit_init": fit_init,
+        "max_fit_steps": max_steps,
+        "metric_names": metric_names,
+        "knob_fields": knob_fields,
+    }
 
 
 def make_model(config, settings: FamilySettings | None = None) -> GaussianModel:
@@ -187,4 +395,5 @@ def make_model(config, settings: FamilySettings | None = None) -> GaussianModel:
         real_data_size=int(real_data_size),
         test_size=int(model.get("test_size", 10_000)),
         good_radius_sq=metrics.chi_square_quantile(settings.good_region_mass, model.dim),
+        **_error_source_settings(config),
     )

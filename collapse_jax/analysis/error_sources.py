@@ -1,0 +1,206 @@
+"""report.md's "error sources" section (issue 14): when a run sweeps Shumailov et al.'s three error switches, small
+multiples (one panel per switch combination, shared axes) of each report metric vs generation, and a drift table.
+
+Drift rate = the least-squares slope of log(metric) against generation over the last half of the run, per chain
+(median and 10-90% over chains): a constant relative change per generation, so 0 is "no drift after the first fit".
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless machines and clusters have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from collapse_jax.analysis import breakdown  # noqa: E402
+from collapse_jax.analysis.breakdown import knob_label  # noqa: E402
+from collapse_jax.analysis.results import Results  # noqa: E402
+
+# Results column (a static label) -> (the error source it switches, whether a value turns that source on, the value
+# a run without the column has: statistical error on, the truth inside the family, the exact fit). Families name
+# their switches this way (issue 14); a family with other names adds them here.
+SWITCHES = {
+    "population_fit": ("statistical", lambda value: not _truthy(value), False),
+    "truth": ("expressivity", lambda value: str(value) != "gaussian", "gaussian"),
+    "fit_method": ("approximation", lambda value: str(value) != "exact", "exact"),
+}
+SOURCES = ("statistical", "expressivity", "approximation")
+
+
+def _truthy(value) -> bool:
+    return str(value).lower() in ("true", "1", "1.0")
+
+
+def swept_switches(results: Results) -> list[str]:
+    """The switch columns the run sweeps (two or more values)."""
+    return [name for name in SWITCHES if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
+
+
+def sources_on(labels: dict) -> tuple[str, ...]:
+    """The error sources a combination of switch values turns on (a switch the run lacks counts as its default)."""
+    return tuple(
+        source for name, (source, on, default) in SWITCHES.items() if on(labels[name] if name in labels else default)
+    )
+
+
+def combination_title(labels: dict) -> str:
+    """'statistical + approximation' (the sources on), 'none' when all are off."""
+    on = sources_on(labels)
+    return " + ".join(on) if on else "none (all off)"
+
+
+def drift_rates(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
+    """Per chain: slope of log(values) vs generation over the last half of the recorded generations ([chains]).
+
+    NaN for a chain with a non-positive or non-finite value there (its log has no slope).
+    """
+    half = generations >= generations[-1] / 2.0
+    x, y = generations[half].astype(np.float64), values[:, half].astype(np.float64)
+    valid = np.all(np.isfinite(y) & (y > 0), axis=1)
+    logs = np.log(np.where(valid[:, None], y, 1.0))
+    centred = x - x.mean()
+    slopes = (logs - logs.mean(axis=1, keepdims=True)) @ centred / np.sum(centred**2)
+    return np.where(valid, slopes, np.nan)
+
+
+def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[str, float | None]:
+    """("/2" or "x2", g): the first generation g where a falling median reaches half its generation-0 value, or a
+    rising one twice it (linear interpolation between recorded generations); g None: not within the run."""
+    start = median[0]
+    falling = median[-1] <= start
+    target = 0.5 * start if falling else 2.0 * start
+    if not np.isfinite(start) or start <= 0:
+        return ("/2" if falling else "x2"), None
+    crossed = np.flatnonzero(median <= target) if falling else np.flatnonzero(median >= target)
+    if len(crossed) == 0:
+        return ("/2" if falling else "x2"), None
+    i = crossed[0]
+    x0, x1, y0, y1 = generations[i - 1], generations[i], median[i - 1], median[i]
+    return ("/2" if falling else "x2"), float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+
+
+def _lines(results: Results) -> list[dict]:
+    """One entry per knob group: its panel (switch values), legend (the other labels) and chain indices."""
+    entries = []
+    for labels, indices in results.knob_groups():
+        # Every switch column the run has (swept or not: a fixed population_fit still says which sources are on).
+        switch_labels = {k: labels.get(k, results.knobs[k][indices[0]]) for k in SWITCHES if k in results.knobs}
+        others = {
+            k: v
+            for k, v in labels.items()
+            if k not in SWITCHES and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
+        }
+        entries.append({"switches": switch_labels, "others": others, "indices": indices})
+    # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the
+    # panel's own setting, not a line's).
+    for entry in entries:
+        mates = [e["others"] for e in entries if e["switches"] == entry["switches"]]
+        entry["others"] = {k: v for k, v in entry["others"].items() if len({str(m.get(k)) for m in mates}) > 1}
+    entries.sort(key=lambda e: (len(sources_on(e["switches"])), [SOURCES.index(s) for s in sources_on(e["switches"])]))
+    return entries
+
+
+def plot_small_multiples(results: Results, metric: str, switches: list[str], path: str) -> None:
+    """One panel per switch combination (shared axes): median and 10-90% band over chains vs generation."""
+    entries = _lines(results)
+    panels = list(dict.fromkeys(tuple(sorted(e["switches"].items())) for e in entries))
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.7 * rows), sharex=True, sharey=True)
+    axes = np.atleast_1d(axes).ravel()
+    generations = results.generations
+    values = results.metrics[metric]
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    # Log scale when the positive values span decades (a collapsing tail mass reaches 1e-9, or underflows to 0): the
+    # bands are clipped at a floor 1e-6 below the largest value, so zeros draw at the bottom edge.
+    log_scale = positive.size > 0 and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
+    floor = max(positive.min(), 1e-6 * positive.max()) if log_scale else None
+    for axis, panel in zip(axes, panels):
+        labels = dict(panel)
+        for entry in (e for e in entries if tuple(sorted(e["switches"].items())) == panel):
+            chains = values[entry["indices"]]
+            chains = chains[~results.failed[entry["indices"]]]
+            if chains.size == 0:
+                continue
+            q10, median, q90 = np.nanquantile(chains, [0.1, 0.5, 0.9], axis=0)
+            if log_scale:
+                q10, median, q90 = (np.maximum(q, floor) for q in (q10, median, q90))
+            label = knob_label(entry["others"]) if entry["others"] else None
+            (line,) = axis.plot(generations, median, linewidth=1.4, label=label)
+            axis.fill_between(generations, q10, q90, color=line.get_color(), alpha=0.2, linewidth=0)
+        if metric.endswith("ratio"):
+            axis.axhline(1.0, color="0.5", linewidth=0.6, linestyle=":")  # the truth's value of a ratio metric
+        axis.set_title(combination_title(labels), fontsize=9)
+        axis.grid(alpha=0.3)
+        if log_scale:
+            axis.set_yscale("log")
+        if axis.get_legend_handles_labels()[1] and len(axis.get_legend_handles_labels()[1]) > 1:
+            axis.legend(fontsize=6, loc="best")
+    if log_scale:  # once all panels are drawn: setting it earlier would freeze the shared axis at the first panel's
+        axes[0].set_ylim(floor, 2.0 * positive.max())
+    for axis in axes[len(panels) :]:
+        axis.set_visible(False)
+    for axis in axes[-columns:]:
+        axis.set_xlabel("generation")
+    for axis in axes[::columns]:
+        axis.set_ylabel(metric)
+    figure.suptitle(f"{metric} by error source switched on: median over chains, 10-90% band", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _cell(values: np.ndarray) -> str:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return "n/a"
+    q10, median, q90 = np.quantile(values, [0.1, 0.5, 0.9])
+    return f"{median:+.2e} [{q10:+.1e}, {q90:+.1e}]"
+
+
+def section(results: Results, output: str, make_plots: bool = True) -> list[str]:
+    """The "error sources" section of report.md (empty unless the run sweeps at least one switch)."""
+    switches = swept_switches(results)
+    if not switches:
+        return []
+    metrics = breakdown.settings(results.config, list(results.metrics)).metrics
+    generations = results.generations
+    lines = [
+        "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors)",
+        "",
+        f"Switches swept: {', '.join(f'`{s}` ({SWITCHES[s][0]})' for s in switches)}. One panel per combination, "
+        "titled by the sources switched on (a switch not swept counts at its value in the run); shared axes. "
+        "Drift rate: per chain, the slope of log(metric) against "
+        f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
+        "Last column: the generation where the median first falls to half (/2) or rises to twice (x2) its generation-0 "
+        "value.",
+        "",
+    ]
+    for metric in metrics:
+        lines += [f"### {metric}", ""]
+        if make_plots:
+            name = f"error_sources_{metric}.png"
+            plot_small_multiples(results, metric, switches, os.path.join(output, "plots", name))
+            lines += [f"![{metric} by error source](plots/{name})", ""]
+        lines += [
+            "| sources on | line | chains | gen 0 median | final median | drift rate / generation | /2 or x2 at |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in _lines(results):
+            indices = entry["indices"][~results.failed[entry["indices"]]]
+            values = results.metrics[metric][indices]
+            if values.size == 0:
+                continue
+            median = np.nanmedian(values, axis=0)
+            direction, crossing = factor_two_generation(median, generations)
+            lines.append(
+                f"| {combination_title(entry['switches'])} | {knob_label(entry['others'])} | "
+                f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | {_cell(drift_rates(values, generations))} | "
+                f"{'-' if crossing is None else f'{direction} at {crossing:.1f}'} |"
+            )
+        lines.append("")
+    return lines

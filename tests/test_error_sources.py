@@ -1,0 +1,56 @@
+"""The report's error-sources section (collapse_jax/analysis/error_sources.py) on hand-built results."""
+
+import itertools
+import os
+
+import numpy as np
+
+from collapse_jax.analysis import error_sources
+from collapse_jax.analysis.results import Results
+
+
+def test_drift_rate_is_the_slope_of_the_log_metric_over_the_last_half():
+    # A metric decaying as e^{-r g} has log slope -r exactly; the first half (here a jump) is ignored.
+    generations = np.arange(41)
+    values = np.exp(-np.array([[0.03], [0.0], [0.1]]) * generations)
+    values[:, :10] = 5.0
+    np.testing.assert_allclose(error_sources.drift_rates(values, generations), [-0.03, 0.0, -0.1], atol=1e-12)
+    values[0, 30] = 0.0  # no log: that chain has no rate
+    assert np.isnan(error_sources.drift_rates(values, generations)[0])
+
+
+def test_factor_two_generation_interpolates_the_crossing():
+    generations = np.arange(5)
+    assert error_sources.factor_two_generation(np.array([1.0, 0.8, 0.6, 0.4, 0.3]), generations) == ("/2", 2.5)
+    assert error_sources.factor_two_generation(np.array([1.0, 1.5, 2.5, 3.0, 3.0]), generations) == ("x2", 1.5)
+    assert error_sources.factor_two_generation(np.array([1.0, 0.9, 0.8, 0.7, 0.6]), generations) == ("/2", None)
+
+
+def test_section_has_one_panel_and_one_row_per_combination(tmp_path):
+    # 2 x 2 x 2 switches, 3 chains each; the metric decays at a rate set by how many sources are on.
+    rows = list(itertools.product((False, True), ("gaussian", "mixture"), ("exact", "gradient_descent")))
+    knobs = {name: [] for name in ("population_fit", "truth", "fit_method", "seed")}
+    metric = []
+    generations = np.arange(21)
+    for population, truth, method in rows:
+        on = (not population) + (truth != "gaussian") + (method != "exact")
+        for seed in range(3):
+            for name, value in zip(knobs, (population, truth, method, seed)):
+                knobs[name].append(value)
+            metric.append(np.exp(-0.01 * on * generations))
+    results = Results(
+        metrics={"trace_ratio": np.array(metric), "failed": np.zeros((24, 21))},
+        knobs={name: np.array(values) for name, values in knobs.items()},
+        config={"report": {"metrics": ["trace_ratio"]}},
+        chain_ids=np.arange(24),
+    )
+    os.makedirs(tmp_path / "plots")
+    lines = error_sources.section(results, str(tmp_path))
+    table = [line for line in lines if line.startswith("| ") and not line.startswith("| sources")]
+    assert len(table) == 8
+    assert table[0].startswith("| none (all off) |") and "+0.00e+00" in table[0]
+    assert table[-1].startswith("| statistical + expressivity + approximation |") and "-3.00e-02" in table[-1]
+    assert (tmp_path / "plots" / "error_sources_trace_ratio.png").stat().st_size > 10_000
+    # A run that sweeps no switch gets no section.
+    plain = Results(metrics=results.metrics, knobs={"seed": np.arange(24)}, config={}, chain_ids=np.arange(24))
+    assert error_sources.section(plain, str(tmp_path)) == []
