@@ -12,18 +12,12 @@ from typing import Any
 
 import numpy as np
 
+# Bookkeeping metrics are drawn only if named; the profile's band and the breakdown share one tolerance default.
+from collapse_jax.analysis.profile import BOOKKEEPING_METRICS, DEFAULT_TOLERANCE  # noqa: F401
+from collapse_jax.analysis.profile import group_label as knob_label  # noqa: F401  (one label: plots, error_sources)
 from collapse_jax.analysis.results import SUMMARY_QUANTILES, Results
-from collapse_jax.models import contract
 
 DIRECTIONS = ("auto", "higher_is_safer", "lower_is_safer")
-DEFAULT_TOLERANCE = 0.5
-# Curation bookkeeping (kept share, measured detector rates, bad shares): not collapse metrics; drawn only if named.
-BOOKKEEPING_METRICS = (
-    contract.KEPT_FRACTION,
-    contract.SYNTHETIC_SHARE,
-    *contract.DETECTION_METRICS,
-    *contract.VERIFIER_METRICS,
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,3 +205,11 @@ def line_breakdown(line: dict, tolerance: float, direction: str = "auto") -> dic
     """breakdown() of one final_vs_knob line."""
     values, medians = [p[0] for p in line["points"]], [p[1] for p in line["points"]]
     return breakdown(values, medians, line["baselines"], tolerance, direction, line.get("spreads"))
+
+
+def undefined_everywhere(line: dict) -> bool:
+    """Whether a final_vs_knob line's generation-0 median is unresolved from 0 (or missing) at every swept value: no
+    relative band exists anywhere on it, so the report leaves it out of the breakdown section."""
+    baselines = np.asarray(line["baselines"], np.float64)
+    spreads = np.asarray(line.get("spreads", np.zeros_like(baselines)), np.float64)
+    return bool(np.all(~np.isfinite(baselines) | (np.abs(baselines) <= spreads / 2)))
