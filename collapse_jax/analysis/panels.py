@@ -61,6 +61,24 @@ def colours(names: list[str]) -> dict[str, object]:
     return {name: colour for name, colour in zip(unique, plt.cm.viridis(np.linspace(0, 0.92, len(unique))))}
 
 
+def colour_scale(labels: list[dict], panel_field: str | None) -> tuple[str, object] | None:
+    """(field, matplotlib Normalize) to colour many lines by value: the numeric field other than the panel's that
+    changes most often (the sweep's innermost numeric knob), so a colourbar names what a legend of dozens cannot."""
+    fields = list(dict.fromkeys(f for row in labels for f in row if f != panel_field))
+    scored = []
+    for index, field in enumerate(fields):
+        values = [row.get(field) for row in labels]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
+            continue
+        if len(set(values)) > 1:
+            scored.append((sum(a != b for a, b in zip(values, values[1:])), -index, field))
+    if not scored:
+        return None
+    field = max(scored)[2]
+    values = [row[field] for row in labels]
+    return field, matplotlib.colors.Normalize(min(values), max(values))
+
+
 def subplots(count: int, width: float = 4.6, height: float = 3.4):
     """Figure and flat list of `count` axes sharing x and y, at most three per row (unused ones hidden)."""
     columns = min(count, 3)
@@ -75,8 +93,11 @@ def subplots(count: int, width: float = 4.6, height: float = 3.4):
     return figure, axes[:count]
 
 
-def finish(figure, axes: list, handles: dict, path: str, title: str, xlabel: str, ylabel: str) -> None:
-    """Titles, labels, grid, the legend outside the data (right of the panels; none above LEGEND_LINES), then save."""
+def finish(
+    figure, axes: list, handles: dict, path: str, title: str, xlabel: str, ylabel: str, scale: tuple | None = None
+) -> None:
+    """Titles, labels, grid, the legend outside the data (right of the panels; above LEGEND_LINES lines a colourbar
+    for colour_scale's field instead), then save."""
     for axis in axes:
         axis.grid(alpha=0.3)
     for axis in axes[-min(3, len(axes)) :]:
@@ -86,7 +107,10 @@ def finish(figure, axes: list, handles: dict, path: str, title: str, xlabel: str
         axis.set_ylabel(ylabel)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    if handles and len(handles) <= LEGEND_LINES:
+    if scale is not None:
+        mappable = matplotlib.cm.ScalarMappable(norm=scale[1], cmap="viridis")
+        figure.colorbar(mappable, ax=axes, label=scale[0], fraction=0.04, pad=0.02)
+    elif handles and len(handles) <= LEGEND_LINES:
         figure.legend(
             list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7,
             frameon=False,

@@ -11,6 +11,7 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")  # headless machines and clusters have no display
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse_jax.analysis import breakdown, panels, profile  # noqa: E402
@@ -32,9 +33,13 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
     generations = results.generations  # every k-th generation when config.record_every = k
     names = [knob_label(panels.rest(r["labels"], field)) for r in rows]
     colours, handles = panels.colours(names), {}
+    crowded = max((len(members) for _, members in groups), default=0) > panels.LEGEND_LINES
+    scale = panels.colour_scale([r["labels"] for r in rows], field) if crowded else None
     for axis, (value, members) in zip(axes, groups):
         for index in members:
             row, colour = rows[index], colours[names[index]]
+            if scale is not None:
+                colour = plt.cm.viridis(scale[1](row["labels"][scale[0]]))
             (line,) = axis.plot(generations, row["median"], color=colour)
             if len(members) <= panels.LEGEND_LINES:
                 axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.18, linewidth=0)
@@ -46,9 +51,10 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
     chains = sorted({r["chains"] for r in rows})
     seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
     title = f"{metric}: median over seeds{seeds}, 10-90% band"
-    if len(handles) > panels.LEGEND_LINES:
-        title += f"; {len(handles)} lines per panel (labels: report.md Collapse profile)"
-    panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric)
+    if crowded:
+        coloured = f"coloured by {scale[0]}; " if scale is not None else ""
+        title = f"{metric}: median over seeds{seeds}, {len(rows)} groups ({coloured}labels: report.md profile)"
+    panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric, scale)
 
 
 def opening(results: Results, title: str) -> list[str]:
@@ -165,9 +171,11 @@ def plot_final_vs_knob(
             low, high = sorted((level - tolerance * abs(level), level + tolerance * abs(level)))
             band = axis.axhspan(low, high, color="grey", alpha=0.12)
             handles.setdefault(f"generation 0 median +-{tolerance:g} (relative)", band)
+        dashes = iter(["--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1))] * len(reference_lines))
         for reference_knob, reference, text in reference_lines:
-            if reference_knob == knob:
-                handles.setdefault(text, axis.axvline(reference, color="black", linestyle="--", linewidth=1))
+            if reference_knob == knob:  # one dash style per theory line, so the legend tells them apart
+                drawn = axis.axvline(reference, color="black", linestyle=next(dashes), linewidth=1)
+                handles.setdefault(text, drawn)
         if field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
