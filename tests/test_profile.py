@@ -86,10 +86,10 @@ def test_every_report_opens_with_the_collapse_profile_and_leaves_unjudgeable_bre
     assert "n/a" not in table
     # error's generation-0 median is ~0 at both real fractions: no relative band anywhere, so no breakdown line.
     assert "### ratio vs real_fraction" in text and "### error vs real_fraction" not in text
-    assert "Left out of the breakdown: error vs real_fraction" in text
+    assert "Left out of the breakdown: error vs real_fraction" in text and "n/a" not in text
 
 
-@pytest.mark.slow  # two static groups to compile: 122 s measured on the shared 2-core CPU at load average 18
+@pytest.mark.slow  # two static groups to compile: 122 s at load average 18 on the shared 2-core CPU, 308 s at 23
 def test_onset_replace_with_small_m_leaves_the_band_and_accumulate_does_not():
     """Gaussian MLE, d = 1, M = 10, real_fraction 0, 12 generations, 256 seeds (SCIENCE.md: replace's variance is
     sigma^2 prod chi2_{M-1}/M, so log trace_ratio is a random walk with drift E log(chi2_9 / 10) =

@@ -205,11 +205,3 @@ def line_breakdown(line: dict, tolerance: float, direction: str = "auto") -> dic
     """breakdown() of one final_vs_knob line."""
     values, medians = [p[0] for p in line["points"]], [p[1] for p in line["points"]]
     return breakdown(values, medians, line["baselines"], tolerance, direction, line.get("spreads"))
-
-
-def undefined_everywhere(line: dict) -> bool:
-    """Whether a final_vs_knob line's generation-0 median is unresolved from 0 (or missing) at every swept value: no
-    relative band exists anywhere on it, so the report leaves it out of the breakdown section."""
-    baselines = np.asarray(line["baselines"], np.float64)
-    spreads = np.asarray(line.get("spreads", np.zeros_like(baselines)), np.float64)
-    return bool(np.all(~np.isfinite(baselines) | (np.abs(baselines) <= spreads / 2)))

@@ -118,8 +118,8 @@ def write_report(workdir: str, results: Results) -> str:
 
 # Why a line has no breakdown at all: the Collapse profile judges these metrics with an absolute band instead.
 UNDEFINED = (
-    "generation-0 median is not resolved from 0 at any swept value (relative band undefined; the Collapse profile "
-    "gives their absolute band)"
+    "generation-0 median is not resolved from 0 at some swept value (|gen0| <= half its 10-90% spread: the relative "
+    "band is undefined; the Collapse profile gives the absolute band)"
 )
 
 
@@ -133,7 +133,6 @@ def _boundary_text(knob: str, verdict: dict) -> str:
         "never_within": "none: outside the band at every swept value",
         "collapses_at_safe_end": "none: outside the band at the safe end",
         "non_monotone": "none: both ends within or both outside (non-monotone)",
-        "no_baseline": "n/a: generation-0 median not resolved from 0 (relative band undefined)",
     }[verdict["status"]]
 
 
@@ -218,11 +217,11 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 continue
             direction = settings.directions.get(knob, "auto")
             tolerance = settings.tolerance(metric)
-            undefined = [breakdown.undefined_everywhere(line) for line in lines]
+            verdicts = [breakdown.line_breakdown(line, tolerance, direction) for line in lines]
+            undefined = [verdict["status"] == "no_baseline" for verdict in verdicts]
             if all(undefined):
                 left_out.append(f"{metric} vs {knob}")
                 continue
-            verdicts = [breakdown.line_breakdown(line, tolerance, direction) for line in lines]
             lines_out += [f"### {metric} vs {knob}", ""]
             if make_plots:
                 name = f"{metric}_final_vs_{knob}.png"
