@@ -81,6 +81,12 @@ def test_shards_aggregate_into_the_single_job_table_and_a_partial_sweep_lists_wh
         runner.run(load_config(shard_list[index].config_path), shard_list[index].workdir)
     path = sweep_report.report([root], make_plots=False)
     text = open(path).read()
+    # experiments.report's report.md opens with the Collapse profile too: one row per group and metric.
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings[:2] == ["# Sweep report: gaussian", "## Collapse profile"]
+    rows = [line for line in text.split("## Collapse profile")[1].split("\n\n")[1].splitlines()[2:]]
+    merged = aggregate.load_workdirs([root])
+    assert len(rows) == len(merged.profile()) == len(merged.knob_groups()) * 5  # the Gaussian's 5 metrics
     assert "INCOMPLETE" in text and "| 1 | 4..7 | not started |" in text
     assert "Missing chains (shard not started): 4..7." in text
     table = aggregate.read_table(os.path.join(root, "results.parquet"))

@@ -53,6 +53,10 @@ def test_a_record_every_run_reports_merges_and_tabulates_real_generations(gaussi
     sparse = runner.simulate(runner.as_config({"num_generations": 10, "record_every": 4}, gaussian_config))
     report = open(plots.write_report(str(tmp_path), sparse)).read()
     assert "generations computed: 0..10 of 10" in report and "@10" in report
+    # The Collapse profile reads true generation numbers: the last recorded one is 10, onsets are recorded ones.
+    assert {row["final_generation"] for row in sparse.profile()} == {10}
+    assert {row["onset"] for row in sparse.profile()} <= {None, 4, 8, 10}
+    assert "onset is the first recorded one" in report
     table = aggregate.long_table(sparse)
     assert sorted(set(table["generation"].tolist())) == [0, 4, 8, 10]
     merged = aggregate.merge([sparse, sparse], ["a", "b"])

@@ -12,18 +12,12 @@ from typing import Any
 
 import numpy as np
 
+# Bookkeeping metrics are drawn only if named; the profile's band and the breakdown share one tolerance default.
+from collapse_jax.analysis.profile import BOOKKEEPING_METRICS, DEFAULT_TOLERANCE  # noqa: F401
+from collapse_jax.analysis.profile import group_label as knob_label  # noqa: F401  (one label: plots, error_sources)
 from collapse_jax.analysis.results import SUMMARY_QUANTILES, Results
-from collapse_jax.models import contract
 
 DIRECTIONS = ("auto", "higher_is_safer", "lower_is_safer")
-DEFAULT_TOLERANCE = 0.5
-# Curation bookkeeping (kept share, measured detector rates, bad shares): not collapse metrics; drawn only if named.
-BOOKKEEPING_METRICS = (
-    contract.KEPT_FRACTION,
-    contract.SYNTHETIC_SHARE,
-    *contract.DETECTION_METRICS,
-    *contract.VERIFIER_METRICS,
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +39,6 @@ def _positive_tolerance(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError(f"{field}: must be a number > 0 (a relative band), got {value!r}")
     return float(value)
-
-
-def knob_label(labels: dict) -> str:
-    """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
-    # A knob the group lacks (None: e.g. a schedule's end under the constant schedule) is left out of its name.
-    shown = {k: v for k, v in labels.items() if v is not None}
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "all chains"
 
 
 def settings(config: dict, metric_names: list[str] | None) -> ReportSettings:

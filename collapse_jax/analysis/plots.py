@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # headless machines and clusters have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse_jax.analysis import breakdown, error_sources  # noqa: E402
+from collapse_jax.analysis import breakdown, error_sources, panels, profile  # noqa: E402
 from collapse_jax.analysis.breakdown import knob_label  # noqa: E402, F401  (plots.knob_label: image_grids uses it)
 from collapse_jax.analysis.results import Results  # noqa: E402
 
@@ -26,24 +26,40 @@ def _spans_decades(rows: list[dict]) -> bool:
 
 
 def plot_metric(results: Results, metric: str, path: str) -> None:
-    """Median and 10-90% band of `metric` per knob group against generation."""
+    """Median and 10-90% band of `metric` per knob group against generation (small multiples above six groups)."""
     rows = [r for r in results.summary(metric) if r["median"] is not None]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    field, groups = panels.split([r["labels"] for r in rows])
+    figure, axes = panels.subplots(len(groups))
     generations = results.generations  # every k-th generation when config.record_every = k
-    for row in rows:
-        (line,) = axis.plot(generations, row["median"], label=f"{knob_label(row['labels'])} (n={row['chains']})")
-        axis.fill_between(generations, row["q10"], row["q90"], color=line.get_color(), alpha=0.18, linewidth=0)
+    names = [knob_label(panels.rest(r["labels"], field)) for r in rows]
+    colours, handles = panels.colours(names), {}
+    crowded = max((len(members) for _, members in groups), default=0) > panels.LEGEND_LINES
+    scale = panels.colour_scale([r["labels"] for r in rows], field) if crowded else None
+    for axis, (value, members) in zip(axes, groups):
+        for index in members:
+            row, colour = rows[index], colours[names[index]]
+            if scale is not None:
+                colour = plt.cm.viridis(scale[1](row["labels"][scale[0]]))
+            (line,) = axis.plot(generations, row["median"], color=colour)
+            if len(members) <= panels.LEGEND_LINES:
+                axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.18, linewidth=0)
+            handles.setdefault(names[index], line)
+        if field is not None:
+            axis.set_title(knob_label({field: value}), fontsize=8)
     if rows and _spans_decades(rows):
-        axis.set_yscale("log")
-    axis.set_xlabel("generation (0 = fit on real data)")
-    axis.set_ylabel(metric)
-    axis.set_title(f"{metric}: median over seeds, 10-90% band")
-    if rows:
-        axis.legend(fontsize=7, loc="best")
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        axes[0].set_yscale("log")  # shared y: every panel
+    chains = sorted({r["chains"] for r in rows})
+    seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
+    title = f"{metric}: median over seeds{seeds}, 10-90% band"
+    if crowded:
+        coloured = f"coloured by {scale[0]}; " if scale is not None else ""
+        title = f"{metric}: median over seeds{seeds}, {len(rows)} groups ({coloured}labels: report.md profile)"
+    panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric, scale)
+
+
+def opening(results: Results, title: str) -> list[str]:
+    """The first lines of every report.md (a run's and experiments.report's): the title and the Collapse profile."""
+    return [f"# {title}", "", *profile.markdown(results)]
 
 
 def _final_table(results: Results, metrics: list[str]) -> list[str]:
@@ -75,8 +91,7 @@ def write_report(workdir: str, results: Results) -> str:
     computed = np.flatnonzero(np.isfinite(results.metrics[metrics[0]]).any(axis=0)) if metrics else []
     last = int(results.generations[computed[-1]]) if len(computed) else -1
     lines = [
-        f"# Collapse run: {results.config['model']['name']}",
-        "",
+        *opening(results, f"Collapse run: {results.config['model']['name']}"),
         f"{results.num_chains} chains, generations computed: 0..{last} of {results.config['num_generations']}; "
         f"failed chains: {int(results.failed.sum())}.",
         "",
@@ -102,6 +117,13 @@ def write_report(workdir: str, results: Results) -> str:
     return path
 
 
+# Why a line has no breakdown at all: the Collapse profile judges these metrics with an absolute band instead.
+UNDEFINED = (
+    "generation-0 median is not resolved from 0 at some swept value (|gen0| <= half its 10-90% spread: the relative "
+    "band is undefined; the Collapse profile gives the absolute band)"
+)
+
+
 def _boundary_text(knob: str, verdict: dict) -> str:
     """One table cell: the breakdown strength, or why a line has none."""
     if verdict["status"] == "crossing":
@@ -112,7 +134,6 @@ def _boundary_text(knob: str, verdict: dict) -> str:
         "never_within": "none: outside the band at every swept value",
         "collapses_at_safe_end": "none: outside the band at the safe end",
         "non_monotone": "none: both ends within or both outside (non-monotone)",
-        "no_baseline": "n/a: generation-0 median not resolved from 0 (relative band undefined)",
     }[verdict["status"]]
 
 
@@ -127,43 +148,46 @@ def plot_final_vs_knob(
     reference_lines: tuple = (),
 ) -> None:
     """Final-generation median vs `knob` per line with its 10-90% band over seeds, dotted breakdown markers, the
-    generation-0 tolerance band (grey, when the lines share one generation-0 level) and dashed theory overlays."""
-    figure, axis = plt.subplots(figsize=(7.5, 4.5))
-    colors = plt.cm.viridis(np.linspace(0, 0.92, len(lines))) if len(lines) > 10 else [None] * len(lines)
-    for line, verdict, color in zip(lines, verdicts, colors):
-        value, median, q10, q90, _ = (np.asarray(column) for column in zip(*line["points"]))
-        label = f"{knob_label(line['labels'])} (n={line['points'][0][4]})"
-        (drawn,) = axis.plot(value, median, marker="o", markersize=3, color=color, label=label)
-        if len(lines) <= 12:  # beyond a dozen lines overlapping bands hide the medians; the table keeps the quantiles
-            axis.fill_between(value, q10, q90, color=drawn.get_color(), alpha=0.15, linewidth=0)
-        if verdict["boundary"] is not None:
-            axis.axvline(verdict["boundary"], color=drawn.get_color(), linestyle=":", linewidth=1.2)
+    generation-0 tolerance band (grey, when the lines share one generation-0 level) and dashed theory overlays; above
+    six lines, one panel per value of the outermost other knob."""
+    field, groups = panels.split([line["labels"] for line in lines])
+    figure, axes = panels.subplots(len(groups))
+    names = [f"{knob_label(panels.rest(line['labels'], field))} (n={line['points'][0][4]})" for line in lines]
+    colours, handles = panels.colours(names), {}
     baselines = np.concatenate([line["baselines"] for line in lines])
     level = np.median(baselines) if baselines.size else np.nan
-    if np.isfinite(level) and level != 0 and np.all(np.abs(baselines - level) <= 0.1 * abs(level)):
-        low, high = sorted((level - tolerance * abs(level), level + tolerance * abs(level)))
-        axis.axhspan(low, high, color="grey", alpha=0.12, label=f"generation 0 median +-{tolerance:g} (relative)")
-    for reference_knob, value, text in reference_lines:
-        if reference_knob == knob:
-            axis.axvline(value, color="black", linestyle="--", linewidth=1, label=text)
+    shared = np.isfinite(level) and level != 0 and np.all(np.abs(baselines - level) <= 0.1 * abs(level))
+    for axis, (value, members) in zip(axes, groups):
+        for index in members:
+            line, verdict, colour = lines[index], verdicts[index], colours[names[index]]
+            value_, median, q10, q90, _ = (np.asarray(column) for column in zip(*line["points"]))
+            (drawn,) = axis.plot(value_, median, marker="o", markersize=3, color=colour)
+            if len(members) <= panels.LEGEND_LINES:  # more overlapping bands hide the medians; the table has them
+                axis.fill_between(value_, q10, q90, color=colour, alpha=0.15, linewidth=0)
+            if verdict["boundary"] is not None:
+                axis.axvline(verdict["boundary"], color=colour, linestyle=":", linewidth=1.2)
+            handles.setdefault(names[index], drawn)
+        if shared:
+            low, high = sorted((level - tolerance * abs(level), level + tolerance * abs(level)))
+            band = axis.axhspan(low, high, color="grey", alpha=0.12)
+            handles.setdefault(f"generation 0 median +-{tolerance:g} (relative)", band)
+        dashes = iter(["--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1))] * len(reference_lines))
+        for reference_knob, reference, text in reference_lines:
+            if reference_knob == knob:  # one dash style per theory line, so the legend tells them apart
+                drawn = axis.axvline(reference, color="black", linestyle=next(dashes), linewidth=1)
+                handles.setdefault(text, drawn)
+        if field is not None:
+            axis.set_title(knob_label({field: value}), fontsize=8)
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
     if rows and _spans_decades(rows):
-        axis.set_yscale("log")
-    axis.set_xlabel(f"{knob} (dotted: breakdown of the line in its colour)")
-    axis.set_ylabel(f"{metric} at generation {final}")
-    if len(lines) <= 12:
-        axis.set_title(f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band", fontsize=9)
-        axis.legend(fontsize=6, loc="best")
-    else:
-        axis.set_title(
-            f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (bands, labels: "
-            "report.md table)",
-            fontsize=9,
-        )
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        axes[0].set_yscale("log")  # shared y: every panel
+    title = f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band"
+    if max(len(members) for _, members in groups) > panels.LEGEND_LINES:
+        title = f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (labels: report.md table)"
+    panels.finish(
+        figure, axes, handles, path, title, f"{knob} (dotted: breakdown of the line in its colour)",
+        f"{metric} at generation {final}",
+    )  # fmt: skip
 
 
 def strength_sections(results: Results, output: str, make_plots: bool = True) -> list[str]:
@@ -174,7 +198,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
     if settings.knobs is not None:
         knobs = [k for k in settings.knobs if k in knobs]
     final = int(results.generations[-1])  # the last column's generation
-    lines_out = []
+    lines_out, left_out = [], []
     if knobs and settings.metrics:
         lines_out += [
             f"## Final generation vs mitigation strength (breakdown band: |final - gen0| <= t |gen0|, "
@@ -195,6 +219,10 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
             direction = settings.directions.get(knob, "auto")
             tolerance = settings.tolerance(metric)
             verdicts = [breakdown.line_breakdown(line, tolerance, direction) for line in lines]
+            undefined = [verdict["status"] == "no_baseline" for verdict in verdicts]
+            if all(undefined):
+                left_out.append(f"{metric} vs {knob}")
+                continue
             lines_out += [f"### {metric} vs {knob}", ""]
             if make_plots:
                 name = f"{metric}_final_vs_{knob}.png"
@@ -213,7 +241,9 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                 f"| line | breakdown | all crossings | {knob} values | gen0 median | final median [10%, 90%] |",
                 "|---|---|---|---|---|---|",
             ]
-            for line, verdict in zip(lines, verdicts):
+            for line, verdict, skip in zip(lines, verdicts, undefined):
+                if skip:
+                    continue
                 points = line["points"]
                 values = ", ".join(f"{p[0]:g}" for p in points)
                 crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
@@ -223,5 +253,9 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                     f"| {knob_label(line['labels'])} | {_boundary_text(knob, verdict)} | {crossings} | {values} | "
                     f"{gen0} | {finals} |"
                 )
+            if any(undefined):
+                lines_out += ["", f"Left out: {sum(undefined)} lines whose {UNDEFINED}."]
             lines_out.append("")
+    if left_out:
+        lines_out += [f"Left out of the breakdown: {', '.join(left_out)} (every line's {UNDEFINED}).", ""]
     return lines_out

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from collapse_jax.analysis import frames
+from collapse_jax.analysis import frames, profile
 from collapse_jax.store import metric_log, workdir_io
 
 SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
@@ -101,6 +101,22 @@ class Results:
                 }
             )
         return rows
+
+    def profile(self, metrics: list[str] | None = None) -> list[dict[str, Any]]:
+        """The collapse profile: one record per knob group and metric (default: all but `failed` and curation
+        bookkeeping), the table that opens report.md; pandas.DataFrame(results.profile()) makes it a DataFrame.
+
+        Keys: each group field (as in knob_groups), `group` (its label), `metric`, `chains` (finished without failing)
+        and `failed` (non-finite at some generation: left out of every column, as in summary), `generation0` and
+        `generation0_low`/`_high` (median and 10%/90% over seeds), `final_generation` (the last recorded generation
+        with a finite median: a partial run's last computed one), `final`, `final_low`, `final_high` there, `band`
+        ("relative": +- t |generation0|; "absolute": +- t (generation0_high - generation0_low) where |generation0| <=
+        half that spread; t = config.report.collapse_tolerance) and `band_half_width`, `onset` (first recorded
+        generation, a true generation number, whose median leaves the band; None: never) and `drift_rate` (slope of
+        log|median| per generation over final_generation/2..final_generation; None where the median is 0 or changes
+        sign there). Details: collapse_jax/analysis/profile.py.
+        """
+        return profile.profile(self, metrics)
 
     def to_dataframe(
         self,

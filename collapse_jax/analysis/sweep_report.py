@@ -50,8 +50,7 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
     metrics = [m for m in merged.metrics if m != "failed"]
     final = int(merged.generations[-1])
     lines = [
-        f"# Sweep report: {merged.config['model']['name']}",
-        "",
+        *plots.opening(merged, f"Sweep report: {merged.config['model']['name']}"),
         f"{merged.num_chains} chains from {len(loaded)} runs; horizon {final} generations; "
         f"failed (non-finite) chains: {int(merged.failed.sum())}.",
         f"Table (one row per chain x generation, with knobs): `{os.path.relpath(table, output)}`.",

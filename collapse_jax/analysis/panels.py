@@ -1,0 +1,119 @@
+"""Small multiples for figures with many lines: one panel per value of the outermost swept knob, shared axes, one
+legend outside the data, a colour per line that is the same in every panel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless machines and clusters have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Above this many lines a single panel is split (readers tell about six colours apart); above LEGEND_LINES lines in a
+# panel the bands and the per-line legend are dropped (they hide the medians), and the report's tables carry labels.
+MAX_LINES = 6
+LEGEND_LINES = 12
+
+
+def _key(value) -> str:
+    return repr(value)  # NaN != NaN and mixed types: compare labels by their text
+
+
+def outermost(labels: list[dict]) -> str | None:
+    """The varying field that changes least often along the lines' order (chain order: static groups, then the
+    config's sweep order), ties to the one with fewer values: the sweep's outermost knob. None if nothing varies."""
+    fields = list(dict.fromkeys(f for row in labels for f in row))
+    scored = []
+    for index, field in enumerate(fields):
+        values = [_key(row.get(field)) for row in labels]
+        distinct = len(set(values))
+        if distinct > 1:
+            changes = sum(a != b for a, b in zip(values, values[1:]))
+            scored.append((changes, distinct, index, field))
+    return min(scored)[3] if scored else None
+
+
+def split(labels: list[dict], max_lines: int = MAX_LINES) -> tuple[str | None, list[tuple[object, list[int]]]]:
+    """(panel field, [(its value, line indices)]): one panel when at most max_lines lines, else one per value of the
+    outermost field (values in first-seen order)."""
+    field = outermost(labels) if len(labels) > max_lines else None
+    if field is None:
+        return None, [(None, list(range(len(labels))))]
+    groups: dict[str, tuple[object, list[int]]] = {}
+    for index, row in enumerate(labels):
+        groups.setdefault(_key(row.get(field)), (row.get(field), []))[1].append(index)
+    return field, list(groups.values())
+
+
+def rest(labels: dict, field: str | None) -> dict:
+    """A line's labels without the panel field (its panel title says it)."""
+    return {k: v for k, v in labels.items() if k != field}
+
+
+def colours(names: list[str]) -> dict[str, object]:
+    """One colour per distinct line name, the same in every panel: tab10 up to ten names, viridis beyond."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) <= 10:
+        return {name: plt.cm.tab10(i) for i, name in enumerate(unique)}
+    return {name: colour for name, colour in zip(unique, plt.cm.viridis(np.linspace(0, 0.92, len(unique))))}
+
+
+def colour_scale(labels: list[dict], panel_field: str | None) -> tuple[str, object] | None:
+    """(field, matplotlib Normalize) to colour many lines by value: the numeric field other than the panel's that
+    changes most often (the sweep's innermost numeric knob), so a colourbar names what a legend of dozens cannot."""
+    fields = list(dict.fromkeys(f for row in labels for f in row if f != panel_field))
+    scored = []
+    for index, field in enumerate(fields):
+        values = [row.get(field) for row in labels]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
+            continue
+        if len(set(values)) > 1:
+            scored.append((sum(a != b for a, b in zip(values, values[1:])), -index, field))
+    if not scored:
+        return None
+    field = max(scored)[2]
+    values = [row[field] for row in labels]
+    return field, matplotlib.colors.Normalize(min(values), max(values))
+
+
+def subplots(count: int, width: float = 4.6, height: float = 3.4):
+    """Figure and flat list of `count` axes sharing x and y, at most three per row (unused ones hidden)."""
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns if count > 1 else 7, height * rows if count > 1 else 4.2),
+        sharex=True, sharey=True, squeeze=False,
+    )  # fmt: skip
+    axes = list(axes.ravel())
+    for axis in axes[count:]:
+        axis.set_visible(False)
+    return figure, axes[:count]
+
+
+def finish(
+    figure, axes: list, handles: dict, path: str, title: str, xlabel: str, ylabel: str, scale: tuple | None = None
+) -> None:
+    """Titles, labels, grid, the legend outside the data (right of the panels; above LEGEND_LINES lines a colourbar
+    for colour_scale's field instead), then save."""
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    for axis in axes[-min(3, len(axes)) :]:
+        axis.set_xlabel(xlabel)
+        axis.xaxis.set_tick_params(labelbottom=True)
+    for axis in axes[:: min(3, len(axes))]:
+        axis.set_ylabel(ylabel)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    if scale is not None:
+        mappable = matplotlib.cm.ScalarMappable(norm=scale[1], cmap="viridis")
+        figure.colorbar(mappable, ax=axes, label=scale[0], fraction=0.04, pad=0.02)
+    elif handles and len(handles) <= LEGEND_LINES:
+        figure.legend(
+            list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7,
+            frameon=False,
+        )  # fmt: skip
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
