@@ -21,8 +21,11 @@ demo: install
 	$(BIN)/python -m experiments.main --config=experiments/configs/gaussian.py --workdir=$(WORKDIR)
 	@echo "Report: $(WORKDIR)/report.md  Plots: $(WORKDIR)/plots/"
 
+# Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one process): 2-core CI.
+PYTEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 lint: install
 	$(BIN)/ruff format --check collapse_jax experiments launch benchmarks tests
