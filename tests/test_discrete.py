@@ -270,7 +270,9 @@ def population_fits(generations: int, zipf_exponent: float, smoothing: float, **
     """Probabilities of fits 0..generations of a population-fit chain (fit called on the previous params)."""
     model = discrete.make_model(model_config(**{"model.population_fit": True, "regime.name": "replace", **overrides}))
     chain_knobs = knobs(zipf_exponent, smoothing)
-    fit = jax.jit(lambda previous: model.fit(jax.random.key(0), jnp.zeros(4, jnp.int32), jnp.ones(4), chain_knobs, previous))
+    fit = jax.jit(
+        lambda previous: model.fit(jax.random.key(0), jnp.zeros(4, jnp.int32), jnp.ones(4), chain_knobs, previous)
+    )
     params, fits = model.init(jax.random.key(0), chain_knobs), []
     for _ in range(generations + 1):
         params = fit(params)
@@ -314,9 +316,17 @@ def test_add_alpha_population_fits_drift_to_uniform_as_rho_to_the_n():
 
 @pytest.mark.slow  # an engine run: ~30 s of compiles on a loaded 2-core CPU
 def test_population_fit_runs_in_the_engine_and_merged_bins_keep_their_first_kl():
-    overrides = {"seeds": 2, "num_generations": 4, "chunk_generations": 4, "regime.name": "replace",
-                 "model.population_fit": True, "model.num_bins": (6, 3), "model.zipf_exponent": 1.0,
-                 "make_plots": False, "chain_block": 2}
+    overrides = {
+        "seeds": 2,
+        "num_generations": 4,
+        "chunk_generations": 4,
+        "regime.name": "replace",
+        "model.population_fit": True,
+        "model.num_bins": (6, 3),
+        "model.zipf_exponent": 1.0,
+        "make_plots": False,
+        "chain_block": 2,
+    }
     results = simulate(model_config(**overrides))
     kl = np.asarray(results.metrics["kl_to_truth"])
     bins = np.asarray(results.knobs["num_bins"])

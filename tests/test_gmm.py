@@ -254,7 +254,9 @@ def test_truncated_em_from_a_fresh_start_drifts_while_converged_warm_em_does_not
     """Approximation error only (T = K = 3, population fits): one EM step from a fresh k-means start each generation
     moves the fit away from the truth generation after generation (a measured drift: the median L2 over 6 chains
     grows ~5x in 10 generations), while EM run to convergence from the previous fit stays put."""
-    drifting = error_source_model(**{"model.num_components": 3, "model.fit_method": "truncated_em", "model.fit_steps": 1})
+    drifting = error_source_model(
+        **{"model.num_components": 3, "model.fit_method": "truncated_em", "model.fit_steps": 1}
+    )
     l2 = []
     for key in range(6):
         params, evaluate = population_chain(drifting, 10, key)

@@ -109,7 +109,9 @@ class DiscreteModel:
             optional=True,
             sweepable=True,
         ),
-        "population_fit": Field("bool", "fit the previous model's expected counts (statistical error off)", sweepable=True),
+        "population_fit": Field(
+            "bool", "fit the previous model's expected counts (statistical error off)", sweepable=True
+        ),
     }
 
     def _truth(self, knobs: Knobs) -> jax.Array:

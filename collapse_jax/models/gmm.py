@@ -15,6 +15,12 @@ import numpy as np
 
 from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import _quadrature as quadrature
+from collapse_jax.models._gmm_settings import (
+    FIT_INITS,
+    FIT_METHODS,
+    error_source_settings,
+    truth_settings,
+)
 from collapse_jax.models._metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
 from collapse_jax.models.contract import FamilySettings, family_settings
@@ -22,13 +28,6 @@ from collapse_jax.models.fields import Field, choice, integer, number
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")
-# em: EM until the tolerance (at most max_iterations); truncated_em: exactly fit_steps iterations from a fresh
-# init_method start every generation (functional approximation error: a capped fit from a non-optimal start).
-FIT_METHODS = ("em", "truncated_em")
-# fresh: a new init_method start each generation (a new sklearn GaussianMixture); previous: warm start at the last fit.
-FIT_INITS = ("fresh", "previous")
-# Largest quadrature point set a population fit may use (J components x nodes^d points per EM iteration per chain).
-MAX_QUADRATURE_POINTS = 1 << 16
 
 
 def e_step(columns: jax.Array, mask: jax.Array, params: dict, reg_covar: float) -> tuple[jax.Array, jax.Array]:
@@ -182,12 +181,6 @@ def initial_responsibilities(
     return jax.nn.one_hot(jnp.argmin(squared_distances(centres), axis=1), num_components, dtype=points.dtype).T
 
 
-def truth_centres(components: int, separation: float, true_mean: float, dim: int) -> tuple[tuple[float, ...], ...]:
-    """Centres of the truth's T equal-weight blobs: true_mean * 1 + (t - (T - 1) / 2) * separation * e_1, t < T."""
-    offsets = [(t - (components - 1) / 2.0) * separation for t in range(components)]
-    return tuple((true_mean + offset,) + (true_mean,) * (dim - 1) for offset in offsets)
-
-
 @dataclasses.dataclass(frozen=True)
 class GaussianMixtureModel:
     """Static settings of the GMM family; the truth is T equal-weight blobs N(c_t, true_std^2 I) (T = 1: Shumailov's
@@ -205,7 +198,11 @@ class GaussianMixtureModel:
     """
 
     # Tuple values of these fields compile one group each (the error-source switches; the capacity K).
-    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_components", "model.population_fit", "model.fit_method")
+    static_sweep_fields: ClassVar[tuple[str, ...]] = (
+        "model.num_components",
+        "model.population_fit",
+        "model.fit_method",
+    )
 
     dim: int
     num_components: int
@@ -261,11 +258,11 @@ class GaussianMixtureModel:
         "reg_covar": number("added to every covariance diagonal", low=0.0, low_open=True),
         "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "test_size": integer("held-out real points for nll_real_test", low=1),
-        "population_fit": Field("bool", "fit the previous model's distribution itself (statistical error off)",
-                                sweepable=True),
+        "population_fit": Field(
+            "bool", "fit the previous model's distribution itself (statistical error off)", sweepable=True
+        ),
         "quadrature_nodes": integer("Gauss-Hermite nodes per axis per component of the population fit", low=1),
-        "fit_method": choice("em (to convergence) or truncated_em (fit_steps iterations)", FIT_METHODS,
-                             sweepable=True),
+        "fit_method": choice("em (to convergence) or truncated_em (fit_steps iterations)", FIT_METHODS, sweepable=True),
         "fit_steps": integer("EM iterations of truncated_em", low=1),
         "fit_init": choice("fresh (init_method each generation) or previous (warm start)", FIT_INITS),
     }
@@ -273,7 +270,9 @@ class GaussianMixtureModel:
     @property
     def _truth(self) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(weights [T], means [T, d], covariances [T, d, d]) of the truth."""
-        means = jnp.asarray(self.truth_means, jnp.float32) if self.truth_means else jnp.full((1, self.dim), self.true_mean)
+        means = (
+            jnp.asarray(self.truth_means, jnp.float32) if self.truth_means else jnp.full((1, self.dim), self.true_mean)
+        )
         count = means.shape[0]
         covariances = jnp.broadcast_to(self.true_std**2 * jnp.eye(self.dim), (count, self.dim, self.dim))
         return jnp.full((count,), 1.0 / count), means, covariances
@@ -427,82 +426,6 @@ class GaussianMixtureModel:
         }
 
 
-def _truth_settings(model, dim: int, true_mean: float, true_std: float, mass: float) -> dict:
-    """Host-side constants of the truth: blob centres, per-axis 1% / 99% quantiles, the HDR log-density threshold."""
-    components = model.get("truth_components", 1)
-    if not isinstance(components, int) or isinstance(components, bool) or components < 1:
-        raise ValueError(f"config.model.truth_components: must be a positive integer, got {components!r}")
-    separation = model.get("truth_separation", 0.0)
-    if isinstance(separation, bool) or not isinstance(separation, (int, float)) or not separation >= 0:
-        raise ValueError(f"config.model.truth_separation: must be a number >= 0, got {separation!r}")
-    centres = truth_centres(components, float(separation), true_mean, dim)
-    weights = np.full(components, 1.0 / components)
-    tails = {"tail_low": [], "tail_high": []}
-    for axis in range(dim):
-        axis_means, stds = np.array([c[axis] for c in centres]), np.full(components, true_std)
-        tails["tail_low"].append(quadrature.mixture_marginal_quantile(quadrature.TAIL_LOW, weights, axis_means, stds))
-        tails["tail_high"].append(quadrature.mixture_marginal_quantile(quadrature.TAIL_HIGH, weights, axis_means, stds))
-    threshold = 0.0
-    if components > 1:
-        # The HDR {p0 >= c} of mass m: c is the (1 - m) quantile of log p0(X), X ~ p0 (2e5 draws: mass error ~1e-3).
-        rng = np.random.default_rng(0)
-        points = np.asarray(centres)[rng.integers(0, components, 200_000)] + true_std * rng.standard_normal(
-            (200_000, dim)
-        )
-        squared = np.sum((points[:, None, :] - np.asarray(centres)[None]) ** 2, axis=-1)
-        log_density = np.log(np.mean(np.exp(-0.5 * squared / true_std**2), axis=1)) - dim * np.log(
-            np.sqrt(2 * np.pi) * true_std
-        )
-        threshold = float(np.quantile(log_density, 1.0 - mass))
-    return {
-        "truth_means": centres if components > 1 else (),
-        "tail_low": tuple(tails["tail_low"]),
-        "tail_high": tuple(tails["tail_high"]),
-        "good_log_density": threshold,
-    }
-
-
-def _error_source_settings(config, num_components: int, truth_components: int, dim: int) -> dict:
-    """Validate the error-source switches (population_fit, quadrature_nodes, fit_method, fit_steps, fit_init)."""
-    model = config.model
-    population_fit = model.get("population_fit", False)
-    if not isinstance(population_fit, bool):
-        raise ValueError(f"config.model.population_fit: must be True or False, got {population_fit!r}")
-    nodes = model.get("quadrature_nodes", 12)
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise ValueError(f"config.model.quadrature_nodes: must be a positive integer, got {nodes!r}")
-    points = max(num_components, truth_components) * nodes**dim
-    if population_fit and points > MAX_QUADRATURE_POINTS:
-        raise ValueError(
-            f"config.model.quadrature_nodes: {nodes}^{dim} nodes x {max(num_components, truth_components)} components"
-            f" = {points} quadrature points, more than {MAX_QUADRATURE_POINTS}; use fewer nodes or a smaller dim"
-        )
-    if population_fit:
-        regime = config.get("regime", {})
-        fractions = np.atleast_1d(regime.get("real_fraction", 0.0))
-        if regime.get("name", "replace") != "replace" or np.any(fractions != 0):
-            raise ValueError(
-                "config.model.population_fit: fits the previous model's distribution and ignores the pool, so it"
-                " needs regime.name = replace with real_fraction 0"
-            )
-    fit_method = model.get("fit_method", "em")
-    if fit_method not in FIT_METHODS:
-        raise ValueError(f"config.model.fit_method: {fit_method!r}; allowed: {', '.join(FIT_METHODS)}")
-    fit_steps = model.get("fit_steps", 2)
-    if isinstance(fit_steps, bool) or not isinstance(fit_steps, int) or fit_steps < 1:
-        raise ValueError(f"config.model.fit_steps: must be a positive integer, got {fit_steps!r}")
-    fit_init = model.get("fit_init", "fresh")
-    if fit_init not in FIT_INITS:
-        raise ValueError(f"config.model.fit_init: {fit_init!r}; allowed: {', '.join(FIT_INITS)}")
-    return {
-        "population_fit": population_fit,
-        "quadrature_nodes": nodes,
-        "fit_method": fit_method,
-        "fit_steps": fit_steps,
-        "fit_init": fit_init,
-    }
-
-
 def make_model(config, settings: FamilySettings | None = None) -> GaussianMixtureModel:
     """Validate `config.model` and build the GMM family."""
     model = config.model
@@ -532,8 +455,8 @@ def make_model(config, settings: FamilySettings | None = None) -> GaussianMixtur
         raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
-    truth = _truth_settings(model, model.dim, float(model.true_mean), float(model.true_std), mass)
-    sources = _error_source_settings(config, model.num_components, len(truth["truth_means"]) or 1, model.dim)
+    truth = truth_settings(model, model.dim, float(model.true_mean), float(model.true_std), mass)
+    sources = error_source_settings(config, model.num_components, len(truth["truth_means"]) or 1, model.dim)
     return GaussianMixtureModel(
         dim=model.dim,
         num_components=model.num_components,
