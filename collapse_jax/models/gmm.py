@@ -109,7 +109,7 @@ def population_expectation_maximization(
     The M step needs integral p r_k f = w_k integral N_k (p / q) f for f in {1, x, x x^T} (r_k = w_k N_k / q), so
     component k's statistics are its own nodes x_ki = mu_k + L_k z_i with weights w_k v_i p(x_ki) / q(x_ki): at
     q = p the ratio is 1 and the rule is exact for these degree <= 2 moments, so a mixture the family contains is a
-    fixed point to float rounding (plus reg_covar), which quadrature around p's own components (the logistic
+    fixed point to float rounding (plus reg_covar per step), which quadrature around p's own components (the logistic
     responsibilities inside each node set) misses by ~1e-3 in the covariances at 12 nodes per axis (BUILD_NOTES.md).
     """
     num_components, dim = start["means"].shape
@@ -194,7 +194,9 @@ class GaussianMixtureModel:
     - functional approximation: on with `fit_method = "truncated_em"` (`fit_steps` EM iterations from a fresh
       init_method start each generation); off with "em" run to convergence, ideally warm-started (`fit_init =
       "previous"`), whose population fit of a mixture the family contains is that mixture (a fixed point of EM).
-    sklearn's reg_covar is itself a small approximation error: every fit adds it to each covariance diagonal.
+    sklearn's reg_covar is itself a small approximation error: it is added to each covariance diagonal by every M
+    step, which with population fits compounds (the nodes follow the current fit): ~1e-6 per generation at a fixed
+    point, where EM stops after two steps.
     """
 
     # Tuple values of these fields compile one group each (the error-source switches; the capacity K).
