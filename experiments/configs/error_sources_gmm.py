@@ -23,10 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
     config = gmm.get_config()
     config.seeds = 8
     config.num_generations = 40
-    # M: samples per generation when the statistical error is on (population fits ignore the pool).
-    config.samples_per_generation = 1000
-    # Population fits ignore the pool, so they need replace with no real data.
-    config.regime.name = "replace"
+    # M = 1000 (gmm.py) samples per generation when the statistical error is on; population fits ignore the pool, so
+    # they need gmm.py's replace with no real data.
 
     # Truth: T = 3 equal blobs N(c_t, I), centres 3 apart on the first axis (they overlap: the density has 3 modes).
     config.model.truth_components = 3
@@ -36,7 +34,6 @@ def get_config() -> ml_collections.ConfigDict:
     # Statistical error: on (M samples) / off (population fit, Gauss-Hermite with 12 nodes per axis per component:
     # exact at a fixed point, and 12 vs 24 nodes move a K = 2 first fit by ~0.1 in its means, BUILD_NOTES.md).
     config.model.population_fit = (False, True)
-    config.model.quadrature_nodes = 12
     # Approximation: EM to the tolerance from the previous fit / one EM step from a fresh k-means start.
     config.model.fit_method = ("em", "truncated_em")
     config.model.fit_steps = 1
