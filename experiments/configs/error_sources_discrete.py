@@ -8,7 +8,8 @@ Truth: Zipf p0(i) ∝ 1/i over K = 10 outcomes, M = 100 draws per generation, re
 Main metric kl_to_truth = KL(p || p0); tails: tail_mass (truth mass of the surviving outcomes with p0 <= 1/M).
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_discrete.py --workdir=/tmp/es_discrete
-Runtime: 1 min 50 s on the shared 2-core CPU at load ~15 (4 groups x 2 smoothing x 32 seeds x 201 fits).
+Runtime: 4 min 44 s wall on the 2-core CPU shared by ~6 jobs (load ~15-20; 4 groups x 2 smoothing x 32 seeds x
+201 fits, with --config.make_plots=False).
 """
 
 import ml_collections

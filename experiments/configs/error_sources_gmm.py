@@ -10,8 +10,9 @@ combination, eight groups in one results table):
 Main metric l2_to_truth (closed-form L2 between mixtures); tails: tail_mass_ratio (1 at the truth).
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_gmm.py --workdir=/tmp/es_gmm
-Runtime: 6 min 40 s on the shared 2-core CPU at load ~15 (8 groups x 8 chains x 41 fits; mostly compiles).
-Small:   --config.seeds=2 --config.num_generations=10
+Runtime: measured only at a small size: --config.seeds=2 --config.num_generations=10
+  --config.samples_per_generation=300 took 21 min wall on the 2-core CPU shared by ~6 jobs (load ~24), mostly the
+  eight compiles; the full size (8 seeds, 40 generations, M = 1000) is not measured.
 """
 
 import ml_collections
