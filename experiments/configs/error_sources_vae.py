@@ -10,9 +10,9 @@ A VAE has no exact population fit, so the switches are surrogates (collapse_jax/
 Main metric latent_std_gen0_encoder (Shumailov's latent spread), with frechet_distance.
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_vae.py --workdir=/tmp/es_vae
-Runtime: not measured at full size (4 static groups x 2 learning rates x 4 seeds x 11 fits; vae_digits.py's 2 x 4 x 11
-takes 1 min on an idle 2-core CPU, and this sweep trains 4x as many chains, half on 4x the images).
-CI size (measured 2026-12-02, loaded CPU): --config.seeds=1 --config.num_generations=2
+Runtime: not measured (no time on this branch): 4 static groups x 2 learning rates x 4 seeds x 11 fits, where
+vae_digits.py's 2 groups x 4 seeds x 11 fits take 1 min on an idle 2-core CPU; half the groups train on 4x the images.
+A CI-sized variant to try first (not run yet): --config.seeds=1 --config.num_generations=2
   --config.model.steps_per_generation=20 --config.samples_per_generation='(200, 800)' --config.model.train_size=200
 """
 
