@@ -261,3 +261,87 @@ def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:
         discrete.make_model(model_config(**{field: value}))
     assert "\n" not in str(error.value)
+
+
+# --- The three sources of error (Shumailov et al. 2024) --------------------------------------------------------------
+
+
+def population_fits(generations: int, zipf_exponent: float, smoothing: float, **overrides) -> list[np.ndarray]:
+    """Probabilities of fits 0..generations of a population-fit chain (fit called on the previous params)."""
+    model = discrete.make_model(model_config(**{"model.population_fit": True, "regime.name": "replace", **overrides}))
+    chain_knobs = knobs(zipf_exponent, smoothing)
+    fit = jax.jit(
+        lambda previous: model.fit(jax.random.key(0), jnp.zeros(4, jnp.int32), jnp.ones(4), chain_knobs, previous)
+    )
+    params, fits = model.init(jax.random.key(0), chain_knobs), []
+    for _ in range(generations + 1):
+        params = fit(params)
+        fits.append(np.asarray(params["probabilities"]))
+    return fits
+
+
+def test_all_three_errors_off_the_chain_is_the_truth_at_every_generation_exactly():
+    """Population fit, K bins, α = 0: the MLE of a categorical's own expected counts is that categorical (no
+    arithmetic is done on it), so fit 0 is p0 and fit 1 equals fit 0 bit for bit (Shumailov et al.: stationary)."""
+    fits = population_fits(3, zipf_exponent=1.0, smoothing=0.0)
+    truth = np.asarray(discrete.truth_probabilities(6, jnp.float32(1.0)))
+    np.testing.assert_array_equal(fits[0], truth)
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit, fits[0])
+
+
+def test_merged_bins_first_fit_is_the_merged_truth_and_never_changes():
+    """Expressivity only (B = 3 bins of K = 6 Zipf outcomes): fit 0 = each bin's truth mass spread evenly over its
+    two outcomes (the closed form below), and every later fit equals it exactly: the error is made once."""
+    fits = population_fits(3, zipf_exponent=1.0, smoothing=0.0, **{"model.num_bins": 3})
+    truth = np.asarray(discrete.truth_probabilities(6, jnp.float32(1.0)), np.float64)
+    merged = np.repeat(truth.reshape(3, 2).sum(axis=1) / 2.0, 2)
+    np.testing.assert_allclose(fits[0], merged, rtol=1e-6)  # float32 sums of two values: ~1 ulp
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit, fits[0])
+
+
+def test_add_alpha_population_fits_drift_to_uniform_as_rho_to_the_n():
+    """Approximation only (α > 0, the Dirichlet-MAP objective): p_{n+1} = (M p_n + α) / (M + K α), so
+    p_n - u = ρ^n (p_0 - u) with ρ = M / (M + K α) and p_0 = (R p0 + α) / (R + K α) (R = real_data_size = M here)."""
+    fits = population_fits(10, zipf_exponent=1.0, smoothing=2.0)
+    truth = np.asarray(discrete.truth_probabilities(6, jnp.float32(1.0)), np.float64)
+    size, alpha, uniform = 1000.0, 2.0, 1.0 / 6.0
+    rho = size / (size + 6 * alpha)
+    first = (size * truth + alpha) / (size + 6 * alpha)
+    for n in (0, 5, 10):
+        # float32 recursion over 10 steps: ~10 roundings of 6e-8 relative each.
+        np.testing.assert_allclose(fits[n], uniform + rho**n * (first - uniform), rtol=2e-6)
+
+
+@pytest.mark.slow  # an engine run: ~30 s of compiles on a loaded 2-core CPU
+def test_population_fit_runs_in_the_engine_and_merged_bins_keep_their_first_kl():
+    overrides = {
+        "seeds": 2,
+        "num_generations": 4,
+        "chunk_generations": 4,
+        "regime.name": "replace",
+        "model.population_fit": True,
+        "model.num_bins": (6, 3),
+        "model.zipf_exponent": 1.0,
+        "make_plots": False,
+        "chain_block": 2,
+    }
+    results = simulate(model_config(**overrides))
+    kl = np.asarray(results.metrics["kl_to_truth"])
+    bins = np.asarray(results.knobs["num_bins"])
+    np.testing.assert_array_equal(kl[bins == 6], 0.0)
+    assert np.all(kl[bins == 3] > 0.01)
+    np.testing.assert_array_equal(kl[bins == 3], kl[bins == 3][:, :1].repeat(5, axis=1))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"model.num_bins": 7}, "model.num_bins"),
+        ({"model.population_fit": True, "regime.name": "accumulate"}, "model.population_fit"),
+    ],
+)
+def test_bad_error_source_settings_are_one_line_errors(overrides, field):
+    with pytest.raises(ValueError, match=f"config.{field}"):
+        discrete.make_model(model_config(**overrides))

@@ -1,6 +1,7 @@
 """Discrete collapse: refit a categorical's frequencies to M draws, resample M, repeat (a Wright–Fisher chain).
 
 Truth p0 over K outcomes is Zipf, p0(i) ∝ i^-β (β = 0: uniform); fit = add-α frequencies; statistics = counts.
+Shumailov et al.'s three sources of error are switches: see DiscreteModel.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
-from collapse_jax.models.fields import integer, number
+from collapse_jax.models.fields import Field, integer, number
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
@@ -53,15 +55,27 @@ def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class DiscreteModel:
-    """Categorical over `num_outcomes` outcomes; data are integer outcome indices [n]."""
+    """Categorical over `num_outcomes` outcomes; data are integer outcome indices [n].
 
-    # Config fields whose tuple values compile one group each (the K x M grid).
-    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_outcomes",)
+    The three sources of error of Shumailov et al. (2024) are switches:
+    - statistical approximation: off with `population_fit`: each fit sees the expected counts N p of the previous
+      model (the truth p0 for the first fit; N = M, or real_data_size for the first fit) instead of drawn ones, so
+      with α = 0 the fit is the previous model itself, exactly (replace with real_fraction 0 only);
+    - functional expressivity: on with `num_bins` B < K: the family is the histograms over B bins of consecutive
+      outcomes (bin(i) = floor(i B / K)), uniform inside a bin, so a non-uniform truth is out of reach;
+    - functional approximation: on with smoothing α > 0, the add-α (Dirichlet MAP) objective instead of the
+      likelihood; with population fits p_{n+1} = (N p_n + α) / (N + K α), a deterministic drift toward uniform.
+    """
+
+    # Config fields whose tuple values compile one group each (the K x M grid, the error-source switches).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_outcomes", "model.num_bins", "model.population_fit")
 
     num_outcomes: int
     samples_per_generation: int
     real_data_size: int
     good_region_mass: float  # m: is_good's outcomes are the truth's smallest set holding mass >= m
+    num_bins: int | None = None  # B: histogram bins of the family (None: one per outcome, the plain categorical)
+    population_fit: bool = False
 
     knob_fields: ClassVar[dict[str, str]] = {
         "smoothing": "model.smoothing",
@@ -89,6 +103,15 @@ class DiscreteModel:
         "smoothing": number("add-alpha pseudo-count of every fit", low=0.0, sweepable=True),
         "zipf_exponent": number("truth p_k ~ k^-s (0: uniform)", low=0.0, sweepable=True),
         "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "num_bins": integer(
+            "B: bins of consecutive outcomes the family is uniform within (None: K; B < K: expressivity error)",
+            low=1,
+            optional=True,
+            sweepable=True,
+        ),
+        "population_fit": Field(
+            "bool", "fit the previous model's expected counts (statistical error off)", sweepable=True
+        ),
     }
 
     def _truth(self, knobs: Knobs) -> jax.Array:
@@ -105,7 +128,20 @@ class DiscreteModel:
     def init(self, key: jax.Array, knobs: Knobs) -> PyTree:
         """Uniform probabilities: the params structure, and the fallback of a fit that sees no data."""
         del key, knobs
-        return {"probabilities": jnp.full((self.num_outcomes,), 1.0 / self.num_outcomes, jnp.float32)}
+        uniform = {"probabilities": jnp.full((self.num_outcomes,), 1.0 / self.num_outcomes, jnp.float32)}
+        # A population fit must know its first fit (which targets the truth, not this placeholder).
+        return {**uniform, "fitted": jnp.float32(0.0)} if self.population_fit else uniform
+
+    def _bins(self) -> np.ndarray:
+        """bin(i) = floor(i B / K) for i < K: B runs of consecutive outcomes, sizes differing by at most one."""
+        return (np.arange(self.num_outcomes) * self.num_bins) // self.num_outcomes
+
+    def merge_bins(self, probabilities: jax.Array) -> jax.Array:
+        """Spread each bin's mass uniformly over its outcomes: the histogram fit with B bins (identity for B = K)."""
+        bins = self._bins()
+        sizes = np.bincount(bins, minlength=self.num_bins).astype(np.float32)
+        mass = jnp.zeros((self.num_bins,), probabilities.dtype).at[bins].add(probabilities)
+        return mass[bins] / sizes[bins]
 
     def statistics(self, data: jax.Array, weights: jax.Array) -> jax.Array:
         """Weighted counts c_i = Σ_j w_j [x_j = i] (a scatter-add, so memory is O(K), not O(n K))."""
@@ -116,8 +152,32 @@ class DiscreteModel:
         return a + b
 
     def fit_statistics(self, key: jax.Array, statistics: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
-        """Add-α estimate p_i = (c_i + α) / (Σ_j c_j + K α); α = 0 is the MLE (empirical frequencies)."""
-        del key
+        """Add-α estimate p_i = (c_i + α) / (Σ_j c_j + K α); α = 0 is the MLE (empirical frequencies).
+
+        With num_bins, the estimate's bin masses spread uniformly inside each bin; with population_fit, the
+        statistics are ignored for the expected counts N q of the target q (the previous fit, or p0 first).
+        """
+        if self.population_fit:
+            return self._population_fit(knobs, previous)
+        fitted = self._add_alpha(statistics, knobs, previous)
+        if self.num_bins is not None:
+            fitted = {"probabilities": self.merge_bins(fitted["probabilities"])}
+        return fitted
+
+    def _population_fit(self, knobs: Knobs, previous: PyTree) -> PyTree:
+        """The fit to the target's expected counts N q: q itself for α = 0 (exact: no division), else add-α of N q."""
+        first = previous["fitted"] == 0
+        target = jnp.where(first, self._truth(knobs), previous["probabilities"])
+        size = jnp.where(first, float(self.real_data_size), float(self.samples_per_generation))
+        smoothed = (size * target + knobs["smoothing"]) / (size + self.num_outcomes * knobs["smoothing"])
+        probabilities = jnp.where(knobs["smoothing"] == 0, target, smoothed)
+        # Later targets are already uniform inside bins and add-α keeps that, so only the truth needs merging.
+        if self.num_bins is not None:
+            probabilities = jnp.where(first, self.merge_bins(probabilities), probabilities)
+        return {"probabilities": probabilities.astype(jnp.float32), "fitted": jnp.float32(1.0)}
+
+    def _add_alpha(self, statistics: jax.Array, knobs: Knobs, previous: PyTree) -> PyTree:
+        """p_i = (c_i + α) / (Σ_j c_j + K α), the previous fit when the pool is empty and α = 0."""
         smoothing = jnp.asarray(knobs["smoothing"], jnp.float32)
         total = jnp.sum(statistics) + self.num_outcomes * smoothing
         # An empty weighted pool with α = 0 has no estimate; keep the previous fit rather than divide by zero.
@@ -219,4 +279,21 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
         real_data_size = samples_per_generation
     real_data_size = _check_int("model.real_data_size", real_data_size, 1)
     settings = family_settings(config) if settings is None else settings
-    return DiscreteModel(num_outcomes, samples_per_generation, real_data_size, settings.good_region_mass)
+    num_bins = config.model.get("num_bins", None)
+    if num_bins is not None:
+        num_bins = _check_int("model.num_bins", num_bins, 1)
+        if num_bins > num_outcomes:
+            raise ValueError(f"config.model.num_bins: got {num_bins}; allowed: at most num_outcomes = {num_outcomes}")
+    population_fit = config.model.get("population_fit", False)
+    if not isinstance(population_fit, bool):
+        raise ValueError(f"config.model.population_fit: got {population_fit!r}; allowed: True or False")
+    if population_fit:
+        regime = config.get("regime", {})
+        if regime.get("name", "replace") != "replace" or np.any(np.atleast_1d(regime.get("real_fraction", 0.0)) != 0):
+            raise ValueError(
+                "config.model.population_fit: fits the previous model's distribution and ignores the pool, so it"
+                " needs regime.name = replace with real_fraction 0"
+            )
+    return DiscreteModel(
+        num_outcomes, samples_per_generation, real_data_size, settings.good_region_mass, num_bins, population_fit
+    )

@@ -33,6 +33,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.smoothing = 0.0
     # Size of the real training set at generation 0 (None: M).
     config.model.real_data_size = None
+    # B: the family is uniform inside B bins of consecutive outcomes (None: K bins, the plain categorical; B < K
+    # switches functional expressivity error on). A tuple compiles one group per value.
+    config.model.num_bins = None
+    # Statistical error off: each fit sees the expected counts of the previous model (the truth first), not M draws
+    # (replace, real_fraction 0 only). A tuple (False, True) compiles one group per value.
+    config.model.population_fit = False
 
     config.chunk_generations = 500
     config.checkpoint_every = 1000

@@ -27,6 +27,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dim = 2
     config.model.true_mean = 0.0
     config.model.true_std = 1.0
+    # T: equal-weight blobs of the truth, centres truth_separation apart along the first axis (1: the paper's one
+    # blob; T > num_components switches functional expressivity error on).
+    config.model.truth_components = 1
+    config.model.truth_separation = 0.0
     # K: mixture components fitted each generation.
     config.model.num_components = 2
     # full (as the paper) or diag covariances.
@@ -44,6 +48,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.reg_covar = 1e-6
     # Size of the real training set at generation 0 (None: M).
     config.model.real_data_size = None
+    # Statistical error off: every fit is EM on the previous model's distribution itself (the truth at generation 0)
+    # by Gauss-Hermite quadrature with quadrature_nodes nodes per axis per component, not on M samples (replace,
+    # real_fraction 0 only). False: the paper's finite-sample fits.
+    config.model.population_fit = False
+    config.model.quadrature_nodes = 12
+    # em: EM to the tolerance; truncated_em: exactly fit_steps iterations from a fresh init_method start each
+    # generation (functional approximation error on).
+    config.model.fit_method = "em"
+    config.model.fit_steps = 2
+    # fresh: a new init_method start each generation (a new sklearn GaussianMixture, the paper); previous: warm start.
+    config.model.fit_init = "fresh"
     # Held-out real points for nll_real_test (shared by all chains).
     config.model.test_size = 2000
 

@@ -1,6 +1,10 @@
 """VAE collapse on real images (Shumailov et al. 2024, "AI models collapse when trained on recursively generated data").
 
 A conv VAE is trained per chain (a generation's epochs in one lax.scan) on the pool; decoded z ~ N(0, I) are the data.
+Three sources of error: statistical approximation has no exact off switch (no population fit of a VAE to a decoder
+distribution exists); its surrogate is a large M (samples_per_generation) with a fixed step budget. Expressivity:
+latent_dim / encoder_channels below the default. Approximation: the training budget (steps_per_generation,
+learning_rate, train_from scratch vs previous). experiments/configs/error_sources_vae.py sweeps them.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ def _where(condition: jax.Array, a: Any, b: Any) -> Any:
 class VAEModel:
     """Static settings and the real images (closed-over constants shared by all chains); methods are pure."""
 
-    # Tuple values of these fields compile one group each; the knobs sweep inside one compile.
-    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.train_from", "model.sample_mode")
+    # Tuple values of these fields compile one group each; the knobs sweep inside one compile. latent_dim is the
+    # capacity switch of the error-source sweeps (experiments/configs/error_sources_vae.py).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.train_from", "model.sample_mode", "model.latent_dim")
 
     encoder: Encoder
     decoder: Decoder
@@ -93,7 +98,7 @@ class VAEModel:
         "train_size": integer("first N training images (None: all)", low=1, optional=True),
         "test_size": integer("first N test images (None: all)", low=1, optional=True),
         "encoder_channels": Field("ints", "encoder conv widths (the decoder mirrors them)", low=1),
-        "latent_dim": integer("latent dimension", low=1),
+        "latent_dim": integer("latent dimension (static: one compile per value)", low=1, sweepable=True),
         "epochs": integer("passes over the valid pool per generation", low=1),
         "batch_size": integer("minibatch size", low=1),
         "steps_per_generation": integer("minibatches per generation (None: use epochs)", low=1, optional=True),
