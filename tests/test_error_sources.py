@@ -54,3 +54,24 @@ def test_section_has_one_panel_and_one_row_per_combination(tmp_path):
     # A run that sweeps no switch gets no section.
     plain = Results(metrics=results.metrics, knobs={"seed": np.arange(24)}, config={}, chain_ids=np.arange(24))
     assert error_sources.section(plain, str(tmp_path)) == []
+
+
+def test_each_family_names_its_own_switches():
+    # GMM: full EM is the exact fit and fewer components than the truth's blobs is the expressivity error; discrete:
+    # merged bins (num_bins < K) and add-alpha smoothing (issue 14's switches per family).
+    gmm = {"truth_components": 3}
+    assert error_sources.sources_on({"population_fit": True, "num_components": 3, "fit_method": "em"}, gmm) == ()
+    assert error_sources.sources_on({"population_fit": True, "num_components": 2, "fit_method": "em"}, gmm) == (
+        "expressivity",
+    )
+    assert error_sources.sources_on({"population_fit": False, "fit_method": "truncated_em"}, gmm) == (
+        "statistical",
+        "approximation",
+    )
+    discrete = {"num_outcomes": 10}
+    assert error_sources.sources_on({"population_fit": True, "num_bins": 10, "smoothing": 0.0}, discrete) == ()
+    assert error_sources.sources_on({"population_fit": True, "num_bins": 5, "smoothing": 0.5}, discrete) == (
+        "expressivity",
+        "approximation",
+    )
+    assert error_sources.combination_title(()) == "none (all off)"

@@ -23,9 +23,21 @@ from collapse_jax.analysis.results import Results  # noqa: E402
 # a run without the column has: statistical error on, the truth inside the family, the exact fit). Families name
 # their switches this way (issue 14); a family with other names adds them here.
 SWITCHES = {
-    "population_fit": ("statistical", lambda value: not _truthy(value), False),
-    "truth": ("expressivity", lambda value: str(value) != "gaussian", "gaussian"),
-    "fit_method": ("approximation", lambda value: str(value) != "exact", "exact"),
+    "population_fit": ("statistical", lambda value, context: not _truthy(value), False),
+    # Gaussian: a mixture or Student-t truth outside the family.
+    "truth": ("expressivity", lambda value, context: str(value) != "gaussian", "gaussian"),
+    # Discrete: outcomes merged into fewer bins than the truth's K (None: no merging).
+    "num_bins": ("expressivity", lambda value, context: _number(value) < _number(context.get("num_outcomes")), None),
+    # GMM: fewer components than the truth's blobs.
+    "num_components": (
+        "expressivity",
+        lambda value, context: _number(value) < _number(context.get("truth_components"), 0.0),
+        None,
+    ),
+    # Gaussian: gradient descent instead of the exact MLE; GMM: EM capped at a few iterations (full EM is its fit).
+    "fit_method": ("approximation", lambda value, context: str(value) not in ("exact", "em"), "exact"),
+    # Discrete: add-alpha smoothing, an objective other than the likelihood.
+    "smoothing": ("approximation", lambda value, context: _number(value, 0.0) > 0, 0.0),
 }
 SOURCES = ("statistical", "expressivity", "approximation")
 
@@ -34,21 +46,34 @@ def _truthy(value) -> bool:
     return str(value).lower() in ("true", "1", "1.0")
 
 
+def _number(value, missing: float = np.inf) -> float:
+    """A label as a number (None, NaN or a non-number: `missing`)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return missing
+    return missing if np.isnan(number) else number
+
+
 def swept_switches(results: Results) -> list[str]:
     """The switch columns the run sweeps (two or more values)."""
     return [name for name in SWITCHES if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
 
 
-def sources_on(labels: dict) -> tuple[str, ...]:
-    """The error sources a combination of switch values turns on (a switch the run lacks counts as its default)."""
-    return tuple(
-        source for name, (source, on, default) in SWITCHES.items() if on(labels[name] if name in labels else default)
-    )
+def sources_on(labels: dict, context: dict | None = None) -> tuple[str, ...]:
+    """The error sources a combination of switch values turns on (a switch the run lacks counts as its default);
+    `context` holds what a switch is compared with (the model's num_outcomes, truth_components), labels first."""
+    context = {**(context or {}), **labels}
+    on = {
+        source
+        for name, (source, turns_on, default) in SWITCHES.items()
+        if turns_on(labels[name] if name in labels else default, context)
+    }
+    return tuple(source for source in SOURCES if source in on)
 
 
-def combination_title(labels: dict) -> str:
+def combination_title(on: tuple[str, ...]) -> str:
     """'statistical + approximation' (the sources on), 'none' when all are off."""
-    on = sources_on(labels)
     return " + ".join(on) if on else "none (all off)"
 
 
@@ -93,13 +118,19 @@ def _lines(results: Results) -> list[dict]:
             for k, v in labels.items()
             if k not in SWITCHES and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
         }
-        entries.append({"switches": switch_labels, "others": others, "indices": indices})
+        # What a switch is compared with (num_outcomes for num_bins, truth_components for num_components).
+        context = dict(results.config.get("model") or {})
+        context.update(
+            {k: results.knobs[k][indices[0]] for k in ("num_outcomes", "truth_components") if k in results.knobs}
+        )
+        sources = sources_on(switch_labels, context)
+        entries.append({"switches": switch_labels, "sources": sources, "others": others, "indices": indices})
     # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the
     # panel's own setting, not a line's).
     for entry in entries:
         mates = [e["others"] for e in entries if e["switches"] == entry["switches"]]
         entry["others"] = {k: v for k, v in entry["others"].items() if len({str(m.get(k)) for m in mates}) > 1}
-    entries.sort(key=lambda e: (len(sources_on(e["switches"])), [SOURCES.index(s) for s in sources_on(e["switches"])]))
+    entries.sort(key=lambda e: (len(e["sources"]), [SOURCES.index(s) for s in e["sources"]]))
     return entries
 
 
@@ -120,8 +151,8 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
     log_scale = positive.size > 0 and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
     floor = max(positive.min(), 1e-6 * positive.max()) if log_scale else None
     for axis, panel in zip(axes, panels):
-        labels = dict(panel)
-        for entry in (e for e in entries if tuple(sorted(e["switches"].items())) == panel):
+        members = [e for e in entries if tuple(sorted(e["switches"].items())) == panel]
+        for entry in members:
             chains = values[entry["indices"]]
             chains = chains[~results.failed[entry["indices"]]]
             if chains.size == 0:
@@ -134,7 +165,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
             axis.fill_between(generations, q10, q90, color=line.get_color(), alpha=0.2, linewidth=0)
         if metric.endswith("ratio"):
             axis.axhline(1.0, color="0.5", linewidth=0.6, linestyle=":")  # the truth's value of a ratio metric
-        axis.set_title(combination_title(labels), fontsize=9)
+        axis.set_title(combination_title(members[0]["sources"]), fontsize=9)
         axis.grid(alpha=0.3)
         if log_scale:
             axis.set_yscale("log")
@@ -198,7 +229,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             median = np.nanmedian(values, axis=0)
             direction, crossing = factor_two_generation(median, generations)
             lines.append(
-                f"| {combination_title(entry['switches'])} | {knob_label(entry['others'])} | "
+                f"| {combination_title(entry['sources'])} | {knob_label(entry['others'])} | "
                 f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | {_cell(drift_rates(values, generations))} | "
                 f"{'-' if crossing is None else f'{direction} at {crossing:.1f}'} |"
             )
