@@ -13,7 +13,6 @@ import pytest
 from scipy import stats
 
 from collapse_jax.host import runner
-from collapse_jax.models import poisson
 from collapse_jax.models._poisson_draws import exact_poisson
 from experiments.configs import poisson as poisson_config
 
@@ -78,9 +77,10 @@ def test_kth_fit_is_nonzero_with_probability_one_minus_exp_minus_m_lambda_g_k(ru
     """Suresh, Thangaraj & Khandavally (2024), re-derived. Let Theta_0 = lambda_0 (the truth) and Theta_k the k-th fit
     (results column k - 1). Given Theta_{k-1}, M Theta_k = S_k, the sum of M i.i.d. Poisson(Theta_{k-1}) draws, is
     Poisson(M Theta_{k-1}). With phi_k(t) = E exp(-t Theta_k):
-        E[exp(-t S_k / M) | Theta_{k-1}] = exp(-M Theta_{k-1} (1 - e^{-t/M}))  =>  phi_k(t) = phi_{k-1}(M (1 - e^{-t/M})).
+        E[exp(-t S_k / M) | Theta_{k-1}] = exp(-M Theta_{k-1} (1 - e^{-t/M})), so phi_k(t) = phi_{k-1}(M (1 - e^-t/M)).
     P(Theta_k = 0) = lim_{t->inf} phi_k(t) = phi_{k-1}(M g_1); applying the recursion again at t = M g_j gives
-    phi_{k-j}(M g_j) = phi_{k-j-1}(M (1 - e^{-g_j})) = phi_{k-j-1}(M g_{j+1}), down to phi_0(M g_k) = exp(-M lambda_0 g_k).
+    phi_{k-j}(M g_j) = phi_{k-j-1}(M (1 - e^{-g_j})) = phi_{k-j-1}(M g_{j+1}), down to
+    phi_0(M g_k) = exp(-M lambda_0 g_k) (Theta_0 = lambda_0 is not random).
     So P(Theta_k > 0) = 1 - exp(-M lambda_0 g_k) exactly, with g_1 = 1, g_{k+1} = 1 - exp(-g_k) (g_k ~ 2/k).
     SCIENCE.md's check values: M = 10, lambda_0 = 0.1 -> 0.632, 0.469, 0.158 at k = 1, 2, 10."""
     np.testing.assert_allclose(survival_law(10, 0.1, (1, 2, 10)), (0.632, 0.469, 0.158), atol=1e-3)
@@ -116,41 +116,38 @@ def test_drawn_sums_match_drawn_points_in_distribution(runs_m10):
             assert stats.ks_2samp(a, b).pvalue >= KS_FLOOR, (rate, column)
 
 
-def test_rate_zero_is_absorbing_and_accumulate_never_forgets():
-    """A zero fit draws only zeros (replace stays at 0 for ever); accumulate keeps the real data in its pool, so a
-    chain whose first fit is non-zero stays non-zero (statistics mode, the O(1) pool)."""
-    results = run(
-        "statistics", 10, seeds=200, num_generations=12, **{"regime.name": ("replace", "accumulate")}
-    )
+def test_rate_zero_is_absorbing_in_both_modes(runs_m10):
+    """A zero fit draws only zeros (points) or a Poisson(0) = 0 sum (statistics): once 0, every later fit is 0."""
+    for results in runs_m10.values():
+        survived, rates = results.metrics["survived"], results.metrics["rate"]
+        assert np.all(np.diff(survived, axis=1) <= 0)
+        np.testing.assert_array_equal(rates[survived == 0], 0.0)
+        np.testing.assert_array_equal(results.metrics["absorbed"], 1.0 - survived)
+        assert 0 < survived[:, -1].mean() < survived[:, 0].mean() < 1  # chains die during the run: the case is seen
+
+
+@pytest.mark.slow
+def test_accumulate_never_forgets():
+    """Accumulate keeps the real data in its O(1) statistics pool, so a chain whose first fit is non-zero stays
+    non-zero for ever, and one whose real set was all zeros stays at 0 (statistics mode)."""
+    results = run("statistics", 10, seeds=200, num_generations=12, **{"regime.name": "accumulate"})
     survived = results.metrics["survived"]
-    replace = results.knobs["regime"] == "replace"
-    assert np.all(np.diff(survived[replace], axis=1) <= 0)  # once 0, always 0
-    np.testing.assert_array_equal(results.metrics["rate"][replace][survived[replace] == 0], 0.0)
-    accumulate = ~replace
-    np.testing.assert_array_equal(survived[accumulate], np.repeat(survived[accumulate][:, :1], 13, axis=1))
-    assert survived[accumulate][:, 0].mean() < 1  # some real sets were all zeros (M lambda_0 = 0.2): both cases seen
+    np.testing.assert_array_equal(survived, np.repeat(survived[:, :1], 13, axis=1))
+    assert 0 < survived[:, 0].mean() < 1  # M lambda_0 = 0.2: some real sets were all zeros, so both cases are seen
 
 
-def test_rate_zero_truth_gives_zero_data_and_samples_in_both_modes():
-    model = poisson.PoissonModel(real_data_size=16)
-    knobs = {"rate": jnp.float32(0.0)}
-    params = model.fit(jax.random.key(0), model.real_data(jax.random.key(1), knobs), jnp.ones(16), knobs, None)
-    assert float(params["rate"]) == 0.0
-    np.testing.assert_array_equal(model.sample(jax.random.key(2), params, 100, knobs), 0.0)
-    drawn = model.sample_statistics(jax.random.key(3), params, jnp.float32(1e6), knobs)
-    assert float(drawn["sum"]) == 0.0 and float(drawn["count"]) == 1e6
-
-
-@pytest.mark.parametrize("mean", [0.3, 5.0, 10.01, 1e3, 1e6])
-def test_exact_poisson_matches_the_pmf(mean):
-    """Chi-square of 10^5 draws in ~40 equal-probability bins against scipy's Poisson CDF (p >= 1e-4: a correct sampler
-    fails one of these five fixed-seed cases with probability 5e-4). jax.random.poisson fails this at mean 10^6
-    (p ~ 1e-160: its float32 acceptance bound cancels ~mean log mean), which is why statistics mode does not use it."""
-    n = 100_000
-    draws = np.asarray(jax.jit(lambda key: exact_poisson(key, jnp.full((n,), mean)))(jax.random.key(7)))
+def test_exact_poisson_matches_the_pmf_and_draws_zero_at_mean_zero():
+    """Chi-square of 10^5 draws per mean in ~40 equal-probability bins against scipy's Poisson CDF (p >= 1e-4: a
+    correct sampler fails one of these five fixed-seed cases with probability 5e-4). jax.random.poisson fails this at
+    mean 10^6 (p ~ 1e-160: its float32 acceptance bound cancels ~mean log mean), which is why this module has its own.
+    Mean 0 (an absorbed chain's sum) draws exactly 0."""
+    n, means = 100_000, (0.0, 0.3, 5.0, 10.01, 1e3, 1e6)
+    mean_grid = jnp.broadcast_to(jnp.asarray(means, jnp.float32)[:, None], (len(means), n))
+    draws = np.asarray(jax.jit(exact_poisson)(jax.random.key(7), mean_grid))
     assert np.all(draws == np.round(draws)) and draws.min() >= 0
-    cuts = np.unique(stats.poisson.ppf(np.linspace(0.02, 0.98, 40), mean))
-    observed = np.diff(np.concatenate([[0], [(draws <= c).sum() for c in cuts], [n]]))
-    expected = np.diff(np.concatenate([[0], stats.poisson.cdf(cuts, mean), [1]])) * n
-    assert stats.chisquare(observed, expected).pvalue >= 1e-4
-    assert float(exact_poisson(jax.random.key(0), jnp.float32(0.0))) == 0.0
+    np.testing.assert_array_equal(draws[0], 0.0)
+    for mean, row in zip(means[1:], draws[1:]):
+        cuts = np.unique(stats.poisson.ppf(np.linspace(0.02, 0.98, 40), mean))
+        observed = np.diff(np.concatenate([[0], [(row <= c).sum() for c in cuts], [n]]))
+        expected = np.diff(np.concatenate([[0], stats.poisson.cdf(cuts, mean), [1]])) * n
+        assert stats.chisquare(observed, expected).pvalue >= 1e-4, mean

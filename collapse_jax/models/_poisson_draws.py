@@ -63,8 +63,9 @@ def _stirling_tail(k: jax.Array) -> jax.Array:
 def log_poisson_pmf(k: jax.Array, mean: jax.Array) -> jax.Array:
     """log P(K = k) for K ~ Poisson(mean) > 0, accurate in float32 at any mean.
 
-    -mean + k log mean - log k! = k (log1p(x) - x) - x - log(k + 1) / 2 - log(2 pi) / 2 - f(k), x = (mean - k - 1)/(k + 1)
-    (Stirling with Hörmann's tail f): every term is O(1) near the mode, where the direct form cancels ~mean log mean.
+    -mean + k log mean - log k! = k (log1p(x) - x) - x - log(k + 1) / 2 - log(2 pi) / 2 - f(k) with
+    x = (mean - k - 1) / (k + 1) (Stirling with Hörmann's tail f):
+    every term is O(1) near the mode, where the direct form cancels ~mean log mean.
     """
     x = (mean - k - 1.0) / (k + 1.0)
     return k * _log1p_minus_identity(x) - x - 0.5 * jnp.log(k + 1.0) - HALF_LOG_TWO_PI - _stirling_tail(k)

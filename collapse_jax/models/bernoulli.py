@@ -34,7 +34,7 @@ class BernoulliModel(MeanFitFamily):
         return (jax.random.uniform(key, (num_samples,), jnp.float32) < parameter).astype(jnp.float32)
 
     def alive(self, parameter: jax.Array) -> jax.Array:
-        """Collapse is a point mass: at p = 0 or p = 1 every draw is the same outcome, so every later fit stays there."""
+        """Collapse is a point mass: at p = 0 or 1 every draw is the same outcome, so every later fit stays there."""
         return (parameter > 0) & (parameter < 1)
 
     def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> dict:

@@ -7,7 +7,8 @@ generations; accumulate (all real data kept) never forgets.
 
 Launch:  python -m experiments.main --config=experiments/configs/poisson.py --workdir=/tmp/poisson
 Runtime: RUNTIME
-Survival of chain c at fit k: results.metrics["survived"][c, k - 1]; its extinction fit: event_generation["absorbed"] + 1.
+Survival of chain c at fit k: results.metrics["survived"][c, k - 1]; its extinction fit:
+         results.event_generation["absorbed"][c] + 1 (exact whatever record_every is).
 """
 
 import ml_collections
