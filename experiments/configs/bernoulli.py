@@ -22,8 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Generations after the first fit: 600 = 6 M; by then the heterozygosity bound leaves at most 100 x 0.25 x
     # 0.99^599 = 6e-2 of the p = 0.5 chains polymorphic (measured: see the runtime line).
     config.num_generations = 600
-    # M: draws each generation trains on (and synthetic draws each fit produces).
-    config.samples_per_generation = 100
+    # M = 100 (common.py's default): the draws each generation trains on.
 
     config.regime.name = ("replace", "accumulate")
 

@@ -23,8 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Generations after the first fit: at M lambda_0 = 20 the survival probability is still 1 - exp(-40 g_k) = 0.33
     # at k = 100 and 0.18 at k = 200, so the run shows the slow 2 M lambda_0 / k tail of the law.
     config.num_generations = 200
-    # M: draws each generation trains on (and synthetic draws each fit produces).
-    config.samples_per_generation = 100
+    # M = 100 (common.py's default): the draws each generation trains on.
 
     config.regime.name = ("replace", "accumulate")
 
