@@ -71,8 +71,11 @@ def log_poisson_pmf(k: jax.Array, mean: jax.Array) -> jax.Array:
     return k * _log1p_minus_identity(x) - x - 0.5 * jnp.log(k + 1.0) - HALF_LOG_TWO_PI - _stirling_tail(k)
 
 
-def _poisson_ptrs(key: jax.Array, mean: jax.Array) -> jax.Array:
-    """Poisson(mean) for mean >= SMALL_MEAN by Hörmann's (1993) transformed rejection PTRS, PROPOSALS per loop step."""
+def _poisson_ptrs(key: jax.Array, mean: jax.Array, active: jax.Array) -> jax.Array:
+    """Poisson(mean) for mean >= SMALL_MEAN by Hörmann's (1993) transformed rejection PTRS, PROPOSALS per loop step.
+
+    Cells with `active` False start accepted (value 0), so an input of small means only runs no loop step at all.
+    """
     b = 0.931 + 2.53 * jnp.sqrt(mean)
     a = -0.059 + 0.02483 * b
     inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
@@ -93,19 +96,19 @@ def _poisson_ptrs(key: jax.Array, mean: jax.Array) -> jax.Array:
         found = jnp.any(accept, axis=0)
         return attempt + 1, jnp.where(found & ~accepted, first, draw), accepted | found
 
-    start = (jnp.int32(0), jnp.zeros_like(mean), jnp.zeros(mean.shape, bool))
+    start = (jnp.int32(0), jnp.zeros_like(mean), ~active)
     return jax.lax.while_loop(lambda carry: ~jnp.all(carry[2]), step, start)[1]
 
 
 def exact_poisson(key: jax.Array, mean: jax.Array) -> jax.Array:
     """Poisson(mean) draws (float32, the shape of `mean`), exactly 0 at mean 0.
 
-    mean <= SMALL_MEAN walks the CDF, larger means use PTRS (the other branch gets a harmless dummy mean); both are one
-    while loop over all cells. Counts are exact integers in float32 up to 2^24.
+    mean <= SMALL_MEAN walks the CDF, larger means use PTRS; each is one while loop over all cells, and a cell of the
+    other kind starts finished (mean 0 in the walk, accepted in PTRS), so points at a small rate cost one walk step. Counts are exact integers in float32 up to 2^24.
     """
     mean = jnp.asarray(mean, jnp.float32)
     walk_key, ptrs_key = jax.random.split(key)
     small = mean <= SMALL_MEAN
     walked = _poisson_by_cdf_walk(walk_key, jnp.where(small, mean, 0.0))
-    rejected = _poisson_ptrs(ptrs_key, jnp.where(small, 100.0, mean))
+    rejected = _poisson_ptrs(ptrs_key, jnp.where(small, 100.0, mean), ~small)
     return jnp.where(small, walked, rejected)
