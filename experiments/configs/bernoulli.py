@@ -6,7 +6,11 @@ training"): replace, MLE; p = 0 and p = 1 are absorbing. Each outcome survives t
 M p (1 - p) (1 - 1/M)^(k - 1) (heterozygosity), so collapse takes ~M generations; accumulate never collapses.
 
 Launch:  python -m experiments.main --config=experiments/configs/bernoulli.py --workdir=/tmp/bernoulli
-Runtime: RUNTIME
+Runtime: 138 s wall with plots on the shared 2-core CPU at load ~17 (2 regimes x 4000 chains x 600 generations).
+Result (replace, 1000 chains per p_0): mean collapse fit 9.8 / 39.6 / 99.6 / 138.3 at p_0 = 0.01 / 0.05 / 0.2 / 0.5
+         (Kimura's -2M [p ln p + (1 - p) ln(1 - p)]: 11.2 / 39.7 / 100.1 / 138.6); >= 99.3% collapsed by fit 601; no
+         observed survival share below the Poisson lower bound by more than 0.85 standard errors, none above the
+         heterozygosity bound; accumulate never collapses (every chain keeps its first fit's support).
 Collapse fit of chain c: results.event_generation["absorbed"][c] + 1 (exact whatever record_every is).
 """
 
@@ -20,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Chains per probability: 1000 give each survival probability to +-0.016 (one binomial standard error at most).
     config.seeds = 1000
     # Generations after the first fit: 600 = 6 M; by then the heterozygosity bound leaves at most 100 x 0.25 x
-    # 0.99^599 = 6e-2 of the p = 0.5 chains polymorphic (measured: see the runtime line).
+    # 0.99^599 = 6e-2 of the p = 0.5 chains polymorphic (measured: 0.7%).
     config.num_generations = 600
     # M = 100 (common.py's default): the draws each generation trains on.
 
