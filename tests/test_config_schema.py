@@ -24,6 +24,8 @@ FAMILY_CONFIGS = {
     "kde": "kde",
     "linear_regression": "linear_regression",
     "gaussian_classifier": "mitigation_verifier",
+    "poisson": "poisson",
+    "bernoulli": "bernoulli",
     "lm": "lm_tiny",
     "vae": "vae_digits",
 }

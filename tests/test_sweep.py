@@ -97,7 +97,16 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "c
 # common.py holds the shared fields every config starts from; it is not a config itself.
 SHIPPED_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.py") if path.stem not in ("__init__", "common"))
 # Configs whose models build in well under a second (no data files, no tokenizer or network training at build time).
-CHEAP_MODELS = ("gaussian", "discrete", "linear_regression", "gmm", "kde", "gaussian_classifier")
+CHEAP_MODELS = (
+    "gaussian",
+    "discrete",
+    "linear_regression",
+    "gmm",
+    "kde",
+    "gaussian_classifier",
+    "poisson",
+    "bernoulli",
+)
 
 
 @pytest.mark.parametrize("name", SHIPPED_CONFIGS)

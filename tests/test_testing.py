@@ -15,7 +15,16 @@ from collapse_jax import testing
 from collapse_jax.host import runner
 from collapse_jax.models import contract
 from examples.custom_family import laplace, laplace_config
-from experiments.configs import discrete, gaussian, gmm, kde, linear_regression, mitigation_verifier
+from experiments.configs import (
+    bernoulli,
+    discrete,
+    gaussian,
+    gmm,
+    kde,
+    linear_regression,
+    mitigation_verifier,
+    poisson,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,6 +40,9 @@ LIGHT_FAMILIES = {
     "kde": (kde, {"regime.name": "replace", "samples_per_generation": 32, "model.test_size": 100}),
     "linear_regression": (linear_regression, {"regime.name": "replace", "model.test_size": 200}),
     "gaussian_classifier": (mitigation_verifier, {"samples_per_generation": 64}),
+    # Truths far from the absorbing states, so the first chain's fit can draw different points for different keys.
+    "poisson": (poisson, {"regime.name": "replace", "samples_per_generation": 64, "model.rate": 2.0}),
+    "bernoulli": (bernoulli, {"regime.name": "replace", "samples_per_generation": 64, "model.probability": 0.5}),
     "examples.custom_family.laplace": (laplace_config, {"regime.name": "replace", "samples_per_generation": 64}),
 }
 
