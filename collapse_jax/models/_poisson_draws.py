@@ -104,7 +104,8 @@ def exact_poisson(key: jax.Array, mean: jax.Array) -> jax.Array:
     """Poisson(mean) draws (float32, the shape of `mean`), exactly 0 at mean 0.
 
     mean <= SMALL_MEAN walks the CDF, larger means use PTRS; each is one while loop over all cells, and a cell of the
-    other kind starts finished (mean 0 in the walk, accepted in PTRS), so points at a small rate cost one walk step. Counts are exact integers in float32 up to 2^24.
+    other kind starts finished (mean 0 in the walk, accepted in PTRS), so points at a small rate cost one walk step.
+    Counts are exact integers in float32 up to 2^24.
     """
     mean = jnp.asarray(mean, jnp.float32)
     walk_key, ptrs_key = jax.random.split(key)
