@@ -5,7 +5,7 @@ probability 0 at count 0 exactly, so the Wright–Fisher chain's absorbing state
 
 Speed (BUILD_NOTES, "Fast exact multinomial"): under the engine's vmap a while loop runs until the slowest of all
 chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF terms
-at once, which settle all but ~1% of lanes. The rest continue in `_finish`, whose batched rule (jax custom_vmap) gathers
+at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax custom_vmap) gathers
 the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every lane's draws come
 from its chain's key and its lane number only, so the counts do not depend on the other chains or their number.
 """
@@ -20,10 +20,13 @@ from jax.custom_batching import custom_vmap
 
 # Below this mean (n min(p, 1 - p)) a binomial is drawn by walking its CDF, above it by BTRS rejection.
 SMALL_MEAN = 10.0
-# Common path: the first WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) and PROPOSALS BTRS proposals per lane.
-WALK_TERMS, PROPOSALS = 24, 2
-# Lanes that need more continue in `_finish`: per loop round one proposal or one WALK_TERMS block per lane.
-FINISH_BUFFER_FRACTION = 16  # the batched fallback's buffer holds 1 / 16 of the lanes (at least 32)
+# Common path: the first WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) and PROPOSALS BTRS proposals per lane
+# (1 measured faster than 2: the fallback is cheaper than a second proposal, its uniforms included, on every lane).
+WALK_TERMS, PROPOSALS = 24, 1
+# Lanes that need more continue in `_finish`: per loop round one proposal or one CDF term per lane.
+# BTRS accepts ~87% of proposals at large means, ~70% near n q = 10: the batched fallback's buffer holds 1 / 4 of the
+# lanes (at least 32) and runs again while unsettled lanes are left.
+FINISH_BUFFER_FRACTION = 4
 
 # Hörmann's f(k) = log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2] for k = 0..9 (the series is used above).
 STIRLING_TAIL = (
@@ -132,26 +135,27 @@ def _lane_uniforms(key_data: jax.Array, lane: jax.Array, rounds: jax.Array) -> j
 
 
 def _finish_lanes(key_data, lane, count, probability, uniform, draw, settled):
-    """Settle every lane (flat arrays [L]; key_data [L, 2]): walking lanes walk on from k = 0 with their uniform,
-    BTRS lanes draw fresh proposals from `_lane_uniforms` (rounds 0, 1, ...) until one is accepted. Rejection keeps
-    the first accepted proposal of an i.i.d. sequence, so continuing with fresh proposals is exact."""
+    """Settle every lane (flat arrays [L]; key_data [L, 2]): walking lanes walk their CDF again from k = 0 with their
+    uniform, one term per round; BTRS lanes draw fresh proposals from `_lane_uniforms` (rounds 0, 1, ...) until one is
+    accepted (rejection keeps the first accepted proposal of an i.i.d. sequence, so going on with fresh proposals is
+    exact). Rare (~1% of lanes), so it is written small (one term, one proposal per round) to compile fast."""
     _, q, small, btrs = _prepare(count, probability)
+    odds = q / (1.0 - q)
     first = jnp.exp(count * jnp.log1p(-q))
 
     def body(carry):
         rounds, k, pmf, cdf, draw, settled = carry
         u, v = jnp.moveaxis(_lane_uniforms(key_data, lane, jnp.broadcast_to(rounds, lane.shape)), -1, 0)
         proposal, accept = btrs.propose(u, v)
-        below, last_pmf, last_cdf = _walk_block(count, q, uniform, k, pmf, cdf)
-        found = below < WALK_TERMS
-        # The CDF stops growing above the mean (float32 underflow of the terms) or k passes n: u lies beyond the float
-        # CDF (~1e-7); take the last term reached.
-        stuck = ((last_cdf <= cdf) & (k > count * q)) | (k + WALK_TERMS >= count)
-        walked = jnp.minimum(jnp.where(found, k + 1.0 + below, k + WALK_TERMS), count)
-        new_draw = jnp.where(small, walked, proposal)
-        new_settled = jnp.where(small, found | stuck, accept)
+        next_pmf = pmf * (jnp.maximum(count - k, 0.0) / (k + 1.0) * odds)
+        next_cdf = cdf + next_pmf
+        # F(k + 1) >= u; or k + 1 = n; or the CDF stopped growing above the mean (its float32 sum rounds below u,
+        # ~1e-7): the walk stops at k + 1.
+        found = (next_cdf >= uniform) | (k + 1.0 >= count) | ((next_cdf <= cdf) & (k > count * q))
+        new_draw = jnp.where(small, jnp.minimum(k + 1.0, count), proposal)
+        new_settled = jnp.where(small, found, accept)
         draw = jnp.where(settled, draw, new_draw)
-        return rounds + 1, k + WALK_TERMS, last_pmf, last_cdf, draw, settled | new_settled
+        return rounds + 1, k + 1.0, next_pmf, next_cdf, draw, settled | new_settled
 
     start_settled = settled | (small & (first >= uniform))
     start = (jnp.int32(0), jnp.zeros_like(count), first, first, jnp.where(small & ~settled, 0.0, draw), start_settled)
@@ -198,11 +202,13 @@ def exact_binomials(key: jax.Array, count: jax.Array, probability: jax.Array, fi
     """
     count, probability = jnp.asarray(count, jnp.float32), jnp.asarray(probability, jnp.float32)
     uniforms = jax.random.uniform(key, (PROPOSALS, 2) + count.shape, jnp.float32)
-    return _binomials_from(key, count, probability, uniforms, first_lane)
+    lane = first_lane + jnp.arange(count.shape[0], dtype=jnp.int32)
+    return _binomials_from(jax.random.key_data(key), count, probability, uniforms, lane)
 
 
-def _binomials_from(key, count, probability, uniforms, first_lane):
-    """exact_binomials with its common-path uniforms [PROPOSALS, 2, S] given (uniforms[0, 0] doubles as the walk's)."""
+def _binomials_from(key_data, count, probability, uniforms, lane):
+    """exact_binomials from the key's data, with its common-path uniforms [PROPOSALS, 2, S] given (uniforms[0, 0]
+    doubles as the walk's) and the lanes' numbers [S]."""
     flip, q, small, btrs = _prepare(count, probability)
     walked, walk_settled = _first_walk(count, q, uniforms[0, 0])
     proposals, accepts = btrs.propose(uniforms[:, 0], uniforms[:, 1])
@@ -210,8 +216,7 @@ def _binomials_from(key, count, probability, uniforms, first_lane):
     proposed = jnp.take_along_axis(proposals, first[None], axis=0)[0]
     draw = jnp.where(small, walked, proposed)
     settled = jnp.where(small, walk_settled, jnp.any(accepts, axis=0))
-    lane = first_lane + jnp.arange(count.shape[0], dtype=jnp.int32)
-    draw = _finish(jax.random.key_data(key), lane, count, q, uniforms[0, 0], draw, settled)
+    draw = _finish(key_data, lane, count, q, uniforms[0, 0], draw, settled)
     return jnp.where(flip, count - draw, draw)
 
 
@@ -243,12 +248,21 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
 
     A node holding n draws of outcomes lo..hi - 1 sends Binomial(n, mass(lo..mid) / mass(lo..hi)) of them to its left
     child and the rest to its right: one vectorized binomial call per depth (ceil(log2 K) calls, not K - 1 sequential
-    ones), each over exactly that depth's splits. mass(node) = mass(left) + mass(right) in float, so a child of mass 0
-    has ratio exactly 0 or 1: an outcome of probability 0 gets count 0 exactly. All common-path uniforms come from one
-    draw of `key`.
+    ones), run as one lax.scan (one compiled binomial; each depth padded to the widest one with empty nodes, which
+    settle at 0 at once). mass(node) = mass(left) + mass(right) in float, so a child of mass 0 has ratio exactly 0 or
+    1: an outcome of probability 0 gets count 0 exactly. All common-path uniforms come from one draw of `key`.
     """
     num_outcomes = probabilities.shape[0]
     probabilities = probabilities.astype(jnp.float32)
+    levels = _levels(num_outcomes)
+    if not levels:
+        return jnp.asarray(count, jnp.float32)[None]
+    width = max(len(level) for level in levels)
+    # Node ids: every (lo, hi) range of the tree, then one empty node (mass 0, count 0) that pads the levels and
+    # absorbs their padded writes.
+    nodes = sorted({(lo, hi) for level in levels for lo, _, hi in level} | {(i, i + 1) for i in range(num_outcomes)})
+    node_id = {node: index for index, node in enumerate(nodes)}
+    empty = len(nodes)
     mass: dict[tuple[int, int], jax.Array] = {}
 
     def node_mass(lo, hi):
@@ -258,19 +272,30 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
         return mass[lo, hi]
 
     node_mass(0, num_outcomes)
-    levels = _levels(num_outcomes)
-    splits = sum(len(level) for level in levels)
-    uniforms = jax.random.uniform(key, (PROPOSALS, 2, max(splits, 1)), jnp.float32)
-    held = {(0, num_outcomes): jnp.asarray(count, jnp.float32)}
+    zero = jnp.float32(0.0)
+    ratios, parents, lefts, rights, lanes = [], [], [], [], []
     first_lane = 0
     for level in levels:
-        parents = jnp.stack([held[lo, hi] for lo, _, hi in level])
-        masses = jnp.stack([mass[lo, hi] for lo, _, hi in level])
-        ratios = jnp.stack([mass[lo, mid] for lo, mid, _ in level]) / jnp.where(masses > 0, masses, 1.0)
-        window = uniforms[:, :, first_lane : first_lane + len(level)]
-        left = _binomials_from(key, parents, ratios, window, first_lane)
-        right = parents - left
-        for index, (lo, mid, hi) in enumerate(level):
-            held[lo, mid], held[mid, hi] = left[index], right[index]
-        first_lane += len(level)
-    return jnp.stack([held[i, i + 1] for i in range(num_outcomes)])
+        pad = width - len(level)
+        split = [mass[lo, mid] / jnp.where(mass[lo, hi] > 0, mass[lo, hi], 1.0) for lo, mid, hi in level]
+        ratios.append(jnp.stack(split + [zero] * pad))
+        parents.append([node_id[lo, hi] for lo, _, hi in level] + [empty] * pad)
+        lefts.append([node_id[lo, mid] for lo, mid, _ in level] + [empty] * pad)
+        rights.append([node_id[mid, hi] for _, mid, hi in level] + [empty] * pad)
+        lanes.append(list(range(first_lane, first_lane + width)))
+        first_lane += width
+    uniforms = jax.random.uniform(key, (len(levels), PROPOSALS, 2, width), jnp.float32)
+    key_data = jax.random.key_data(key)
+
+    def split_level(held, level):
+        ratio, parent, left_id, right_id, lane, uniform = level
+        counts = held[parent]
+        left = _binomials_from(key_data, counts, ratio, uniform, lane)
+        held = held.at[left_id].set(left).at[right_id].set(counts - left)
+        return held.at[empty].set(0.0), None
+
+    held = jnp.zeros((empty + 1,), jnp.float32).at[node_id[0, num_outcomes]].set(jnp.asarray(count, jnp.float32))
+    as_ids = functools.partial(jnp.asarray, dtype=jnp.int32)
+    levels_in = (jnp.stack(ratios), as_ids(parents), as_ids(lefts), as_ids(rights), as_ids(lanes), uniforms)
+    held, _ = jax.lax.scan(split_level, held, levels_in)
+    return held[jnp.asarray([node_id[i, i + 1] for i in range(num_outcomes)])]
