@@ -97,3 +97,12 @@ def test_the_fallback_buffer_runs_again_when_more_lanes_are_unsettled_than_it_ho
     default = _draws(keys, counts, probabilities)
     monkeypatch.setattr(_multinomial, "FINISH_BUFFER_FRACTION", 64)
     np.testing.assert_array_equal(_draws(keys, counts, probabilities), default)
+
+
+@pytest.mark.slow  # compiles the old and the new multinomial
+def test_multinomial_benchmark_runs_small_and_reports_both_implementations():
+    from benchmarks import multinomial
+
+    rows = multinomial.run(quick=True, chains=8, repeats=1)
+    assert [row["n"] for row in rows] == list(multinomial.COUNTS)
+    assert all(row["now_wall_us"] > 0 and row["before_wall_us"] > 0 for row in rows)
