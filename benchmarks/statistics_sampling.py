@@ -3,12 +3,14 @@ at M = 10^2, 10^4, 10^6, side by side in one process; ratio = statistics / point
 
 python -m benchmarks.statistics_sampling [--quick]
 
-Measured 2026-12-01 23:48 UTC on the shared 2-core CPU (load ~2), full mode, chain-generations/s:
-  gaussian  M=10^2 points 4.8e5, statistics 1.2e6 (2.5x); M=10^4 7252 vs 1.0e6 (139x); M=10^6 26 vs 1.4e6 (54,000x)
-  discrete  M=10^2 points 6.4e5, statistics 6.9e4 (0.11x); M=10^4 7854 vs 9.7e4 (12.4x); M=10^6 40 vs 8.3e4 (2,100x)
-(an earlier run at load ~6: gaussian 269x, discrete 18.6x at M=10^4; single rows move +-50% with the load).
-The discrete statistics rate is the exact binomials' rejection loops (~10 us per chain-generation for K = 6): it
-misses the 100x target at M = 10^4 and loses to points below M ~ 10^3.
+Measured 2026-12-02 06:00-06:08 UTC, fast exact multinomial, full mode, shared 2-core CPU at load 17-24 (points rows
+suffer most from the load: discrete M=10^4 points 4,445 here vs 7,854 at load ~2), chain-generations/s:
+  gaussian  M=10^2 points 3.3e5, statistics 9.1e5 (2.7x); M=10^4 1,329 vs 9.2e5 (693x); M=10^6 7.4 vs 9.9e5
+  discrete  M=10^2 points 3.6e5, statistics 1.2e5 (0.3x); M=10^4 4,445 vs 8.3e4 (18.6x); M=10^6 4.9 vs 2.2e5
+Discrete statistics rows alone, old vs new multinomial interleaved in one process (06:09-06:22, best of 2):
+M=10^2 4.3e4 -> 2.5e5, M=10^4 5.0e4 -> 2.5e5, M=10^6 5.5e4 -> 2.4e5 (~5x); against 7,854 points/s at load ~2 that is
+~32x at M = 10^4: the 100x target is still missed (BUILD_NOTES, "Fast exact multinomial"). Before (2026-12-01 23:48,
+load ~2): discrete M=10^4 points 7,854 vs statistics 9.7e4 (12.4x); single rows move +-50% with the load.
 """
 
 from __future__ import annotations
@@ -94,10 +96,14 @@ def run(quick: bool) -> list[dict]:
 
 
 def suite_rows(quick: bool) -> list[dict]:
-    """run()'s rows as benchmarks.suite table rows (PASS when statistics/points >= the target)."""
+    """run()'s rows as benchmarks.suite table rows (PASS when statistics/points >= the target), then
+    benchmarks/multinomial.py's (the discrete family's multinomial alone, old vs new)."""
     from benchmarks import timing
 
-    return [timing.row(r["name"], r["value"], r["unit"], r["ratio"], r["target"], at_most=False) for r in run(quick)]
+    from benchmarks import multinomial
+
+    rows = [timing.row(r["name"], r["value"], r["unit"], r["ratio"], r["target"], at_most=False) for r in run(quick)]
+    return rows + multinomial.suite_rows(quick)  # the multinomial alone, before vs now
 
 
 def main(argv):

@@ -1,0 +1,98 @@
+"""Exact multinomial counts per chain, before (benchmarks/_multinomial_before.py) vs now (collapse_jax/models/
+_multinomial.py), side by side in one process: jit(vmap(draw_multinomial_counts)) over C chains, K = 6 Zipf(1)
+probabilities (the discrete family's default truth), n = 10^2, 10^4, 10^6; interleaved repeats, fastest of each.
+
+python -m benchmarks.multinomial [--quick] [--chains=4096] [--repeats=15]
+
+Reports microseconds per chain (one multinomial = K - 1 = 5 binomials) of wall time and of process CPU time (all
+threads): the machine is shared, and CPU time is the steadier of the two under load.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from benchmarks import _multinomial_before
+from collapse_jax.models import _multinomial
+
+COUNTS = (100.0, 10_000.0, 1_000_000.0)
+NUM_OUTCOMES = 6
+
+
+def _timer(function, *args):
+    """A callable returning (wall seconds, process CPU seconds) of one blocking call."""
+
+    def call():
+        wall, cpu = time.perf_counter(), time.process_time()
+        jax.block_until_ready(function(*args))
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    jax.block_until_ready(function(*args))  # compile + warm-up
+    return call
+
+
+def run(quick: bool, chains: int = 4096, repeats: int = 15) -> list[dict]:
+    """Rows per n: us per chain (wall and CPU) for before and now, and the ratios before / now."""
+    if quick:
+        chains, repeats = min(chains, 1024), min(repeats, 5)
+    probabilities = np.arange(1, NUM_OUTCOMES + 1, dtype=np.float64) ** -1.0
+    probabilities = jnp.broadcast_to(jnp.asarray(probabilities / probabilities.sum(), jnp.float32), (chains, 6))
+    keys = jax.random.split(jax.random.key(0), chains)
+    implementations = {"before": _multinomial_before, "now": _multinomial}
+    compiled = {name: jax.jit(jax.vmap(module.draw_multinomial_counts)) for name, module in implementations.items()}
+    rows = []
+    for count in COUNTS:
+        counts = jnp.full((chains,), count, jnp.float32)
+        timers = {name: _timer(function, keys, probabilities, counts) for name, function in compiled.items()}
+        best = {name: [float("inf"), float("inf")] for name in timers}
+        for _ in range(repeats):  # interleaved: both see the same machine load
+            for name, timer in timers.items():
+                best[name] = [min(old, new) for old, new in zip(best[name], timer())]
+        per_chain = {name: [1e6 * seconds / chains for seconds in value] for name, value in best.items()}
+        rows.append(
+            {
+                "n": count,
+                "before_wall_us": per_chain["before"][0],
+                "now_wall_us": per_chain["now"][0],
+                "before_cpu_us": per_chain["before"][1],
+                "now_cpu_us": per_chain["now"][1],
+                "wall_ratio": per_chain["before"][0] / per_chain["now"][0],
+                "cpu_ratio": per_chain["before"][1] / per_chain["now"][1],
+            }
+        )
+    return rows
+
+
+def suite_rows(quick: bool) -> list[dict]:
+    """run()'s rows as benchmarks.suite table rows: us per chain now, ratio = before / now (wall)."""
+    from benchmarks import timing
+
+    return [
+        timing.row(f"multinomial K=6 n={r['n']:.0e} (before {r['before_wall_us']:.2f} us)", r["now_wall_us"],
+                   "us/chain", r["wall_ratio"], None)
+        for r in run(quick)
+    ]  # fmt: skip
+
+
+def main(argv):
+    del argv
+    rows = run(flags.FLAGS.quick, flags.FLAGS.chains, flags.FLAGS.repeats)
+    print(f"{'n':>9} {'before wall':>12} {'now wall':>9} {'ratio':>7} {'before cpu':>11} {'now cpu':>8} {'ratio':>7}"
+          "   (us per chain)")  # fmt: skip
+    for r in rows:
+        print(
+            f"{r['n']:>9.0e} {r['before_wall_us']:>12.2f} {r['now_wall_us']:>9.2f} {r['wall_ratio']:>6.1f}x "
+            f"{r['before_cpu_us']:>11.2f} {r['now_cpu_us']:>8.2f} {r['cpu_ratio']:>6.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    flags.DEFINE_bool("quick", False, "1024 chains and 5 repeats.")
+    flags.DEFINE_integer("chains", 4096, "Chains (one multinomial each) per call.")
+    flags.DEFINE_integer("repeats", 15, "Interleaved repeats; the fastest of each is reported.")
+    app.run(main)
