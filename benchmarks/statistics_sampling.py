@@ -98,9 +98,7 @@ def run(quick: bool) -> list[dict]:
 def suite_rows(quick: bool) -> list[dict]:
     """run()'s rows as benchmarks.suite table rows (PASS when statistics/points >= the target), then
     benchmarks/multinomial.py's (the discrete family's multinomial alone, old vs new)."""
-    from benchmarks import timing
-
-    from benchmarks import multinomial
+    from benchmarks import multinomial, timing
 
     rows = [timing.row(r["name"], r["value"], r["unit"], r["ratio"], r["target"], at_most=False) for r in run(quick)]
     return rows + multinomial.suite_rows(quick)  # the multinomial alone, before vs now
