@@ -1,6 +1,7 @@
 """The curation stage between sampling and the next training pool: which synthetic candidates (and real points) survive.
 
-likelihood_filter (quality filters), verifier (Feng et al. 2024), watermark_filter (a detector removes what it flags).
+likelihood_filter (quality filters), verifier (Feng et al. 2024), watermark_filter (a detector removes what it flags),
+selection (Qiao et al.: keep the alpha share of candidates closest to a target).
 """
 
 from __future__ import annotations
@@ -87,6 +88,20 @@ def _watermark_filter(stage: Curation, key: jax.Array, model: Any, state: dict, 
             jnp.nan,
         )
     return real_keep, keep, metrics
+
+
+def _selection(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Keep the floor(alpha n) of the n candidates closest (Euclidean) to the target t = (true_mean + offset) * 1.
+
+    Qiao et al. ("When sample selection bias precipitates model collapse") score -|x - u|^2 in a Mahalanobis norm
+    of 0.3 Sigma*; the truth here is isotropic, so that ranking is the Euclidean one. With oversample = 1/alpha the
+    kept candidates are exactly the M training slots (their "generate N/alpha, keep N").
+    """
+    samples = state["samples"]
+    target = model.true_mean + knobs["target_offset"]
+    distance = jnp.sum((samples - target) ** 2, axis=-1)
+    kept = jnp.floor(knobs["selection_share"] * distance.shape[0] + 1e-6)
+    return None, band_ranks(distance) < kept, {}
 
 
 def _check_keep_quantiles(block: Any) -> None:
@@ -178,6 +193,23 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **_PROBABILITY),
             "watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
             "detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **_PROBABILITY),
+        },
+    ),
+    "selection": CurationOperator(
+        select=_selection,
+        knob_fields={
+            "selection_share": "curation.selection_share",
+            "target_offset": "curation.target_offset",
+        },
+        needs=(contract.IsotropicGaussianTruth, "true_mean"),
+        config_fields={
+            "selection_share": number(
+                "alpha: share of the candidates kept (closest to the target)", optional=True, sweepable=True,
+                **_PROBABILITY,
+            ),
+            "target_offset": number(
+                "target = (true_mean + offset) * 1 in every coordinate", optional=True, sweepable=True
+            ),
         },
     ),
 }

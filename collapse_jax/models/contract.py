@@ -98,6 +98,17 @@ class TruthSampler(Protocol):
         """Draw `num_samples` new real data points from the true distribution."""
 
 
+class IsotropicGaussianTruth(Protocol):
+    """Optional: the truth is N(true_mean * 1, true_std^2 I_dim) over [n, dim] points (curation toward the truth).
+
+    The values here only make the names visible to dir(); `supports` checks the family's own attributes.
+    """
+
+    dim: int = 0
+    true_mean: float = 0.0
+    true_std: float = 0.0
+
+
 class LogLikelihood(Protocol):
     """Optional: the likelihood filter's score (curation.name = "likelihood_filter")."""
 
@@ -160,6 +171,7 @@ CAPABILITIES = (
     SufficientStatistics,
     StatisticsSampler,
     TruthSampler,
+    IsotropicGaussianTruth,
     LogLikelihood,
     Verifier,
     WatermarkDetector,
