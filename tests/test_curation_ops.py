@@ -108,3 +108,64 @@ def test_bad_selection_settings_name_the_field(gaussian_config, fields, model, m
         config = with_curation(runner.as_config({"seeds": 2, "num_generations": 2}, discrete.get_config()), fields)
     with pytest.raises(ValueError, match=message):
         runner.simulate(config)
+
+
+PREFERENCE = {"name": "preference", "candidates": 16, "oversample": 16, "reward": "linear", "reward_scale": 0.2}
+
+
+def test_preference_keeps_one_candidate_per_group_of_k_with_bradley_terry_odds():
+    """Within a group of K = 2 with rewards r_1, r_2, Bradley-Terry keeps candidate 1 with probability
+    e^{r_1} / (e^{r_1} + e^{r_2}); linear reward beta x with beta = 1 on x = (0, log 3): 1/4 vs 3/4."""
+    stage = curation.Curation(name="preference", reward="linear", candidates=2)
+    n = 100_000
+    samples = jnp.tile(jnp.asarray([0.0, math.log(3.0)]), n)[:, None]
+    _, keep, metrics = stage.select(jax.random.key(3), _Truth(), {"samples": samples}, {}, {"reward_scale": 1.0})
+    keep = np.asarray(keep).reshape(n, 2)
+    np.testing.assert_array_equal(keep.sum(axis=1), 1)  # exactly one per slot
+    # Binomial SE sqrt(3/16 / 1e5) = 0.0014: 5 SE bounds.
+    assert keep[:, 1].mean() == pytest.approx(0.75, abs=0.007)
+    assert float(metrics["mean_reward"]) == pytest.approx(keep[:, 1].mean() * math.log(3.0), rel=1e-5)
+    assert float(metrics["curation_kept_fraction"]) == 0.5
+
+
+def test_preference_with_a_linear_reward_moves_the_mean_by_beta_sigma_squared_per_generation(gaussian_config):
+    """Ferbach et al.: as K grows the kept law tends to p(x) e^{r(x)} / Z. For p = N(mu, s^2) and r(x) = beta x,
+    p(x) e^{beta x} is proportional to exp(-(x - mu - beta s^2)^2 / (2 s^2)) (complete the square), i.e.
+    N(mu + beta s^2, s^2): the refit mean moves by beta s^2 per generation and the variance stays. At finite K the
+    kept point is K E[X_1 w_1 / sum_j w_j], w = e^{beta X}; to first order in beta (w ~ 1 + beta x) that is
+    E[X_1 + beta X_1^2 - beta X_1 sum_j X_j / K] = mu + beta s^2 (1 - 1/K) (derived here; O(beta^3) terms aside):
+    K = 16, beta = 0.2 gives 0.1875 s^2 per generation. The expected reward beta mu_g then rises by about
+    beta^2 s^2 per generation, so its median over chains rises monotonically."""
+    config = with_curation(
+        gaussian_config, PREFERENCE, seeds=100, num_generations=4, chain_block=100, samples_per_generation=400,
+        **{"model.real_data_size": 400},
+    )
+    results = runner.simulate(config)
+    step = 0.2 * (1 - 1 / 16)
+    variance = results.metrics["trace_ratio"]  # s_g^2 (true_std 1)
+    kept_mean = results.metrics["mean_reward"] / 0.2  # generation g's kept points' mean = mu_g
+    # mu_2 - mu_1 per chain: two kept means of 400 points, SD 0.05 each, so 0.07 per chain and 0.007 over 100
+    # chains: 0.03 is 4 SE (the K -> infinity value 0.2 is 1.8 SE away: this assert alone cannot tell them apart).
+    assert np.mean((kept_mean[:, 2] - kept_mean[:, 1]) / variance[:, 1]) == pytest.approx(step, abs=0.03)
+    assert np.mean(variance[:, 1] / variance[:, 0]) == pytest.approx(1 - 1 / 400, abs=0.02)  # the tilt keeps s^2
+    # mu_4 = mu_0 + four steps step * s_g^2 (g = 0..3), E mu_0 = 0: per chain the noise is mu_0 (SD 0.05) and four
+    # kept means (SD 0.1), so 0.011 over 100 chains; 0.035 is 3 SE, and the K -> infinity value (0.8 s^2, 0.05 more)
+    # lies 4.5 SE out.
+    mu_4 = np.sqrt(results.metrics["mean_sq_error"][:, 4]) * np.sign(kept_mean[:, 4])  # truth mean 0, d = 1
+    expected = step * np.sum(variance[:, :4], axis=1)
+    assert np.mean(mu_4 - expected) == pytest.approx(0.0, abs=0.035)
+    median = np.median(results.metrics["mean_reward"][:, 1:], axis=0)
+    assert np.all(np.diff(median) > 0), median  # steps of beta^2 s^2 = 0.04 vs median noise ~0.002
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({**PREFERENCE, "candidates": 8}, r"config\.curation\.candidates: K must be an integer equal to"),
+        ({**PREFERENCE, "reward": "cubic"}, r"config\.curation\.reward"),
+        ({k: v for k, v in PREFERENCE.items() if k != "reward_scale"}, r"config\.curation\.reward_scale: required"),
+    ],
+)
+def test_bad_preference_settings_name_the_field(gaussian_config, fields, message):
+    with pytest.raises(ValueError, match=message):
+        runner.simulate(with_curation(gaussian_config, fields))

@@ -23,6 +23,7 @@ BOOKKEEPING_METRICS = (
     contract.SYNTHETIC_SHARE,
     *contract.DETECTION_METRICS,
     *contract.VERIFIER_METRICS,
+    *contract.PREFERENCE_METRICS,
 )
 
 

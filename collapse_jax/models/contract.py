@@ -166,6 +166,8 @@ KEPT_FRACTION, SYNTHETIC_SHARE = "curation_kept_fraction", "synthetic_share"
 DETECTION_METRICS = ("detected_synthetic_rate", "detected_real_rate")
 # The verifier's effect on the synthetic candidates: share of bad ones before and after (Feng et al.'s p and p').
 VERIFIER_METRICS = ("bad_share_candidates", "bad_share_kept")
+# Preference curation (Ferbach et al.): the mean reward r(x) of the kept synthetic points.
+PREFERENCE_METRICS = ("mean_reward",)
 
 CAPABILITIES = (
     SufficientStatistics,
