@@ -24,7 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_generations = 20
     config.samples_per_generation = 200
     config.regime.name = ("replace", "accumulate")
-    config.regime.real_fraction = 0.0
 
     config.model.name = "gaussian"
     config.model.dim = 1

@@ -21,10 +21,7 @@ from experiments.configs import common
 def get_config() -> ml_collections.ConfigDict:
     config = common.get_config()
     config.seeds = 50
-    config.num_generations = 100
-    config.samples_per_generation = 100
     config.regime.name = ("replace", "accumulate")
-    config.regime.real_fraction = 0.0
 
     config.model.name = "gaussian"
     config.model.dim = 10
