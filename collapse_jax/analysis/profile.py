@@ -24,6 +24,7 @@ BOOKKEEPING_METRICS = (
     contract.SYNTHETIC_SHARE,
     *contract.DETECTION_METRICS,
     *contract.VERIFIER_METRICS,
+    *contract.PREFERENCE_METRICS,
 )
 COLUMNS = (
     "group",

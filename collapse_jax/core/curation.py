@@ -1,6 +1,8 @@
 """The curation stage between sampling and the next training pool: which synthetic candidates (and real points) survive.
 
-likelihood_filter (quality filters), verifier (Feng et al. 2024), watermark_filter (a detector removes what it flags).
+likelihood_filter (quality filters), verifier (Feng et al. 2024), watermark_filter (a detector removes what it flags),
+selection (Qiao et al.: keep the alpha share of candidates closest to a target), preference (Ferbach et al.: one of K
+candidates per slot, Bradley-Terry on a reward).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.models import contract
-from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, VERIFIER_METRICS
-from collapse_jax.models.fields import Field, choice, number
+from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, PREFERENCE_METRICS, VERIFIER_METRICS
+from collapse_jax.models.fields import Field, choice, integer, number
 
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
+REWARDS = ("linear", "quadratic")
 # The curation's metric names are part of the results contract (models/contract.py): analysis reads them there.
 # A knob's config field is one (low, high) pair split into two knobs (sweep.py).
 PAIR_KNOBS = {"keep_quantiles": ("keep_quantile_low", "keep_quantile_high")}
@@ -89,6 +92,49 @@ def _watermark_filter(stage: Curation, key: jax.Array, model: Any, state: dict, 
     return real_keep, keep, metrics
 
 
+def _selection(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Keep the floor(alpha n) of the n candidates closest (Euclidean) to the target t = (true_mean + offset) * 1.
+
+    Qiao et al. ("When sample selection bias precipitates model collapse") score -|x - u|^2 in a Mahalanobis norm
+    of 0.3 Sigma*; the truth here is isotropic, so that ranking is the Euclidean one. With oversample = 1/alpha the
+    kept candidates are exactly the M training slots (their "generate N/alpha, keep N").
+    """
+    samples = state["samples"]
+    target = model.true_mean + knobs["target_offset"]
+    distance = jnp.sum((samples - target) ** 2, axis=-1)
+    kept = jnp.floor(knobs["selection_share"] * distance.shape[0] + 1e-6)
+    return None, band_ranks(distance) < kept, {}
+
+
+def reward(kind: str, model: Any, samples: jax.Array, scale: jax.Array) -> jax.Array:
+    """r(x) per point: linear beta * sum_j x_j; quadratic -beta |x - true_mean * 1|^2 (peaked at the truth's mean)."""
+    if kind == "linear":
+        return scale * jnp.sum(samples, axis=-1)
+    return -scale * jnp.sum((samples - model.true_mean) ** 2, axis=-1)
+
+
+def _preference(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Ferbach et al.: candidates come in consecutive groups of K (one group per training slot); keep one per group,
+    candidate i with the Bradley-Terry probability exp(r_i) / sum_group exp(r_j) (drawn by Gumbel-max)."""
+    samples = state["samples"]
+    rewards = reward(stage.reward, model, samples, knobs["reward_scale"])
+    groups = rewards.reshape(-1, stage.candidates)
+    winner = jnp.argmax(groups + jax.random.gumbel(key, groups.shape), axis=-1)
+    keep = (jnp.arange(stage.candidates) == winner[:, None]).reshape(-1)
+    return None, keep, {"mean_reward": jnp.mean(jnp.take_along_axis(groups, winner[:, None], axis=-1))}
+
+
+def _check_preference(block: Any) -> None:
+    candidates, oversample = block.get("candidates"), block.get("oversample", 1)
+    if not isinstance(candidates, numbers.Integral) or isinstance(candidates, bool) or candidates != oversample:
+        raise ValueError(
+            f"config.curation.candidates: K must be an integer equal to config.curation.oversample (K candidates per "
+            f"kept slot), got {candidates!r} with oversample {oversample!r}"
+        )
+    if block.get("reward") not in REWARDS:
+        raise ValueError(f"config.curation.reward: {block.get('reward')!r}; allowed: {', '.join(REWARDS)}")
+
+
 def _check_keep_quantiles(block: Any) -> None:
     quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
 
@@ -132,7 +178,7 @@ class CurationOperator:
 # The curation operators, by config.curation.name. Adding one (say `self_correction`) is one entry here: its `select`
 # function (written like _verifier above), its knob fields, the capability it needs and its config field declarations;
 # the allowed names, the validator, the sweep's knobs and the engine all read this table. Outside it, only names: its
-# metric names in models/contract.py (and analysis/breakdown.py's BOOKKEEPING_METRICS), its fields in
+# metric names in models/contract.py (and analysis/profile.py's BOOKKEEPING_METRICS), its fields in
 # experiments/configs/common.py's curation block (None: unset). tests/test_curation.py checks both against the table.
 CURATION_OPERATORS: dict[str, CurationOperator] = {
     "none": CurationOperator(select=None),
@@ -180,6 +226,35 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **_PROBABILITY),
         },
     ),
+    "selection": CurationOperator(
+        select=_selection,
+        knob_fields={
+            "selection_share": "curation.selection_share",
+            "target_offset": "curation.target_offset",
+        },
+        needs=(contract.IsotropicGaussianTruth, "true_mean"),
+        config_fields={
+            "selection_share": number(
+                "alpha: share of the candidates kept (closest to the target)", optional=True, sweepable=True,
+                **_PROBABILITY,
+            ),
+            "target_offset": number(
+                "target = (true_mean + offset) * 1 in every coordinate", optional=True, sweepable=True
+            ),
+        },
+    ),
+    "preference": CurationOperator(
+        select=_preference,
+        knob_fields={"reward_scale": "curation.reward_scale"},
+        needs=(contract.IsotropicGaussianTruth, "true_mean"),
+        metric_names=PREFERENCE_METRICS,
+        check=_check_preference,
+        config_fields={
+            "candidates": integer("K: candidates per kept slot (equal to oversample)", low=1, optional=True),
+            "reward": choice("r(x): linear beta sum x | quadratic -beta |x - mu*|^2", REWARDS, optional=True),
+            "reward_scale": number("beta: the reward's scale", optional=True, sweepable=True),
+        },
+    ),
 }
 CURATIONS = tuple(CURATION_OPERATORS)
 
@@ -201,6 +276,8 @@ class Curation:
     name: str = "none"
     likelihood_reference: str = "current"  # the model whose likelihood ranks the candidates
     model_detector: bool = False  # watermark_filter with the model's own detector (LM) instead of the abstract one
+    reward: str = "linear"  # preference: the reward r(x)
+    candidates: int = 1  # preference: K candidates per kept slot
 
     @property
     def operator(self) -> CurationOperator:
@@ -296,6 +373,8 @@ def make_curation(config: Any, model: Any) -> Curation:
     stage = Curation(
         name=name, likelihood_reference=reference, model_detector=detects and has_detector and detector != "abstract"
     )
+    if name == "preference":
+        stage = dataclasses.replace(stage, reward=block["reward"], candidates=int(block["candidates"]))
     for knob, path in stage.knob_fields(block).items():
         if knob in PAIR_KNOBS:  # a (low, high) pair: the operator's own check validated it
             continue

@@ -98,6 +98,17 @@ class TruthSampler(Protocol):
         """Draw `num_samples` new real data points from the true distribution."""
 
 
+class IsotropicGaussianTruth(Protocol):
+    """Optional: the truth is N(true_mean * 1, true_std^2 I_dim) over [n, dim] points (curation toward the truth).
+
+    The values here only make the names visible to dir(); `supports` checks the family's own attributes.
+    """
+
+    dim: int = 0
+    true_mean: float = 0.0
+    true_std: float = 0.0
+
+
 class LogLikelihood(Protocol):
     """Optional: the likelihood filter's score (curation.name = "likelihood_filter")."""
 
@@ -155,11 +166,14 @@ KEPT_FRACTION, SYNTHETIC_SHARE = "curation_kept_fraction", "synthetic_share"
 DETECTION_METRICS = ("detected_synthetic_rate", "detected_real_rate")
 # The verifier's effect on the synthetic candidates: share of bad ones before and after (Feng et al.'s p and p').
 VERIFIER_METRICS = ("bad_share_candidates", "bad_share_kept")
+# Preference curation (Ferbach et al.): the mean reward r(x) of the kept synthetic points.
+PREFERENCE_METRICS = ("mean_reward",)
 
 CAPABILITIES = (
     SufficientStatistics,
     StatisticsSampler,
     TruthSampler,
+    IsotropicGaussianTruth,
     LogLikelihood,
     Verifier,
     WatermarkDetector,

@@ -59,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     # here: a run with this block as written computes exactly what it would without one. Knob fields left None are
     # unset. A new curation operator's fields go here too (None), so `--config.curation.<field>=` can set them.
     config.curation = ml_collections.ConfigDict()
-    # none | likelihood_filter | verifier | watermark_filter; a tuple compiles once per value.
+    # none | likelihood_filter | verifier | watermark_filter | selection | preference; a tuple compiles once per value.
     config.curation.name = "none"
     # k: draw k * M synthetic candidates, keep the first survivors up to M.
     config.curation.oversample = 1
@@ -81,6 +81,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.watermark_z_threshold = None
     # watermark_filter: the weight a flagged point keeps (None: 0, removed; a chain knob when set).
     config.curation.detected_weight = None
+    # selection (Qiao et al.): alpha, the share of candidates kept closest to the target (set oversample = 1/alpha to
+    # keep M), and the target's offset from the truth's mean in every coordinate (chain knobs; required there).
+    config.curation.selection_share = None
+    config.curation.target_offset = None
+    # preference (Ferbach et al.): K candidates per kept slot (must equal oversample), the reward r(x) (linear |
+    # quadratic) and its scale beta (a chain knob).
+    config.curation.candidates = None
+    config.curation.reward = None
+    config.curation.reward_scale = None
 
     # Figures and breakdowns of report.md (collapse_jax/analysis/breakdown.py; may change on a resume).
     config.report = ml_collections.ConfigDict()
