@@ -1,6 +1,6 @@
 """The tree multinomial as it was before the fast exact multinomial (commit 2795b62,
-collapse_jax/models/_multinomial.py), frozen for benchmarks/multinomial.py's side-by-side timing: 3 levels padded to 4 binomials each, every binomial a
-vmapped while loop (CDF walk + BTRS). Not used by the library."""
+collapse_jax/models/_multinomial.py), frozen for benchmarks/multinomial.py's side-by-side timing: 3 levels padded
+to 4 binomials each, every binomial a vmapped while loop (CDF walk + BTRS). Not used by the library."""
 
 from __future__ import annotations
 

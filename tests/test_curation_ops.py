@@ -137,7 +137,12 @@ def test_preference_with_a_linear_reward_moves_the_mean_by_beta_sigma_squared_pe
     K = 16, beta = 0.2 gives 0.1875 s^2 per generation. The expected reward beta mu_g then rises by about
     beta^2 s^2 per generation, so its median over chains rises monotonically."""
     config = with_curation(
-        gaussian_config, PREFERENCE, seeds=100, num_generations=4, chain_block=100, samples_per_generation=400,
+        gaussian_config,
+        PREFERENCE,
+        seeds=100,
+        num_generations=4,
+        chain_block=100,
+        samples_per_generation=400,
         **{"model.real_data_size": 400},
     )
     results = runner.simulate(config)

@@ -235,7 +235,9 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         needs=(contract.IsotropicGaussianTruth, "true_mean"),
         config_fields={
             "selection_share": number(
-                "alpha: share of the candidates kept (closest to the target)", optional=True, sweepable=True,
+                "alpha: share of the candidates kept (closest to the target)",
+                optional=True,
+                sweepable=True,
                 **_PROBABILITY,
             ),
             "target_offset": number(

@@ -4,9 +4,9 @@ The binomials are exact (a CDF walk for small means, Hörmann's BTRS rejection o
 probability 0 at count 0 exactly, so the Wright–Fisher chain's absorbing states stay absorbing.
 
 Speed (BUILD_NOTES, "Fast exact multinomial"): under the engine's vmap a while loop runs until the slowest of all
-chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF terms
-at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax custom_vmap) gathers
-the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every lane's draws come
+chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF
+terms at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax
+custom_vmap) gathers the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every lane's draws come
 from its chain's key and its lane number only, so the counts do not depend on the other chains or their number.
 """
 

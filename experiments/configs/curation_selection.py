@@ -1,7 +1,8 @@
 """Sample selection bias (Qiao et al., "When sample selection bias precipitates model collapse"): a d = 10 Gaussian
 refit each generation on M = 100 points that are the alpha = 0.1 share of M / alpha = 1000 candidates closest to a
 target, under replace and accumulate, 100 generations (their subexperiments/Gaussian_Modeling setting: d, N, alpha
-and the generation count; their metric Tr(Sigma_t) / Tr(Sigma_0) is our trace_ratio, the truth's trace being Tr Sigma_0).
+and the generation count; their metric Tr(Sigma_t) / Tr(Sigma_0) is our trace_ratio, the truth's trace being
+Tr Sigma_0).
 alpha = 1.0 with the same 1000 candidates is the no-selection arm: every candidate survives and the regime trains on
 the first M, i.e. M plain draws (one compile per regime instead of two). Targets: the truth's mean (offset 0) and one
 true standard deviation off it in every coordinate (offset 1; theirs shifts half the coordinates by N(0, 9) in units
