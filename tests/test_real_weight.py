@@ -15,7 +15,11 @@ def _law(w: float) -> float:
 
 def _weighted_regime(real_weighted: bool) -> regimes.Regime:
     return regimes.Regime(
-        name="replace", samples_per_generation=4, real_slots=2, capacity=0, use_statistics=False,
+        name="replace",
+        samples_per_generation=4,
+        real_slots=2,
+        capacity=0,
+        use_statistics=False,
         real_weighted=real_weighted,
     )
 
@@ -43,9 +47,7 @@ def test_real_weight_is_validated_with_one_line_errors(gaussian_config):
         with pytest.raises(ValueError, match=r"config\.regime\.real_weight"):
             runner.simulate(runner.as_config({"regime.real_weight": bad}, gaussian_config))
     with pytest.raises(ValueError, match=r"config\.regime\.real_weight: .*statistics"):
-        runner.simulate(
-            runner.as_config({"regime.real_weight": 0.5, "model.sampling": "statistics"}, gaussian_config)
-        )
+        runner.simulate(runner.as_config({"regime.real_weight": 0.5, "model.sampling": "statistics"}, gaussian_config))
     with pytest.raises(ValueError, match=r"config\.model\.known_variance"):
         runner.simulate(
             runner.as_config(
@@ -78,9 +80,10 @@ def test_stationary_variance_of_the_weighted_mean_follows_the_golden_ratio_law(g
     Measurement: sigma = 1, n = 10 (s = 0.1), 400 chains per w, generations 20, 30, ..., 60 (burn-in 20: the
     transient decays as (1 - w)^(2t) <= 0.6^40; draws 10 generations apart correlate by (1 - w)^10 <= 0.006, so the
     5 draws per chain are independent). At w = 1 the synthetic half has weight 0 and every fit is the mean of n
-    fresh truth points (V = s exactly, no feedback). E[e^2] is estimated by the mean of N = 2000 values e^2 = V chi2_1 (the mean
-    of e is 0), whose relative standard error is sqrt(2 / N) = 3.2%: tolerance 4.5 SE = 14%. The minimum: V(0.618)
-    = 0.618 s sits 24% under V(0.4) = 0.81 s and 38% under V(1) = s, each > 5 SE of the difference (sqrt(2) x 3.2%).
+    fresh truth points (V = s exactly, no feedback). E[e^2] is estimated by the mean of N = 2000 values
+    e^2 = V chi2_1 (the mean of e is 0), whose relative standard error is sqrt(2 / N) = 3.2%: tolerance 4.5 SE = 14%.
+    The minimum: V(0.618) = 0.618 s sits 24% under V(0.4) = 0.81 s and 38% under V(1) = s, each > 5 SE of the
+    difference (sqrt(2) x 3.2% = 4.5%).
     """
     weights = (0.4, 0.618, 1.0)
     r = runner.simulate(

@@ -10,8 +10,8 @@ with the variance fitted too, add --config.model.known_variance=False (notes/rea
 
 Launch:  python -m experiments.main --config=experiments/configs/real_weight.py --workdir=/tmp/real_weight
 Report:  python -m experiments.report --workdir=/tmp/real_weight --output=/tmp/real_weight_report
-Runtime: 38 s on a busy 2-core CPU (load ~10; 7 values of w x 500 seeds x 80 generations in one compile), per
-known_variance setting.
+Runtime: 60 s end to end with the report on a busy 2-core CPU (load ~8); the simulation alone 33-38 s (7 values of
+w x 500 seeds x 80 generations in one compile), for each known_variance setting.
 """
 
 import ml_collections
