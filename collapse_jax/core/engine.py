@@ -173,6 +173,7 @@ class Engine:
                 points, real_weights, detectable = real_part
                 real_part = (points, real_weights * real_keep, detectable)
         synthetic_weights = regime.synthetic_weights(synthetic_keep, regime.real_count(knobs, generation))
+        real_part, synthetic_weights = regime.mix_weights(real_part, synthetic_weights, knobs)
         batch, weights = assemble(real_part, previous, synthetic_weights)
         if contract.SYNTHETIC_SHARE in self.bookkeeping_metrics:
             metrics[contract.SYNTHETIC_SHARE] = jnp.sum(synthetic_weights) / jnp.maximum(jnp.sum(weights), 1.0)

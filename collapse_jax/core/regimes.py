@@ -114,6 +114,8 @@ class Regime:
     inflow_from_truth: bool = False  # the inflow is fresh truth draws (models with sample_truth), else real-set points
     # config.model.sampling == "statistics": the synthetic part is drawn as sufficient statistics, never as points.
     synthetic_statistics: bool = False
+    # config.regime.real_weight is set: the batch's real points carry the chain's knob w of its total weight.
+    real_weighted: bool = False
 
     @property
     def kind(self) -> RegimeKind:
@@ -194,6 +196,26 @@ class Regime:
             return (jnp.arange(self.candidates) < budget).astype(jnp.float32)
         # A down-weighted candidate (0 < keep < 1) still takes a slot: the budget counts slots, not weight.
         return (keep * (jnp.cumsum(keep > 0) <= budget)).astype(jnp.float32)
+
+    def mix_weights(self, real_part: tuple | None, synthetic_weights: jax.Array, knobs: dict):
+        """Rescale the batch's weights so its real points carry w = knobs['real_weight'] of the total, synthetic 1 - w.
+
+        The total stays the batch's weight before rescaling (the point count without curation), so a fit that reads
+        the total (the Gaussian's n - ddof) sees the same n. A batch with no real weight or no synthetic weight keeps
+        its weights (w is moot: there is nothing to share). Under accumulate each batch enters the pool with its own
+        real share w; the original real set keeps weight 1 per point (BUILD_NOTES.md, "Weighted real/synthetic
+        mixing"). Without config.regime.real_weight nothing is rescaled (today's bits).
+        """
+        if not self.real_weighted or real_part is None:
+            return real_part, synthetic_weights
+        points, real_weights, detectable = real_part
+        real_total, synthetic_total = jnp.sum(real_weights), jnp.sum(synthetic_weights)
+        total = real_total + synthetic_total
+        share = knobs["real_weight"]
+        both = (real_total > 0) & (synthetic_total > 0)
+        real_scale = jnp.where(both, share * total / jnp.maximum(real_total, 1e-30), 1.0)
+        synthetic_scale = jnp.where(both, (1.0 - share) * total / jnp.maximum(synthetic_total, 1e-30), 1.0)
+        return (points, real_weights * real_scale, detectable), synthetic_weights * synthetic_scale
 
     def start(self, key: jax.Array, model: Any, real: Any, knobs: dict, previous: Any) -> tuple[Any, dict]:
         """Generation 0: fit the original real data; the pool starts as that data."""
@@ -283,6 +305,12 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
         batch_size = preserved_slots + real_slots + inflow_slots + samples * oversample
         capacity = model.real_data_size + config.num_generations * batch_size
     schedule = config.regime.get("real_fraction_schedule", "constant")
+    real_weighted = config.regime.get("real_weight") is not None
+    if real_weighted and config.model.get("sampling", "points") == "statistics":
+        raise ValueError(
+            "config.regime.real_weight: weights points, and model.sampling = 'statistics' draws no synthetic points; "
+            "use model.sampling = 'points' or drop real_weight"
+        )
     return Regime(
         name=name,
         samples_per_generation=samples,
@@ -295,4 +323,5 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
         oversample=oversample,
         inflow_from_truth=has_truth,
         synthetic_statistics=config.model.get("sampling", "points") == "statistics",
+        real_weighted=real_weighted,
     )

@@ -43,6 +43,8 @@ def knob_fields(config: Any) -> dict[str, str]:
         fields["real_inflow"] = "regime.real_inflow"
     if "preserved_fraction" in regime:
         fields["preserved_fraction"] = "regime.preserved_fraction"
+    if regime.get("real_weight") is not None:
+        fields["real_weight"] = "regime.real_weight"
     return fields
 
 

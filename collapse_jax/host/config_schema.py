@@ -104,6 +104,14 @@ def shared_fields() -> dict[str, Field]:
         "regime.preserved_fraction": number(
             "share of the originals in every training set", sweepable=True, **probability
         ),
+        "regime.real_weight": number(
+            "w: share of each batch's training weight on its real points (None: weight 1 per point)",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            optional=True,
+            sweepable=True,
+        ),
         # A built-in family or an importable module path (base.family_module's one-line error lists the built-ins).
         "model.name": text("model family: a built-in name or a module path", check=base.family_module),
         "model.sampling": choice("points or exact sufficient statistics", SAMPLINGS),

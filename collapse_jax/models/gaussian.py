@@ -56,6 +56,7 @@ class GaussianModel:
     fit_method: str = "exact"
     fit_init: str = "previous"
     max_fit_steps: int = 0  # the sweep's largest k (the descent loop's static length)
+    known_variance: bool = False  # the fit keeps the truth's covariance and fits only the mean
     # tail_mass_ratio joins the metrics when config.model.truth is set, so workdirs written before it keep resuming.
     metric_names: tuple[str, ...] = METRIC_NAMES
     knob_fields: dict = dataclasses.field(
@@ -105,6 +106,7 @@ class GaussianModel:
         "l2_log_scale": number(
             "L2 penalty (l2 / 2) sum_j (log sigma_j)^2 on the descent (a chain knob)", low=0.0, sweepable=True
         ),
+        "known_variance": Field("bool", "the fit keeps the truth's covariance and fits only the mean"),
     }
 
     @property
@@ -162,9 +164,12 @@ class GaussianModel:
         return {"count": count, "mean": mean, "scatter": scatter}
 
     def fit_statistics(self, key: jax.Array, statistics: dict, knobs: dict, previous: dict) -> dict:
-        """mu = sample mean; Sigma = scatter / (n - ddof) (ddof 0: MLE, ddof 1: unbiased); or k descent steps."""
+        """mu = sample mean; Sigma = scatter / (n - ddof) (ddof 0: MLE, ddof 1: unbiased), or the truth's covariance
+        (known_variance); or k descent steps."""
         if self.fit_method == "gradient_descent":
             return self._descend(statistics, knobs, previous)
+        if self.known_variance:
+            return {"mean": statistics["mean"], "cov": self._truth_moments()[1]}
         if self.population_fit:
             # Population moments: scatter / count (ddof 0; the unbiased estimator is refused with population_fit).
             return {"mean": statistics["mean"], "cov": statistics["scatter"] / jnp.maximum(statistics["count"], 1e-30)}
@@ -357,6 +362,9 @@ def _error_source_settings(config) -> dict:
             raise ValueError(f"config.model.fit_steps: must be integers >= 1, got {model.fit_steps!r}")
         max_steps = int(steps.max())
         knob_fields.update(DESCENT_KNOBS)
+    known_variance = bool(model.get("known_variance", False))
+    if known_variance and method != "exact":
+        raise ValueError("config.model.known_variance: fits only the mean by moments; use model.fit_method = 'exact'")
     metric_names = METRIC_NAMES + (("tail_mass_ratio",) if model.get("truth") is not None else ())
     return {
         "truth": truth,
@@ -364,6 +372,7 @@ def _error_source_settings(config) -> dict:
         "fit_method": method,
         "fit_init": fit_init,
         "max_fit_steps": max_steps,
+        "known_variance": known_variance,
         "metric_names": metric_names,
         "knob_fields": knob_fields,
     }
