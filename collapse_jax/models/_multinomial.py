@@ -6,8 +6,9 @@ probability 0 at count 0 exactly, so the Wright–Fisher chain's absorbing state
 Speed (BUILD_NOTES, "Fast exact multinomial"): under the engine's vmap a while loop runs until the slowest of all
 chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF
 terms at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax
-custom_vmap) gathers the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every lane's draws come
-from its chain's key and its lane number only, so the counts do not depend on the other chains or their number.
+custom_vmap) gathers the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every
+lane's draws come from its chain's key and its lane number only, so the counts do not depend on the other chains or
+their number.
 """
 
 from __future__ import annotations
