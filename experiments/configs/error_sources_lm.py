@@ -16,7 +16,10 @@ Full size, for an accelerator (set --config.model.dtype=bfloat16): 4 static grou
 fits, one 1024-prompt 5-beam decoding per fit; not run (no accelerator on the branch that wrote it). From lm_tiny.py's
 measured 25 s per generation per group of 4 chains at M = 256 on a 2-core CPU, expect over half an hour on a CPU, plus
 ~2 min per depth once for the base models.
-CI-sized variant (random init, 16 / 64 blocks, 2 generations; RUNTIME below):
+CI-sized variant (random init, 16 / 64 blocks, 2 generations, 8 chains): measured 22 min 42 s wall (9 min 10 s CPU)
+on the shared 2-core CPU under heavy load from other jobs, ~3.5 min per group, nearly all of it compiling; not
+seconds. A smoke test of the plumbing only: from a random init the test perplexity stays near the vocabulary size
+(933-1048 at generation 2), so it shows no science:
   --config.model.pretrain_epochs=0 --config.model.max_train_blocks=64 --config.model.max_test_blocks=32
   --config.samples_per_generation='(16, 64)' --config.model.steps_per_generation=4 --config.num_generations=2
   --config.seeds=1 --config.model.num_beams=2 --config.model.num_sample_texts=0 --config.make_plots=False
