@@ -1,13 +1,26 @@
 """Language-model collapse: a decoder LM trained on token blocks, whose generated text trains the next generation.
 
 Protocols: Shumailov et al. (Nature 2024) block continuation by beam search; Gerstgrasser et al. (2024) BOS sampling.
+
+Three sources of error (issue 14; experiments/configs/error_sources_lm.py sweeps them):
+- statistical approximation: an LM has no exact population fit (no closed-form fit of a transformer to another
+  transformer's text distribution), so there is no `population_fit` switch; the surrogate is a larger M
+  (samples_per_generation) at a fixed step budget (model.steps_per_generation), which needs as many training blocks
+  under block_continuation (one continuation per prompt) or protocol = unconditional.
+- functional expressivity: `model.num_layers` below the default (a static sweep field: one compile per depth). Each
+  depth has its own pretrained base model: the cache key hashes the whole TransformerConfig (pretraining.cache_path).
+  Ignored with hf_checkpoint (the checkpoint's depth is the model's).
+- functional approximation: the training budget, under the LM's existing names (the VAE's in brackets):
+  `model.steps_per_generation` [steps_per_generation] (optional; unset: ceil(epochs * M / batch_size), the old rule),
+  `model.learning_rate` [learning_rate] (a chain knob), `model.start_from` [train_from] = fresh (from scratch) or
+  previous (fine-tune; also initial, generation0), a static sweep field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +50,9 @@ STATISTICS = ("distinct_1", "distinct_2", "repetition_rate", "vocab_used", "rare
 @dataclasses.dataclass(frozen=True, eq=False)
 class LanguageModel:
     """Static settings; params are {'weights', 'gen0' (scores generated text), 'fits', 'train_loss'[, 'initial']}."""
+
+    # Tuple values of these fields compile one group each (the capacity and from-scratch switches of issue 14).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_layers", "model.start_from")
 
     network: TransformerConfig
     train_settings: training.TrainSettings
@@ -101,19 +117,22 @@ class LanguageModel:
         "pretrain_epochs": integer("epochs of the cached base model (0: none)", low=0),
         "pretrain_batch_size": integer("batch of the base model's pretraining", low=1),
         "pretrain_learning_rate": number("peak learning rate of the pretraining", low=0.0, low_open=True),
-        "num_layers": integer("decoder layers", low=1),
+        "num_layers": integer("decoder layers (static: one compile and base model per value)", low=1, sweepable=True),
         "hidden_size": integer("model width", low=1),
         "num_heads": integer("attention heads", low=1),
         "mlp_size": integer("MLP width", low=1),
         "activation": choice("MLP activation", tuple(ACTIVATIONS)),
         "dtype": choice("compute dtype", ("float32", "bfloat16")),
         "epochs": integer("epochs over M blocks per generation", low=1),
+        "steps_per_generation": integer(
+            "training steps per generation (None: ceil(epochs * M / batch_size))", low=1, optional=True
+        ),
         "batch_size": integer("training batch", low=1),
         "learning_rate": number("peak AdamW learning rate", low=0.0, low_open=True, sweepable=True),
         "warmup_fraction": number("share of steps warming up", low=0.0, high=1.0),
         "end_learning_rate": number("cosine floor", low=0.0),
         "weight_decay": number("AdamW weight decay", low=0.0),
-        "start_from": choice("where each generation's training starts", START_FROM),
+        "start_from": choice("where each generation's training starts (static)", START_FROM, sweepable=True),
         "protocol": choice("block_continuation or unconditional", PROTOCOLS),
         "decoding": choice("beam, greedy or sample", DECODINGS),
         "num_beams": integer("beams of beam search", low=1),
@@ -305,7 +324,8 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageM
         )
     if checkpoint is None and model.get("pretrain_epochs", 0):
         pretrained = pretrained_base(model, data_dir, corpus, network)
-    steps = -(-model.epochs * samples // model.batch_size)
+    # A fixed budget (steps_per_generation) keeps the compute equal across M; unset, epochs over M blocks.
+    steps = model.get("steps_per_generation") or -(-model.epochs * samples // model.batch_size)
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
     banned[tokenizer.vocab_size :] = True
