@@ -75,3 +75,27 @@ def test_each_family_names_its_own_switches():
         "approximation",
     )
     assert error_sources.combination_title(()) == "none (all off)"
+
+
+def test_budget_switches_of_the_vae_and_lm_turn_on_below_the_largest_value_swept():
+    # An LM has no truth outside it and no exact fit: fewer samples per generation, fewer layers and a lower learning
+    # rate than the run's largest turn the statistical, expressivity and approximation sources on.
+    knobs = {
+        "samples_per_generation": np.array([256, 1024, 1024, 1024]),
+        "num_layers": np.array([2, 2, 1, 2]),
+        "learning_rate": np.array([1e-4, 1e-4, 1e-4, 1e-5]),
+        "seed": np.arange(4),
+    }
+    results = Results(
+        metrics={"perplexity": np.ones((4, 3)), "failed": np.zeros((4, 3))},
+        knobs=knobs,
+        config={"model": {"name": "lm"}},
+        chain_ids=np.arange(4),
+    )
+    assert error_sources.swept_switches(results) == ["samples_per_generation", "num_layers", "learning_rate"]
+    switches = error_sources.run_switches(results)
+    on = [error_sources.sources_on({name: knobs[name][chain] for name in switches}, {}, switches) for chain in range(4)]
+    assert on == [("statistical",), (), ("expressivity",), ("approximation",)]
+    # The same columns in a Gaussian run are not switches.
+    results.config["model"]["name"] = "gaussian"
+    assert error_sources.swept_switches(results) == []

@@ -39,6 +39,20 @@ SWITCHES = {
     # Discrete: add-alpha smoothing, an objective other than the likelihood.
     "smoothing": ("approximation", lambda value, context: _number(value, 0.0) > 0, 0.0),
 }
+# Families without a truth outside them or an exact fit (VAE, LM) switch a source by a budget: the smaller value swept
+# in the run turns it on (fewer samples per generation, a smaller latent or fewer layers, a lower learning rate).
+RELATIVE_SWITCHES = {
+    "vae": {
+        "samples_per_generation": "statistical",
+        "latent_dim": "expressivity",
+        "learning_rate": "approximation",
+    },
+    "lm": {
+        "samples_per_generation": "statistical",
+        "num_layers": "expressivity",
+        "learning_rate": "approximation",
+    },
+}
 SOURCES = ("statistical", "expressivity", "approximation")
 
 
@@ -55,18 +69,33 @@ def _number(value, missing: float = np.inf) -> float:
     return missing if np.isnan(number) else number
 
 
+def run_switches(results: Results) -> dict:
+    """SWITCHES, or for a family in RELATIVE_SWITCHES its budget switches (on below the largest value in the run)."""
+    family = str((results.config.get("model") or {}).get("name", ""))
+    if family not in RELATIVE_SWITCHES:
+        return SWITCHES
+    switches = {}
+    for name, source in RELATIVE_SWITCHES[family].items():
+        if name not in results.knobs:
+            continue
+        largest = float(np.nanmax(results.knobs[name].astype(np.float64)))
+        switches[name] = (source, lambda value, context, largest=largest: _number(value, largest) < largest, largest)
+    return switches
+
+
 def swept_switches(results: Results) -> list[str]:
     """The switch columns the run sweeps (two or more values)."""
-    return [name for name in SWITCHES if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
+    switches = run_switches(results)
+    return [name for name in switches if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
 
 
-def sources_on(labels: dict, context: dict | None = None) -> tuple[str, ...]:
+def sources_on(labels: dict, context: dict | None = None, switches: dict | None = None) -> tuple[str, ...]:
     """The error sources a combination of switch values turns on (a switch the run lacks counts as its default);
     `context` holds what a switch is compared with (the model's num_outcomes, truth_components), labels first."""
     context = {**(context or {}), **labels}
     on = {
         source
-        for name, (source, turns_on, default) in SWITCHES.items()
+        for name, (source, turns_on, default) in (SWITCHES if switches is None else switches).items()
         if turns_on(labels[name] if name in labels else default, context)
     }
     return tuple(source for source in SOURCES if source in on)
@@ -110,20 +139,21 @@ def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[
 def _lines(results: Results) -> list[dict]:
     """One entry per knob group: its panel (switch values), legend (the other labels) and chain indices."""
     entries = []
+    switches = run_switches(results)
     for labels, indices in results.knob_groups():
         # Every switch column the run has (swept or not: a fixed population_fit still says which sources are on).
-        switch_labels = {k: labels.get(k, results.knobs[k][indices[0]]) for k in SWITCHES if k in results.knobs}
+        switch_labels = {k: labels.get(k, results.knobs[k][indices[0]]) for k in switches if k in results.knobs}
         others = {
             k: v
             for k, v in labels.items()
-            if k not in SWITCHES and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
+            if k not in switches and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
         }
         # What a switch is compared with (num_outcomes for num_bins, truth_components for num_components).
         context = dict(results.config.get("model") or {})
         context.update(
             {k: results.knobs[k][indices[0]] for k in ("num_outcomes", "truth_components") if k in results.knobs}
         )
-        sources = sources_on(switch_labels, context)
+        sources = sources_on(switch_labels, context, switches)
         entries.append({"switches": switch_labels, "sources": sources, "others": others, "indices": indices})
     # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the
     # panel's own setting, not a line's).
@@ -198,12 +228,13 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
     switches = swept_switches(results)
     if not switches:
         return []
+    sources = run_switches(results)
     metrics = breakdown.settings(results.config, list(results.metrics)).metrics
     generations = results.generations
     lines = [
         "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors)",
         "",
-        f"Switches swept: {', '.join(f'`{s}` ({SWITCHES[s][0]})' for s in switches)}. One panel per combination, "
+        f"Switches swept: {', '.join(f'`{s}` ({sources[s][0]})' for s in switches)}. One panel per combination, "
         "titled by the sources switched on (a switch not swept counts at its value in the run); shared axes. "
         "Drift rate: per chain, the slope of log(metric) against "
         f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
