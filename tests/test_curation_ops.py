@@ -283,3 +283,30 @@ def test_self_correction_refuses_a_family_without_the_gaussian_transport_map():
     config = with_curation(runner.as_config({"seeds": 2, "num_generations": 2}, gmm.get_config()), SELF_CORRECTION)
     with pytest.raises(ValueError, match=r"config\.curation\.name: 'self_correction' needs"):
         runner.simulate(config)
+
+
+def test_self_correction_bounds_the_replace_loops_drift_at_the_contracted_stationary_error(gaussian_config):
+    """Gillman et al.'s toy, small: d = 2, M = 50, replace, 20 generations, gamma 0 and 0.5 (64 chains each).
+
+    Law (derived here): the corrected candidates of a model N(mu, Sigma) have law N((1 - g) mu + g mu*, C) with
+    C = ((1 - g) Sigma^{1/2} + g s* I)^2, so the refit's mean error e = mu - mu* obeys e' = (1 - g) e + noise of
+    covariance C / M: E|e|^2 is stationary at tr C / (M g (2 - g)). The spread contracts too: sigma' ~ sqrt((M - 1)
+    / M) ((1 - g) sigma + g s*) (MLE) gives sigma = c s* / (2 - c) = 0.980 s* at g = 0.5 (c = sqrt(0.98)), so tr C =
+    2 (0.980)^2 and E|e|^2 = 2 * 0.960 / (50 * 0.75) = 0.0512. Without correction (g = 0) e is a random walk whose
+    steps have variance tr Sigma_g / M = (d s*^2 / M) ((M - 1) / M)^g: E|e_20|^2 = 0.04 * sum_{g<=20} 0.98^g = 0.70.
+
+    Tolerance: e^2 (d = 2) has SD ~ its mean; the mean over 64 chains x generations 10-20 (lag-1 correlation
+    (1 - g)^2 = 0.25, ~64 x 11 x 0.75 / 1.25 = 420 effective draws) has SE 0.0025: 0.01 is 4 SE. W2: the median of
+    w2_sq_to_truth grows ~10x over 20 generations without correction and stays within 2x of generation 0 with it
+    (measured: mean error 0.0506 and 0.56; median W2^2 0.070 -> 0.90 at g = 0, 0.070 -> 0.088 at g = 0.5).
+    """
+    overrides = {"model.dim": 2, "seeds": 64, "chain_block": 128, "num_generations": 20, "samples_per_generation": 50}
+    fields = {**SELF_CORRECTION, "correction_strength": (0.0, 0.5)}
+    results = runner.simulate(with_curation(runner.as_config(overrides, gaussian_config), fields))
+    gamma = results.knobs["correction_strength"]
+    error, w2 = results.metrics["mean_sq_error"], results.metrics["w2_sq_to_truth"]
+    corrected, plain = gamma == 0.5, gamma == 0.0
+    assert np.mean(error[corrected, 10:]) == pytest.approx(0.0512, abs=0.01)
+    assert np.mean(error[plain, 20]) == pytest.approx(0.70, rel=0.3)  # chi2 walk: SD ~ mean, SE 1/8 over 64 chains
+    assert np.median(w2[plain, 20]) > 5 * np.median(w2[plain, 0])
+    assert np.median(w2[corrected, 20]) < 2 * np.median(w2[corrected, 0])
