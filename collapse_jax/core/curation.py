@@ -417,7 +417,8 @@ def make_curation(config: Any, model: Any) -> Curation:
     if families is not None and (config.model.name not in families or (truth is not None and truth.kind != "gaussian")):
         raise ValueError(
             f"config.curation.name: {name!r} needs the Gaussian truth of the {', '.join(families)} family (its "
-            f"transport map is the Gaussian one); got model {config.model.name!r} with truth {getattr(truth, 'kind', None)!r}"
+            f"transport map is the Gaussian one); got model {config.model.name!r} with truth "
+            f"{getattr(truth, 'kind', None)!r}"
         )
     detector = block.get("detector", "auto")
     has_detector = contract.supports(model, contract.WatermarkDetector)
