@@ -18,8 +18,7 @@ from experiments.configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = common.get_config()
-    config.seeds = 100
+    config = common.get_config()  # 100 seeds per gamma and regime (the shared default)
     config.num_generations = 50
     config.samples_per_generation = 50
     config.regime.name = ("replace", "accumulate")
