@@ -2,7 +2,8 @@
 
 likelihood_filter (quality filters), verifier (Feng et al. 2024), watermark_filter (a detector removes what it flags),
 selection (Qiao et al.: keep the alpha share of candidates closest to a target), preference (Ferbach et al.: one of K
-candidates per slot, Bradley-Terry on a reward).
+candidates per slot, Bradley-Terry on a reward), self_correction (Gillman et al. 2024: every candidate moves a share
+gamma of the way along the optimal transport map to the truth; an operator's `transform`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,31 @@ def _preference(stage: Curation, key: jax.Array, model: Any, state: dict, real_p
     return None, keep, {"mean_reward": jnp.mean(jnp.take_along_axis(groups, winner[:, None], axis=-1))}
 
 
+def _inverse_sqrt(cov: jax.Array) -> jax.Array:
+    """Sigma^{-1/2} = V diag(1 / sqrt(lambda)) V^T (a collapsed direction, lambda = 0, maps to inf: the chain fails)."""
+    if cov.shape[-1] == 1:
+        return 1.0 / jnp.sqrt(cov)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
+    return (eigenvectors / jnp.sqrt(eigenvalues)) @ eigenvectors.T
+
+
+def _self_correction_transform(stage: Curation, model: Any, state: dict, knobs: dict) -> jax.Array:
+    """x -> x + gamma (T(x) - x), T the optimal transport map from the current model N(mu, Sigma) to the truth
+    N(mu* 1, s*^2 I): T(x) = mu* + s* Sigma^{-1/2} (x - mu) (Gillman et al.'s ideal correction, at strength gamma).
+
+    The pushforward of N(mu, Sigma) by T is N(mu*, s*^2 I) exactly, so gamma = 1 turns the model's samples into draws
+    from the truth; gamma = 0 returns the candidates' bits (x + 0 * finite = x).
+    """
+    samples, params = state["samples"], state["params"]
+    corrected = model.true_mean + model.true_std * (samples - params["mean"]) @ _inverse_sqrt(params["cov"])
+    return samples + knobs["correction_strength"] * (corrected - samples)
+
+
+def _keep_all(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
+    """Every candidate is kept (an operator whose work is its transform)."""
+    return None, jnp.ones(jax.tree.leaves(state["samples"])[0].shape[0], bool), {}
+
+
 def _check_preference(block: Any) -> None:
     candidates, oversample = block.get("candidates"), block.get("oversample", 1)
     if not isinstance(candidates, numbers.Integral) or isinstance(candidates, bool) or candidates != oversample:
@@ -173,6 +199,11 @@ class CurationOperator:
     # Declarations of the operator's own config.curation fields (host/config_schema.py validates every config with
     # them); experiments/configs/common.py writes each one (None: unset) so `--config.curation.<field>=` works.
     config_fields: dict[str, Field] = dataclasses.field(default_factory=dict)
+    # (stage, model, state, knobs) -> the candidates moved: applied before select and before the batch is built; None
+    # (every other operator) leaves the engine's step as it traces without it.
+    transform: Callable[..., Any] | None = None
+    # The model families (config.model.name) the operator serves with a Gaussian truth; None: any with `needs`.
+    gaussian_families: tuple[str, ...] | None = None
 
 
 # The curation operators, by config.curation.name. Adding one (say `self_correction`) is one entry here: its `select`
@@ -257,6 +288,21 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "reward_scale": number("beta: the reward's scale", optional=True, sweepable=True),
         },
     ),
+    "self_correction": CurationOperator(
+        select=_keep_all,
+        transform=_self_correction_transform,
+        knob_fields={"correction_strength": "curation.correction_strength"},
+        needs=(contract.IsotropicGaussianTruth, "true_mean"),
+        gaussian_families=("gaussian",),
+        config_fields={
+            "correction_strength": number(
+                "gamma: share of the way each candidate moves along the transport map to the truth",
+                optional=True,
+                sweepable=True,
+                **_PROBABILITY,
+            ),
+        },
+    ),
 }
 CURATIONS = tuple(CURATION_OPERATORS)
 
@@ -315,6 +361,10 @@ class Curation:
         metrics[KEPT_FRACTION] = jnp.mean(keep > 0)
         return real_keep, keep, metrics
 
+    def transform(self, model: Any, state: dict, knobs: dict) -> Any:
+        """The candidates state["samples"] after the operator's transform (only called when it has one)."""
+        return self.operator.transform(self, model, state, knobs)
+
 
 def _field(path: str) -> str:
     return path.split(".")[-1]
@@ -362,6 +412,14 @@ def make_curation(config: Any, model: Any) -> Curation:
     if operator.needs and not contract.supports(model, operator.needs[0]):
         hook = operator.needs[1]
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")
+    truth = getattr(model, "truth", None)
+    families = operator.gaussian_families
+    if families is not None and (config.model.name not in families or (truth is not None and truth.kind != "gaussian")):
+        raise ValueError(
+            f"config.curation.name: {name!r} needs the Gaussian truth of the {', '.join(families)} family (its "
+            f"transport map is the Gaussian one); got model {config.model.name!r} with truth "
+            f"{getattr(truth, 'kind', None)!r}"
+        )
     detector = block.get("detector", "auto")
     has_detector = contract.supports(model, contract.WatermarkDetector)
     detects = operator.model_detector_knob_fields is not None

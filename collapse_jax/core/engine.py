@@ -164,6 +164,9 @@ class Engine:
             state_view = {**state, "samples": previous}
         else:
             previous, state_view = state["samples"], state
+        if self.curation.operator.transform is not None:  # static: other operators trace as without the hook
+            previous = self.curation.transform(model, state_view, knobs)
+            state_view = {**state_view, "samples": previous}
         synthetic_keep = None
         metrics = {}
         if self.curation.active:

@@ -90,6 +90,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.candidates = None
     config.curation.reward = None
     config.curation.reward_scale = None
+    # self_correction (Gillman et al.): gamma, the share of the way each candidate moves along the optimal transport
+    # map to the truth (a chain knob; required there; Gaussian family only).
+    config.curation.correction_strength = None
 
     # Figures and breakdowns of report.md (collapse_jax/analysis/breakdown.py; may change on a resume).
     config.report = ml_collections.ConfigDict()
