@@ -100,6 +100,8 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str
             before, after = str(before), str(after)
         # One value and a 1-tuple of it are the same setting (a flexible field's override arrives as the value).
         before, after = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (before, after))
+        # A field added after the run was written, at its inactive None, is the setting the old run had.
+        before, after = (None if v == "<absent>" else v for v in (before, after))
         if before != after:
             raise ValueError(
                 f"config.{field}: {new.get(field, '<absent>')!r} differs from {old.get(field, '<absent>')!r} of the "
