@@ -15,7 +15,7 @@ Override any field: --config.curation.candidates=64 --config.curation.oversample
 
 import ml_collections
 
-from experiments.configs import common
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -25,14 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.samples_per_generation = 200
     config.regime.name = ("replace", "accumulate")
 
-    config.model.name = "gaussian"
-    config.model.dim = 1
-    config.model.true_mean = 0.0
-    config.model.true_std = 1.0
-    config.model.estimator = "mle"
-    config.model.sampling_bias = 1.0
-    config.model.real_data_size = None
-    config.model.test_size = 10_000
+    gaussian.set_model(config)
 
     config.curation.name = "preference"
     # K candidates per kept slot; oversample must equal it (K M candidates are drawn).

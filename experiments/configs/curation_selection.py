@@ -16,7 +16,7 @@ Override any field: --config.curation.selection_share=0.5 --config.curation.over
 
 import ml_collections
 
-from experiments.configs import common
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -24,14 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.seeds = 50
     config.regime.name = ("replace", "accumulate")
 
-    config.model.name = "gaussian"
-    config.model.dim = 10
-    config.model.true_mean = 0.0
-    config.model.true_std = 1.0
-    config.model.estimator = "mle"
-    config.model.sampling_bias = 1.0
-    config.model.real_data_size = None
-    config.model.test_size = 10_000
+    gaussian.set_model(config, dim=10)
 
     config.curation.name = "selection"
     # M / alpha candidates per generation: the kept alpha share fills exactly the M slots.

@@ -14,7 +14,7 @@ Override any field: --config.curation.correction_strength=0.25 --config.regime.n
 
 import ml_collections
 
-from experiments.configs import common
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -23,14 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.samples_per_generation = 50
     config.regime.name = ("replace", "accumulate")
 
-    config.model.name = "gaussian"
-    config.model.dim = 2
-    config.model.true_mean = 0.0
-    config.model.true_std = 1.0
-    config.model.estimator = "mle"
-    config.model.sampling_bias = 1.0
-    config.model.real_data_size = None
-    config.model.test_size = 10_000
+    gaussian.set_model(config, dim=2)
 
     config.curation.name = "self_correction"
     # gamma (a chain knob): 0 is the uncorrected loop, 1 the ideal correction.

@@ -19,10 +19,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.regime.name = ("replace", "accumulate")
     config.regime.real_fraction = (0.0, 0.1)
 
+    set_model(config)
+
+    # Three checkpoints kept (the shared default keeps two).
+    config.max_checkpoints_to_keep = 3
+    return common.finish(config)
+
+
+def set_model(config: ml_collections.ConfigDict, dim: int = 1) -> ml_collections.ConfigDict:
+    """The Gaussian family's model block (written once; configs built on other bases call it too)."""
     # Model family: collapse_jax/models/gaussian.py.
     config.model.name = "gaussian"
     # d: data dimension; the truth is N(true_mean * 1, true_std^2 I).
-    config.model.dim = 1
+    config.model.dim = dim
     config.model.true_mean = 0.0
     config.model.true_std = 1.0
     # mle (ddof 0, collapses in expectation) or unbiased (ddof 1, a martingale that still collapses a.s.).
@@ -33,7 +42,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.real_data_size = None
     # Held-out real points for nll_real_test (shared by all chains).
     config.model.test_size = 10_000
-
-    # Three checkpoints kept (the shared default keeps two).
-    config.max_checkpoints_to_keep = 3
-    return common.finish(config)
+    return config

@@ -13,7 +13,7 @@ Result: Student-t: median tail_mass_ratio halves at generation 17.3, the varianc
 
 import ml_collections
 
-from experiments.configs import common
+from experiments.configs import common, gaussian
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -24,14 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_generations = 200
 
     # Model family: collapse_jax/models/gaussian.py; the truth is mu0 + s T_nu (or N(mu0, s^2)).
-    config.model.name = "gaussian"
-    config.model.dim = 1
-    config.model.true_mean = 0.0
-    config.model.true_std = 1.0
-    config.model.estimator = "mle"
-    config.model.sampling_bias = 1.0
-    config.model.real_data_size = None
-    config.model.test_size = 10_000
+    gaussian.set_model(config)
     # Exact sufficient statistics instead of points (the same law for a Gaussian model; M-independent cost).
     config.model.sampling = "statistics"
     # The truth: Student-t (outside the family: heavy tails) and the Gaussian for comparison; one compile each.
