@@ -13,6 +13,24 @@ def _law(w: float) -> float:
     return (w**2 + (1 - w) ** 2) / (w * (2 - w))
 
 
+def _fresh_half_real_sweep(gaussian_config, weights, seeds: int, generations: int):
+    """n = 10 fresh real + 10 synthetic points per generation, known variance sigma = 1, one chain group per w."""
+    overrides = {
+        "regime.name": "fresh",
+        "regime.real_fraction": 0.5,
+        "regime.real_weight": weights,
+        "model.known_variance": True,
+        "model.dim": 1,
+        "model.true_std": 1.0,
+        "samples_per_generation": 20,
+        "seeds": seeds,
+        "chain_block": seeds,
+        "num_generations": generations,
+        "chunk_generations": generations // 2,
+    }
+    return runner.simulate(runner.as_config(overrides, gaussian_config))
+
+
 def _weighted_regime(real_weighted: bool) -> regimes.Regime:
     return regimes.Regime(
         name="replace",
@@ -86,24 +104,7 @@ def test_stationary_variance_of_the_weighted_mean_follows_the_golden_ratio_law(g
     difference (sqrt(2) x 3.2% = 4.5%).
     """
     weights = (0.4, 0.618, 1.0)
-    r = runner.simulate(
-        runner.as_config(
-            {
-                "regime.name": "fresh",
-                "regime.real_fraction": 0.5,
-                "regime.real_weight": weights,
-                "model.known_variance": True,
-                "model.dim": 1,
-                "model.true_std": 1.0,
-                "samples_per_generation": 20,
-                "seeds": 400,
-                "chain_block": 400,
-                "num_generations": 60,
-                "chunk_generations": 30,
-            },
-            gaussian_config,
-        )
-    )
+    r = _fresh_half_real_sweep(gaussian_config, weights, seeds=400, generations=60)
     measured = {}
     for w in weights:
         draws = r.metrics["mean_sq_error"][np.isclose(r.knobs["real_weight"], w)][:, 20::10]
@@ -121,24 +122,7 @@ def test_golden_ratio_law_over_a_fine_grid_of_w(gaussian_config):
     """The law of the test above at seven w over 3500 draws each (rel. SE 2.4%, tolerance 4.5 SE = 11%), and the
     measured argmin of the grid is 0.618 or a neighbour whose law value is within 8% of the minimum."""
     weights = (0.3, 0.4, 0.5, 0.618, 0.75, 0.9, 1.0)
-    r = runner.simulate(
-        runner.as_config(
-            {
-                "regime.name": "fresh",
-                "regime.real_fraction": 0.5,
-                "regime.real_weight": weights,
-                "model.known_variance": True,
-                "model.dim": 1,
-                "model.true_std": 1.0,
-                "samples_per_generation": 20,
-                "seeds": 500,
-                "chain_block": 500,
-                "num_generations": 80,
-                "chunk_generations": 40,
-            },
-            gaussian_config,
-        )
-    )
+    r = _fresh_half_real_sweep(gaussian_config, weights, seeds=500, generations=80)
     measured = []
     for w in weights:
         draws = r.metrics["mean_sq_error"][np.isclose(r.knobs["real_weight"], w)][:, 20::10]
