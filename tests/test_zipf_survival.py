@@ -1,5 +1,5 @@
 """Surviving outcomes of the discrete family under a Zipf–Mandelbrot truth p0(i) ∝ (i + q)^-β: the exact expected
-count, the survival bounds of Suresh, Thangaraj & Khandavally (2024) summed over outcomes, and q = 0 keeping Zipf's bits.
+count, the survival bounds of Suresh, Thangaraj & Khandavally (2024) summed over outcomes, q = 0 keeping Zipf's bits.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def surviving(results, samples: int, beta: float, shift: float) -> np.ndarray:
 
 
 def test_truth_is_zipf_mandelbrot_and_the_shift_flattens_the_head():
-    """p0(i) = (i + q)^-β / Σ_j (j + q)^-β; q = 10 moves mass from the first ranks to the middle ones."""
+    """p0(i) = (i + q)^-β / Σ_j (j + q)^-β; q = 10 cuts rank 1 to ~1/8 of its Zipf mass."""
     ranks = np.arange(1, K + 1, dtype=np.float64)
     for beta, shift in TRUTHS:
         law = (ranks + shift) ** -beta
@@ -92,7 +92,8 @@ def test_mean_surviving_count_is_the_exact_binomial_chain_value_and_lies_between
 
     Law (our derivation; Suresh et al. state the per-symbol lower bound, we sum it and add an upper bound): outcome i
     is alive at fit k iff p_k(i) > 0, and M p_k(i) ~ Binomial(M, p_{k-1}(i)) (0 absorbing), so
-        L_k = Σ_i 1 - exp(-M p0(i) g_k)  <=  E[S_k]  <=  U_k = Σ_i min(1 - (1 - p0(i))^M, p0(i) + M p0(i)(1 - p0(i))(1 - 1/M)^(k-1)),
+        L_k = Σ_i 1 - exp(-M p0(i) g_k)  <=  E[S_k]  <=
+        U_k = Σ_i min(1 - (1 - p0(i))^M, p0(i) + M p0(i)(1 - p0(i))(1 - 1/M)^(k-1)),
     g_1 = 1, g_{k+1} = 1 - e^{-g_k}. Lower: the Laplace-transform recursion E[e^{-t p_k} | p_{k-1}] =
     (1 - p_{k-1}(1 - e^{-t/M}))^M <= exp(-M p_{k-1}(1 - e^{-t/M})) iterated down to p0 gives P(p_k = 0) <= e^{-M p0 g_k}
     (the paper's form uses g_k >= 1/k). Upper: a fixed outcome has P <= E p_k = p0 (martingale); a polymorphic one has
@@ -114,7 +115,9 @@ def test_mean_surviving_count_is_the_exact_binomial_chain_value_and_lies_between
                 mean, error = column.mean(), column.std(ddof=1) / math.sqrt(len(column))
                 lower, upper = discrete.surviving_outcomes_bounds(truth, samples, fit)
                 where = (samples, beta, shift, fit, mean, error, exact[fit], lower, upper)
-                assert lower <= exact[fit] <= upper * (1 + 1e-12), where  # the law obeys the bounds (fit 1: U_1 is exact)
+                assert lower <= exact[fit] <= upper * (1 + 1e-12), (
+                    where
+                )  # the law obeys the bounds (fit 1: U_1 is exact)
                 assert abs(mean - exact[fit]) <= STANDARD_ERRORS * error, where
                 assert lower - STANDARD_ERRORS * error <= mean <= upper + STANDARD_ERRORS * error, where
                 # Not vacuous: the lower bound holds at least 3/4 of the count (measured 0.90-1.00) and the upper one

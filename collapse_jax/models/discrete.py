@@ -74,7 +74,7 @@ def surviving_outcomes_bounds(truth: np.ndarray, samples_per_generation: int, fi
 
     Outcome i alone is a two-allele Wright–Fisher chain, M p_k(i) ~ Binomial(M, p_{k-1}(i)), 0 absorbing, so by
     linearity E[S_k] = Σ_i P(p_k(i) > 0) and (our derivation, the Bernoulli family's per-outcome bounds summed):
-        Σ_i 1 - exp(-M p0(i) g_k)  <=  E[S_k]  <=  Σ_i min(1 - (1 - p0(i))^M, p0(i) + M p0(i) (1 - p0(i)) (1 - 1/M)^(k-1)).
+        Σ_i 1 - exp(-M p0(i) g_k) <= E[S_k] <= Σ_i min(1 - (1 - p0(i))^M, p0(i) + M p0(i)(1 - p0(i))(1 - 1/M)^(k-1)).
     Lower: Suresh et al.'s survival bound P(p_k(i) > 0) >= 1 - exp(-M p0(i) / k), with g_k >= 1/k in place of 1/k.
     Upper: alive outcomes are either fixed (P <= E p_k(i) = p0(i)) or polymorphic, where p(1 - p) >= (M - 1) / M^2 and
     E p_k(1 - p_k) = (1 - 1/M)^k p0 (1 - p0) (Markov); and never above fit 1's survival (a lost outcome stays lost).
@@ -115,9 +115,7 @@ class DiscreteModel:
     population_fit: bool = False
     # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob), so a
     # config or workdir written before the field existed runs the same chains. Kept out of hash/eq like KDE's.
-    knob_fields: dict = dataclasses.field(
-        default_factory=lambda: dict(ZIPF_KNOBS), compare=False, hash=False
-    )
+    knob_fields: dict = dataclasses.field(default_factory=lambda: dict(ZIPF_KNOBS), compare=False, hash=False)
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).

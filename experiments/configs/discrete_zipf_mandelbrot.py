@@ -6,8 +6,10 @@ outcomes this bounds the expected support E[S_k] from below; `discrete.surviving
 and tests/test_zipf_survival.py checks the mean against the exact binomial-chain value. β in {1.1, 1.5} and the shift
 q in {0, 10} are per-chain knobs (one compile); the metric is `support_size`; fit k is results column k - 1.
 
-Launch:  python -m experiments.main --config=experiments/configs/discrete_zipf_mandelbrot.py --workdir=/tmp/zipf_mandelbrot
-Runtime: about 60 s on the shared 2-core CPU (load ~10; 4 knob settings x 500 chains x 101 fits, one compile).
+Launch:  python -m experiments.main --config=experiments/configs/discrete_zipf_mandelbrot.py --workdir=/tmp/zm
+Runtime: 63 s wall, 34 s CPU on the shared 2-core CPU (load ~9; 4 knob settings x 500 chains x 101 fits, one compile).
+Result: mean surviving symbols within 1.6 standard errors of the exact value at every (β, q, fit) checked, 0-22% above
+        the summed lower bound (e.g. β = 1.1, q = 0: fit 20 8.17 ± 0.07 vs exact 8.06, bound 7.76; notes/literature.md).
 Override any field: --config.samples_per_generation=400 --config.model.zipf_shift="(0.0, 2.7)" --config.seeds=1000
 """
 
@@ -26,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     # The paper's bound is for training on the previous model's samples only (no accumulation).
     config.regime.name = "replace"
 
-    # K: number of outcomes; at M = 100 about 90% of them are rarer than 1/M, the tail that is forgotten.
+    # K: number of outcomes; at M = 100 about 98% of them are rarer than 1/M, the tail that is forgotten.
     config.model.num_outcomes = 1000
     # beta: truth p0(i) ∝ (i + q)^-beta (a tuple sweeps it inside one compile).
     config.model.zipf_exponent = (1.1, 1.5)
