@@ -21,7 +21,7 @@ from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_s
 from collapse_jax.models.fields import Field, integer, number
 
 # The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
-ZIPF_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
+CHAIN_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
@@ -70,7 +70,8 @@ def survival_gains(fits: int) -> np.ndarray:
 
 
 def surviving_outcomes_bounds(truth: np.ndarray, samples_per_generation: int, fits: int) -> tuple[float, float]:
-    """(lower, upper) bound on E[support_size] at fit k = `fits` (results column k - 1): replace, MLE (α = 0), M draws.
+    """(lower, upper) bound on E[support_size] at fit k = `fits` (results column k - 1): replace, MLE (α = 0), M draws
+    per generation and M real draws for fit 1 (real_data_size None).
 
     Outcome i alone is a two-allele Wright–Fisher chain, M p_k(i) ~ Binomial(M, p_{k-1}(i)), 0 absorbing, so by
     linearity E[S_k] = Σ_i P(p_k(i) > 0) and (our derivation, the Bernoulli family's per-outcome bounds summed):
@@ -115,7 +116,7 @@ class DiscreteModel:
     population_fit: bool = False
     # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob), so a
     # config or workdir written before the field existed runs the same chains. Kept out of hash/eq like KDE's.
-    knob_fields: dict = dataclasses.field(default_factory=lambda: dict(ZIPF_KNOBS), compare=False, hash=False)
+    knob_fields: dict = dataclasses.field(default_factory=lambda: dict(CHAIN_KNOBS), compare=False, hash=False)
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).
@@ -313,7 +314,7 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
     samples_per_generation = _check_int("samples_per_generation", config.samples_per_generation, 1)
     _check_number("model.smoothing", config.model.smoothing, 0.0)
     _check_number("model.zipf_exponent", config.model.zipf_exponent, 0.0)
-    knob_fields = dict(ZIPF_KNOBS)
+    knob_fields = dict(CHAIN_KNOBS)
     if config.model.get("zipf_shift", None) is not None:
         _check_number("model.zipf_shift", config.model.zipf_shift, 0.0)
         knob_fields["zipf_shift"] = "model.zipf_shift"
