@@ -1,6 +1,7 @@
 """Discrete collapse: refit a categorical's frequencies to M draws, resample M, repeat (a Wright–Fisher chain).
 
-Truth p0 over K outcomes is Zipf, p0(i) ∝ i^-β (β = 0: uniform); fit = add-α frequencies; statistics = counts.
+Truth p0 over K outcomes is Zipf–Mandelbrot, p0(i) ∝ (i + q)^-β (q = 0: Zipf; β = 0: uniform); fit = add-α
+frequencies; statistics = counts.
 Shumailov et al.'s three sources of error are switches: see DiscreteModel.
 """
 
@@ -19,14 +20,21 @@ from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
 from collapse_jax.models.fields import Field, integer, number
 
+# The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
+CHAIN_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
+
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
 
 
-def truth_probabilities(num_outcomes: int, zipf_exponent: jax.Array) -> jax.Array:
-    """Zipf law over ranks i = 1..K: p0(i) = i^-β / Σ_j j^-β (β = 0 gives the uniform distribution)."""
-    log_ranks = jnp.log(jnp.arange(1, num_outcomes + 1, dtype=jnp.float32))
-    return jax.nn.softmax(-zipf_exponent * log_ranks)
+def truth_probabilities(num_outcomes: int, zipf_exponent: jax.Array, zipf_shift: jax.Array | None = None) -> jax.Array:
+    """Zipf–Mandelbrot law over ranks i = 1..K: p0(i) = (i + q)^-β / Σ_j (j + q)^-β (q = 0 or None: Zipf's i^-β;
+    β = 0: uniform). A larger shift q flattens the head: the top ranks share their mass more evenly."""
+    ranks = jnp.arange(1, num_outcomes + 1, dtype=jnp.float32)
+    if zipf_shift is not None:
+        # i + 0.0 is i exactly in float32, so q = 0 gives Zipf's bits whether the knob is set or absent.
+        ranks = ranks + jnp.asarray(zipf_shift, jnp.float32)
+    return jax.nn.softmax(-zipf_exponent * jnp.log(ranks))
 
 
 def draw_categorical(key: jax.Array, probabilities: jax.Array, num_samples: int) -> jax.Array:
@@ -53,6 +61,36 @@ def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
     return truth <= threshold * (1.0 + 1e-6)
 
 
+def survival_gains(fits: int) -> np.ndarray:
+    """g_1..g_fits of Suresh, Thangaraj & Khandavally (2024): g_1 = 1, g_{k+1} = 1 - e^{-g_k} (1/k <= g_k <= 2/k)."""
+    gains = [1.0]
+    while len(gains) < fits:
+        gains.append(-math.expm1(-gains[-1]))
+    return np.asarray(gains)
+
+
+def surviving_outcomes_bounds(truth: np.ndarray, samples_per_generation: int, fits: int) -> tuple[float, float]:
+    """(lower, upper) bound on E[support_size] at fit k = `fits` (results column k - 1): replace, MLE (α = 0), M draws
+    per generation and M real draws for fit 1 (real_data_size None).
+
+    Outcome i alone is a two-allele Wright–Fisher chain, M p_k(i) ~ Binomial(M, p_{k-1}(i)), 0 absorbing, so by
+    linearity E[S_k] = Σ_i P(p_k(i) > 0) and (our derivation, the Bernoulli family's per-outcome bounds summed):
+        Σ_i 1 - exp(-M p0(i) g_k) <= E[S_k] <= Σ_i min(1 - (1 - p0(i))^M, p0(i) + M p0(i)(1 - p0(i))(1 - 1/M)^(k-1)).
+    Lower: Suresh et al.'s survival bound P(p_k(i) > 0) >= 1 - exp(-M p0(i) / k), with g_k >= 1/k in place of 1/k.
+    Upper: alive outcomes are either fixed (P <= E p_k(i) = p0(i)) or polymorphic, where p(1 - p) >= (M - 1) / M^2 and
+    E p_k(1 - p_k) = (1 - 1/M)^k p0 (1 - p0) (Markov); and never above fit 1's survival (a lost outcome stays lost).
+    For a Zipf–Mandelbrot p0 the lower bound grows like Γ(1 - 1/β) (M g_k / Z)^(1/β) - q (β > 1, K large, Z the
+    normalizer): the outcomes seen about once per generation or more, M g_k p0(i) >~ 1, are the ones that survive.
+    """
+    truth = np.asarray(truth, np.float64)
+    samples = samples_per_generation
+    lower = -np.expm1(-samples * truth * survival_gains(fits)[-1])
+    first_fit = -np.expm1(samples * np.log1p(-np.minimum(truth, 1.0)))
+    polymorphic = samples * truth * (1 - truth) * (1 - 1 / samples) ** (fits - 1)
+    upper = np.minimum(first_fit, truth + polymorphic)
+    return float(lower.sum()), float(upper.sum())
+
+
 @dataclasses.dataclass(frozen=True)
 class DiscreteModel:
     """Categorical over `num_outcomes` outcomes; data are integer outcome indices [n].
@@ -76,11 +114,9 @@ class DiscreteModel:
     good_region_mass: float  # m: is_good's outcomes are the truth's smallest set holding mass >= m
     num_bins: int | None = None  # B: histogram bins of the family (None: one per outcome, the plain categorical)
     population_fit: bool = False
-
-    knob_fields: ClassVar[dict[str, str]] = {
-        "smoothing": "model.smoothing",
-        "zipf_exponent": "model.zipf_exponent",
-    }
+    # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob), so a
+    # config or workdir written before the field existed runs the same chains. Kept out of hash/eq like KDE's.
+    knob_fields: dict = dataclasses.field(default_factory=lambda: dict(CHAIN_KNOBS), compare=False, hash=False)
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).
@@ -101,7 +137,10 @@ class DiscreteModel:
             "K: outcomes of the categorical (static: one compile per value)", low=2, sweepable=True
         ),
         "smoothing": number("add-alpha pseudo-count of every fit", low=0.0, sweepable=True),
-        "zipf_exponent": number("truth p_k ~ k^-s (0: uniform)", low=0.0, sweepable=True),
+        "zipf_exponent": number("truth p_k ~ (k + q)^-s (0: uniform)", low=0.0, sweepable=True),
+        "zipf_shift": number(
+            "q: Zipf–Mandelbrot shift, truth p_k ~ (k + q)^-s (None or 0: Zipf)", low=0.0, optional=True, sweepable=True
+        ),
         "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "num_bins": integer(
             "B: bins of consecutive outcomes the family is uniform within (None: K; B < K: expressivity error)",
@@ -115,7 +154,8 @@ class DiscreteModel:
     }
 
     def _truth(self, knobs: Knobs) -> jax.Array:
-        return truth_probabilities(self.num_outcomes, jnp.asarray(knobs["zipf_exponent"], jnp.float32))
+        exponent = jnp.asarray(knobs["zipf_exponent"], jnp.float32)
+        return truth_probabilities(self.num_outcomes, exponent, knobs.get("zipf_shift"))
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> jax.Array:
         """Draw `num_samples` outcomes from the true distribution p0."""
@@ -245,7 +285,7 @@ class DiscreteModel:
         }
 
     def reference(self) -> PyTree:
-        """Nothing held out: the truth p0 is a closed form of the chain's `zipf_exponent` knob."""
+        """Nothing held out: the truth p0 is a closed form of the chain's `zipf_exponent` (and `zipf_shift`) knobs."""
         return {}
 
 
@@ -269,11 +309,15 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteModel:
-    """Build the categorical model from `config.model` (num_outcomes, smoothing, zipf_exponent, real_data_size)."""
+    """Build the categorical model from `config.model` (num_outcomes, smoothing, zipf_exponent, zipf_shift, ...)."""
     num_outcomes = _check_int("model.num_outcomes", config.model.num_outcomes, 2)
     samples_per_generation = _check_int("samples_per_generation", config.samples_per_generation, 1)
     _check_number("model.smoothing", config.model.smoothing, 0.0)
     _check_number("model.zipf_exponent", config.model.zipf_exponent, 0.0)
+    knob_fields = dict(CHAIN_KNOBS)
+    if config.model.get("zipf_shift", None) is not None:
+        _check_number("model.zipf_shift", config.model.zipf_shift, 0.0)
+        knob_fields["zipf_shift"] = "model.zipf_shift"
     real_data_size = config.model.get("real_data_size", None)
     if real_data_size is None:
         real_data_size = samples_per_generation
@@ -295,5 +339,11 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
                 " needs regime.name = replace with real_fraction 0"
             )
     return DiscreteModel(
-        num_outcomes, samples_per_generation, real_data_size, settings.good_region_mass, num_bins, population_fit
+        num_outcomes,
+        samples_per_generation,
+        real_data_size,
+        settings.good_region_mass,
+        num_bins,
+        population_fit,
+        knob_fields,
     )

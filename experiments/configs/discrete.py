@@ -29,6 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_outcomes = 6
     # beta: truth p0(i) ∝ i^-beta over ranks i = 1..K; 0 is uniform (a tuple sweeps it inside one compile).
     config.model.zipf_exponent = 0.0
+    # q: Zipf–Mandelbrot shift, p0(i) ∝ (i + q)^-beta (None: Zipf, no knob; a number or tuple is a per-chain knob).
+    config.model.zipf_shift = None
     # alpha: add-alpha smoothing of the fitted frequencies; 0 is the MLE, the pure Wright–Fisher chain (a knob).
     config.model.smoothing = 0.0
     # Size of the real training set at generation 0 (None: M).
