@@ -21,13 +21,14 @@ from jax.custom_batching import custom_vmap
 
 # Below this mean (n min(p, 1 - p)) a binomial is drawn by walking its CDF, above it by BTRS rejection.
 SMALL_MEAN = 10.0
-# Common path: the first WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) and PROPOSALS BTRS proposals per lane
-# (1 measured faster than 2: the fallback is cheaper than a second proposal, its uniforms included, on every lane).
-WALK_TERMS, PROPOSALS = 24, 1
-# Lanes that need more continue in `_finish`: per loop round one proposal or one CDF term per lane.
-# BTRS accepts ~87% of proposals at large means, ~70% near n q = 10: the batched fallback's buffer holds 1 / 4 of the
-# lanes (at least 32) and runs again while unsettled lanes are left.
-FINISH_BUFFER_FRACTION = 4
+# The first round: WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) or one BTRS proposal per lane.
+WALK_TERMS = 24
+# BTRS accepts ~87% of proposals at large means, ~70% near n q = 10. The ~13% left get one fresh proposal each in a
+# buffer of 1 / 4 of the lanes, the ~2% left then one in a buffer of 1 / 32; the rest (and walks past WALK_TERMS)
+# loop in a buffer of 1 / FINISH_BUFFER_FRACTION of the lanes (at least 32), refilled while unsettled lanes are left.
+FALLBACK_STAGES = (4, 32)
+FINISH_BUFFER_FRACTION = 64
+THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 # Hörmann's f(k) = log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2] for k = 0..9 (the series is used above).
 STIRLING_TAIL = (
@@ -102,14 +103,9 @@ def _walk_block(count, q, uniform, start, pmf, cdf):
     return below, pmf, cdf
 
 
-def _prepare(count: jax.Array, probability: jax.Array):
-    """q = min(p, 1 - p), whether the lane walks (n q <= SMALL_MEAN), and BTRS constants (dummy n = 100, q = 1/2 on
-    walking lanes, so neither branch sees a degenerate input)."""
-    flip = probability > 0.5
-    q = jnp.where(flip, 1.0 - probability, probability)
-    small = count * q <= SMALL_MEAN
-    btrs = _Btrs(jnp.where(small, 100.0, count), jnp.where(small, 0.5, q))
-    return flip, q, small, btrs
+def _btrs_constants(count: jax.Array, q: jax.Array, small: jax.Array) -> _Btrs:
+    """BTRS constants, with a dummy n = 100, q = 1/2 on walking lanes so neither branch sees a degenerate input."""
+    return _Btrs(jnp.where(small, 100.0, count), jnp.where(small, 0.5, q))
 
 
 def _first_walk(count, q, uniform):
@@ -121,33 +117,42 @@ def _first_walk(count, q, uniform):
     return jnp.minimum(below, count), settled
 
 
-def _lane_uniforms(key_data: jax.Array, lane: jax.Array, rounds: jax.Array) -> jax.Array:
-    """Two fallback uniforms [..., 2] for (chain key, lane number, round): fold_in twice, so a lane's stream does not
-    depend on which other lanes are unsettled."""
-    impl = jax.random.key_impl(jax.random.key(0))
-
-    def one(data, lane, rounds):
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(data, impl=impl), lane), rounds)
-        return jax.random.uniform(key, (2,), jnp.float32)
-
-    batch = lane.shape
-    flat = jax.vmap(one)(key_data.reshape((-1, key_data.shape[-1])), lane.reshape(-1), rounds.reshape(-1))
-    return flat.reshape(batch + (2,))
+def _unit_float(bits: jax.Array) -> jax.Array:
+    """The top 23 bits as a float32 in [0, 1) (as jax.random.uniform makes them)."""
+    return jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
 
 
-def _finish_lanes(key_data, lane, count, probability, uniform, draw, settled):
-    """Settle every lane (flat arrays [L]; key_data [L, 2]): walking lanes walk their CDF again from k = 0 with their
-    uniform, one term per round; BTRS lanes draw fresh proposals from `_lane_uniforms` (rounds 0, 1, ...) until one is
-    accepted (rejection keeps the first accepted proposal of an i.i.d. sequence, so going on with fresh proposals is
-    exact). Rare (~1% of lanes), so it is written small (one term, one proposal per round) to compile fast."""
-    _, q, small, btrs = _prepare(count, probability)
+def _lane_uniforms(key_words: jax.Array, lane: jax.Array, rounds: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Uniforms (u, v) for (chain key, lane, round): Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel
+    random numbers: as easy as 1, 2, 3"; JAX's default generator) of the counter (lane, round) under the key's two
+    words [..., 2], written out unrolled: jax.random's CPU lowering rolls the 20 rounds into a loop that XLA does not
+    fuse, ~4x the cost per uniform (BUILD_NOTES, "The multinomial's remaining cost")."""
+    k0, k1 = key_words[..., 0], key_words[..., 1]
+    schedule = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0, x1 = lane.astype(jnp.uint32) + k0, rounds.astype(jnp.uint32) + k1
+    for index in range(20):
+        rotation = THREEFRY_ROTATIONS[index // 4 % 2][index % 4]
+        x0 = x0 + x1
+        x1 = ((x1 << rotation) | (x1 >> (32 - rotation))) ^ x0
+        if index % 4 == 3:  # key injection s = 1..5
+            injection = index // 4 + 1
+            x0 = x0 + schedule[injection % 3]
+            x1 = x1 + schedule[(injection + 1) % 3] + jnp.uint32(injection)
+    return _unit_float(x0), _unit_float(x1)
+
+
+def _finish_lanes(key_words, lane, count, q, small, uniform, rounds, draw, settled):
+    """Settle every lane of a buffer (flat [L]): walking lanes walk their CDF again from k = 0 with their uniform, one
+    term per round; BTRS lanes draw proposals rounds + 1, rounds + 2, ... until one is accepted (rejection keeps the
+    first accepted proposal of an i.i.d. sequence, so going on with fresh proposals is exact). Rare, so it is written
+    small (one term, one proposal per round) to compile fast."""
+    btrs = _btrs_constants(count, q, small)
     odds = q / (1.0 - q)
     first = jnp.exp(count * jnp.log1p(-q))
 
     def body(carry):
         rounds, k, pmf, cdf, draw, settled = carry
-        u, v = jnp.moveaxis(_lane_uniforms(key_data, lane, jnp.broadcast_to(rounds, lane.shape)), -1, 0)
-        proposal, accept = btrs.propose(u, v)
+        proposal, accept = btrs.propose(*_lane_uniforms(key_words, lane, rounds + 1))
         next_pmf = pmf * (jnp.maximum(count - k, 0.0) / (k + 1.0) * odds)
         next_cdf = cdf + next_pmf
         # F(k + 1) >= u; or k + 1 = n; or the CDF stopped growing above the mean (its float32 sum rounds below u,
@@ -159,40 +164,100 @@ def _finish_lanes(key_data, lane, count, probability, uniform, draw, settled):
         return rounds + 1, k + 1.0, next_pmf, next_cdf, draw, settled | new_settled
 
     start_settled = settled | (small & (first >= uniform))
-    start = (jnp.int32(0), jnp.zeros_like(count), first, first, jnp.where(small & ~settled, 0.0, draw), start_settled)
+    start = (rounds, jnp.zeros_like(count), first, first, jnp.where(small & ~settled, 0.0, draw), start_settled)
     return jax.lax.while_loop(lambda carry: ~jnp.all(carry[5]), body, start)[4]
 
 
-@custom_vmap
-def _finish(key_data, lane, count, probability, uniform, draw, settled):
-    """`_finish_lanes` for one chain's lanes [S] (key_data [2]): a loop over its few lanes."""
-    key_data = jnp.broadcast_to(key_data, lane.shape + key_data.shape)
-    return _finish_lanes(key_data, lane, count, probability, uniform, draw, settled)
-
-
-@_finish.def_vmap
-def _finish_batched(axis_size, in_batched, key_data, lane, *lanes):
-    """The batch's unsettled lanes, FINISH_BUFFER_FRACTION of all at a time, gathered into a buffer that loops alone."""
-    args = [key_data, lane, *lanes]
-    args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, batched in zip(args, in_batched)]
-    key_data, lane, *lanes = args
-    shape = lane.shape
-    key_data = jnp.broadcast_to(key_data[:, None, :], shape + key_data.shape[-1:]).reshape((-1, key_data.shape[-1]))
-    lane, count, probability, uniform, draw, settled = (x.reshape(-1) for x in (lane, *lanes))
+def _settle(key_words, lane, count, q, small, uniform, draw, settled):
+    """Settle the lanes the first round left (flat [L]): FALLBACK_STAGES passes of one fresh BTRS proposal for the
+    unsettled BTRS lanes gathered into shrinking buffers, then a loop over a small buffer until every lane is settled.
+    A lane's k-th fallback proposal is always its round k (`rounds` counts them), whichever buffer it lands in, so the
+    draws depend on the lane's key and number only, not on the other lanes."""
     total = lane.shape[0]
+    rounds = jnp.zeros_like(lane)
+
+    def gather(size, wanted):
+        (index,) = jnp.nonzero(wanted, size=size, fill_value=total)
+        return index, functools.partial(jnp.take, indices=index, axis=0, mode="clip")
+
+    def one_proposal(size, draw, settled, rounds):
+        index, take = gather(size, ~settled & ~small)
+        part_rounds = take(rounds) + 1
+        btrs = _btrs_constants(take(count), take(q), take(small))
+        proposal, accept = btrs.propose(*_lane_uniforms(take(key_words), take(lane), part_rounds))
+        part_settled = take(settled)
+        draw = draw.at[index].set(jnp.where(part_settled, take(draw), proposal), mode="drop")
+        return (
+            draw,
+            settled.at[index].set(part_settled | accept, mode="drop"),
+            rounds.at[index].set(part_rounds, mode="drop"),
+        )
+
+    for fraction in FALLBACK_STAGES:
+        size = min(total, max(32, total // fraction))
+        draw, settled, rounds = jax.lax.cond(
+            jnp.any(~settled & ~small),
+            functools.partial(one_proposal, size),
+            lambda *carry: carry,
+            draw,
+            settled,
+            rounds,
+        )
+
     size = min(total, max(32, total // FINISH_BUFFER_FRACTION))
 
     def step(carry):
         draw, settled = carry
-        (index,) = jnp.nonzero(~settled, size=size, fill_value=total)
-        take = functools.partial(jnp.take, indices=index, axis=0, mode="fill", fill_value=0)
-        part = [take(x) for x in (key_data, lane, count, probability, uniform, draw)]
-        part_settled = jnp.take(settled, index, mode="fill", fill_value=True)
-        finished = _finish_lanes(*part, part_settled)
+        index, take = gather(size, ~settled)
+        part = [take(x) for x in (key_words, lane, count, q, small, uniform, rounds, draw)]
+        finished = _finish_lanes(*part, take(settled) | (index >= total))
         return draw.at[index].set(finished, mode="drop"), settled.at[index].set(True, mode="drop")
 
-    draw, _ = jax.lax.while_loop(lambda carry: ~jnp.all(carry[1]), step, (draw, settled))
-    return draw.reshape(shape), True
+    return jax.lax.while_loop(lambda carry: ~jnp.all(carry[1]), step, (draw, settled))[0]
+
+
+def _binomial_lanes(key_words, lane, count, probability):
+    """Binomial draws for flat lanes [L] (key_words [L, 2]): the first round of every lane, the rest in `_settle`.
+    This runs once for the whole batch (see `_binomials`), so each branch is a real conditional: the CDF walk runs only
+    when some lane walks, BTRS only when some lane has n q > SMALL_MEAN."""
+    flip = probability > 0.5
+    q = jnp.where(flip, 1.0 - probability, probability)
+    small = count * q <= SMALL_MEAN
+    uniform, other = _lane_uniforms(key_words, lane, jnp.zeros_like(lane))
+    zeros, ones = jnp.zeros_like(count), jnp.ones_like(small)
+    walked, walk_settled = jax.lax.cond(
+        jnp.any(small & (count > 0) & (q > 0)), lambda: _first_walk(count, q, uniform), lambda: (zeros, ones)
+    )  # q = 0 or n = 0 settles at 0 without walking
+    proposed, accepted = jax.lax.cond(
+        jnp.any(~small), lambda: _btrs_constants(count, q, small).propose(uniform, other), lambda: (zeros, ~ones)
+    )
+    draw = jnp.where(small, walked, proposed)
+    settled = jnp.where(small, walk_settled, accepted)
+    draw = _settle(key_words, lane, count, q, small, uniform, draw, settled)
+    return jnp.where(flip, count - draw, draw)
+
+
+@custom_vmap
+def _binomials(key_words, lane, count, probability):
+    """`_binomial_lanes` for one chain's lanes [S] (key_words [2])."""
+    return _binomial_lanes(jnp.broadcast_to(key_words, lane.shape + key_words.shape), lane, count, probability)
+
+
+@_binomials.def_vmap
+def _binomials_batched(axis_size, in_batched, *args):
+    """The whole batch's lanes as one flat set: the branches' conditionals and the fallback's buffers see them all."""
+    args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, batched in zip(args, in_batched)]
+    key_words, lane, count, probability = args
+    shape = lane.shape
+    key_words = jnp.broadcast_to(key_words[:, None, :], shape + key_words.shape[-1:]).reshape((-1, 2))
+    flat = _binomial_lanes(key_words, lane.reshape(-1), count.reshape(-1), probability.reshape(-1))
+    return flat.reshape(shape), True
+
+
+def _key_words(key: jax.Array) -> jax.Array:
+    """Two uint32 words of a key: the data of a threefry key (itself a threefry output), else two bits drawn from it."""
+    data = jax.random.key_data(key)
+    return data if data.shape[-1] == 2 else jax.random.bits(key, (2,), jnp.uint32)
 
 
 def exact_binomials(key: jax.Array, count: jax.Array, probability: jax.Array, first_lane: int = 0) -> jax.Array:
@@ -202,23 +267,8 @@ def exact_binomials(key: jax.Array, count: jax.Array, probability: jax.Array, fi
     Lane s's draws depend only on `key` and first_lane + s (give each call on one key its own lane numbers).
     """
     count, probability = jnp.asarray(count, jnp.float32), jnp.asarray(probability, jnp.float32)
-    uniforms = jax.random.uniform(key, (PROPOSALS, 2) + count.shape, jnp.float32)
     lane = first_lane + jnp.arange(count.shape[0], dtype=jnp.int32)
-    return _binomials_from(jax.random.key_data(key), count, probability, uniforms, lane)
-
-
-def _binomials_from(key_data, count, probability, uniforms, lane):
-    """exact_binomials from the key's data, with its common-path uniforms [PROPOSALS, 2, S] given (uniforms[0, 0]
-    doubles as the walk's) and the lanes' numbers [S]."""
-    flip, q, small, btrs = _prepare(count, probability)
-    walked, walk_settled = _first_walk(count, q, uniforms[0, 0])
-    proposals, accepts = btrs.propose(uniforms[:, 0], uniforms[:, 1])
-    first = jnp.argmax(accepts, axis=0)  # the first accepted proposal (0 when none is)
-    proposed = jnp.take_along_axis(proposals, first[None], axis=0)[0]
-    draw = jnp.where(small, walked, proposed)
-    settled = jnp.where(small, walk_settled, jnp.any(accepts, axis=0))
-    draw = _finish(key_data, lane, count, q, uniforms[0, 0], draw, settled)
-    return jnp.where(flip, count - draw, draw)
+    return _binomials(_key_words(key), lane, count, probability)
 
 
 def exact_binomial(key: jax.Array, count: jax.Array, probability: jax.Array) -> jax.Array:
@@ -251,7 +301,7 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
     child and the rest to its right: one vectorized binomial call per depth (ceil(log2 K) calls, not K - 1 sequential
     ones), run as one lax.scan (one compiled binomial; each depth padded to the widest one with empty nodes, which
     settle at 0 at once). mass(node) = mass(left) + mass(right) in float, so a child of mass 0 has ratio exactly 0 or
-    1: an outcome of probability 0 gets count 0 exactly. All common-path uniforms come from one draw of `key`.
+    1: an outcome of probability 0 gets count 0 exactly.
     """
     num_outcomes = probabilities.shape[0]
     probabilities = probabilities.astype(jnp.float32)
@@ -285,18 +335,17 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
         rights.append([node_id[mid, hi] for _, mid, hi in level] + [empty] * pad)
         lanes.append(list(range(first_lane, first_lane + width)))
         first_lane += width
-    uniforms = jax.random.uniform(key, (len(levels), PROPOSALS, 2, width), jnp.float32)
-    key_data = jax.random.key_data(key)
+    key_words = _key_words(key)
 
     def split_level(held, level):
-        ratio, parent, left_id, right_id, lane, uniform = level
+        ratio, parent, left_id, right_id, lane = level
         counts = held[parent]
-        left = _binomials_from(key_data, counts, ratio, uniform, lane)
+        left = _binomials(key_words, lane, counts, ratio)
         held = held.at[left_id].set(left).at[right_id].set(counts - left)
         return held.at[empty].set(0.0), None
 
     held = jnp.zeros((empty + 1,), jnp.float32).at[node_id[0, num_outcomes]].set(jnp.asarray(count, jnp.float32))
     as_ids = functools.partial(jnp.asarray, dtype=jnp.int32)
-    levels_in = (jnp.stack(ratios), as_ids(parents), as_ids(lefts), as_ids(rights), as_ids(lanes), uniforms)
+    levels_in = (jnp.stack(ratios), as_ids(parents), as_ids(lefts), as_ids(rights), as_ids(lanes))
     held, _ = jax.lax.scan(split_level, held, levels_in)
     return held[jnp.asarray([node_id[i, i + 1] for i in range(num_outcomes)])]
