@@ -90,15 +90,14 @@ def test_draws_depend_on_the_chain_key_only_not_on_the_batch_or_its_fallback_buf
 
 @pytest.mark.slow  # two compiles, ~45 s on the loaded 2-core machine
 def test_the_fallback_gives_the_same_draws_whatever_buffers_the_lanes_go_through(monkeypatch):
-    """No one-proposal stages and a final buffer of 32 lanes (of 1536; ~200 BTRS lanes are unsettled after the first
-    round, so it is refilled ~7 times) must settle every lane with the same draws as the default stages: each lane's
-    k-th fallback proposal is its round k under its key and lane number, whichever buffer it lands in."""
+    """One looping buffer of 32 lanes (of 1536; ~200 BTRS lanes are unsettled after the first round, so it is refilled
+    ~7 times) must settle every lane with the same draws as the default cascade of buffers: each lane's k-th fallback
+    proposal is its round k under its key and lane number, whichever buffer it lands in."""
     counts = jnp.full((6,), 5000.0, jnp.float32)
     probabilities = jnp.asarray([0.1, 0.2, 0.3, 0.4, 0.45, 0.5], jnp.float32)
     keys = jax.random.split(jax.random.key(5), 256)
     default = _draws(keys, counts, probabilities)
-    monkeypatch.setattr(_multinomial, "FALLBACK_STAGES", ())
-    monkeypatch.setattr(_multinomial, "FINISH_BUFFER_FRACTION", 10_000)
+    monkeypatch.setattr(_multinomial, "FALLBACK_BUFFERS", (10_000,))
     np.testing.assert_array_equal(_draws(keys, counts, probabilities), default)
 
 
