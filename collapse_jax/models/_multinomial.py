@@ -3,12 +3,12 @@
 The binomials are exact (a CDF walk for small means, Hörmann's BTRS rejection otherwise) and keep outcomes of
 probability 0 at count 0 exactly, so the Wright–Fisher chain's absorbing states stay absorbing.
 
-Speed (BUILD_NOTES, "Fast exact multinomial"): under the engine's vmap a while loop runs until the slowest of all
-chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF
-terms at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax
-custom_vmap) gathers the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every
-lane's draws come from its chain's key and its lane number only, so the counts do not depend on the other chains or
-their number.
+Speed (BUILD_NOTES, "Fast exact multinomial" and "The multinomial's remaining cost"): `_binomials` is a jax
+custom_vmap whose batched rule draws the whole batch's lanes as one flat set, so the CDF walk (WALK_TERMS terms
+unrolled) and the BTRS proposal are real conditionals (each runs only if some lane in the batch needs it), and the
+~13% of lanes a first proposal leaves go through a cascade of shrinking buffers instead of a loop over all lanes.
+Uniforms are Threefry-2x32-20 of (lane, round) under the chain's key, unrolled: every lane's draws come from its
+chain's key and its lane number only, so the counts do not depend on the other chains or their number.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from jax.custom_batching import custom_vmap
 SMALL_MEAN = 10.0
 # The first round: WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) or one BTRS proposal per lane.
 WALK_TERMS = 24
+# BTRS proposals every BTRS lane gets in the first round (2 measured no faster than 1 plus the fallback).
 FIRST_PROPOSALS = 1
 # BTRS accepts ~87% of proposals at large means, ~70% near n q = 10. The lanes left unsettled go through buffers of
 # 1 / 4, 1 / 32 and 1 / 256 of the lanes (at least 32): one fresh proposal per BTRS lane in each but the last, which
