@@ -2,10 +2,13 @@
 _multinomial.py), side by side in one process: jit(vmap(draw_multinomial_counts)) over C chains, K = 6 Zipf(1)
 probabilities (the discrete family's default truth), n = 10^2, 10^4, 10^6; interleaved repeats, fastest of each.
 
-python -m benchmarks.multinomial [--quick] [--chains=4096] [--repeats=15]
+python -m benchmarks.multinomial [--quick] [--chains=4096] [--repeats=15] [--normal_draws]
 
 Reports microseconds per chain (one multinomial = K - 1 = 5 binomials) of wall time and of process CPU time (all
-threads): the machine is shared, and CPU time is the steadier of the two under load.
+threads): the machine is shared, and CPU time is the steadier of the two under load. --normal_draws instead times one
+float32 normal draw (10^6 at once, interleaved): jax.random.normal with the threefry, rbg and unsafe_rbg keys, the
+unrolled Threefry-2x32-20 of collapse_jax/models/_multinomial.py with jax's erfinv transform, and numpy's
+default_rng().standard_normal (BUILD_NOTES, "The multinomial's remaining cost").
 """
 
 from __future__ import annotations
@@ -68,6 +71,33 @@ def run(quick: bool, chains: int = 4096, repeats: int = 15) -> list[dict]:
     return rows
 
 
+def normal_draw_costs(draws: int = 1_000_000, repeats: int = 20) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) nanoseconds per float32 normal draw, fastest of interleaved repeats, per generator."""
+
+    def unrolled_threefry_normal(key):  # jax.random.normal's transform on the unrolled generator's uniforms
+        counter = jnp.arange(draws // 2, dtype=jnp.int32)
+        words = jnp.broadcast_to(jax.random.key_data(key), (draws // 2, 2))
+        uniform = jnp.concatenate(_multinomial._lane_uniforms(words, counter, jnp.zeros_like(counter)))
+        lowest = jnp.nextafter(jnp.float32(-1.0), jnp.float32(0.0))
+        return jnp.sqrt(jnp.float32(2.0)) * jax.lax.erf_inv(jnp.maximum(lowest, 2.0 * uniform - 1.0))
+
+    def jax_normal(key):
+        return jax.random.normal(key, (draws,), jnp.float32)
+
+    generator = np.random.default_rng(0)
+    timers = {
+        f"jax.random.normal {impl}": _timer(jax.jit(jax_normal), jax.random.key(0, impl=impl))
+        for impl in ("threefry2x32", "rbg", "unsafe_rbg")
+    }
+    timers["unrolled threefry + erfinv"] = _timer(jax.jit(unrolled_threefry_normal), jax.random.key(0))
+    timers["numpy default_rng"] = _timer(lambda: generator.standard_normal(draws, dtype=np.float32))
+    best = {name: [float("inf"), float("inf")] for name in timers}
+    for _ in range(repeats):
+        for name, timer in timers.items():
+            best[name] = [min(old, new) for old, new in zip(best[name], timer())]
+    return {name: (1e9 * wall / draws, 1e9 * cpu / draws) for name, (wall, cpu) in best.items()}
+
+
 def suite_rows(quick: bool) -> list[dict]:
     """run()'s rows as benchmarks.suite table rows: us per chain now, ratio = before / now (wall)."""
     from benchmarks import timing
@@ -81,6 +111,13 @@ def suite_rows(quick: bool) -> list[dict]:
 
 def main(argv):
     del argv
+    if flags.FLAGS.normal_draws:
+        costs = normal_draw_costs()
+        wall_numpy, cpu_numpy = costs["numpy default_rng"]
+        for name, (wall, cpu) in costs.items():
+            print(f"{name:32s} wall {wall:6.2f} ns/draw ({wall / wall_numpy:.2f}x numpy)  "
+                  f"CPU {cpu:6.2f} ns/draw ({cpu / cpu_numpy:.2f}x numpy)")  # fmt: skip
+        return
     rows = run(flags.FLAGS.quick, flags.FLAGS.chains, flags.FLAGS.repeats)
     print(f"{'n':>9} {'before wall':>12} {'now wall':>9} {'ratio':>7} {'before cpu':>11} {'now cpu':>8} {'ratio':>7}"
           "   (us per chain)")  # fmt: skip
@@ -95,4 +132,5 @@ if __name__ == "__main__":
     flags.DEFINE_bool("quick", False, "1024 chains and 5 repeats.")
     flags.DEFINE_integer("chains", 4096, "Chains (one multinomial each) per call.")
     flags.DEFINE_integer("repeats", 15, "Interleaved repeats; the fastest of each is reported.")
+    flags.DEFINE_bool("normal_draws", False, "Time one float32 normal draw per generator instead (10^6 at once).")
     app.run(main)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.extend.random import threefry_2x32
 from scipy import stats
 
 from collapse_jax.models import _multinomial
@@ -88,15 +89,29 @@ def test_draws_depend_on_the_chain_key_only_not_on_the_batch_or_its_fallback_buf
 
 
 @pytest.mark.slow  # two compiles, ~45 s on the loaded 2-core machine
-def test_the_fallback_buffer_runs_again_when_more_lanes_are_unsettled_than_it_holds(monkeypatch):
-    """A buffer of 1/64 of the lanes (half the expected ~13% unsettled BTRS lanes) must still settle every lane with
-    the same draws as the default buffer: each lane's fallback stream depends on its key and lane number only."""
+def test_the_fallback_gives_the_same_draws_whatever_buffers_the_lanes_go_through(monkeypatch):
+    """One looping buffer of 32 lanes (of 1536; ~200 BTRS lanes are unsettled after the first round, so it is refilled
+    ~7 times) must settle every lane with the same draws as the default cascade of buffers: each lane's k-th fallback
+    proposal is its round k under its key and lane number, whichever buffer it lands in."""
     counts = jnp.full((6,), 5000.0, jnp.float32)
     probabilities = jnp.asarray([0.1, 0.2, 0.3, 0.4, 0.45, 0.5], jnp.float32)
     keys = jax.random.split(jax.random.key(5), 256)
     default = _draws(keys, counts, probabilities)
-    monkeypatch.setattr(_multinomial, "FINISH_BUFFER_FRACTION", 64)
+    monkeypatch.setattr(_multinomial, "FALLBACK_BUFFERS", (10_000,))
     np.testing.assert_array_equal(_draws(keys, counts, probabilities), default)
+
+
+def test_lane_uniforms_are_jax_threefry_2x32_of_the_lane_and_round_counter():
+    """The unrolled generator is Threefry-2x32-20 itself: the same words as JAX's threefry_2x32 primitive for the
+    counter pair (lane, round) under the key's two words, as float32 uniforms from their top 23 bits."""
+    key_words = jnp.asarray([[123456789, 987654321], [0, 0], [2**32 - 1, 7]], jnp.uint32)
+    lane = jnp.asarray([0, 5, 2**31 - 1], jnp.int32)
+    rounds = jnp.asarray([0, 3, 12], jnp.int32)
+    u, v = _multinomial._lane_uniforms(key_words, lane, rounds)
+    for row in range(3):
+        words = threefry_2x32(key_words[row], jnp.asarray([lane[row], rounds[row]], jnp.uint32))
+        expected = np.asarray(words >> 9, np.float64) / 2.0**23
+        np.testing.assert_array_equal([u[row], v[row]], expected.astype(np.float32))
 
 
 @pytest.mark.slow  # compiles the old and the new multinomial

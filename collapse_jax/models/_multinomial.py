@@ -3,12 +3,12 @@
 The binomials are exact (a CDF walk for small means, Hörmann's BTRS rejection otherwise) and keep outcomes of
 probability 0 at count 0 exactly, so the Wright–Fisher chain's absorbing states stay absorbing.
 
-Speed (BUILD_NOTES, "Fast exact multinomial"): under the engine's vmap a while loop runs until the slowest of all
-chains' lanes is done, so the common path has no loop: every lane gets PROPOSALS BTRS proposals and WALK_TERMS CDF
-terms at once, which settle all but ~15% of lanes. The rest continue in `_finish`, whose batched rule (jax
-custom_vmap) gathers the unsettled lanes of the whole batch into a small buffer, loops there, and scatters back. Every
-lane's draws come from its chain's key and its lane number only, so the counts do not depend on the other chains or
-their number.
+Speed (BUILD_NOTES, "Fast exact multinomial" and "The multinomial's remaining cost"): `_binomials` is a jax
+custom_vmap whose batched rule draws the whole batch's lanes as one flat set, so the CDF walk (WALK_TERMS terms
+unrolled) and the BTRS proposal are real conditionals (each runs only if some lane in the batch needs it), and the
+~13% of lanes a first proposal leaves go through a cascade of shrinking buffers instead of a loop over all lanes.
+Uniforms are Threefry-2x32-20 of (lane, round) under the chain's key, unrolled: every lane's draws come from its
+chain's key and its lane number only, so the counts do not depend on the other chains or their number.
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ from jax.custom_batching import custom_vmap
 
 # Below this mean (n min(p, 1 - p)) a binomial is drawn by walking its CDF, above it by BTRS rejection.
 SMALL_MEAN = 10.0
-# Common path: the first WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) and PROPOSALS BTRS proposals per lane
-# (1 measured faster than 2: the fallback is cheaper than a second proposal, its uniforms included, on every lane).
-WALK_TERMS, PROPOSALS = 24, 1
-# Lanes that need more continue in `_finish`: per loop round one proposal or one CDF term per lane.
-# BTRS accepts ~87% of proposals at large means, ~70% near n q = 10: the batched fallback's buffer holds 1 / 4 of the
-# lanes (at least 32) and runs again while unsettled lanes are left.
-FINISH_BUFFER_FRACTION = 4
+# The first round: WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) or one BTRS proposal per lane.
+WALK_TERMS = 24
+# BTRS proposals every BTRS lane gets in the first round (2 measured no faster than 1 plus the fallback).
+FIRST_PROPOSALS = 1
+# BTRS accepts ~87% of proposals at large means, ~70% near n q = 10. The lanes left unsettled go through buffers of
+# 1 / 4, 1 / 32 and 1 / 256 of the lanes (at least 32): one fresh proposal per BTRS lane in each but the last, which
+# loops until its lanes (walks past WALK_TERMS included) are settled; all again while any lane is left.
+FALLBACK_BUFFERS = (4, 32, 256)
+# The fallback's prefix counts view the lanes as [PREFIX_ROWS, L / PREFIX_ROWS] (8 measured fastest of 8..64).
+PREFIX_ROWS = 8
+THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 # Hörmann's f(k) = log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2] for k = 0..9 (the series is used above).
 STIRLING_TAIL = (
@@ -102,14 +106,9 @@ def _walk_block(count, q, uniform, start, pmf, cdf):
     return below, pmf, cdf
 
 
-def _prepare(count: jax.Array, probability: jax.Array):
-    """q = min(p, 1 - p), whether the lane walks (n q <= SMALL_MEAN), and BTRS constants (dummy n = 100, q = 1/2 on
-    walking lanes, so neither branch sees a degenerate input)."""
-    flip = probability > 0.5
-    q = jnp.where(flip, 1.0 - probability, probability)
-    small = count * q <= SMALL_MEAN
-    btrs = _Btrs(jnp.where(small, 100.0, count), jnp.where(small, 0.5, q))
-    return flip, q, small, btrs
+def _btrs_constants(count: jax.Array, q: jax.Array, small: jax.Array) -> _Btrs:
+    """BTRS constants, with a dummy n = 100, q = 1/2 on walking lanes so neither branch sees a degenerate input."""
+    return _Btrs(jnp.where(small, 100.0, count), jnp.where(small, 0.5, q))
 
 
 def _first_walk(count, q, uniform):
@@ -121,33 +120,42 @@ def _first_walk(count, q, uniform):
     return jnp.minimum(below, count), settled
 
 
-def _lane_uniforms(key_data: jax.Array, lane: jax.Array, rounds: jax.Array) -> jax.Array:
-    """Two fallback uniforms [..., 2] for (chain key, lane number, round): fold_in twice, so a lane's stream does not
-    depend on which other lanes are unsettled."""
-    impl = jax.random.key_impl(jax.random.key(0))
-
-    def one(data, lane, rounds):
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(data, impl=impl), lane), rounds)
-        return jax.random.uniform(key, (2,), jnp.float32)
-
-    batch = lane.shape
-    flat = jax.vmap(one)(key_data.reshape((-1, key_data.shape[-1])), lane.reshape(-1), rounds.reshape(-1))
-    return flat.reshape(batch + (2,))
+def _unit_float(bits: jax.Array) -> jax.Array:
+    """The top 23 bits as a float32 in [0, 1) (as jax.random.uniform makes them)."""
+    return jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
 
 
-def _finish_lanes(key_data, lane, count, probability, uniform, draw, settled):
-    """Settle every lane (flat arrays [L]; key_data [L, 2]): walking lanes walk their CDF again from k = 0 with their
-    uniform, one term per round; BTRS lanes draw fresh proposals from `_lane_uniforms` (rounds 0, 1, ...) until one is
-    accepted (rejection keeps the first accepted proposal of an i.i.d. sequence, so going on with fresh proposals is
-    exact). Rare (~1% of lanes), so it is written small (one term, one proposal per round) to compile fast."""
-    _, q, small, btrs = _prepare(count, probability)
+def _lane_uniforms(key_words: jax.Array, lane: jax.Array, rounds: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Uniforms (u, v) for (chain key, lane, round): Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel
+    random numbers: as easy as 1, 2, 3"; JAX's default generator) of the counter (lane, round) under the key's two
+    words [..., 2], written out unrolled: jax.random's CPU lowering rolls the 20 rounds into a loop that XLA does not
+    fuse, ~4x the cost per uniform (BUILD_NOTES, "The multinomial's remaining cost")."""
+    k0, k1 = key_words[..., 0], key_words[..., 1]
+    schedule = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0, x1 = lane.astype(jnp.uint32) + k0, rounds.astype(jnp.uint32) + k1
+    for index in range(20):
+        rotation = THREEFRY_ROTATIONS[index // 4 % 2][index % 4]
+        x0 = x0 + x1
+        x1 = ((x1 << rotation) | (x1 >> (32 - rotation))) ^ x0
+        if index % 4 == 3:  # key injection s = 1..5
+            injection = index // 4 + 1
+            x0 = x0 + schedule[injection % 3]
+            x1 = x1 + schedule[(injection + 1) % 3] + jnp.uint32(injection)
+    return _unit_float(x0), _unit_float(x1)
+
+
+def _finish_lanes(key_words, lane, count, q, small, uniform, rounds, draw, settled):
+    """Settle every lane of a buffer (flat [L]): walking lanes walk their CDF again from k = 0 with their uniform, one
+    term per round; BTRS lanes draw proposals rounds + 1, rounds + 2, ... until one is accepted (rejection keeps the
+    first accepted proposal of an i.i.d. sequence, so going on with fresh proposals is exact). Rare, so it is written
+    small (one term, one proposal per round) to compile fast."""
+    btrs = _btrs_constants(count, q, small)
     odds = q / (1.0 - q)
     first = jnp.exp(count * jnp.log1p(-q))
 
     def body(carry):
         rounds, k, pmf, cdf, draw, settled = carry
-        u, v = jnp.moveaxis(_lane_uniforms(key_data, lane, jnp.broadcast_to(rounds, lane.shape)), -1, 0)
-        proposal, accept = btrs.propose(u, v)
+        proposal, accept = btrs.propose(*_lane_uniforms(key_words, lane, rounds + 1))
         next_pmf = pmf * (jnp.maximum(count - k, 0.0) / (k + 1.0) * odds)
         next_cdf = cdf + next_pmf
         # F(k + 1) >= u; or k + 1 = n; or the CDF stopped growing above the mean (its float32 sum rounds below u,
@@ -159,40 +167,122 @@ def _finish_lanes(key_data, lane, count, probability, uniform, draw, settled):
         return rounds + 1, k + 1.0, next_pmf, next_cdf, draw, settled | new_settled
 
     start_settled = settled | (small & (first >= uniform))
-    start = (jnp.int32(0), jnp.zeros_like(count), first, first, jnp.where(small & ~settled, 0.0, draw), start_settled)
+    start = (rounds, jnp.zeros_like(count), first, first, jnp.where(small & ~settled, 0.0, draw), start_settled)
     return jax.lax.while_loop(lambda carry: ~jnp.all(carry[5]), body, start)[4]
 
 
-@custom_vmap
-def _finish(key_data, lane, count, probability, uniform, draw, settled):
-    """`_finish_lanes` for one chain's lanes [S] (key_data [2]): a loop over its few lanes."""
-    key_data = jnp.broadcast_to(key_data, lane.shape + key_data.shape)
-    return _finish_lanes(key_data, lane, count, probability, uniform, draw, settled)
+def _exclusive_count(flags: jax.Array) -> jax.Array:
+    """For each lane, how many flagged lanes come before it in column-major order of a [PREFIX_ROWS, L / PREFIX_ROWS]
+    view (recursively on the column totals): a prefix count that XLA:CPU runs ~4x faster than one cumsum over L."""
+    total = flags.shape[0]
+    if total <= PREFIX_ROWS:
+        return jnp.cumsum(flags) - flags
+    view = jnp.pad(flags, (0, -total % PREFIX_ROWS)).reshape(PREFIX_ROWS, -1)
+    within = jnp.cumsum(view, axis=0)
+    return (_exclusive_count(within[-1])[None, :] + within - view).reshape(-1)[:total]
 
 
-@_finish.def_vmap
-def _finish_batched(axis_size, in_batched, key_data, lane, *lanes):
-    """The batch's unsettled lanes, FINISH_BUFFER_FRACTION of all at a time, gathered into a buffer that loops alone."""
-    args = [key_data, lane, *lanes]
-    args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, batched in zip(args, in_batched)]
-    key_data, lane, *lanes = args
-    shape = lane.shape
-    key_data = jnp.broadcast_to(key_data[:, None, :], shape + key_data.shape[-1:]).reshape((-1, key_data.shape[-1]))
-    lane, count, probability, uniform, draw, settled = (x.reshape(-1) for x in (lane, *lanes))
+def _first_indices(wanted: jax.Array, size: int) -> jax.Array:
+    """Indices [size] of up to `size` wanted lanes (in a fixed order), the rest filled with L: jnp.nonzero(size=)
+    without its two full-length cumsums (0.06 vs 0.13 us per chain of 6 lanes)."""
+    total = wanted.shape[0]
+    position = _exclusive_count(wanted.astype(jnp.int32))
+    target = jnp.where(wanted & (position < size), position, size)
+    return jnp.full((size,), total, jnp.int32).at[target].set(jnp.arange(total, dtype=jnp.int32), mode="drop")
+
+
+def _drain(fields, draw, settled, rounds, sizes):
+    """Gather up to sizes[0] unsettled lanes of this set into a buffer; there give each BTRS lane one fresh proposal
+    and drain the buffer's unsettled lanes into the next, smaller buffer (compacting the buffer, not all lanes); the
+    last buffer loops (`_finish_lanes`) until all its lanes are settled. Scatters back (draw, settled, rounds)."""
+    total = draw.shape[0]
+    index = _first_indices(~settled, sizes[0])
+    take = functools.partial(jnp.take, indices=index, axis=0, mode="clip")
+    part = [take(x) for x in fields]  # key_words, lane, count, q, small, uniform
+    part_draw, part_rounds, part_settled = take(draw), take(rounds), take(settled) | (index >= total)
+    if len(sizes) == 1:
+        part_draw = _finish_lanes(*part, part_rounds, part_draw, part_settled)
+        part_settled = jnp.ones_like(part_settled)
+    else:
+        key_words, lane, count, q, small, _ = part
+        proposing = ~part_settled & ~small
+        part_rounds = part_rounds + proposing
+        proposal, accept = _btrs_constants(count, q, small).propose(*_lane_uniforms(key_words, lane, part_rounds))
+        part_draw = jnp.where(proposing, proposal, part_draw)
+        part_settled = part_settled | (proposing & accept)
+        part_draw, part_settled, part_rounds = _drain(part, part_draw, part_settled, part_rounds, sizes[1:])
+    return (
+        draw.at[index].set(part_draw, mode="drop"),
+        settled.at[index].set(part_settled, mode="drop"),
+        rounds.at[index].set(part_rounds, mode="drop"),
+    )
+
+
+def _settle(key_words, lane, count, q, small, uniform, draw, settled):
+    """Settle the lanes the first round left (flat [L]) through FALLBACK_BUFFERS (`_drain`), again while any are left
+    (a buffer holds fewer lanes than were unsettled). A lane's k-th fallback proposal is always its round
+    FIRST_PROPOSALS - 1 + k (`rounds`), whichever buffer it lands in, so the draws depend on the lane's key and number
+    only, not on the other lanes."""
     total = lane.shape[0]
-    size = min(total, max(32, total // FINISH_BUFFER_FRACTION))
+    sizes = [min(total, max(32, total // fraction)) for fraction in FALLBACK_BUFFERS]
+    fields = (key_words, lane, count, q, small, uniform)
+    rounds = jnp.full_like(lane, FIRST_PROPOSALS - 1)  # the last round each lane has used
 
-    def step(carry):
-        draw, settled = carry
-        (index,) = jnp.nonzero(~settled, size=size, fill_value=total)
-        take = functools.partial(jnp.take, indices=index, axis=0, mode="fill", fill_value=0)
-        part = [take(x) for x in (key_data, lane, count, probability, uniform, draw)]
-        part_settled = jnp.take(settled, index, mode="fill", fill_value=True)
-        finished = _finish_lanes(*part, part_settled)
-        return draw.at[index].set(finished, mode="drop"), settled.at[index].set(True, mode="drop")
+    def drain(carry):
+        return _drain(fields, *carry, sizes)
 
-    draw, _ = jax.lax.while_loop(lambda carry: ~jnp.all(carry[1]), step, (draw, settled))
-    return draw.reshape(shape), True
+    return jax.lax.while_loop(lambda carry: ~jnp.all(carry[1]), drain, (draw, settled, rounds))[0]
+
+
+def _binomial_lanes(key_words, lane, count, probability):
+    """Binomial draws for flat lanes [L] (key_words [L, 2]): the first round of every lane, the rest in `_settle`.
+    This runs once for the whole batch (see `_binomials`), so each branch is a real conditional: the CDF walk runs only
+    when some lane walks, BTRS only when some lane has n q > SMALL_MEAN."""
+    flip = probability > 0.5
+    q = jnp.where(flip, 1.0 - probability, probability)
+    small = count * q <= SMALL_MEAN
+    uniform, other = _lane_uniforms(key_words, lane, jnp.zeros_like(lane))
+    zeros, ones = jnp.zeros_like(count), jnp.ones_like(small)
+    walked, walk_settled = jax.lax.cond(
+        jnp.any(small & (count > 0) & (q > 0)), lambda: _first_walk(count, q, uniform), lambda: (zeros, ones)
+    )  # q = 0 or n = 0 settles at 0 without walking
+
+    def first_proposals():  # rounds 0 .. FIRST_PROPOSALS - 1; the first accepted one is the draw
+        btrs = _btrs_constants(count, q, small)
+        proposed, accepted = btrs.propose(uniform, other)
+        for round_number in range(1, FIRST_PROPOSALS):
+            proposal, accept = btrs.propose(*_lane_uniforms(key_words, lane, jnp.full_like(lane, round_number)))
+            proposed, accepted = jnp.where(accepted, proposed, proposal), accepted | accept
+        return proposed, accepted
+
+    proposed, accepted = jax.lax.cond(jnp.any(~small), first_proposals, lambda: (zeros, ~ones))
+    draw = jnp.where(small, walked, proposed)
+    settled = jnp.where(small, walk_settled, accepted)
+    draw = _settle(key_words, lane, count, q, small, uniform, draw, settled)
+    return jnp.where(flip, count - draw, draw)
+
+
+@custom_vmap
+def _binomials(key_words, lane, count, probability):
+    """`_binomial_lanes` for one chain's lanes [S] (key_words [2])."""
+    return _binomial_lanes(jnp.broadcast_to(key_words, lane.shape + key_words.shape), lane, count, probability)
+
+
+@_binomials.def_vmap
+def _binomials_batched(axis_size, in_batched, *args):
+    """The whole batch's lanes as one flat set: the branches' conditionals and the fallback's buffers see them all."""
+    args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, batched in zip(args, in_batched)]
+    key_words, lane, count, probability = args
+    shape = lane.shape
+    key_words = jnp.broadcast_to(key_words[:, None, :], shape + key_words.shape[-1:]).reshape((-1, 2))
+    flat = _binomial_lanes(key_words, lane.reshape(-1), count.reshape(-1), probability.reshape(-1))
+    return flat.reshape(shape), True
+
+
+def _key_words(key: jax.Array) -> jax.Array:
+    """Two uint32 words of a key: the data of a threefry key (itself a threefry output), else two bits drawn from it."""
+    data = jax.random.key_data(key)
+    return data if data.shape[-1] == 2 else jax.random.bits(key, (2,), jnp.uint32)
 
 
 def exact_binomials(key: jax.Array, count: jax.Array, probability: jax.Array, first_lane: int = 0) -> jax.Array:
@@ -202,23 +292,8 @@ def exact_binomials(key: jax.Array, count: jax.Array, probability: jax.Array, fi
     Lane s's draws depend only on `key` and first_lane + s (give each call on one key its own lane numbers).
     """
     count, probability = jnp.asarray(count, jnp.float32), jnp.asarray(probability, jnp.float32)
-    uniforms = jax.random.uniform(key, (PROPOSALS, 2) + count.shape, jnp.float32)
     lane = first_lane + jnp.arange(count.shape[0], dtype=jnp.int32)
-    return _binomials_from(jax.random.key_data(key), count, probability, uniforms, lane)
-
-
-def _binomials_from(key_data, count, probability, uniforms, lane):
-    """exact_binomials from the key's data, with its common-path uniforms [PROPOSALS, 2, S] given (uniforms[0, 0]
-    doubles as the walk's) and the lanes' numbers [S]."""
-    flip, q, small, btrs = _prepare(count, probability)
-    walked, walk_settled = _first_walk(count, q, uniforms[0, 0])
-    proposals, accepts = btrs.propose(uniforms[:, 0], uniforms[:, 1])
-    first = jnp.argmax(accepts, axis=0)  # the first accepted proposal (0 when none is)
-    proposed = jnp.take_along_axis(proposals, first[None], axis=0)[0]
-    draw = jnp.where(small, walked, proposed)
-    settled = jnp.where(small, walk_settled, jnp.any(accepts, axis=0))
-    draw = _finish(key_data, lane, count, q, uniforms[0, 0], draw, settled)
-    return jnp.where(flip, count - draw, draw)
+    return _binomials(_key_words(key), lane, count, probability)
 
 
 def exact_binomial(key: jax.Array, count: jax.Array, probability: jax.Array) -> jax.Array:
@@ -251,7 +326,7 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
     child and the rest to its right: one vectorized binomial call per depth (ceil(log2 K) calls, not K - 1 sequential
     ones), run as one lax.scan (one compiled binomial; each depth padded to the widest one with empty nodes, which
     settle at 0 at once). mass(node) = mass(left) + mass(right) in float, so a child of mass 0 has ratio exactly 0 or
-    1: an outcome of probability 0 gets count 0 exactly. All common-path uniforms come from one draw of `key`.
+    1: an outcome of probability 0 gets count 0 exactly.
     """
     num_outcomes = probabilities.shape[0]
     probabilities = probabilities.astype(jnp.float32)
@@ -285,18 +360,17 @@ def draw_multinomial_counts(key: jax.Array, probabilities: jax.Array, count: jax
         rights.append([node_id[mid, hi] for _, mid, hi in level] + [empty] * pad)
         lanes.append(list(range(first_lane, first_lane + width)))
         first_lane += width
-    uniforms = jax.random.uniform(key, (len(levels), PROPOSALS, 2, width), jnp.float32)
-    key_data = jax.random.key_data(key)
+    key_words = _key_words(key)
 
     def split_level(held, level):
-        ratio, parent, left_id, right_id, lane, uniform = level
+        ratio, parent, left_id, right_id, lane = level
         counts = held[parent]
-        left = _binomials_from(key_data, counts, ratio, uniform, lane)
+        left = _binomials(key_words, lane, counts, ratio)
         held = held.at[left_id].set(left).at[right_id].set(counts - left)
         return held.at[empty].set(0.0), None
 
     held = jnp.zeros((empty + 1,), jnp.float32).at[node_id[0, num_outcomes]].set(jnp.asarray(count, jnp.float32))
     as_ids = functools.partial(jnp.asarray, dtype=jnp.int32)
-    levels_in = (jnp.stack(ratios), as_ids(parents), as_ids(lefts), as_ids(rights), as_ids(lanes), uniforms)
+    levels_in = (jnp.stack(ratios), as_ids(parents), as_ids(lefts), as_ids(rights), as_ids(lanes))
     held, _ = jax.lax.scan(split_level, held, levels_in)
     return held[jnp.asarray([node_id[i, i + 1] for i in range(num_outcomes)])]
