@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from collapse_jax.models import contract
 from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, PREFERENCE_METRICS, VERIFIER_METRICS
-from collapse_jax.models.fields import Field, choice, integer, number
+from collapse_jax.models.fields import Field, choice, integer, number, text
 
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
@@ -107,18 +107,29 @@ def _selection(stage: Curation, key: jax.Array, model: Any, state: dict, real_pa
     return None, band_ranks(distance) < kept, {}
 
 
-def reward(kind: str, model: Any, samples: jax.Array, scale: jax.Array) -> jax.Array:
-    """r(x) per point: linear beta * sum_j x_j; quadratic -beta |x - true_mean * 1|^2 (peaked at the truth's mean)."""
+def reward(kind: str, model: Any, samples: Any, knobs: dict) -> jax.Array:
+    """r(x) per point, beta = knobs["reward_scale"]: a family's own reward beta * s(x) (PreferenceRewards) when it
+    declares `kind`; else linear beta * sum_j x_j or quadratic -beta |x - true_mean * 1|^2 (peaked at the truth's mean).
+    """
+    if contract.supports(model, contract.PreferenceRewards) and kind in model.preference_rewards:
+        return knobs["reward_scale"] * model.preference_reward(kind, samples, knobs)
     if kind == "linear":
-        return scale * jnp.sum(samples, axis=-1)
-    return -scale * jnp.sum((samples - model.true_mean) ** 2, axis=-1)
+        return knobs["reward_scale"] * jnp.sum(samples, axis=-1)
+    return -knobs["reward_scale"] * jnp.sum((samples - model.true_mean) ** 2, axis=-1)
+
+
+def preference_rewards(model: Any) -> tuple[str, ...]:
+    """The curation.reward names `model` offers: linear / quadratic with an isotropic Gaussian truth, plus its own."""
+    built_in = REWARDS if contract.supports(model, contract.IsotropicGaussianTruth) else ()
+    own = tuple(model.preference_rewards) if contract.supports(model, contract.PreferenceRewards) else ()
+    return tuple(dict.fromkeys(own + built_in))
 
 
 def _preference(stage: Curation, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
     """Ferbach et al.: candidates come in consecutive groups of K (one group per training slot); keep one per group,
     candidate i with the Bradley-Terry probability exp(r_i) / sum_group exp(r_j) (drawn by Gumbel-max)."""
     samples = state["samples"]
-    rewards = reward(stage.reward, model, samples, knobs["reward_scale"])
+    rewards = reward(stage.reward, model, samples, knobs)
     groups = rewards.reshape(-1, stage.candidates)
     winner = jnp.argmax(groups + jax.random.gumbel(key, groups.shape), axis=-1)
     keep = (jnp.arange(stage.candidates) == winner[:, None]).reshape(-1)
@@ -157,8 +168,25 @@ def _check_preference(block: Any) -> None:
             f"config.curation.candidates: K must be an integer equal to config.curation.oversample (K candidates per "
             f"kept slot), got {candidates!r} with oversample {oversample!r}"
         )
-    if block.get("reward") not in REWARDS:
-        raise ValueError(f"config.curation.reward: {block.get('reward')!r}; allowed: {', '.join(REWARDS)}")
+
+
+def _check_reward(block: Any, model: Any, family: str) -> None:
+    """curation.reward must be one `family` offers (preference_rewards), with the knobs its reward reads set."""
+    allowed = preference_rewards(model)
+    if not allowed:
+        raise ValueError(
+            f"config.curation.name: 'preference' needs a model with `true_mean` (linear / quadratic rewards) or its "
+            f"own `preference_reward`; {family!r} has neither"
+        )
+    kind = block.get("reward")
+    if kind not in allowed:
+        raise ValueError(
+            f"config.curation.reward: {kind!r} is not a reward of model {family!r}; allowed: {', '.join(allowed)}"
+        )
+    own = model.preference_rewards if contract.supports(model, contract.PreferenceRewards) else {}
+    for knob in own.get(kind, ()):
+        if block.get(knob) is None:
+            raise ValueError(f"config.curation.{knob}: required by curation.reward {kind!r}")
 
 
 def _check_keep_quantiles(block: Any) -> None:
@@ -276,16 +304,28 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             ),
         },
     ),
+    # Which rewards a family offers (the built-in ones or its own PreferenceRewards) is checked in make_curation.
     "preference": CurationOperator(
         select=_preference,
         knob_fields={"reward_scale": "curation.reward_scale"},
-        needs=(contract.IsotropicGaussianTruth, "true_mean"),
+        # Read by a family reward that declares it (the VAE's class_preference requires it: _check_reward).
+        optional_knob_fields={"preferred_class": "curation.preferred_class"},
         metric_names=PREFERENCE_METRICS,
         check=_check_preference,
         config_fields={
             "candidates": integer("K: candidates per kept slot (equal to oversample)", low=1, optional=True),
-            "reward": choice("r(x): linear beta sum x | quadratic -beta |x - mu*|^2", REWARDS, optional=True),
+            "reward": text(
+                "r(x): linear beta sum x | quadratic -beta |x - mu*|^2 (Gaussian truth), or the family's own "
+                "(vae: class_preference)",
+                optional=True,
+            ),
             "reward_scale": number("beta: the reward's scale", optional=True, sweepable=True),
+            "preferred_class": integer(
+                "c: the class a class reward favours (vae: a feature-classifier class)",
+                low=0,
+                optional=True,
+                sweepable=True,
+            ),
         },
     ),
     "self_correction": CurationOperator(
@@ -434,6 +474,7 @@ def make_curation(config: Any, model: Any) -> Curation:
         name=name, likelihood_reference=reference, model_detector=detects and has_detector and detector != "abstract"
     )
     if name == "preference":
+        _check_reward(block, model, str(config.model.name))
         stage = dataclasses.replace(stage, reward=block["reward"], candidates=int(block["candidates"]))
     for knob, path in stage.knob_fields(block).items():
         if knob in PAIR_KNOBS:  # a (low, high) pair: the operator's own check validated it

@@ -25,6 +25,9 @@ class FamilySettings:
     good_region_mass: float = 0.95
     # config.num_generations: the horizon (families that size buffers by it, e.g. KDE's pool of centres).
     num_generations: int = 0
+    # config.curation.reward when config.curation.name is "preference", else None: a family that offers its own
+    # rewards (PreferenceRewards) may report a metric of the one in use (the VAE's preferred_class_share).
+    preference_reward: str | None = None
 
 
 def family_settings(config: Any) -> FamilySettings:
@@ -33,7 +36,12 @@ def family_settings(config: Any) -> FamilySettings:
     mass = block.get("good_region_mass", 0.95)
     if isinstance(mass, bool) or not isinstance(mass, numbers.Real) or not 0.0 < mass < 1.0:
         raise ValueError(f"config.curation.good_region_mass: must be a number in (0, 1), got {mass!r}")
-    return FamilySettings(good_region_mass=float(mass), num_generations=int(config.get("num_generations", 0)))
+    reward = block.get("reward") if block.get("name") == "preference" else None
+    return FamilySettings(
+        good_region_mass=float(mass),
+        num_generations=int(config.get("num_generations", 0)),
+        preference_reward=reward if isinstance(reward, str) else None,
+    )
 
 
 class Model(Protocol):
@@ -130,6 +138,22 @@ class WatermarkDetector(Protocol):
         """Whether the family's watermark test flags each point, [n] bool."""
 
 
+class PreferenceRewards(Protocol):
+    """Optional: the family's own rewards for curation.name = "preference" (Ferbach et al. 2024), by curation.reward.
+
+    The operator keeps one of each K candidates with Bradley-Terry probability exp(r_i) / sum_j exp(r_j), r =
+    curation.reward_scale (beta) * preference_reward(...); the built-in linear / quadratic rewards need
+    IsotropicGaussianTruth instead.
+    """
+
+    # Reward name -> the curation knobs it reads beyond reward_scale (each config.curation.<knob> must then be set),
+    # e.g. {"class_preference": ("preferred_class",)}; the knobs' fields are declared by curation's operator table.
+    preference_rewards: dict[str, tuple[str, ...]]
+
+    def preference_reward(self, kind: str, data: PyTree, knobs: Knobs) -> jax.Array:
+        """The unscaled reward s(x) of each point under reward `kind`, [n] float (the operator multiplies by beta)."""
+
+
 class StaticSweepFields(Protocol):
     """Optional: config fields whose tuple values compile one group each (read from the class, before building)."""
 
@@ -177,6 +201,7 @@ CAPABILITIES = (
     LogLikelihood,
     Verifier,
     WatermarkDetector,
+    PreferenceRewards,
     StaticSweepFields,
     ArtifactOutputs,
     EvaluateUsesSamples,

@@ -86,10 +86,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.curation.selection_share = None
     config.curation.target_offset = None
     # preference (Ferbach et al.): K candidates per kept slot (must equal oversample), the reward r(x) (linear |
-    # quadratic) and its scale beta (a chain knob).
+    # quadratic; the VAE's class_preference) and its scale beta (a chain knob); class_preference's target class c
+    # (a chain knob).
     config.curation.candidates = None
     config.curation.reward = None
     config.curation.reward_scale = None
+    config.curation.preferred_class = None
     # self_correction (Gillman et al.): gamma, the share of the way each candidate moves along the optimal transport
     # map to the truth (a chain knob; required there; Gaussian family only).
     config.curation.correction_strength = None

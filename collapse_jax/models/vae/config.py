@@ -36,6 +36,18 @@ def _positive_int(config: Any, field: str, optional: bool = False) -> int | None
     return value
 
 
+def check_preferred_class(config: Any, num_classes: int) -> None:
+    """One-line ValueError unless every config.curation.preferred_class is a class of the feature classifier."""
+    values = config.curation.get("preferred_class")
+    for value in values if isinstance(values, (list, tuple)) else [values]:
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_classes
+        ):
+            raise ValueError(
+                f"config.curation.preferred_class: {value!r} not allowed; must be a class index in [0, {num_classes})"
+            )
+
+
 def model_settings(config: Any, good_region_mass: float) -> dict:
     """Validate config.model, load the images: `VAEModel` keyword arguments (good_region_mass parsed by the caller)."""
     model = config.model

@@ -75,13 +75,17 @@ class VAEModel:
     classifier_seed: int
     chunk_size: int
     good_region_mass: float  # config.curation.good_region_mass: the share of real test images `is_good` passes
+    # config.curation.reward = "class_preference" under preference curation: evaluate adds preferred_class_share.
+    class_preference: bool = False
     # Per-chain dynamic knobs (list values in the config sweep inside one compile).
     knob_fields = {
         "kl_weight": "model.kl_weight",
         "learning_rate": "model.learning_rate",
         "sampling_temperature": "model.sampling_temperature",
     }
-    metric_names = (
+    # curation.reward names this family offers (contract.PreferenceRewards) -> the curation knobs each reads.
+    preference_rewards: ClassVar[dict[str, tuple[str, ...]]] = {"class_preference": ("preferred_class",)}
+    _metric_names = (
         "latent_std_gen0_encoder",
         "frechet_distance",
         "precision",
@@ -119,6 +123,11 @@ class VAEModel:
         "chunk_size": integer("images per chunk when decoding / scoring", low=1),
         "conv_implementation": choice("auto, xla or matmul convolutions", IMPLEMENTATIONS),
     }
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The collapse metrics, plus preferred_class_share when a class preference curates the chains."""
+        return self._metric_names + (("preferred_class_share",) if self.class_preference else ())
 
     @property
     def real_data_size(self) -> int:
@@ -257,6 +266,18 @@ class VAEModel:
         del knobs
         return self.good_score(data) <= self.good_threshold()
 
+    def preference_reward(self, kind: str, data: jax.Array, knobs: dict) -> jax.Array:
+        """class_preference, float32 [n]: s(x) = log softmax(f(x))_c, f the feature classifier's logits (trained once
+        on real images), c = knobs["preferred_class"].
+
+        With r = beta s, Bradley-Terry keeps candidate i of K with probability p(c | x_i)^beta / sum_j p(c | x_j)^beta,
+        and the K -> infinity kept law is p(x) p(c | x)^beta / Z (Ferbach et al. 2024): beta = 1 is the class-c
+        conditional p(x | c) of a calibrated classifier (Bayes), large beta keeps the candidate most surely c.
+        """
+        del kind  # class_preference is the family's only reward
+        logits = self.classifier_outputs(self.reference()["classifier"], data)[0]
+        return image_metrics.class_log_probability(logits, knobs["preferred_class"])
+
     def classifier_outputs(self, classifier_params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(logits, features) of the feature classifier, in chunks."""
         return apply_in_chunks(lambda x: self.classifier.apply(classifier_params, x), images, self.chunk_size)
@@ -269,7 +290,6 @@ class VAEModel:
         shared by every chain and generation: readable when samples are binarized; with train_from=previous a grid
         column follows one latent point as the decoder drifts (from scratch, each generation lays out z anew).
         """
-        del knobs
         previews = {}
         if self.preview_images:
             # A host constant (no random-number op to compile): the same latent points in every chain and generation.
@@ -298,7 +318,7 @@ class VAEModel:
             self.encoder, self.decoder, params["networks"], x, jax.random.PRNGKey(0), jnp.float32(1.0)
         )
         elbo = -jnp.mean(apply_in_chunks(elbo_loss, reference["test_images"], self.chunk_size))
-        return {
+        metrics = {
             "latent_std_gen0_encoder": latent_std,
             "frechet_distance": frechet,
             "precision": precision,
@@ -307,6 +327,11 @@ class VAEModel:
             "elbo_real_test": elbo,
             **previews,
         }
+        if self.class_preference:
+            # Share of the generation's images the classifier calls c (the reward side of Ferbach et al.'s trade-off).
+            preferred = jnp.argmax(logits, axis=-1) == jnp.asarray(knobs["preferred_class"]).astype(jnp.int32)
+            metrics["preferred_class_share"] = jnp.mean(preferred.astype(jnp.float32))
+        return metrics
 
     def reference(self) -> dict:
         """Feature classifier trained once on the real training split, and real-side statistics of the test set."""
@@ -337,4 +362,10 @@ class VAEModel:
 def make_model(config: Any, settings: FamilySettings | None = None) -> VAEModel:
     """Validate config.model (one-line ValueErrors, before anything compiles), load the images, build the model."""
     settings = family_settings(config) if settings is None else settings
-    return VAEModel(**_vae_config.model_settings(config, settings.good_region_mass))
+    model = VAEModel(
+        **_vae_config.model_settings(config, settings.good_region_mass),
+        class_preference=settings.preference_reward == "class_preference",
+    )
+    if model.class_preference:
+        _vae_config.check_preferred_class(config, model.classifier.num_classes)
+    return model

@@ -70,6 +70,11 @@ def class_histogram_entropy(logits: jax.Array) -> jax.Array:
     return jnp.sum(-probabilities * jnp.log(safe)) + 0.0  # + 0.0 turns -0.0 (one class left) into 0.0
 
 
+def class_log_probability(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """log softmax(logits)_c per image, [n]; c a (traced, float or int) class index, the same for every image."""
+    return jax.nn.log_softmax(logits, axis=-1)[:, jnp.asarray(target).astype(jnp.int32)]
+
+
 def real_feature_statistics(features: np.ndarray, num_precision_recall: int, k: int) -> dict[str, np.ndarray]:
     """Host-side real halves: mean, covariance square root, and the P/R subset with its k-NN radii."""
     features = np.asarray(features, np.float64)
