@@ -4,7 +4,8 @@ python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=
 Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk 10,
 chain_block "auto", checkpoints every 10); plots are off (not generation cost). Marginal = (wall(long) - wall(short)) /
 (long - short), which cancels start-up and compile. Measured in the same process, in turn: the hand-fused step
-(benchmarks/references.py), vectorized float32 numpy and a per-chain numpy loop (benchmarks/gaussian_engine.py).
+(benchmarks/references.py; with the engine's unrolled generator and with jax.random.normal), vectorized float32 numpy
+and a per-chain numpy loop (benchmarks/gaussian_engine.py).
 Targets: <= 1.5x the fused step, >= 1.2x faster than vectorized numpy, >= 15x faster than the per-chain loop.
 """
 
@@ -52,17 +53,24 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
     config = gaussian.get_config()
     m = config.samples_per_generation
     held_out = make_model(config).reference()  # the fixed held-out set behind nll_real_test
-    fused = references.GaussianReference(
-        samples_per_generation=m,
-        chunk_generations=50,
-        test_mean=float(held_out["mean"][0]),
-        test_variance=float(held_out["cov"][0, 0]),
+    # The fused step with the engine's generator (unrolled threefry, the same values; the strict comparison) and
+    # with jax.random.normal (as a hand-written step would draw).
+    fused, fused_jax = (
+        references.GaussianReference(
+            samples_per_generation=m,
+            chunk_generations=50,
+            test_mean=float(held_out["mean"][0]),
+            test_variance=float(held_out["cov"][0, 0]),
+            normal_draws=draws,
+        )
+        for draws in ("unrolled", "jax")
     )
     knobs = {"seed": np.arange(chains, dtype=np.int32), "sampling_bias": np.ones(chains, np.float32)}
     timers = {
         "short": lambda: main_wall_seconds(chains, short),
         "long": lambda: main_wall_seconds(chains, long),
         "fused": ChunkTimer(*fused.compile(), knobs, 50),
+        "fused_jax": ChunkTimer(*fused_jax.compile(), knobs, 50),
         "numpy": lambda: gaussian_engine.vectorized_numpy(chains, 50, m),
         "loop": lambda: gaussian_engine.per_chain_numpy_loop(loop_chains, 20, m) * chains / loop_chains,
     }
@@ -79,12 +87,20 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
             long_run_s=best["long"],
         ),  # fmt: skip
         row(
-            "end to end / fused step",
+            "end to end / fused step (same generator)",
             marginal * 1e3,
             "ms/generation",
             marginal / best["fused"],
             1.5,
             fused_ms=best["fused"] * 1e3,
+        ),  # fmt: skip
+        row(
+            "end to end / fused step (jax.random.normal)",
+            marginal * 1e3,
+            "ms/generation",
+            marginal / best["fused_jax"],
+            1.5,
+            fused_ms=best["fused_jax"] * 1e3,
         ),  # fmt: skip
         row(
             "vectorized numpy / end to end",

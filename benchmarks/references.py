@@ -14,9 +14,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.models import _threefry
+
 # The engine's sub-streams of a chain's key fold_in(root, seed) (collapse_jax/core/streams.py: GENERATION = 0,
 # REAL_DATA = 1); written out here so the reference restates, rather than borrows, the key derivation.
 GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
+# How a reference draws its normals: "jax" = jax.random.normal (what a hand-written step calls); "unrolled" = the same
+# values bit for bit from the unrolled generator the engine's Gaussian uses (collapse_jax/models/_threefry.py), so the
+# engine / reference ratio then measures the engine's overhead alone, not a generator the reference lacks.
+NORMAL_DRAWS = {"jax": jax.random.normal, "unrolled": _threefry.normal}
 
 
 def stream_key(root_seed: int, seed: jax.Array, stream: int) -> jax.Array:
@@ -63,6 +69,7 @@ class GaussianReference:
     test_mean: float = 0.0  # held-out set's mean and MLE variance (the engine's model.reference())
     test_variance: float = 1.0
     real_data_size: int = 0  # 0: M
+    normal_draws: str = "jax"  # "jax" | "unrolled": NORMAL_DRAWS
 
     def _fit(self, points: jax.Array) -> tuple[jax.Array, jax.Array]:
         """mu = mean(x), s^2 = sum (x - mu)^2 / (n - ddof)."""
@@ -88,7 +95,7 @@ class GaussianReference:
     def init_chain(self, knobs: dict) -> tuple[dict, dict]:
         """Generation 0: fit the chain's real data (the engine's real-data stream)."""
         size = self.real_data_size or self.samples_per_generation
-        noise = jax.random.normal(stream_key(self.root_seed, knobs["seed"], REAL_DATA_STREAM), (size,))
+        noise = NORMAL_DRAWS[self.normal_draws](stream_key(self.root_seed, knobs["seed"], REAL_DATA_STREAM), (size,))
         mean, variance = self._fit(self.true_mean + self.true_std * noise)
         failed = ~(jnp.isfinite(mean) & jnp.isfinite(variance))
         state = {"mean": mean, "variance": variance, "failed": failed}
@@ -98,7 +105,7 @@ class GaussianReference:
         """Generation g: samples of g - 1, x = mu + sqrt(lambda) z s; fit; metrics; failed chains keep their fit."""
         stream = stream_key(self.root_seed, knobs["seed"], GENERATION_STREAM)
         sample_key = generation_keys(stream, generation - 1)[2]
-        noise = jax.random.normal(sample_key, (self.samples_per_generation,))
+        noise = NORMAL_DRAWS[self.normal_draws](sample_key, (self.samples_per_generation,))
         root = jnp.sqrt(jnp.maximum(state["variance"], 0.0))
         samples = state["mean"] + (jnp.sqrt(knobs["sampling_bias"]) * noise) * root
         mean, variance = self._fit(samples)
@@ -125,6 +132,7 @@ class RandomFloor:
     samples_per_generation: int
     chunk_generations: int
     root_seed: int = 0
+    normal_draws: str = "jax"  # "jax" | "unrolled": NORMAL_DRAWS
 
     def init_all(self, knobs: dict) -> tuple[jax.Array, dict]:
         return jnp.zeros(knobs["seed"].shape, jnp.float32), {}
@@ -132,7 +140,8 @@ class RandomFloor:
     def chunk_all(self, total: jax.Array, knobs: dict, start: jax.Array) -> tuple[jax.Array, dict]:
         def step(total, knobs, generation):
             stream = stream_key(self.root_seed, knobs["seed"], GENERATION_STREAM)
-            noise = jax.random.normal(generation_keys(stream, generation - 1)[2], (self.samples_per_generation,))
+            draw = NORMAL_DRAWS[self.normal_draws]
+            noise = draw(generation_keys(stream, generation - 1)[2], (self.samples_per_generation,))
             return total + jnp.sum(noise), {}
 
         return _scan_chunk(step, total, knobs, start, self.chunk_generations)

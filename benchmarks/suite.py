@@ -96,8 +96,9 @@ def floor_rows(chains: int, repeats: int) -> list[dict]:
     import numpy as np
 
     knobs = {"seed": np.arange(chains, dtype=np.int32), "sampling_bias": np.ones(chains, np.float32)}
-    floor = references.RandomFloor(100, 10)
-    fused = references.GaussianReference(samples_per_generation=100, chunk_generations=10)
+    # Both with the engine's generator (the unrolled threefry: jax.random.normal's values).
+    floor = references.RandomFloor(100, 10, normal_draws="unrolled")
+    fused = references.GaussianReference(samples_per_generation=100, chunk_generations=10, normal_draws="unrolled")
     best = interleaved_best(
         {"floor": ChunkTimer(*floor.compile(), knobs, 10), "fused": ChunkTimer(*fused.compile(), knobs, 10)}, repeats
     )

@@ -34,7 +34,8 @@ def _config(module, **overrides):
     return runner.as_config({**base, **overrides}, module.get_config())
 
 
-def test_gaussian_reference_metrics_equal_the_engines_for_the_same_keys():
+@pytest.mark.parametrize("normal_draws", ["jax", "unrolled"])  # the unrolled generator draws jax's values
+def test_gaussian_reference_metrics_equal_the_engines_for_the_same_keys(normal_draws):
     config = _config(gaussian, num_generations=6, chunk_generations=6, **{"model.test_size": 1000})
     engine = runner.build_engine(sweep.expand(config)[0])
     reference = references.GaussianReference(
@@ -42,6 +43,7 @@ def test_gaussian_reference_metrics_equal_the_engines_for_the_same_keys():
         chunk_generations=6,
         test_mean=float(engine.reference["mean"][0]),
         test_variance=float(engine.reference["cov"][0, 0]),
+        normal_draws=normal_draws,
     )
     knobs = runner.padded_knobs(sweep.expand(config)[0].knobs, 8)
     expected, actual = _engine_metrics(config, 6), _reference_metrics(reference, knobs)

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
+from collapse_jax.models import _threefry
+
 # Below this mean (n min(p, 1 - p)) a binomial is drawn by walking its CDF, above it by BTRS rejection.
 SMALL_MEAN = 10.0
 # The first round: WALK_TERMS CDF terms (P(X >= 24) < 2e-4 at mean <= 10) or one BTRS proposal per lane.
@@ -31,7 +33,6 @@ FIRST_PROPOSALS = 1
 FALLBACK_BUFFERS = (4, 32, 256)
 # The fallback's prefix counts view the lanes as [PREFIX_ROWS, L / PREFIX_ROWS] (8 measured fastest of 8..64).
 PREFIX_ROWS = 8
-THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 # Hörmann's f(k) = log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2] for k = 0..9 (the series is used above).
 STIRLING_TAIL = (
@@ -120,28 +121,14 @@ def _first_walk(count, q, uniform):
     return jnp.minimum(below, count), settled
 
 
-def _unit_float(bits: jax.Array) -> jax.Array:
-    """The top 23 bits as a float32 in [0, 1) (as jax.random.uniform makes them)."""
-    return jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
-
-
 def _lane_uniforms(key_words: jax.Array, lane: jax.Array, rounds: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Uniforms (u, v) for (chain key, lane, round): Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel
-    random numbers: as easy as 1, 2, 3"; JAX's default generator) of the counter (lane, round) under the key's two
-    words [..., 2], written out unrolled: jax.random's CPU lowering rolls the 20 rounds into a loop that XLA does not
-    fuse, ~4x the cost per uniform (BUILD_NOTES, "The multinomial's remaining cost")."""
-    k0, k1 = key_words[..., 0], key_words[..., 1]
-    schedule = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
-    x0, x1 = lane.astype(jnp.uint32) + k0, rounds.astype(jnp.uint32) + k1
-    for index in range(20):
-        rotation = THREEFRY_ROTATIONS[index // 4 % 2][index % 4]
-        x0 = x0 + x1
-        x1 = ((x1 << rotation) | (x1 >> (32 - rotation))) ^ x0
-        if index % 4 == 3:  # key injection s = 1..5
-            injection = index // 4 + 1
-            x0 = x0 + schedule[injection % 3]
-            x1 = x1 + schedule[(injection + 1) % 3] + jnp.uint32(injection)
-    return _unit_float(x0), _unit_float(x1)
+    """Uniforms (u, v) for (chain key, lane, round): Threefry-2x32-20 of the counter (lane, round) under the key's two
+    words [..., 2], unrolled (`_threefry.threefry_2x32`): jax.random's CPU lowering rolls the 20 rounds into a loop
+    that XLA does not fuse, ~4x the cost per uniform (BUILD_NOTES, "The multinomial's remaining cost")."""
+    x0, x1 = _threefry.threefry_2x32(
+        key_words[..., 0], key_words[..., 1], lane.astype(jnp.uint32), rounds.astype(jnp.uint32)
+    )
+    return _threefry.unit_float(x0), _threefry.unit_float(x1)
 
 
 def _finish_lanes(key_words, lane, count, q, small, uniform, rounds, draw, settled):

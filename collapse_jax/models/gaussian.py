@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.models import _metrics as metrics
+from collapse_jax.models import _threefry
 from collapse_jax.models._gaussian_truths import TRUTHS, Truth
 from collapse_jax.models.contract import FamilySettings, family_settings
 from collapse_jax.models.fields import Field, choice, integer, number
@@ -242,7 +243,7 @@ class GaussianModel:
 
     def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
         """x = mu + sqrt(lambda) Sigma^{1/2} z, z ~ N(0, I): sampling bias lambda as in MAD (Alemohammad et al.)."""
-        noise = jax.random.normal(key, (num_samples, self.dim))
+        noise = _threefry.normal(key, (num_samples, self.dim))  # = jax.random.normal, bit for bit, unrolled
         root = metrics.psd_sqrt(params["cov"])
         return params["mean"] + jnp.sqrt(knobs["sampling_bias"]) * noise @ root
 
