@@ -78,18 +78,24 @@ def random_floor(
 
 
 def discrete_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:
-    """Shipped discrete config (K = 6, M = 1000), replace: engine vs the counting reference."""
+    """Shipped discrete config (K = 6, M = 1000), replace: engine vs the counting reference, the reference drawing its
+    uniforms with the engine's unrolled generator (the same values: the strict comparison) and with jax.random."""
     config = engine_config(discrete, chains, generations, chain_block)
     engine, built, knobs = engine_timer(config)
-    fused = references.DiscreteReference(
-        num_outcomes=config.model.num_outcomes,
-        samples_per_generation=config.samples_per_generation,
-        chunk_generations=generations,
-        root_seed=config.root_seed,
-    )
-    reference = ChunkTimer(*fused.compile(), knobs, generations)
-    label = f"discrete engine/reference ({chains} chains, block {built.chain_block})"
-    return [_compare(label, engine, reference, chains, repeats, TARGETS["discrete"])]
+    rows = []
+    for draws in ("unrolled", "jax"):
+        fused = references.DiscreteReference(
+            num_outcomes=config.model.num_outcomes,
+            samples_per_generation=config.samples_per_generation,
+            chunk_generations=generations,
+            root_seed=config.root_seed,
+            uniform_draws=draws,
+        )
+        reference = ChunkTimer(*fused.compile(), knobs, generations)
+        generator = "same generator" if draws == "unrolled" else "jax.random.uniform"
+        label = f"discrete engine/reference ({generator}; {chains} chains, block {built.chain_block})"
+        rows.append(_compare(label, engine, reference, chains, repeats, TARGETS["discrete"]))
+    return rows
 
 
 def gmm_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:

@@ -23,6 +23,7 @@ GENERATION_STREAM, REAL_DATA_STREAM = 0, 1
 # values bit for bit from the unrolled generator the engine's Gaussian uses (collapse_jax/models/_threefry.py), so the
 # engine / reference ratio then measures the engine's overhead alone, not a generator the reference lacks.
 NORMAL_DRAWS = {"jax": jax.random.normal, "unrolled": _threefry.normal}
+UNIFORM_DRAWS = {"jax": lambda key, shape: jax.random.uniform(key, shape, jnp.float32), "unrolled": _threefry.uniform}
 
 
 def stream_key(root_seed: int, seed: jax.Array, stream: int) -> jax.Array:
@@ -163,6 +164,7 @@ class DiscreteReference:
     chunk_generations: int
     root_seed: int = 0
     real_data_size: int = 0  # 0: M
+    uniform_draws: str = "jax"  # "jax" | "unrolled": UNIFORM_DRAWS (the same values)
 
     def _truth(self, knobs: dict) -> jax.Array:
         """Zipf p0(i) ∝ i^-beta (collapse_jax.models.discrete.truth_probabilities)."""
@@ -171,7 +173,7 @@ class DiscreteReference:
 
     def _counts(self, key: jax.Array, probabilities: jax.Array, size: int) -> jax.Array:
         cumulative = jnp.cumsum(probabilities)
-        uniforms = jax.random.uniform(key, (size,), jnp.float32) * cumulative[-1]
+        uniforms = UNIFORM_DRAWS[self.uniform_draws](key, (size,)) * cumulative[-1]
         last_alive = self.num_outcomes - 1 - jnp.argmax((probabilities > 0)[::-1])
         bounds = jnp.where(jnp.arange(self.num_outcomes) >= last_alive, jnp.inf, cumulative)
         at_most = jnp.sum(uniforms[:, None] < bounds[None, :], axis=0)

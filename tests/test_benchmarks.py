@@ -54,9 +54,12 @@ def test_gaussian_reference_metrics_equal_the_engines_for_the_same_keys(normal_d
         np.testing.assert_allclose(actual[name], expected[name], rtol=2e-5, atol=1e-6, err_msg=name)
 
 
-def test_discrete_reference_metrics_equal_the_engines_bit_for_bit():
+@pytest.mark.parametrize("uniform_draws", ["jax", "unrolled"])  # the unrolled generator draws jax's values
+def test_discrete_reference_metrics_equal_the_engines_bit_for_bit(uniform_draws):
     config = _config(discrete, num_generations=20, chunk_generations=20, samples_per_generation=50)
-    reference = references.DiscreteReference(num_outcomes=6, samples_per_generation=50, chunk_generations=20)
+    reference = references.DiscreteReference(
+        num_outcomes=6, samples_per_generation=50, chunk_generations=20, uniform_draws=uniform_draws
+    )
     knobs = runner.padded_knobs(sweep.expand(config)[0].knobs, 8)
     expected, actual = _engine_metrics(config, 20), _reference_metrics(reference, knobs)
     # Counts are integers in float32 and the fit is the same formula: the metrics agree exactly.

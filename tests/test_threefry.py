@@ -12,13 +12,14 @@ SHAPES = [(1,), (7,), (100, 1), (33, 3), (1000, 2), (2, 3, 5)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_bits_and_normals_equal_jax_random_for_typed_and_raw_keys(shape):
+def test_bits_uniforms_and_normals_equal_jax_random_for_typed_and_raw_keys(shape):
     for seed in (0, 1, 12345):
         typed = jax.random.fold_in(jax.random.key(seed), 17)
         raw = jax.random.PRNGKey(seed)
         for key in (typed, raw):
             np.testing.assert_array_equal(_threefry.bits32(key, shape), jax.random.bits(key, shape, jnp.uint32))
             np.testing.assert_array_equal(_threefry.normal(key, shape), jax.random.normal(key, shape))
+            np.testing.assert_array_equal(_threefry.uniform(key, shape), jax.random.uniform(key, shape))
 
 
 def test_normals_equal_jax_random_under_jit_and_vmap():

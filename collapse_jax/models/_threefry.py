@@ -1,10 +1,10 @@
-"""Threefry-2x32-20 written out unrolled, and jax.random.normal's exact draws computed with it.
+"""Threefry-2x32-20 written out unrolled, and jax.random's exact normals and uniforms computed with it.
 
 jax.random's CPU lowering of threefry rolls its 20 rounds into a loop that XLA does not fuse with the code around it
 (~4x the cost per word; BUILD_NOTES, "The multinomial's remaining cost"). The same generator unrolled into elementwise
-integer ops fuses. `normal` reproduces jax.random.normal bit for bit (tests/test_threefry.py) for threefry keys under
-the default `jax_threefry_partitionable` layout, so swapping it in changes no result; for any other key type or
-layout it calls jax.random.normal itself.
+integer ops fuses. `normal` and `uniform` reproduce jax.random.normal / jax.random.uniform (float32) bit for bit
+(tests/test_threefry.py) for threefry keys under the default `jax_threefry_partitionable` layout, so swapping them in
+changes no result; for any other key type or layout they call jax.random itself.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def bits32(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     counter = jnp.arange(size, dtype=jnp.uint32)
     high, low = threefry_2x32(words[0], words[1], jnp.zeros_like(counter), counter)
     return (high ^ low).reshape(shape)
+
+
+def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """float32 uniforms in [0, 1) equal to jax.random.uniform(key, shape) bit for bit, at the unrolled cost."""
+    if not _is_plain_threefry(key):
+        return jax.random.uniform(key, shape, jnp.float32)
+    return jax.lax.max(np.float32(0.0), unit_float(bits32(key, shape)))
 
 
 def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:

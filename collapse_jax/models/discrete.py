@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_jax.models import _threefry
 from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
@@ -41,7 +42,8 @@ def draw_categorical(key: jax.Array, probabilities: jax.Array, num_samples: int)
     """I.i.d. outcome indices [num_samples] with P(i) = probabilities[i], by inverse CDF."""
     # Inverse CDF costs M uniforms + M log K compares; Gumbel-max (jax.random.categorical) costs M x K uniforms.
     cumulative = jnp.cumsum(probabilities)
-    uniforms = jax.random.uniform(key, (num_samples,), jnp.float32) * cumulative[-1]
+    # = jax.random.uniform bit for bit, from the unrolled generator (~4x cheaper on XLA:CPU; models/_threefry.py).
+    uniforms = _threefry.uniform(key, (num_samples,)) * cumulative[-1]
     # side="right" never picks an outcome of probability 0 (its interval is empty), which keeps lost outcomes lost
     # (the absorbing states of Wright–Fisher); the clip catches a uniform rounded up to the total.
     last_alive = probabilities.shape[0] - 1 - jnp.argmax((probabilities > 0)[::-1])
