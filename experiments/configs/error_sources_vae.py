@@ -10,8 +10,8 @@ A VAE has no exact population fit, so the switches are surrogates (collapse_jax/
 Main metric latent_std_gen0_encoder (Shumailov's latent spread), with frechet_distance.
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_vae.py --workdir=/tmp/es_vae
-Runtime: not measured (no time on this branch): 4 static groups x 2 learning rates x 4 seeds x 11 fits, where
-vae_digits.py's 2 groups x 4 seeds x 11 fits take 1 min on an idle 2-core CPU; half the groups train on 4x the images.
+Runtime: 73 min 47 s wall (22 min of CPU) on the 2-core CPU shared with four other jobs (load 6-11), 2026-12-02; the
+  measured decomposition is in notes/error_sources.md (4x M does not switch this VAE's statistical error off).
 A CI-sized variant: --config.seeds=1 --config.num_generations=2 --config.model.steps_per_generation=20
   --config.samples_per_generation='(200, 800)' --config.model.train_size=200 ran in 206 s wall (2026-12-02, 2-core CPU,
   light load) and its report.md has the error-sources section (8 panels); too small to measure a decomposition.
