@@ -3,14 +3,15 @@ at M = 10^2, 10^4, 10^6, side by side in one process; ratio = statistics / point
 
 python -m benchmarks.statistics_sampling [--quick]
 
-Measured 2026-12-02 06:00-06:08 UTC, fast exact multinomial, full mode, shared 2-core CPU at load 17-24 (points rows
-suffer most from the load: discrete M=10^4 points 4,445 here vs 7,854 at load ~2), chain-generations/s:
-  gaussian  M=10^2 points 3.3e5, statistics 9.1e5 (2.7x); M=10^4 1,329 vs 9.2e5 (693x); M=10^6 7.4 vs 9.9e5
-  discrete  M=10^2 points 3.6e5, statistics 1.2e5 (0.3x); M=10^4 4,445 vs 8.3e4 (18.6x); M=10^6 4.9 vs 2.2e5
-Discrete statistics rows alone, old vs new multinomial interleaved in one process (06:09-06:22, best of 2):
-M=10^2 4.3e4 -> 2.5e5, M=10^4 5.0e4 -> 2.5e5, M=10^6 5.5e4 -> 2.4e5 (~5x); against 7,854 points/s at load ~2 that is
-~32x at M = 10^4: the 100x target is still missed (BUILD_NOTES, "Fast exact multinomial"). Before (2026-12-01 23:48,
-load ~2): discrete M=10^4 points 7,854 vs statistics 9.7e4 (12.4x); single rows move +-50% with the load.
+Measured 2026-12-02 13:41 UTC on the idle 2-core CPU (load < 1), full mode, after the unrolled threefry (points mode
+of both families now draws jax.random's values 2.7-4x cheaper; BUILD_NOTES "Unrolled threefry") and the multinomial of
+branch ms, chain-generations/s:
+  gaussian  M=10^2 points 7.9e5, statistics 8.1e5 (1.0x); M=10^4 1.21e4 vs 1.97e6 (163x); M=10^6 81 vs 1.56e6
+  discrete  M=10^2 points 1.07e6, statistics 9.9e5 (0.9x); M=10^4 2.01e4 vs 1.40e6 (69.6x); M=10^6 118 vs 1.42e6
+Discrete M = 10^4 at other chain counts (same machine, 13:44): statistics 1.57e6 (1,024 chains), 1.92e6 (4,096),
+2.0e6 (16,384); points 2.35e4 (64 chains), 1.46e4 (256): ~85x at the best of each. The 100x target is missed against
+today's points mode, which is 2.6x faster than the 7,854/s the target was set against (statistics is 178-250x that).
+Earlier (06:00, load 17-24, before both changes): discrete M=10^4 points 4,445 vs statistics 8.3e4 (18.6x).
 """
 
 from __future__ import annotations
