@@ -22,7 +22,7 @@ from experiments.configs import common, gmm
 
 def get_config() -> ml_collections.ConfigDict:
     config = gmm.get_config()
-    config.seeds = 32
+    # gmm.py's 32 seeds; 100 generations.
     config.num_generations = 100
     # M = 1000 (gmm.py) samples per generation when the statistical error is on; population fits ignore the pool, so
     # they need gmm.py's replace with no real data.
