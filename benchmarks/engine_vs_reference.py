@@ -7,7 +7,6 @@ Each family's engine and reference are compiled in this process and timed chunk 
 
 from __future__ import annotations
 
-import numpy as np
 from absl import app, flags
 
 from benchmarks import references
@@ -66,15 +65,6 @@ def gaussian_rows(chains: int, generations: int, repeats: int, chain_block: int 
             label = f"gaussian engine/fused ({generator}; {chains} chains, block {built.chain_block})"
             rows.append(_compare(label, engine, reference, chains, repeats, TARGETS["gaussian"]))
     return rows
-
-
-def random_floor(
-    chains: int, generations: int, repeats: int, samples_per_generation: int = 100, normal_draws: str = "unrolled"
-) -> float:
-    """Seconds per generation of drawing the Gaussian chains' normals alone (every value summed)."""
-    knobs = {"seed": np.arange(chains, dtype=np.int32)}
-    floor = references.RandomFloor(samples_per_generation, generations, normal_draws=normal_draws)
-    return interleaved_best({"floor": ChunkTimer(*floor.compile(), knobs, generations)}, repeats)["floor"]
 
 
 def discrete_rows(chains: int, generations: int, repeats: int, chain_block: int | None = None) -> list[dict]:
