@@ -1,10 +1,14 @@
-"""Shared fixtures: small, fast configs built from the shipped experiment configs."""
+"""Shared fixtures: small, fast configs built from the shipped experiment configs; the suite's compile setting."""
 
-import ml_collections
-import pytest
+import compile_setting
 
-from collapse_jax.host import runner
-from experiments.configs import gaussian
+compile_setting.apply()  # before anything starts jax's backend: XLA_FLAGS is read once, at its start
+
+import ml_collections  # noqa: E402
+import pytest  # noqa: E402
+
+from collapse_jax.host import runner  # noqa: E402
+from experiments.configs import gaussian  # noqa: E402
 
 
 @pytest.fixture

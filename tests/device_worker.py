@@ -17,7 +17,9 @@ if __name__ == "__main__":
     parser.add_argument("--process_id", type=int, default=0)
     parser.add_argument("--num_processes", type=int, default=1)
     args = parser.parse_args()
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+    # Kept: the suite's compile setting (tests/conftest.py), so these bits compare with the test process's own.
+    inherited = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{inherited} --xla_force_host_platform_device_count={args.devices}".strip()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402

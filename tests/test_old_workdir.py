@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+from compile_setting import production_env
 
 from collapse_jax.analysis import results
 
@@ -25,7 +26,8 @@ FLAGS = [
 
 def _main(workdir: str) -> str:
     command = [sys.executable, "-m", "experiments.main", f"--workdir={workdir}", *FLAGS]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    # The fixture's bits were written under production compile settings: both runs use them.
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=production_env())
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stderr
 
