@@ -12,10 +12,11 @@ An LM has no exact population fit, so the switches are surrogates (collapse_jax/
 Main metric ppl_real_test, with rare_token_mass and distinct_2 (the tails of the text).
 
 Launch:  python -m experiments.main --config=experiments/configs/error_sources_lm.py --workdir=/tmp/es_lm
-Full size, for an accelerator (set --config.model.dtype=bfloat16): 4 static groups x 2 learning rates x 2 seeds x 6
-fits, one 1024-prompt 5-beam decoding per fit; not run (no accelerator on the branch that wrote it). From lm_tiny.py's
-measured 25 s per generation per group of 4 chains at M = 256 on a 2-core CPU, expect over half an hour on a CPU, plus
-~2 min per depth once for the base models.
+Full size (4 static groups x 2 learning rates x 2 seeds x 6 fits, one 5-beam decoding of M prompts per fit): measured
+91 min wall on the shared 2-core CPU at load 4-6 (2026-12-02), of which 20 min pretrained the two base models once
+(cached afterwards); a generation took ~1 min at M = 256 and 2.5-6 min at M = 1024. Results: notes/error_sources.md
+(test perplexity 64 -> 797 in 5 generations with every switch off; the 10x smaller learning rate holds it at 89; one
+layer 414; M makes no measurable difference at this fixed budget). On an accelerator set --config.model.dtype=bfloat16.
 CI-sized variant (random init, 16 / 64 blocks, 2 generations, 8 chains): measured 22 min 42 s wall (9 min 10 s CPU)
 on the shared 2-core CPU under heavy load from other jobs, ~3.5 min per group, nearly all of it compiling; not
 seconds. A smoke test of the plumbing only: from a random init the test perplexity stays near the vocabulary size
