@@ -245,7 +245,8 @@ class Kit:
                 )
 
     def check_hooks(self) -> str | None:
-        """sample_truth / log_likelihood / is_good / detect_watermark: [n] shapes and dtypes, when present."""
+        """sample_truth / log_likelihood / is_good / detect_watermark / preference_reward (each declared reward):
+        [n] shapes and dtypes, when present."""
         model, knobs = self.model, self.knobs
         data, params, samples = self._fitted()
         n = self.num_samples
@@ -261,6 +262,10 @@ class Kit:
             "is_good": (contract.Verifier, lambda s, k: model.is_good(s, k), np.bool_),
             "detect_watermark": (contract.WatermarkDetector, lambda s, k: model.detect_watermark(s, k), np.bool_),
         }
+        if contract.supports(model, contract.PreferenceRewards):
+            for kind in model.preference_rewards:
+                reward = functools.partial(model.preference_reward, kind)
+                scorers[f"preference_reward({kind!r})"] = (contract.PreferenceRewards, reward, np.floating)
         for hook, (capability, score, dtype) in scorers.items():
             if not contract.supports(model, capability):
                 continue
@@ -280,7 +285,7 @@ class Kit:
                 )
         if unavailable and not present:
             return "unavailable for this config: " + "; ".join(unavailable)
-        return None if present else "no sample_truth / log_likelihood / is_good / detect_watermark"
+        return None if present else "no sample_truth / log_likelihood / is_good / detect_watermark / preference_reward"
 
     CHECKS: tuple[tuple[str, str], ...] = (
         ("deterministic", "check_deterministic"),

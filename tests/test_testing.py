@@ -136,6 +136,32 @@ def test_a_broken_family_fails_the_matching_check_saying_what_to_fix(family, che
     assert not others, others
 
 
+class Rewarded(laplace.LaplaceModel):
+    """Declares a preference reward (the PreferenceRewards capability): minus the distance to the true location."""
+
+    preference_rewards = {"closeness": ()}
+
+    def preference_reward(self, kind, data, knobs):
+        return -jnp.abs(data - self.true_location)
+
+
+class MisshapenReward(Rewarded):
+    """A reward with a trailing axis: [n, 1] instead of one number per point."""
+
+    def preference_reward(self, kind, data, knobs):
+        return super().preference_reward(kind, data, knobs)[:, None]
+
+
+def test_a_declared_preference_reward_is_checked_for_one_float_per_point():
+    checks = {result.name: result for result in kit(Rewarded).run()}
+    assert checks["optional_hooks"].status == "PASS", checks["optional_hooks"].line()
+    checks = {result.name: result for result in kit(MisshapenReward).run()}
+    assert checks["optional_hooks"].status == "FAIL"
+    assert "preference_reward('closeness') must return one floating per point, shape (64,)" in (
+        checks["optional_hooks"].detail
+    ), checks["optional_hooks"].line()
+
+
 def test_a_wrong_metric_name_fails_the_metric_check():
     class Renamed(laplace.LaplaceModel):
         metric_names = ("location_error", "scale_ratio", "kl")
