@@ -47,8 +47,8 @@ def test_families_take_engine_settings_as_arguments_and_never_import_curation():
     assert settings == contract.FamilySettings(good_region_mass=0.5, num_generations=3)
     # The mass reaches the family as an argument: the Gaussian's good region follows it, not the config.
     config = runner.as_config({"regime.name": "replace", "model.test_size": 10}, gaussian_config.get_config())
-    wide = gaussian.make_model(config, contract.FamilySettings(good_region_mass=0.99))
-    narrow = gaussian.make_model(config, contract.FamilySettings(good_region_mass=0.5))
+    wide = base.make_model(config, contract.FamilySettings(good_region_mass=0.99))
+    narrow = base.make_model(config, contract.FamilySettings(good_region_mass=0.5))
     assert wide.good_radius_sq > narrow.good_radius_sq
 
 

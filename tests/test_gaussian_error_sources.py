@@ -183,7 +183,6 @@ def test_descent_from_previous_params_unregularized_with_infinite_data_does_not_
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"model.population_fit": True, "model.sampling": "points"}, "config.model.population_fit: True fits"),
         (
             {"model.population_fit": True, "model.estimator": "unbiased"},
             "config.model.estimator: 'unbiased' corrects",
@@ -206,6 +205,15 @@ def test_nonsense_combinations_are_one_line_errors(gaussian_config, overrides, m
         sweep.expand(config)
         base.make_model(config)
     assert "\n" not in str(error.value)
+
+
+def test_population_fit_implies_the_statistics_path(gaussian_config):
+    """population_fit = True is the statistics path with population statistics: the config need not say both."""
+    overrides = {"model.population_fit": True, "regime.real_fraction": 0.1, "seeds": 4, "num_generations": 3}
+    implied = runner.simulate(runner.as_config(overrides, gaussian_config))
+    explicit = runner.simulate(runner.as_config({**overrides, "model.sampling": "statistics"}, gaussian_config))
+    for name, values in explicit.metrics.items():
+        np.testing.assert_array_equal(implied.metrics[name], values, err_msg=name)
 
 
 @pytest.mark.slow

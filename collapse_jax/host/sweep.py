@@ -196,6 +196,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         group_config = ml_collections.ConfigDict(config.to_dict())
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
+        group_config = base.resolve(group_config)
         model = base.make_model(group_config)
         validate_sampling(group_config, model)
         knob_fields = {

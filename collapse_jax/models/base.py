@@ -11,10 +11,13 @@ import sys
 import types
 from typing import Any
 
+from collapse_jax.models import fields
 from collapse_jax.models.contract import (  # noqa: F401  (re-exported: the public contract)
     CAPABILITIES,
+    SHARED_MODEL_FIELDS,
     ArtifactOutputs,
     ConfigFields,
+    ConfigRules,
     EvaluateUsesSamples,
     EventMetrics,
     FamilySettings,
@@ -75,8 +78,18 @@ def family_class(name: Any) -> type | None:
     return returned if isinstance(returned, type) else None
 
 
+def resolve(config: Any) -> Any:
+    """One static group's config with the model block's declared defaults filled in and the family's rules applied
+    (fields.resolve); the config every builder of the group reads."""
+    family = family_class(config.model.name)
+    declared = {**SHARED_MODEL_FIELDS, **(family.config_fields if supports(family, ConfigFields) else {})}
+    rules = tuple(family.config_rules) if supports(family, ConfigRules) else ()
+    return fields.resolve(config, declared, rules)
+
+
 def make_model(config: Any, settings: FamilySettings | None = None) -> Model:
-    """Build the family named by `config.model.name`; engine settings are parsed here once unless given."""
+    """Build the family named by `config.model.name` from its resolved config; engine settings are parsed here once
+    unless given."""
     module = family_module(config.model.name)
-    config = without_unset(config)  # common.py's inactive curation block builds the family exactly as no block does
+    config = resolve(without_unset(config))  # the inactive curation block builds the family exactly as no block does
     return module.make_model(config, family_settings(config) if settings is None else settings)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Protocol
 
 import jax
 
+from collapse_jax.models.fields import choice
+
 PyTree = Any
 Knobs = dict[str, jax.Array]  # one chain's dynamic values (scalars inside vmap)
 
@@ -179,9 +181,24 @@ class EventMetrics(Protocol):
 
 
 class ConfigFields(Protocol):
-    """Optional: the family's config.model fields and their checks (filled in by config_schema)."""
+    """Optional: the family's config.model fields, each declared once (type, range, default, sweepability, doc): the
+    only source of their checks (host/config_schema.validate) and defaults (an absent field takes its default)."""
 
     config_fields: ClassVar[Any]
+
+
+class ConfigRules(Protocol):
+    """Optional: the family's cross-field rules (fields.implies / requires / needs), applied per static group before
+    make_model: what one setting implies for another, or requires of it."""
+
+    config_rules: ClassVar[Any]
+
+
+# The config.model fields the engine reads of every family (declared here, beside the contract they belong to).
+SAMPLINGS = ("points", "statistics")
+SHARED_MODEL_FIELDS = {
+    "sampling": choice("points or exact sufficient statistics", SAMPLINGS, default="points"),
+}
 
 
 # Metric names the engine's curation stage adds to every family's (NaN at generation 0, where nothing is curated):
@@ -207,6 +224,7 @@ CAPABILITIES = (
     EvaluateUsesSamples,
     EventMetrics,
     ConfigFields,
+    ConfigRules,
 )
 
 

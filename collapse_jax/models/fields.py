@@ -1,5 +1,5 @@
-"""How a family declares its config fields: `Field` (type, range or choices, optional, sweepable, one-line doc) and
-the check of one value against it. Families use this; host/config_schema.py declares the shared fields and validates.
+"""How every part declares its settings: `Field` (type, range or choices, default, optional, sweepable, one-line doc),
+`Rule` (what one setting implies for or requires of another), and the checks. host/config_schema.py applies them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,16 @@ from typing import Any
 import ml_collections
 
 KINDS = ("int", "number", "str", "bool", "ints", "strs", "any", "block")
+
+
+class _NoDefault:
+    """The default of a field that has none: a config must set it (or the family reads it only when present)."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +45,15 @@ class Field:
     noun: str = "value"  # the error's word for a value outside choices: "unknown regime 'recycle'"
     check: Callable[[Any], None] | None = None  # extra one-line check of the whole value (kind "any" relies on it)
     number_choices: bool = False  # a number, or a string among `choices` (KDE bandwidth: 0.2 or "scott")
+    # The value an absent field takes; the only place a field's default is written (config_schema.with_defaults).
+    default: Any = NO_DEFAULT
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
 
 
 def integer(doc: str, low: int | None = None, **options) -> Field:
@@ -56,8 +72,8 @@ def text(doc: str, **options) -> Field:
     return Field("str", doc, **options)
 
 
-def flag(doc: str) -> Field:
-    return Field("bool", doc)
+def flag(doc: str, default: Any = NO_DEFAULT, **options) -> Field:
+    return Field("bool", doc, default=default, **options)
 
 
 def _range_text(field: Field) -> str:
@@ -141,6 +157,94 @@ def check_value(path: str, field: Field, value: Any) -> None:
             raise ValueError(f"config.{path}: must be {_describe(field)}, got {item!r}")
     if field.check is not None:
         field.check(value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rule:
+    """A cross-field rule of one static group, declared beside the fields it ties: while the field `when` holds one of
+    `values`, the field `then` takes `implied` (implies), must hold one of `allowed` (requires) or must be set (needs).
+
+    Paths are relative to the block that declares the rule (a family's rules: config.model); a path starting with "/"
+    is from the config's root ("/regime.name"). An implied field left at its declared default takes the implied value;
+    set to anything else it is a conflict. `message` is the one-line error; "{got}" and "{when}" in it are the values
+    of `then` and `when`.
+    """
+
+    when: str
+    values: tuple
+    then: str
+    message: str
+    allowed: tuple = ()
+    implied: Any = NO_DEFAULT
+    needs_value: bool = False
+
+
+def implies(when: str, values: tuple, then: str, value: Any, message: str) -> Rule:
+    """While `when` is one of `values`, `then` takes `value` (an explicit other value is the error `message`)."""
+    return Rule(when=when, values=tuple(values), then=then, implied=value, message=message)
+
+
+def requires(when: str, values: tuple, then: str, allowed: tuple, message: str) -> Rule:
+    """While `when` is one of `values`, `then` must be one of `allowed` (else the one-line error `message`)."""
+    return Rule(when=when, values=tuple(values), then=then, allowed=tuple(allowed), message=message)
+
+
+def needs(when: str, values: tuple, then: str, message: str) -> Rule:
+    """While `when` is one of `values`, `then` must be set (not None)."""
+    return Rule(when=when, values=tuple(values), then=then, needs_value=True, message=message)
+
+
+def _node_and_leaf(config: ml_collections.ConfigDict, path: str, block: str) -> tuple[Any, str]:
+    """The ConfigDict holding `path` (a rule's path, relative to `block` unless it starts with "/") and its key."""
+    full = path[1:] if path.startswith("/") else f"{block}.{path}"
+    *parents, leaf = full.split(".")
+    node = config
+    for part in parents:
+        node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    return node, leaf
+
+
+def _read(config: ml_collections.ConfigDict, path: str, block: str, declarations: dict[str, Field]) -> Any:
+    node, leaf = _node_and_leaf(config, path, block)
+    if isinstance(node, ml_collections.ConfigDict) and leaf in node:
+        return node[leaf]
+    declared = declarations.get(path)
+    return declared.default if declared is not None and declared.has_default else None
+
+
+def resolve(
+    config: ml_collections.ConfigDict,
+    declarations: dict[str, Field],
+    rules: tuple[Rule, ...] = (),
+    block: str = "model",
+) -> ml_collections.ConfigDict:
+    """A copy of one static group's config whose `block` holds every declared field that has a default (absent ones
+    at it) and the values its rules imply; a requirement that fails raises its one-line ValueError.
+
+    Idempotent: resolving a resolved config returns an equal one.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    node = config.get(block)
+    if isinstance(node, ml_collections.ConfigDict):
+        with node.ignore_type():
+            for name, field in declarations.items():
+                if field.has_default and "." not in name and name not in node:
+                    node[name] = field.default
+    for rule in rules:
+        when = _read(config, rule.when, block, declarations)
+        if when not in rule.values:
+            continue
+        value = _read(config, rule.then, block, declarations)
+        if rule.implied is not NO_DEFAULT:
+            declared = declarations.get(rule.then)
+            if value != rule.implied and declared is not None and value != declared.default:
+                raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
+            target, leaf = _node_and_leaf(config, rule.then, block)
+            with target.ignore_type():
+                target[leaf] = rule.implied
+        elif (rule.needs_value and value is None) or (rule.allowed and value not in rule.allowed):
+            raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
+    return config
 
 
 # The inactive curation block experiments/configs/common.py writes: a config holding exactly this runs as one without

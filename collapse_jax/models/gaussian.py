@@ -23,7 +23,7 @@ from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import _threefry
 from collapse_jax.models._gaussian_truths import TRUTHS, Truth
 from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.fields import Field, choice, integer, number
+from collapse_jax.models.fields import choice, flag, implies, integer, needs, number, requires
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
 # Up to this d, scatter matrices are sums of outer products (elementwise); above it, one matmul per chain.
@@ -67,48 +67,135 @@ class GaussianModel:
     evaluate_uses_samples = False
     static_sweep_fields = ("model.truth", "model.population_fit", "model.fit_method", "model.fit_init")
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields and the rules that tie them, declared once: the only source of their defaults and checks.
     config_fields = {
         "dim": integer("d: data dimension", low=1),
         "true_mean": number("the truth is N(true_mean * 1, true_std^2 I)"),
         "true_std": number("the truth's standard deviation", low=0.0, low_open=True),
         "estimator": choice("mle (ddof 0) or unbiased (ddof 1)", tuple(ESTIMATOR_DDOF), noun="estimator"),
         "sampling_bias": number("lambda: sample from N(mu, lambda Sigma)", low=0.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
-        "test_size": integer("held-out real points for nll_real_test", low=1),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "test_size": integer("held-out real points for nll_real_test", low=1, default=10_000),
         "truth": choice(
             "gaussian | mixture | student_t (one compile each; None: gaussian)",
             TRUTHS,
             optional=True,
             sweepable=True,
             noun="truth",
+            default=None,
         ),
-        "truth_separation": number("a: the mixture truth is 0.5 N(mu0 - a, s^2) + 0.5 N(mu0 + a, s^2)", low=0.0),
-        "truth_dof": number("nu: the student_t truth is mu0 + s T_nu", low=2.0, low_open=True),
-        "population_fit": Field(
-            "bool", "fit the previous model's distribution itself (statistical error off)", sweepable=True
+        "truth_separation": number(
+            "a: the mixture truth is 0.5 N(mu0 - a, s^2) + 0.5 N(mu0 + a, s^2)", low=0.0, default=2.0
+        ),
+        "truth_dof": number("nu: the student_t truth is mu0 + s T_nu", low=2.0, low_open=True, default=3.0),
+        "population_fit": flag(
+            "fit the previous model's distribution itself (statistical error off; runs the statistics path)",
+            default=False,
+            sweepable=True,
         ),
         "fit_method": choice(
             "exact (moments) or gradient_descent (approximation error on)",
             FIT_METHODS,
             sweepable=True,
             noun="fit method",
+            default="exact",
         ),
-        "fit_steps": integer("k: gradient steps per fit (a chain knob)", low=1, sweepable=True),
+        "fit_steps": integer(
+            "k: gradient steps per fit (a chain knob; gradient_descent)",
+            low=1,
+            sweepable=True,
+            optional=True,
+            default=None,
+        ),
         "learning_rate": number(
-            "eta: gradient-descent step size (a chain knob)", low=0.0, low_open=True, sweepable=True
+            "eta: gradient-descent step size (a chain knob; gradient_descent)",
+            low=0.0,
+            low_open=True,
+            sweepable=True,
+            optional=True,
+            default=None,
         ),
         "fit_init": choice(
             "descent starts at the previous params or at the fixed N(0, I)",
             FIT_INITS,
             sweepable=True,
             noun="initialization",
+            default="previous",
         ),
         "l2_log_scale": number(
-            "L2 penalty (l2 / 2) sum_j (log sigma_j)^2 on the descent (a chain knob)", low=0.0, sweepable=True
+            "L2 penalty (l2 / 2) sum_j (log sigma_j)^2 on the descent (a chain knob)",
+            low=0.0,
+            sweepable=True,
+            default=0.0,
         ),
-        "known_variance": Field("bool", "the fit keeps the truth's covariance and fits only the mean"),
+        "known_variance": flag("the fit keeps the truth's covariance and fits only the mean", default=False),
     }
+    config_rules = (
+        requires(
+            "truth",
+            ("mixture", "student_t"),
+            "dim",
+            (1,),
+            "config.model.truth: {when} is one-dimensional here (its W2 and tail quantiles are exact in 1-D); set "
+            "config.model.dim = 1, got {got}",
+        ),
+        # The population fit is the statistics path with the statistics at their population values.
+        implies(
+            "population_fit",
+            (True,),
+            "sampling",
+            "statistics",
+            "config.model.sampling: population_fit = True fits the previous model's distribution itself, through the "
+            "statistics path; leave model.sampling unset or 'statistics', got {got}",
+        ),
+        requires(
+            "population_fit",
+            (True,),
+            "estimator",
+            ("mle",),
+            "config.model.estimator: 'unbiased' corrects a finite-sample bias; population_fit has no samples, use "
+            "'mle'",
+        ),
+        requires(
+            "population_fit",
+            (True,),
+            "/regime.name",
+            ("replace", "accumulate", "fresh"),
+            "config.model.population_fit: regime {got} with a raw pool subsamples points, which a population fit "
+            "does not have; use replace, accumulate or fresh",
+        ),
+        requires(
+            "population_fit",
+            (True,),
+            "/regime.keep_raw_pool",
+            (False,),
+            "config.model.population_fit: keep_raw_pool keeps points, which a population fit does not have; use "
+            "regime.keep_raw_pool = False",
+        ),
+        requires(
+            "fit_method",
+            ("gradient_descent",),
+            "estimator",
+            ("mle",),
+            "config.model.estimator: gradient_descent minimizes the NLL (the MLE); use 'mle'",
+        ),
+        needs(
+            "fit_method", ("gradient_descent",), "fit_steps", "config.model.fit_steps: gradient_descent needs it set"
+        ),
+        needs(
+            "fit_method",
+            ("gradient_descent",),
+            "learning_rate",
+            "config.model.learning_rate: gradient_descent needs it set",
+        ),
+        requires(
+            "known_variance",
+            (True,),
+            "fit_method",
+            ("exact",),
+            "config.model.known_variance: fits only the mean by moments; use model.fit_method = 'exact'",
+        ),
+    )
 
     @property
     def _truth(self) -> Truth:
@@ -312,98 +399,33 @@ def _coupling(truth: Truth) -> float:
     return truth.gaussian_coupling()
 
 
-def _error_source_settings(config) -> dict:
-    """Parse issue 14's switches (truth, population_fit, fit_method and its knobs) with one-line errors."""
-    model = config.model
-    kind = model.get("truth") or "gaussian"
-    if kind not in TRUTHS:
-        raise ValueError(f"config.model.truth: unknown truth {kind!r}; allowed: {', '.join(TRUTHS)}")
-    if kind != "gaussian" and model.dim != 1:
-        raise ValueError(
-            f"config.model.truth: {kind!r} is one-dimensional here (its W2 and tail quantiles are exact in 1-D); "
-            f"set config.model.dim = 1, got {model.dim}"
-        )
-    separation, dof = float(model.get("truth_separation", 2.0)), float(model.get("truth_dof", 3.0))
-    if kind == "student_t" and not dof > 2:
-        raise ValueError(f"config.model.truth_dof: must be > 2 (a finite variance for the moment fit), got {dof!r}")
-    truth = Truth(kind, float(model.true_mean), float(model.true_std), separation=separation, dof=dof)
-    population = bool(model.get("population_fit", False))
-    if population:
-        if model.get("sampling", "points") != "statistics":
-            raise ValueError(
-                "config.model.population_fit: True fits the previous model's distribution itself, which the engine "
-                "reaches through its statistics path; set config.model.sampling = 'statistics' too"
-            )
-        if model.estimator != "mle":
-            raise ValueError(
-                "config.model.estimator: 'unbiased' corrects a finite-sample bias; population_fit has no samples, "
-                "use 'mle'"
-            )
-        if config.regime.name == "accumulate_subsample" or config.regime.get("keep_raw_pool", False):
-            raise ValueError(
-                f"config.model.population_fit: regime {config.regime.name!r} with a raw pool subsamples points, "
-                f"which a population fit does not have; use replace, accumulate or fresh"
-            )
-    method = model.get("fit_method", "exact")
-    if method not in FIT_METHODS:
-        raise ValueError(f"config.model.fit_method: unknown fit method {method!r}; allowed: {', '.join(FIT_METHODS)}")
-    fit_init = model.get("fit_init", "previous")
-    if fit_init not in FIT_INITS:
-        raise ValueError(f"config.model.fit_init: unknown initialization {fit_init!r}; allowed: {', '.join(FIT_INITS)}")
-    knob_fields = {"sampling_bias": "model.sampling_bias"}
-    max_steps = 0
-    if method == "gradient_descent":
-        if model.estimator != "mle":
-            raise ValueError("config.model.estimator: gradient_descent minimizes the NLL (the MLE); use 'mle'")
-        for path in DESCENT_KNOBS.values():
-            if model.get(path.split(".")[1]) is None:
-                raise ValueError(f"config.{path}: gradient_descent needs it set")
-        steps = np.atleast_1d(model.fit_steps)
-        if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in steps.tolist()):
-            raise ValueError(f"config.model.fit_steps: must be integers >= 1, got {model.fit_steps!r}")
-        max_steps = int(steps.max())
-        knob_fields.update(DESCENT_KNOBS)
-    known_variance = bool(model.get("known_variance", False))
-    if known_variance and method != "exact":
-        raise ValueError("config.model.known_variance: fits only the mean by moments; use model.fit_method = 'exact'")
-    metric_names = METRIC_NAMES + (("tail_mass_ratio",) if model.get("truth") is not None else ())
-    return {
-        "truth": truth,
-        "population_fit": population,
-        "fit_method": method,
-        "fit_init": fit_init,
-        "max_fit_steps": max_steps,
-        "known_variance": known_variance,
-        "metric_names": metric_names,
-        "knob_fields": knob_fields,
-    }
-
-
 def make_model(config, settings: FamilySettings | None = None) -> GaussianModel:
-    """Validate `config.model` and build the Gaussian family."""
+    """Build the Gaussian family from its resolved config (base.make_model: defaults in, rules applied)."""
     model = config.model
-    if model.estimator not in ESTIMATOR_DDOF:
-        raise ValueError(
-            f"config.model.estimator: {model.estimator!r} is not allowed; use one of {list(ESTIMATOR_DDOF)}"
-        )
-    if not isinstance(model.dim, int) or model.dim < 1:
-        raise ValueError(f"config.model.dim: must be a positive integer, got {model.dim!r}")
-    if not model.true_std > 0:
-        raise ValueError(f"config.model.true_std: must be > 0, got {model.true_std!r}")
-    for bias in np.atleast_1d(model.sampling_bias):
-        if not bias >= 0:
-            raise ValueError(f"config.model.sampling_bias: must be >= 0 (lambda scales the covariance), got {bias!r}")
-    real_data_size = model.get("real_data_size") or config.samples_per_generation
-    if real_data_size < 1:
-        raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
     settings = family_settings(config) if settings is None else settings
+    truth = Truth(
+        model.truth or "gaussian",
+        float(model.true_mean),
+        float(model.true_std),
+        separation=float(model.truth_separation),
+        dof=float(model.truth_dof),
+    )
+    descent = model.fit_method == "gradient_descent"
     return GaussianModel(
         dim=model.dim,
         ddof=ESTIMATOR_DDOF[model.estimator],
         true_mean=float(model.true_mean),
         true_std=float(model.true_std),
-        real_data_size=int(real_data_size),
-        test_size=int(model.get("test_size", 10_000)),
+        real_data_size=int(model.real_data_size or config.samples_per_generation),
+        test_size=int(model.test_size),
         good_radius_sq=metrics.chi_square_quantile(settings.good_region_mass, model.dim),
-        **_error_source_settings(config),
+        truth=truth,
+        population_fit=bool(model.population_fit),
+        fit_method=model.fit_method,
+        fit_init=model.fit_init,
+        # The descent loop's static length: the sweep's largest k (each chain masks its own).
+        max_fit_steps=int(np.max(model.fit_steps)) if descent else 0,
+        known_variance=bool(model.known_variance),
+        metric_names=METRIC_NAMES + (("tail_mass_ratio",) if model.truth is not None else ()),
+        knob_fields={"sampling_bias": "model.sampling_bias", **(DESCENT_KNOBS if descent else {})},
     )
