@@ -5,6 +5,7 @@ The contract itself (Protocols, `supports`, FamilySettings) lives in `contract`;
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import sys
@@ -81,10 +82,26 @@ def family_class(name: Any) -> type | None:
 def resolve(config: Any) -> Any:
     """One static group's config with the model block's declared defaults filled in and the family's rules applied
     (fields.resolve); the config every builder of the group reads."""
-    family = family_class(config.model.name)
-    declared = {**SHARED_MODEL_FIELDS, **(family.config_fields if supports(family, ConfigFields) else {})}
-    rules = tuple(family.config_rules) if supports(family, ConfigRules) else ()
-    return fields.resolve(config, declared, rules)
+    return fields.resolve(config, model_declarations(config.model.name), family_rules(config.model.name), ("model",))
+
+
+def model_declarations(name: Any) -> dict[str, fields.Field]:
+    """Every declared config.model field of family `name`, by dotted path: the engine's and the family's own."""
+    family = family_class(name)
+    own = family.config_fields if supports(family, ConfigFields) else {}
+    return {f"model.{field}": declaration for field, declaration in {**SHARED_MODEL_FIELDS, **own}.items()}
+
+
+def family_rules(name: Any) -> tuple[fields.Rule, ...]:
+    """The family's cross-field rules (ConfigRules) with full paths: a family writes its paths like its config_fields,
+    relative to config.model, and a path from the config's root with a leading "/" ("/regime.name")."""
+    family = family_class(name)
+
+    def full(path: str) -> str:
+        return path[1:] if path.startswith("/") else f"model.{path}"
+
+    rules = family.config_rules if supports(family, ConfigRules) else ()
+    return tuple(dataclasses.replace(rule, when=full(rule.when), then=full(rule.then)) for rule in rules)
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> Model:

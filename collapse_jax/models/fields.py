@@ -159,15 +159,24 @@ def check_value(path: str, field: Field, value: Any) -> None:
         field.check(value)
 
 
+class _Copy:
+    """The implied value of `same_setting`: the value of the rule's `when` field."""
+
+    def __repr__(self) -> str:
+        return "COPY"
+
+
+COPY = _Copy()
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Rule:
     """A cross-field rule of one static group, declared beside the fields it ties: while the field `when` holds one of
-    `values`, the field `then` takes `implied` (implies), must hold one of `allowed` (requires) or must be set (needs).
+    `values` (any set value when `values` is empty), the field `then` takes `implied` (implies, same_setting), must
+    hold one of `allowed` (requires) or must be set (needs). Paths are full dotted paths ("model.fit_method").
 
-    Paths are relative to the block that declares the rule (a family's rules: config.model); a path starting with "/"
-    is from the config's root ("/regime.name"). An implied field left at its declared default takes the implied value;
-    set to anything else it is a conflict. `message` is the one-line error; "{got}" and "{when}" in it are the values
-    of `then` and `when`.
+    An implied field left at its declared default takes the implied value; set to anything else it is a conflict.
+    `message` is the one-line error; "{got}" and "{when}" in it are the values of `then` and `when`.
     """
 
     when: str
@@ -194,18 +203,23 @@ def needs(when: str, values: tuple, then: str, message: str) -> Rule:
     return Rule(when=when, values=tuple(values), then=then, needs_value=True, message=message)
 
 
-def _node_and_leaf(config: ml_collections.ConfigDict, path: str, block: str) -> tuple[Any, str]:
-    """The ConfigDict holding `path` (a rule's path, relative to `block` unless it starts with "/") and its key."""
-    full = path[1:] if path.startswith("/") else f"{block}.{path}"
-    *parents, leaf = full.split(".")
+def same_setting(alias: str, field: str, message: str) -> Rule:
+    """`alias` is another name of `field`: setting it sets `field` (setting both to different values is `message`)."""
+    return Rule(when=alias, values=(), then=field, implied=COPY, message=message)
+
+
+def _node_and_leaf(config: ml_collections.ConfigDict, path: str) -> tuple[Any, str]:
+    """The ConfigDict holding the dotted `path` (None when a parent block is absent) and its key."""
+    *parents, leaf = path.split(".")
     node = config
     for part in parents:
         node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
     return node, leaf
 
 
-def _read(config: ml_collections.ConfigDict, path: str, block: str, declarations: dict[str, Field]) -> Any:
-    node, leaf = _node_and_leaf(config, path, block)
+def _read(config: ml_collections.ConfigDict, path: str, declarations: dict[str, Field]) -> Any:
+    """The value at `path`, or its declared default when absent (None without one)."""
+    node, leaf = _node_and_leaf(config, path)
     if isinstance(node, ml_collections.ConfigDict) and leaf in node:
         return node[leaf]
     declared = declarations.get(path)
@@ -216,32 +230,35 @@ def resolve(
     config: ml_collections.ConfigDict,
     declarations: dict[str, Field],
     rules: tuple[Rule, ...] = (),
-    block: str = "model",
+    fill: tuple[str, ...] = (),
 ) -> ml_collections.ConfigDict:
-    """A copy of one static group's config whose `block` holds every declared field that has a default (absent ones
-    at it) and the values its rules imply; a requirement that fails raises its one-line ValueError.
+    """A copy of one static group's config with the absent declared fields of the `fill` blocks at their defaults and
+    the values `rules` imply; a rule that fails raises its one-line ValueError. Idempotent.
 
-    Idempotent: resolving a resolved config returns an equal one.
+    `declarations` and rule paths are full dotted paths. A block not in `fill` keeps its absent fields absent (their
+    presence can mean something: a supply knob column, an active curation field).
     """
     config = ml_collections.ConfigDict(config.to_dict())
-    node = config.get(block)
-    if isinstance(node, ml_collections.ConfigDict):
-        with node.ignore_type():
-            for name, field in declarations.items():
-                if field.has_default and "." not in name and name not in node:
-                    node[name] = field.default
+    for path, field in declarations.items():
+        node, leaf = _node_and_leaf(config, path)
+        if field.has_default and path.split(".")[0] in fill and isinstance(node, ml_collections.ConfigDict):
+            if leaf not in node:
+                with node.ignore_type():
+                    node[leaf] = field.default
     for rule in rules:
-        when = _read(config, rule.when, block, declarations)
-        if when not in rule.values:
+        when = _read(config, rule.when, declarations)
+        if when is None or (rule.values and when not in rule.values):
             continue
-        value = _read(config, rule.then, block, declarations)
+        value = _read(config, rule.then, declarations)
         if rule.implied is not NO_DEFAULT:
+            implied = when if rule.implied is COPY else rule.implied
             declared = declarations.get(rule.then)
-            if value != rule.implied and declared is not None and value != declared.default:
+            default = declared.default if declared is not None else None
+            if value != implied and value != default:
                 raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
-            target, leaf = _node_and_leaf(config, rule.then, block)
+            target, leaf = _node_and_leaf(config, rule.then)
             with target.ignore_type():
-                target[leaf] = rule.implied
+                target[leaf] = implied
         elif (rule.needs_value and value is None) or (rule.allowed and value not in rule.allowed):
             raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
     return config

@@ -139,7 +139,8 @@ class GaussianModel:
             "config.model.truth: {when} is one-dimensional here (its W2 and tail quantiles are exact in 1-D); set "
             "config.model.dim = 1, got {got}",
         ),
-        # The population fit is the statistics path with the statistics at their population values.
+        # The population fit is the statistics path with the statistics at their population values (the raw-pool
+        # regimes are refused there: they subsample points).
         implies(
             "population_fit",
             (True,),
@@ -165,14 +166,6 @@ class GaussianModel:
             "does not have; use replace, accumulate or fresh",
         ),
         requires(
-            "population_fit",
-            (True,),
-            "/regime.keep_raw_pool",
-            (False,),
-            "config.model.population_fit: keep_raw_pool keeps points, which a population fit does not have; use "
-            "regime.keep_raw_pool = False",
-        ),
-        requires(
             "fit_method",
             ("gradient_descent",),
             "estimator",
@@ -180,7 +173,10 @@ class GaussianModel:
             "config.model.estimator: gradient_descent minimizes the NLL (the MLE); use 'mle'",
         ),
         needs(
-            "fit_method", ("gradient_descent",), "fit_steps", "config.model.fit_steps: gradient_descent needs it set"
+            "fit_method",
+            ("gradient_descent",),
+            "fit_steps",
+            "config.model.fit_steps: gradient_descent needs it set",
         ),
         needs(
             "fit_method",
