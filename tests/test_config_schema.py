@@ -104,7 +104,7 @@ def test_a_wrong_kind_in_any_shared_field_is_one_line_naming_it(path):
         ("keep_period", 0, "must be an integer >= 1 or None"),
         ("seeds", "many", "must be a positive count"),
         ("chain_block", -3, "must be 'auto' or an integer >= 1"),
-        ("regime.real_fraction", (0.0, math.inf), "must be in"),
+        ("regime.real_fraction", (0.0, math.inf), "must be a finite number >= 0 and <= 1"),
         ("regime.name", (), "an empty tuple sweeps nothing"),
         ("model.true_std", 0.0, "must be a finite number > 0"),
         ("model.true_mean", math.nan, "must be a finite number"),  # NaN metrics before

@@ -166,7 +166,10 @@ def test_preference_with_a_linear_reward_moves_the_mean_by_beta_sigma_squared_pe
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({**PREFERENCE, "candidates": 8}, r"config\.curation\.candidates: K must be an integer equal to"),
+        (
+            {**PREFERENCE, "candidates": 8},
+            r"config\.curation\.candidates: K is curation\.oversample under another name",
+        ),
         ({**PREFERENCE, "reward": "cubic"}, r"config\.curation\.reward"),
         ({k: v for k, v in PREFERENCE.items() if k != "reward_scale"}, r"config\.curation\.reward_scale: required"),
     ],
@@ -174,6 +177,18 @@ def test_preference_with_a_linear_reward_moves_the_mean_by_beta_sigma_squared_pe
 def test_bad_preference_settings_name_the_field(gaussian_config, fields, message):
     with pytest.raises(ValueError, match=message):
         runner.simulate(with_curation(gaussian_config, fields))
+
+
+def test_candidates_and_oversample_are_one_setting(gaussian_config):
+    """K candidates per slot is the oversampling factor: saying either one runs the same chains, bit for bit."""
+    both = with_curation(gaussian_config, {**PREFERENCE, "candidates": 4, "oversample": 4})
+    runs = [runner.simulate(both)]
+    for alone in ("candidates", "oversample"):
+        fields = {k: v for k, v in PREFERENCE.items() if k not in ("candidates", "oversample")}
+        runs.append(runner.simulate(with_curation(gaussian_config, {**fields, alone: 4})))
+    for other in runs[1:]:
+        for name, values in runs[0].metrics.items():
+            np.testing.assert_array_equal(other.metrics[name], values, err_msg=name)
 
 
 SELF_CORRECTION = {"name": "self_correction", "correction_strength": 0.5}

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from collapse_jax.models import contract
 from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, PREFERENCE_METRICS, VERIFIER_METRICS
-from collapse_jax.models.fields import Field, choice, integer, number, text
+from collapse_jax.models.fields import Field, choice, integer, number, same_setting, text
 
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
@@ -161,15 +161,6 @@ def _keep_all(stage: Curation, key: jax.Array, model: Any, state: dict, real_par
     return None, jnp.ones(jax.tree.leaves(state["samples"])[0].shape[0], bool), {}
 
 
-def _check_preference(block: Any) -> None:
-    candidates, oversample = block.get("candidates"), block.get("oversample", 1)
-    if not isinstance(candidates, numbers.Integral) or isinstance(candidates, bool) or candidates != oversample:
-        raise ValueError(
-            f"config.curation.candidates: K must be an integer equal to config.curation.oversample (K candidates per "
-            f"kept slot), got {candidates!r} with oversample {oversample!r}"
-        )
-
-
 def _check_reward(block: Any, model: Any, family: str) -> None:
     """curation.reward must be one `family` offers (preference_rewards), with the knobs its reward reads set."""
     allowed = preference_rewards(model)
@@ -187,10 +178,6 @@ def _check_reward(block: Any, model: Any, family: str) -> None:
     for knob in own.get(kind, ()):
         if block.get(knob) is None:
             raise ValueError(f"config.curation.{knob}: required by curation.reward {kind!r}")
-
-
-def _check_keep_quantiles(block: Any) -> None:
-    quantile_pairs(block.get("keep_quantiles", (0.1, 1.0)))
 
 
 def check_keep_quantiles_field(value: Any) -> None:
@@ -218,7 +205,6 @@ class CurationOperator:
     optional_knob_fields: dict[str, str] = dataclasses.field(default_factory=dict)
     needs: tuple[type, str] | None = None  # (contract capability, hook name) the family must implement
     metric_names: tuple[str, ...] = ()  # the operator's metrics beyond kept_fraction (names in models/contract.py)
-    check: Callable[[Any], None] | None = None  # extra one-line check of the config.curation block
     # config.curation.likelihood_reference applies: the operator scores with the current or the generation-0 model.
     reads_likelihood_reference: bool = False
     # The knobs when the family's own detect_watermark decides (config.curation.detector auto / model); None: the
@@ -245,12 +231,16 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         select=_likelihood_filter,
         knob_fields={"keep_quantiles": "curation.keep_quantiles"},
         needs=(contract.LogLikelihood, "log_likelihood"),
-        check=_check_keep_quantiles,
         reads_likelihood_reference=True,
         config_fields={
-            "likelihood_reference": choice("model ranking candidates", LIKELIHOOD_REFERENCES),
+            "likelihood_reference": choice(
+                "rank by the chain's current model or the generation-0 model", LIKELIHOOD_REFERENCES, default="current"
+            ),
             "keep_quantiles": Field(
-                "any", "(low, high) band kept, or a tuple of bands", check=check_keep_quantiles_field
+                "any",
+                "(low, high) quantile band of the candidates kept, or a tuple of bands (a sweep)",
+                check=check_keep_quantiles_field,
+                default=(0.1, 1.0),
             ),
         },
     ),
@@ -278,7 +268,9 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         metric_names=DETECTION_METRICS,
         model_detector_knob_fields={"watermark_z_threshold": "curation.watermark_z_threshold"},
         config_fields={
-            "detector": choice("watermark detector", DETECTORS),
+            "detector": choice(
+                "auto (the model's own detector when it has one) | abstract | model", DETECTORS, default="auto"
+            ),
             "true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **_PROBABILITY),
             "false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **_PROBABILITY),
             "watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
@@ -311,9 +303,12 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         # Read by a family reward that declares it (the VAE's class_preference requires it: _check_reward).
         optional_knob_fields={"preferred_class": "curation.preferred_class"},
         metric_names=PREFERENCE_METRICS,
-        check=_check_preference,
         config_fields={
-            "candidates": integer("K: candidates per kept slot (equal to oversample)", low=1, optional=True),
+            "candidates": integer(
+                "K: candidates per kept slot, the same setting as curation.oversample (setting one sets both)",
+                low=1,
+                optional=True,
+            ),
             "reward": text(
                 "r(x): linear beta sum x | quadratic -beta |x - mu*|^2 (Gaussian truth), or the family's own "
                 "(vae: class_preference)",
@@ -345,6 +340,15 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
     ),
 }
 CURATIONS = tuple(CURATION_OPERATORS)
+# Preference's K candidates per kept slot is the oversampling factor under another name (Ferbach et al.'s K).
+CURATION_RULES = (
+    same_setting(
+        "curation.candidates",
+        "curation.oversample",
+        "config.curation.candidates: K is curation.oversample under another name; set one of them (got candidates "
+        "{when} with oversample {got})",
+    ),
+)
 
 
 def operator_config_fields() -> dict[str, Field]:
@@ -391,7 +395,7 @@ class Curation:
         """Knob name -> config path of this stage's per-chain knobs (optional ones when `block` sets their field)."""
         operator = self.operator
         fields = dict(operator.model_detector_knob_fields if self.model_detector else operator.knob_fields)
-        fields.update({k: path for k, path in operator.optional_knob_fields.items() if _field(path) in block})
+        fields.update({k: p for k, p in operator.optional_knob_fields.items() if block.get(_field(p)) is not None})
         return fields
 
     def select(self, key: jax.Array, model: Any, state: dict, real_part: tuple | None, knobs: dict):
@@ -437,18 +441,8 @@ def make_curation(config: Any, model: Any) -> Curation:
     block = config.get("curation")
     if block is None:
         return Curation()
-    name = block.get("name", "none")
-    if name not in CURATION_OPERATORS:
-        raise ValueError(f"config.curation.name: unknown curation {name!r}; allowed: {', '.join(CURATIONS)}")
+    name = block.name
     operator = CURATION_OPERATORS[name]
-    oversample = block.get("oversample", 1)
-    if not isinstance(oversample, numbers.Integral) or isinstance(oversample, bool) or oversample < 1:
-        raise ValueError(f"config.curation.oversample: must be an integer >= 1, got {oversample!r}")
-    reference = block.get("likelihood_reference", "current")
-    if reference not in LIKELIHOOD_REFERENCES:
-        raise ValueError(
-            f"config.curation.likelihood_reference: {reference!r}; allowed: {', '.join(LIKELIHOOD_REFERENCES)}"
-        )
     if operator.needs and not contract.supports(model, operator.needs[0]):
         hook = operator.needs[1]
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")
@@ -460,31 +454,25 @@ def make_curation(config: Any, model: Any) -> Curation:
             f"transport map is the Gaussian one); got model {config.model.name!r} with truth "
             f"{getattr(truth, 'kind', None)!r}"
         )
-    detector = block.get("detector", "auto")
+    detector = block.detector
     has_detector = contract.supports(model, contract.WatermarkDetector)
     detects = operator.model_detector_knob_fields is not None
-    if detector not in DETECTORS or (detector == "model" and detects and not has_detector):
+    if detector == "model" and detects and not has_detector:
         raise ValueError(
             f"config.curation.detector: {detector!r}; allowed: auto (the model's own detector when it has one), "
             f"abstract (true/false positive rate knobs), model (only for models with detect_watermark)"
         )
-    if operator.check is not None:
-        operator.check(block)
     stage = Curation(
-        name=name, likelihood_reference=reference, model_detector=detects and has_detector and detector != "abstract"
+        name=name,
+        likelihood_reference=block.likelihood_reference,
+        model_detector=detects and has_detector and detector != "abstract",
     )
     if name == "preference":
         _check_reward(block, model, str(config.model.name))
-        stage = dataclasses.replace(stage, reward=block["reward"], candidates=int(block["candidates"]))
-    for knob, path in stage.knob_fields(block).items():
-        if knob in PAIR_KNOBS:  # a (low, high) pair: the operator's own check validated it
-            continue
-        if _field(path) not in block:
+        stage = dataclasses.replace(stage, reward=block.reward, candidates=int(block.oversample))
+    # Which knobs an operator reads can depend on the family (its own watermark detector), so this rule is checked
+    # here, with the model, rather than declared; the knobs' values were checked against their declarations.
+    for path in stage.knob_fields(block).values():
+        if block.get(_field(path)) is None:
             raise ValueError(f"config.{path}: required by curation {name!r}")
-        declaration = operator.config_fields[_field(path)]
-        bounded = (declaration.low, declaration.high) == (0.0, 1.0)  # a probability; else any number
-        for value in _each(block[_field(path)]):
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or (bounded and not 0 <= value <= 1):
-                allowed = "a probability in [0, 1]" if bounded else "a number"
-                raise ValueError(f"config.{path}: must be {allowed}, got {value!r}")
     return stage

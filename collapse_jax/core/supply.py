@@ -5,7 +5,6 @@ The web-contamination scenario (the human share shrinks) and its remedies (keep 
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import jax
@@ -46,38 +45,3 @@ def knob_fields(config: Any) -> dict[str, str]:
     if regime.get("real_weight") is not None:
         fields["real_weight"] = "regime.real_weight"
     return fields
-
-
-def _each(value: Any) -> list:
-    return list(value) if isinstance(value, (tuple, list)) else [value]
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def validate(config: Any) -> None:
-    """One-line ValueErrors naming the regime field and what is allowed."""
-    regime = config.regime
-    schedules = _each(regime.get("real_fraction_schedule", "constant"))
-    for schedule in schedules:
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f"config.regime.real_fraction_schedule: unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}"
-            )
-    if any(schedule != "constant" for schedule in schedules):
-        for path in ("final_real_fraction", "schedule_generations"):
-            if path not in regime:
-                raise ValueError(f"config.regime.{path}: required by a non-constant real_fraction_schedule")
-        for value in _each(regime.final_real_fraction):
-            if not _is_real(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"config.regime.final_real_fraction: must be in [0, 1], got {value!r}")
-        for value in _each(regime.schedule_generations):
-            if not _is_real(value) or not value > 0:
-                raise ValueError(f"config.regime.schedule_generations: must be a number > 0, got {value!r}")
-    for value in _each(regime.get("real_inflow", 0)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"config.regime.real_inflow: must be an integer >= 0 (new real points), got {value!r}")
-    for value in _each(regime.get("preserved_fraction", 0.0)):
-        if not _is_real(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"config.regime.preserved_fraction: must be in [0, 1], got {value!r}")

@@ -12,6 +12,7 @@ from typing import Any
 
 import ml_collections
 
+from collapse_jax.models import fields
 from collapse_jax.models.fields import (  # noqa: F401  (re-exported: the declaration vocabulary and the normalizer)
     INACTIVE_CURATION,
     Field,
@@ -23,8 +24,6 @@ from collapse_jax.models.fields import (  # noqa: F401  (re-exported: the declar
     text,
     without_unset,
 )
-
-SAMPLINGS = ("points", "statistics")
 
 
 def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
@@ -73,36 +72,80 @@ def _check_tolerance(value: Any) -> None:
 
 
 def shared_fields() -> dict[str, Field]:
-    """The run fields every config shares (experiments/configs/common.py writes them), by dotted path."""
+    """The run fields every config shares, by dotted path. A field with a default is in every config
+    (experiments/configs/common.py writes them all, from here); one without is absent unless a config sets it."""
     from collapse_jax.core import curation, regimes, supply
     from collapse_jax.models import base
 
     probability = {"low": 0.0, "high": 1.0}
     return {
-        "seeds": Field("any", "a count n (seeds 0..n-1) or a tuple of distinct seeds >= 0", check=_check_seeds),
-        "num_generations": integer("generations after the fit on real data", low=0),
-        "samples_per_generation": integer("M: points each generation trains on", low=1, sweepable=True),
-        "root_seed": integer("root of every chain's random stream", low=0, high=2**32 - 1),
-        "chunk_generations": integer("generations per compiled chunk", low=1),
-        "chain_block": Field("any", "'auto' or chains per vmapped block", check=_check_chain_block),
-        "record_every": integer("keep every k-th generation's metrics on disk", low=1),
-        "checkpoint_every": integer("generations between checkpoints", low=1),
-        "max_checkpoints_to_keep": integer("newest checkpoints kept", low=1),
-        "keep_period": integer("also keep every k-th generation's checkpoint", low=1, optional=True),
-        "make_plots": flag("figures and report.md after the run"),
-        "tensorboard": flag("TensorBoard summaries after every chunk"),
-        "num_shards": integer("shards of the sweep (launch.sweep sets it)", low=1),
-        "shard_index": integer("this shard (launch.sweep sets it)", low=0),
+        "seeds": Field(
+            "any", "a count n (seeds 0..n-1) or a tuple of distinct seeds >= 0", check=_check_seeds, default=100
+        ),
+        "num_generations": integer(
+            "generations after the fit on real data (results have one more column)", low=0, default=100
+        ),
+        "samples_per_generation": integer(
+            "M: points each generation trains on (and synthetic points each model draws)",
+            low=1,
+            sweepable=True,
+            default=100,
+        ),
+        "root_seed": integer(
+            "root of every chain's stream: key = fold_in(fold_in(root_seed, seed), generation)",
+            low=0,
+            high=2**32 - 1,
+            default=0,
+        ),
+        "regime.name": choice(
+            "pool update: replace | accumulate | accumulate_subsample | fresh",
+            regimes.REGIMES,
+            sweepable=True,
+            noun="regime",
+            default="replace",
+        ),
+        "regime.real_fraction": number(
+            "rho: real share of each generation's M points", sweepable=True, default=0.0, **probability
+        ),
+        "regime.keep_raw_pool": flag(
+            "keep the raw accumulated pool even with sufficient statistics (slower; for cross-checks)", default=False
+        ),
+        "chunk_generations": integer(
+            "K: generations per compiled chunk (metrics and checkpoints between chunks)", low=1, default=10
+        ),
+        "chain_block": Field(
+            "any",
+            "B: 'auto' (the largest block in a per-device memory budget) or chains per vmapped block (fixes the bits "
+            "across chain counts, devices and shards)",
+            check=_check_chain_block,
+            default="auto",
+        ),
+        "record_every": integer(
+            "keep every k-th generation's metrics on disk (0, the last and event generations always)", low=1, default=1
+        ),
+        "checkpoint_every": integer("generations between checkpoints (rounded up to a chunk)", low=1, default=10),
+        "max_checkpoints_to_keep": integer("newest checkpoints kept", low=1, default=2),
+        "keep_period": integer(
+            "also keep every k-th generation's checkpoint (None: none)", low=1, optional=True, default=None
+        ),
+        "make_plots": flag("figures and report.md after the run", default=True),
+        "tensorboard": flag("TensorBoard summaries into <workdir>/tensorboard after every chunk", default=False),
+        "num_shards": integer("shards of the sweep (launch.sweep sets it; absent: 1)", low=1),
+        "shard_index": integer("this shard (launch.sweep sets it; absent: 0)", low=0),
         "slurm": Field("block", "SLURM defaults for launch.sweep (validated there)"),
-        "regime.name": choice("pool update", regimes.REGIMES, sweepable=True, noun="regime"),
-        "regime.real_fraction": number("rho: real share of each generation's M", sweepable=True, **probability),
-        "regime.keep_raw_pool": flag("keep the raw accumulated pool even with sufficient statistics"),
-        "regime.real_fraction_schedule": choice("how rho falls", supply.SCHEDULES, sweepable=True, noun="schedule"),
+        "regime.real_fraction_schedule": choice(
+            "how rho falls: constant | linear | exponential | step (absent: constant)",
+            supply.SCHEDULES,
+            sweepable=True,
+            noun="schedule",
+        ),
         "regime.final_real_fraction": number("rho at the schedule's end", sweepable=True, **probability),
         "regime.schedule_generations": number("T of the schedule", low=0.0, low_open=True, sweepable=True),
-        "regime.real_inflow": integer("new real points per generation on top of M", low=0, sweepable=True),
+        "regime.real_inflow": integer(
+            "new real points per generation on top of M (absent: none)", low=0, sweepable=True
+        ),
         "regime.preserved_fraction": number(
-            "share of the originals in every training set", sweepable=True, **probability
+            "share of the originals in every training set (absent: none)", sweepable=True, **probability
         ),
         "regime.real_weight": number(
             "w: share of each batch's training weight on its real points (None: weight 1 per point)",
@@ -114,24 +157,91 @@ def shared_fields() -> dict[str, Field]:
         ),
         # A built-in family or an importable module path (base.family_module's one-line error lists the built-ins).
         "model.name": text("model family: a built-in name or a module path", check=base.family_module),
-        "model.sampling": choice("points or exact sufficient statistics", SAMPLINGS),
-        "curation.name": choice("curation stage", curation.CURATIONS, sweepable=True, noun="curation"),
-        "curation.oversample": integer("candidates drawn per synthetic slot", low=1),
+        **{f"model.{name}": field for name, field in base.SHARED_MODEL_FIELDS.items()},
+        "curation.name": choice(
+            "curation stage between sampling and the next pool (none: inactive)",
+            curation.CURATIONS,
+            sweepable=True,
+            noun="curation",
+            default="none",
+        ),
+        "curation.oversample": integer(
+            "k: draw k * M synthetic candidates, keep the first survivors up to M", low=1, default=1
+        ),
         # Each curation operator's own fields (knobs, detector, likelihood reference): declared in its table entry.
         **curation.operator_config_fields(),
         # (0, 1]: the VAE's `is_good` accepts 1 (every real test image passes); families whose good region needs a
         # quantile below 1 refuse it in make_model (curation.good_region_mass).
-        "curation.good_region_mass": number("truth mass is_good counts as good", low=0.0, high=1.0, low_open=True),
-        "report.metrics": Field("strs", "metrics with strength figures (None: all)", optional=True),
+        "curation.good_region_mass": number(
+            "truth mass a verifier's is_good counts as good", low=0.0, high=1.0, low_open=True, default=0.95
+        ),
+        "report.metrics": Field(
+            "strs", "metrics with strength figures (None: all but the bookkeeping ones)", optional=True, default=None
+        ),
         "report.collapse_tolerance": Field(
-            "any", "breakdown band, one number or {metric: band}", check=_check_tolerance
+            "any",
+            "breakdown band: the final median leaves +-tolerance x its generation-0 value; one number or "
+            "{metric: band}",
+            check=_check_tolerance,
+            default=0.5,
         ),
-        "report.knobs": Field("strs", "strength axes (None: every swept knob)", optional=True),
+        "report.knobs": Field("strs", "strength axes (None: every swept numeric knob)", optional=True, default=None),
         "report.directions": Field(
-            "any", "{knob: higher_is_safer | lower_is_safer}", optional=True, check=_check_mapping("report.directions")
+            "any",
+            "{knob: higher_is_safer | lower_is_safer} (None: decided from the data)",
+            optional=True,
+            check=_check_mapping("report.directions"),
+            default=None,
         ),
-        "report.reference_lines": Field("any", "((knob, value, label), ...) overlays", optional=True),
+        "report.reference_lines": Field(
+            "any", "((knob, value, label), ...) vertical lines on the strength figures", optional=True, default=None
+        ),
     }
+
+
+def shared_config() -> ml_collections.ConfigDict:
+    """Every shared field that has a default, at it: the config experiments/configs/common.py starts from (with an
+    empty model block for the family's fields)."""
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict()
+    for path, field in shared_fields().items():
+        if field.has_default and not path.startswith("model."):
+            *parents, leaf = path.split(".")
+            node = config
+            for part in parents:
+                if part not in node:
+                    node[part] = ml_collections.ConfigDict()
+                node = node[part]
+            node[leaf] = field.default
+    return config
+
+
+def shared_rules() -> tuple[fields.Rule, ...]:
+    """Cross-field rules of the shared fields and the curation operators."""
+    from collapse_jax.core import curation, supply
+
+    schedules = tuple(schedule for schedule in supply.SCHEDULES if schedule != "constant")
+    return (
+        *(
+            fields.needs(
+                "regime.real_fraction_schedule",
+                schedules,
+                f"regime.{name}",
+                f"config.regime.{name}: required by a non-constant real_fraction_schedule",
+            )
+            for name in ("final_real_fraction", "schedule_generations")
+        ),
+        *curation.CURATION_RULES,
+    )
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """One static group's settings: every declared field with a default present (absent ones at it, in the blocks
+    the config has) and every rule applied (shared, curation, the family's); one-line ValueError on a broken rule."""
+    from collapse_jax.models import base
+
+    declared, _ = declared_fields(config.model.name)
+    return fields.resolve(config, declared, shared_rules() + base.family_rules(config.model.name))
 
 
 # Blocks whose every sub-field is read as one value (a dict of metric -> band is one field, not unknown fields).
@@ -183,6 +293,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
             hint = f"; did you mean config.{close[0]}?" if close else "; see collapse_jax/host/config_schema.py"
             raise ValueError(f"config.{path}: unknown field{hint}")
         check_value(path, field, value)
+    present = leaves(config)
+    for path, field in fields.items():
+        # A family field declared without a default (and not optional) is one the family cannot do without.
+        if path.startswith("model.") and not field.has_default and not field.optional and path not in present:
+            raise ValueError(f"config.{path}: missing field ({field.doc})")
 
 
 # The inactive curation block experiments/configs/common.py writes: a group that matches it runs without a block.

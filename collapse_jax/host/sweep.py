@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 from typing import Any
 
 import ml_collections
@@ -17,7 +16,7 @@ import numpy as np
 from collapse_jax.analysis import breakdown
 from collapse_jax.core import curation, regimes, supply
 from collapse_jax.host import config_schema
-from collapse_jax.host.config_schema import SAMPLINGS, chain_block_setting, seeds_of  # noqa: F401  (re-exported)
+from collapse_jax.host.config_schema import chain_block_setting, seeds_of  # noqa: F401  (re-exported)
 from collapse_jax.models import base
 from collapse_jax.models.contract import evaluate_uses_samples
 
@@ -74,38 +73,11 @@ def _values(config: ml_collections.ConfigDict, path: str) -> list:
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 
-def _check_integer(config: ml_collections.ConfigDict, path: str, minimum: int) -> None:
-    for value in _values(config, path):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"config.{path}: must be an integer >= {minimum}, got {value!r}")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Engine-level checks that need no model; each failure is a one-line ValueError naming the field."""
-    for path, minimum in (
-        ("samples_per_generation", 1),
-        ("num_generations", 0),
-        ("chunk_generations", 1),
-        ("checkpoint_every", 1),
-        ("max_checkpoints_to_keep", 1),
-    ):
-        _check_integer(config, path, minimum)
-    chain_block_setting(config)
-    seeds_of(config)
-    record_every = config.get("record_every", 1)  # configs written before the field keep every generation
-    if not isinstance(record_every, numbers.Integral) or isinstance(record_every, bool) or record_every < 1:
-        raise ValueError(
-            f"config.record_every: must be an integer >= 1 (keep every k-th generation), got {record_every!r}"
-        )
-    for rho in _values(config, "regime.real_fraction"):
-        if not isinstance(rho, numbers.Real) or not 0.0 <= rho <= 1.0:
-            raise ValueError(f"config.regime.real_fraction: must be in [0, 1], got {rho!r}")
-    supply.validate(config)
-    names = get_field(config, "model.name")
-    if not isinstance(names, str):
-        raise ValueError(f"config.model.name: must be one model name, got {names!r}")
-    base.family_module(names)  # a built-in name or an importable module path; unknown names list the built-ins
-    config_schema.validate(config)  # every field against its declaration (shared and the family's), unknown fields
+    """Every field against its declaration (shared and the family's; unknown fields) and the report block, before
+    anything is built; each failure is a one-line ValueError naming the field. Cross-field rules need one static
+    group's values: config_schema.resolve applies them per group."""
+    config_schema.validate(config)
     breakdown.settings(config.to_dict(), None)  # a bad config.report fails now, not after the run
 
 
@@ -115,10 +87,7 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
     "statistics" replaces the points by their exact distribution, so everything that looks at single synthetic points
     is ruled out: a raw pool (accumulate_subsample, keep_raw_pool) and per-sample curation or oversampling.
     """
-    sampling = config.model.get("sampling", "points")
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"config.model.sampling: unknown value {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
-    if sampling == "points":
+    if config.model.sampling == "points":
         return
     drawable = base.supports(model, base.SufficientStatistics) and base.supports(model, base.StatisticsSampler)
     if not drawable or evaluate_uses_samples(model):
@@ -132,8 +101,8 @@ def validate_sampling(config: ml_collections.ConfigDict, model: Any) -> None:
             f"config.model.sampling: 'statistics' keeps no points, so regime {regime!r} with a raw pool cannot run; "
             f"use sampling = 'points'"
         )
-    block = config.get("curation") or {}
-    curation_name, oversample = block.get("name", "none"), block.get("oversample", 1)
+    block = config.get("curation") or {"name": "none", "oversample": 1}
+    curation_name, oversample = block["name"], block["oversample"]
     if curation_name != "none" or oversample != 1:
         raise ValueError(
             f"config.model.sampling: 'statistics' draws no points to curate (curation.name = {curation_name!r}, "
@@ -196,7 +165,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         group_config = ml_collections.ConfigDict(config.to_dict())
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
-        group_config = base.resolve(group_config)
+        group_config = config_schema.resolve(group_config)
         model = base.make_model(group_config)
         validate_sampling(group_config, model)
         knob_fields = {

@@ -82,7 +82,7 @@ def family_class(name: Any) -> type | None:
 def resolve(config: Any) -> Any:
     """One static group's config with the model block's declared defaults filled in and the family's rules applied
     (fields.resolve); the config every builder of the group reads."""
-    return fields.resolve(config, model_declarations(config.model.name), family_rules(config.model.name), ("model",))
+    return fields.resolve(config, model_declarations(config.model.name), family_rules(config.model.name))
 
 
 def model_declarations(name: Any) -> dict[str, fields.Field]:

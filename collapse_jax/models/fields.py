@@ -230,21 +230,17 @@ def resolve(
     config: ml_collections.ConfigDict,
     declarations: dict[str, Field],
     rules: tuple[Rule, ...] = (),
-    fill: tuple[str, ...] = (),
 ) -> ml_collections.ConfigDict:
-    """A copy of one static group's config with the absent declared fields of the `fill` blocks at their defaults and
-    the values `rules` imply; a rule that fails raises its one-line ValueError. Idempotent.
-
-    `declarations` and rule paths are full dotted paths. A block not in `fill` keeps its absent fields absent (their
-    presence can mean something: a supply knob column, an active curation field).
+    """A copy of one static group's config with every absent declared field that has a default at it (in the blocks
+    the config has: an absent curation block stays absent) and the values `rules` imply; a rule that fails raises its
+    one-line ValueError. Idempotent. `declarations` and rule paths are full dotted paths.
     """
     config = ml_collections.ConfigDict(config.to_dict())
     for path, field in declarations.items():
         node, leaf = _node_and_leaf(config, path)
-        if field.has_default and path.split(".")[0] in fill and isinstance(node, ml_collections.ConfigDict):
-            if leaf not in node:
-                with node.ignore_type():
-                    node[leaf] = field.default
+        if field.has_default and isinstance(node, ml_collections.ConfigDict) and leaf not in node:
+            with node.ignore_type():
+                node[leaf] = field.default
     for rule in rules:
         when = _read(config, rule.when, declarations)
         if when is None or (rule.values and when not in rule.values):
