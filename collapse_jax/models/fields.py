@@ -85,7 +85,8 @@ def _range_text(field: Field) -> str:
     return " and ".join(parts)
 
 
-def _describe(field: Field) -> str:
+def describe(field: Field) -> str:
+    """What the field accepts, in words (the validator's error says the same)."""
     bounds = _range_text(field)
     if field.kind == "int":
         text_ = "an integer" + (f" {bounds}" if bounds else "")
@@ -144,7 +145,7 @@ def check_value(path: str, field: Field, value: Any) -> None:
     """One-line ValueError `config.<path>: ...` unless `value` fits the declaration."""
     if value is None:
         if not field.optional:
-            raise ValueError(f"config.{path}: must be {_describe(field)}, got None")
+            raise ValueError(f"config.{path}: must be {describe(field)}, got None")
         return
     sweep = field.sweepable and isinstance(value, (tuple, list)) and field.kind not in ("ints", "strs", "any")
     values = list(value) if sweep else [value]
@@ -154,7 +155,7 @@ def check_value(path: str, field: Field, value: Any) -> None:
         if field.kind == "str" and field.choices and isinstance(item, str) and item not in field.choices:
             raise ValueError(f"config.{path}: unknown {field.noun} {item!r}; allowed: {', '.join(field.choices)}")
         if not _one_ok(field, item):
-            raise ValueError(f"config.{path}: must be {_describe(field)}, got {item!r}")
+            raise ValueError(f"config.{path}: must be {describe(field)}, got {item!r}")
     if field.check is not None:
         field.check(value)
 
@@ -206,6 +207,18 @@ def needs(when: str, values: tuple, then: str, message: str) -> Rule:
 def same_setting(alias: str, field: str, message: str) -> Rule:
     """`alias` is another name of `field`: setting it sets `field` (setting both to different values is `message`)."""
     return Rule(when=alias, values=(), then=field, implied=COPY, message=message)
+
+
+def describe_rule(rule: Rule) -> str:
+    """One line: while <when> is <values>, <then> takes / must be / must be set."""
+    when = f"config.{rule.when} is set" if not rule.values else f"config.{rule.when} in {list(rule.values)}"
+    if rule.implied is COPY:
+        return f"while {when}: config.{rule.then} takes its value"
+    if rule.implied is not NO_DEFAULT:
+        return f"while {when}: config.{rule.then} = {rule.implied!r}"
+    if rule.needs_value:
+        return f"while {when}: config.{rule.then} must be set"
+    return f"while {when}: config.{rule.then} in {list(rule.allowed)}"
 
 
 def _node_and_leaf(config: ml_collections.ConfigDict, path: str) -> tuple[Any, str]:
