@@ -76,12 +76,17 @@ def flag(doc: str, default: Any = NO_DEFAULT, **options) -> Field:
     return Field("bool", doc, default=default, **options)
 
 
+def _bound_text(bound: float) -> str:
+    """An integer bound in full (4294967295, not 4.29497e+09); other numbers in %g."""
+    return str(bound) if _is_int(bound) else f"{bound:g}"
+
+
 def _range_text(field: Field) -> str:
     parts = []
     if field.low is not None:
-        parts.append(f"{'>' if field.low_open else '>='} {field.low:g}")
+        parts.append(f"{'>' if field.low_open else '>='} {_bound_text(field.low)}")
     if field.high is not None:
-        parts.append(f"{'<' if field.high_open else '<='} {field.high:g}")
+        parts.append(f"{'<' if field.high_open else '<='} {_bound_text(field.high)}")
     return " and ".join(parts)
 
 
