@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from collapse_jax.host import config_schema, runner
 from collapse_jax.models.vae import conv as _conv
 from collapse_jax.models.vae.nets import Decoder, Encoder, FeatureClassifier
+from experiments.configs import vae_digits
 
 
 @pytest.mark.parametrize(
@@ -58,5 +60,7 @@ def test_networks_have_flax_conv_params_and_the_same_outputs_either_way():
 def test_auto_uses_matmul_on_cpu_and_bad_names_are_refused():
     assert _conv.use_matmul("auto") == (jax.default_backend() == "cpu")
     assert _conv.use_matmul("matmul") and not _conv.use_matmul("xla")
-    with pytest.raises(ValueError, match="config.model.conv_implementation"):
-        _conv.use_matmul("im2col")
+    # The VAE's declaration of the field refuses other names before anything is built.
+    config = runner.as_config({"model.conv_implementation": "im2col"}, vae_digits.get_config())
+    with pytest.raises(ValueError, match="config.model.conv_implementation: unknown value 'im2col'"):
+        config_schema.validate(config)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from collapse_jax.analysis.lm_report import histogram_edges, write_lm_report
-from collapse_jax.host import runner
+from collapse_jax.host import runner, sweep
 from collapse_jax.models.base import make_model
 from collapse_jax.store import artifacts
 from experiments.configs.lm_tiny import get_config
@@ -51,8 +51,9 @@ def model(lm_config):
      ("learning_rate", -1.0), ("num_layers", 0), ("repetition_penalty", 0.0)],
 )  # fmt: skip
 def test_bad_config_raises_a_value_error_naming_the_field(lm_config, field, value):
+    # The sweep checks every field against its declaration before it builds anything.
     with pytest.raises(ValueError, match=f"config.model.{field}"):
-        make_model(runner.as_config({f"model.{field}": value}, lm_config))
+        sweep.expand(runner.as_config({f"model.{field}": value}, lm_config))
 
 
 def _knobs():

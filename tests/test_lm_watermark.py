@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_lm_model import lm_config  # noqa: F401  (the shared tiny-corpus LM fixture)
 
-from collapse_jax.host import runner
+from collapse_jax.host import runner, sweep
 from collapse_jax.models.base import make_model
 from collapse_jax.models.lm import decoding
 from collapse_jax.models.lm.model_setup import model_corpus
@@ -206,7 +206,7 @@ def test_lm_watermark_knob_decodes_as_before_at_zero_and_is_detected_when_large(
 )
 def test_bad_watermark_settings_raise_a_value_error_naming_the_field(lm_config, field, value):  # noqa: F811
     with pytest.raises(ValueError, match=f"config.model.{field}"):
-        make_model(runner.as_config({"model.pretrain_epochs": 0, f"model.{field}": value}, lm_config))
+        sweep.expand(runner.as_config({"model.pretrain_epochs": 0, f"model.{field}": value}, lm_config))
 
 
 def test_lm_log_likelihood_is_the_sum_of_next_token_log_probabilities(watermarked_lm):

@@ -34,7 +34,7 @@ from collapse_jax.models.lm.model_setup import (
     DECODINGS,
     PROTOCOLS,
     START_FROM,
-    check_model_config,
+    check_sizes,
     make_watermark,
     model_corpus,
     pretrained_base,
@@ -102,10 +102,10 @@ class LanguageModel:
             ("ppl_real_test", "ppl_real_test_batch_mean", "train_loss") + quantiles + histogram + STATISTICS + watermark
         )
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks (config_schema.validate).
     config_fields = {
         "data_dir": text("where the token-block corpus is built and cached"),
-        "corpus_dir": text("folder of .txt works (None: Shakespeare)", optional=True),
+        "corpus_dir": text("folder of .txt works (None: Shakespeare)", optional=True, default=None),
         "corpus_pattern": text("glob of corpus files inside corpus_dir"),
         "test_works": integer("whole works held out for the test split", low=1),
         "validation_works": integer("whole works held out for the validation split", low=0),
@@ -113,8 +113,8 @@ class LanguageModel:
         "vocab_size": integer("byte-level BPE vocabulary", low=1),
         "max_train_blocks": integer("first training blocks kept (0: all)", low=0),
         "max_test_blocks": integer("first test blocks kept (0: all)", low=0),
-        "hf_checkpoint": text("local Hugging Face OPT directory (None: random init)", optional=True),
-        "pretrain_epochs": integer("epochs of the cached base model (0: none)", low=0),
+        "hf_checkpoint": text("local Hugging Face OPT directory (None: random init)", optional=True, default=None),
+        "pretrain_epochs": integer("epochs of the cached base model (0: none)", low=0, default=0),
         "pretrain_batch_size": integer("batch of the base model's pretraining", low=1),
         "pretrain_learning_rate": number("peak learning rate of the pretraining", low=0.0, low_open=True),
         "num_layers": integer("decoder layers (static: one compile and base model per value)", low=1, sweepable=True),
@@ -125,7 +125,7 @@ class LanguageModel:
         "dtype": choice("compute dtype", ("float32", "bfloat16")),
         "epochs": integer("epochs over M blocks per generation", low=1),
         "steps_per_generation": integer(
-            "training steps per generation (None: ceil(epochs * M / batch_size))", low=1, optional=True
+            "training steps per generation (None: ceil(epochs * M / batch_size))", low=1, optional=True, default=None
         ),
         "batch_size": integer("training batch", low=1),
         "learning_rate": number("peak AdamW learning rate", low=0.0, low_open=True, sweepable=True),
@@ -142,15 +142,27 @@ class LanguageModel:
         "top_p": number("nucleus sampling (1: off)", low=0.0, high=1.0, low_open=True),
         "decode_batch_size": integer("prompts decoded at once", low=1),
         "eval_batch_size": integer("blocks scored at once", low=1),
-        "num_sample_texts": integer("generated blocks saved per chain per generation", low=0),
+        "num_sample_texts": integer("generated blocks saved per chain per generation (at most M)", low=0, default=0),
         "histogram_bins": integer("bins of the perplexity histogram", low=1),
         "histogram_max_perplexity": number("top of the histogram's range", low=1.0, low_open=True),
         "rare_mass_fraction": number("share of training tokens held by the rare ids", low=0.0, high=1.0),
-        "watermark_bias": number("delta: green-list logit bias (a chain knob)", low=0.0, sweepable=True),
-        "watermark_gamma": number(
-            "green-list share of the vocabulary", low=0.0, high=1.0, low_open=True, high_open=True
+        "watermark_bias": number(
+            "delta: green-list logit bias (a chain knob; None: decoding adds no bias)",
+            low=0.0,
+            sweepable=True,
+            optional=True,
+            default=None,
         ),
-        "watermark_key": integer("watermark hash key", low=0),
+        # Default: the paper's gamma and key, written once on Watermark beside their source.
+        "watermark_gamma": number(
+            "green-list share of the vocabulary",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+            default=Watermark.gamma,
+        ),
+        "watermark_key": integer("watermark hash key (32 bits)", low=0, high=2**32 - 1, default=Watermark.key),
     }
 
     @property
@@ -289,15 +301,14 @@ def _select(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageModel:
-    """Validate `config.model`, build (or reuse) the token-block corpus, optionally import an OPT checkpoint."""
+    """Build the LM family from its resolved config (base.make_model fills the declared defaults): the token-block
+    corpus (built once, cached), an imported OPT checkpoint or the cached base model."""
     model = config.model
-    protocol, decoding_name, start_from = check_model_config(config)
     pretrained, network = None, None
-    checkpoint = model.get("hf_checkpoint")
-    if checkpoint is not None:
+    if model.hf_checkpoint is not None:
         from collapse_jax.models.lm.hf_import import load_opt_checkpoint
 
-        network, pretrained = load_opt_checkpoint(checkpoint, dtype=model.dtype)
+        network, pretrained = load_opt_checkpoint(model.hf_checkpoint, dtype=model.dtype)
     data_dir = os.path.expanduser(model.data_dir)
     corpus = model_corpus(model)
     tokenizer = corpus.tokenizer
@@ -314,25 +325,19 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageM
             activation=model.activation,
             dtype=model.dtype,
         )
-    if 2 * model.block_length + 1 > network.max_positions:
-        raise ValueError(f"config.model.block_length: BOS + 2 blocks must fit {network.max_positions} positions")
+    check_sizes(config, train_blocks, network.max_positions)
     samples = config.samples_per_generation
-    if protocol == "block_continuation" and samples > len(train_blocks):
-        raise ValueError(
-            f"config.samples_per_generation: {samples} continuations need as many prompts; the corpus has "
-            f"{len(train_blocks)} training blocks (block_continuation continues each at most once)"
-        )
-    if checkpoint is None and model.get("pretrain_epochs", 0):
+    if model.hf_checkpoint is None and model.pretrain_epochs:
         pretrained = pretrained_base(model, data_dir, corpus, network)
     # A fixed budget (steps_per_generation) keeps the compute equal across M; unset, epochs over M blocks.
-    steps = model.get("steps_per_generation") or -(-model.epochs * samples // model.batch_size)
+    steps = model.steps_per_generation or -(-model.epochs * samples // model.batch_size)
     banned = np.zeros(network.vocab_size, bool)
     banned[[tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id]] = True
     banned[tokenizer.vocab_size :] = True
     settings = family_settings(config) if settings is None else settings
     watermark, z_threshold = make_watermark(config)
     knob_fields = {"learning_rate": "model.learning_rate", "temperature": "model.temperature"}
-    if "watermark_bias" in model:  # delta, a chain knob; configs without it decode exactly as before
+    if model.watermark_bias is not None:  # delta, a chain knob; unset, decoding adds no bias and no knob exists
         knob_fields["watermark_bias"] = "model.watermark_bias"
     return LanguageModel(
         network=network,
@@ -348,13 +353,13 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageM
             # curations from one generation-0 model; configs without one keep Shumailov's epochs.
             sampling="weighted" if config.get("curation") else "epochs",
         ),
-        protocol=protocol,
-        decoding=decoding_name,
+        protocol=model.protocol,
+        decoding=model.decoding,
         num_beams=int(model.num_beams),
         repetition_penalty=float(model.repetition_penalty),
         top_k=int(model.top_k),
         top_p=float(model.top_p),
-        start_from=start_from,
+        start_from=model.start_from,
         decode_batch_size=int(model.decode_batch_size),
         eval_batch_size=int(model.eval_batch_size),
         train_blocks=train_blocks,
@@ -364,7 +369,7 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LanguageM
         log_edges=np.linspace(0.0, np.log(model.histogram_max_perplexity), model.histogram_bins + 1),
         tokenizer=tokenizer,
         pretrained=pretrained,
-        num_sample_texts=int(model.get("num_sample_texts", 0)),
+        num_sample_texts=int(model.num_sample_texts),
         watermark=watermark,
         watermark_z_threshold=z_threshold,
         good_log_perplexity=quality_threshold(config, settings.good_region_mass, pretrained, network, corpus),

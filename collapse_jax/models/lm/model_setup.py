@@ -1,5 +1,5 @@
-"""Host-side setup of the `lm` family: config validation, the corpus, the pretrained base model, and the static
-settings of its curation hooks (watermark, quality oracle threshold); models/lm.py assembles the model from these.
+"""Host-side setup of the `lm` family: the checks that need the corpus or compare fields, the pretrained base model,
+and the static settings of its curation hooks (watermark, quality oracle threshold); lm/family.py assembles the model.
 """
 
 from __future__ import annotations
@@ -20,62 +20,31 @@ START_FROM = ("previous", "initial", "generation0", "fresh")
 QUALITY_BLOCKS = 4096  # at most this many validation blocks set the quality oracle's threshold
 
 
-def _choice(value: Any, allowed: tuple[str, ...], field: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"config.model.{field}: {value!r} is not allowed; use one of {', '.join(allowed)}")
-    return value
-
-
-def check_model_config(config: Any) -> tuple[str, str, str]:
-    """Validate `config.model` (one-line errors naming the field); returns (protocol, decoding, start_from)."""
-    model = config.model
-    protocol = _choice(model.protocol, PROTOCOLS, "protocol")
-    decoding_name = _choice(model.decoding, DECODINGS, "decoding")
-    start_from = _choice(model.start_from, START_FROM, "start_from")
-    for name in ("num_layers", "hidden_size", "num_heads", "mlp_size", "block_length", "batch_size", "epochs"):
-        if name in model and model[name] is not None and not (isinstance(model[name], int) and model[name] >= 1):
-            raise ValueError(f"config.model.{name}: must be a positive integer, got {model[name]!r}")
-    if decoding_name == "beam" and model.num_beams < 1:
-        raise ValueError(f"config.model.num_beams: must be >= 1 for beam search, got {model.num_beams!r}")
-    if not model.repetition_penalty > 0:
-        raise ValueError(f"config.model.repetition_penalty: must be > 0, got {model.repetition_penalty!r}")
-    for value in np.atleast_1d(model.temperature):
-        if not value > 0:
-            raise ValueError(f"config.model.temperature: must be > 0, got {value!r}")
-    for value in np.atleast_1d(model.learning_rate):
-        if not value > 0:
-            raise ValueError(f"config.model.learning_rate: must be > 0, got {value!r}")
-    for value in np.atleast_1d(model.get("watermark_bias", 0.0)):
-        if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, float, np.number)) and value >= 0):
-            raise ValueError(f"config.model.watermark_bias: must be a number >= 0 (delta), got {value!r}")
-    for name in ("pretrain_epochs", "num_sample_texts"):
-        if not (isinstance(model.get(name, 0), int) and model.get(name, 0) >= 0):
-            raise ValueError(f"config.model.{name}: must be an integer >= 0, got {model[name]!r}")
-    if not model.get("num_sample_texts", 0) <= config.samples_per_generation:
+def check_sizes(config: Any, train_blocks: np.ndarray, max_positions: int) -> None:
+    """The checks no field declaration can state: they compare two fields, or a field with the corpus or the network
+    (the imported checkpoint's position table); each a one-line ValueError naming the field."""
+    model, samples = config.model, config.samples_per_generation
+    if model.num_sample_texts > samples:
         raise ValueError(f"config.model.num_sample_texts: at most samples_per_generation, got {model.num_sample_texts}")
-    return protocol, decoding_name, start_from
+    if 2 * model.block_length + 1 > max_positions:
+        raise ValueError(f"config.model.block_length: BOS + 2 blocks must fit {max_positions} positions")
+    if model.protocol == "block_continuation" and samples > len(train_blocks):
+        raise ValueError(
+            f"config.samples_per_generation: {samples} continuations need as many prompts; the corpus has "
+            f"{len(train_blocks)} training blocks (block_continuation continues each at most once)"
+        )
 
 
 def make_watermark(config: Any) -> tuple[Watermark, float]:
     """The model's watermark (key, gamma) and the detector's default z threshold (curation.watermark_z_threshold when
     it is one number, else 4.0, Kirchenbauer et al.'s choice) used by the metrics outside a watermark_filter run."""
-    model = config.model
-    defaults = Watermark()
-    watermark = Watermark(
-        key=model.get("watermark_key", defaults.key), gamma=model.get("watermark_gamma", defaults.gamma)
-    )
+    watermark = Watermark(key=config.model.watermark_key, gamma=config.model.watermark_gamma)
     threshold = (config.get("curation") or {}).get("watermark_z_threshold")  # None: unset (common.py)
     return watermark, float(threshold) if threshold is not None and np.ndim(threshold) == 0 else 4.0
 
 
 def pretrained_base(model: Any, data_dir: str, corpus: Any, network: TransformerConfig) -> Any:
     """The base model trained once on the corpus' full training split (cached under data_dir by its settings)."""
-    if not (isinstance(model.pretrain_batch_size, int) and model.pretrain_batch_size >= 1):
-        raise ValueError(
-            f"config.model.pretrain_batch_size: must be a positive integer, got {model.pretrain_batch_size!r}"
-        )
-    if not model.pretrain_learning_rate > 0:
-        raise ValueError(f"config.model.pretrain_learning_rate: must be > 0, got {model.pretrain_learning_rate!r}")
     settings = pretraining.PretrainSettings(
         epochs=model.pretrain_epochs,
         batch_size=model.pretrain_batch_size,

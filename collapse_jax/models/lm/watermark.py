@@ -45,14 +45,9 @@ class Watermark:
     V integer hashes per sequence and no more memory than the logits.
     """
 
+    # The paper's defaults (config.model.watermark_key / watermark_gamma declare their ranges: [0, 2^32), (0, 1)).
     key: int = 15485863  # the paper's default hash key (the millionth prime)
     gamma: float = 0.25
-
-    def __post_init__(self):
-        if not (isinstance(self.key, int) and 0 <= self.key < 2**32):
-            raise ValueError(f"config.model.watermark_key: must be an integer in [0, 2**32), got {self.key!r}")
-        if not 0.0 < self.gamma < 1.0:
-            raise ValueError(f"config.model.watermark_gamma: must be in (0, 1), got {self.gamma!r}")
 
     @property
     def threshold(self) -> int:

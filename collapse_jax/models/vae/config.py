@@ -1,39 +1,17 @@
-"""Validation of config.model for the VAE family (one-line ValueErrors before anything compiles) and its settings.
-
-`model_settings(config)` loads the images and returns the keyword arguments of `vae.VAEModel`.
+"""The VAE family's settings from its resolved config: `model_settings` loads the images and returns `VAEModel`'s
+keyword arguments, after the checks no field declaration can state (they compare two fields or need the images).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from collapse_jax.data.images import DATASETS, load_images
+from collapse_jax.data.images import load_images
 from collapse_jax.models.vae.conv import use_matmul
 from collapse_jax.models.vae.nets import Decoder, Encoder, FeatureClassifier
 
 TRAIN_FROM = ("scratch", "previous")
 SAMPLE_MODES = ("mean", "bernoulli")
-
-
-def _check_knob(config: Any, field: str, low: float, low_inclusive: bool) -> None:
-    """One-line ValueError unless every value of a (scalar or list) knob lies above `low`."""
-    values = getattr(config.model, field)
-    for value in values if isinstance(values, (list, tuple)) else [values]:
-        ok = isinstance(value, (int, float)) and (value >= low if low_inclusive else value > low)
-        if not ok:
-            raise ValueError(
-                f"config.model.{field}: {value!r} not allowed; must be a number {'>=' if low_inclusive else '>'} {low}"
-            )
-
-
-def _positive_int(config: Any, field: str, optional: bool = False) -> int | None:
-    """Read a positive integer setting (None allowed when optional), or raise a one-line ValueError."""
-    value = config.model.get(field, None)
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"config.model.{field}: {value!r} not allowed; must be a positive integer")
-    return value
 
 
 def check_preferred_class(config: Any, num_classes: int) -> None:
@@ -49,34 +27,18 @@ def check_preferred_class(config: Any, num_classes: int) -> None:
 
 
 def model_settings(config: Any, good_region_mass: float) -> dict:
-    """Validate config.model, load the images: `VAEModel` keyword arguments (good_region_mass parsed by the caller)."""
+    """Load the images and build the nets: `VAEModel` keyword arguments (good_region_mass parsed by the caller)."""
     model = config.model
-    if model.dataset not in DATASETS:
-        raise ValueError(f"config.model.dataset: {model.dataset!r} not allowed; allowed: {', '.join(DATASETS)}")
-    if model.train_from not in TRAIN_FROM:
-        raise ValueError(f"config.model.train_from: {model.train_from!r} not allowed; allowed: {', '.join(TRAIN_FROM)}")
-    if model.sample_mode not in SAMPLE_MODES:
+    # Field against field (the declarations check each alone): a preview slices the generation's M samples, and
+    # precision / recall take the k-th neighbour among precision_recall_size points.
+    if model.preview_images > config.samples_per_generation:
         raise ValueError(
-            f"config.model.sample_mode: {model.sample_mode!r} not allowed; allowed: {', '.join(SAMPLE_MODES)}"
-        )
-    channels = tuple(model.encoder_channels)
-    if not channels or not all(isinstance(width, int) and width > 0 for width in channels):
-        raise ValueError(f"config.model.encoder_channels: {channels!r} not allowed; must be positive integers")
-    sizes = {f: _positive_int(config, f) for f in ("latent_dim", "epochs", "batch_size", "precision_recall_size")}
-    sizes |= {f: _positive_int(config, f) for f in ("precision_recall_k", "classifier_epochs", "chunk_size")}
-    optional_fields = ("train_size", "test_size", "metric_num_samples", "steps_per_generation")
-    optional = {f: _positive_int(config, f, optional=True) for f in optional_fields}
-    preview_images = model.get("preview_images", 0)
-    if not isinstance(preview_images, int) or not 0 <= preview_images <= config.samples_per_generation:
-        raise ValueError(
-            f"config.model.preview_images: {preview_images!r} not allowed; must be an integer in "
+            f"config.model.preview_images: {model.preview_images!r} not allowed; must be an integer in "
             f"[0, samples_per_generation = {config.samples_per_generation}]"
         )
-    _check_knob(config, "kl_weight", 0.0, low_inclusive=True)
-    _check_knob(config, "learning_rate", 0.0, low_inclusive=False)
-    _check_knob(config, "sampling_temperature", 0.0, low_inclusive=True)
-    _check_knob(config, "weight_decay", 0.0, low_inclusive=True)
-
+    if model.precision_recall_k >= model.precision_recall_size:
+        raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
+    channels = tuple(model.encoder_channels)
     train_images, train_labels = load_images(model.dataset, "train", model.data_dir, model.source_dir)
     test_images, test_labels = load_images(model.dataset, "test", model.data_dir, model.source_dir)
     factor = 2 ** len(channels)
@@ -85,11 +47,9 @@ def model_settings(config: Any, good_region_mass: float) -> dict:
             f"config.model.encoder_channels: {len(channels)} stride-2 layers need image sides divisible by {factor}; "
             f"{model.dataset} images are {train_images.shape[1]}x{train_images.shape[2]}"
         )
-    if sizes["precision_recall_k"] >= sizes["precision_recall_size"]:
-        raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
-    matmul = use_matmul(model.get("conv_implementation", "auto"))
+    matmul = use_matmul(model.conv_implementation)
     return dict(
-        encoder=Encoder(channels=channels, latent_dim=sizes["latent_dim"], matmul=matmul),
+        encoder=Encoder(channels=channels, latent_dim=model.latent_dim, matmul=matmul),
         decoder=Decoder(channels=channels, image_shape=train_images.shape[1:], matmul=matmul),
         classifier=FeatureClassifier(
             channels=tuple(model.classifier_channels),
@@ -97,22 +57,22 @@ def model_settings(config: Any, good_region_mass: float) -> dict:
             num_classes=10,
             matmul=matmul,
         ),
-        train_images=train_images[: optional["train_size"]],
-        train_labels=train_labels[: optional["train_size"]],
-        test_images=test_images[: optional["test_size"]],
-        test_labels=test_labels[: optional["test_size"]],
-        epochs=sizes["epochs"],
-        steps_per_generation=optional["steps_per_generation"],
-        batch_size=sizes["batch_size"],
+        train_images=train_images[: model.train_size],
+        train_labels=train_labels[: model.train_size],
+        test_images=test_images[: model.test_size],
+        test_labels=test_labels[: model.test_size],
+        epochs=model.epochs,
+        steps_per_generation=model.steps_per_generation,
+        batch_size=model.batch_size,
         weight_decay=float(model.weight_decay),
         train_from=model.train_from,
         sample_mode=model.sample_mode,
-        metric_num_samples=optional["metric_num_samples"],
-        preview_images=preview_images,
-        precision_recall_size=sizes["precision_recall_size"],
-        precision_recall_k=sizes["precision_recall_k"],
-        classifier_epochs=sizes["classifier_epochs"],
+        metric_num_samples=model.metric_num_samples,
+        preview_images=model.preview_images,
+        precision_recall_size=model.precision_recall_size,
+        precision_recall_k=model.precision_recall_k,
+        classifier_epochs=model.classifier_epochs,
         classifier_seed=int(model.classifier_seed),
-        chunk_size=sizes["chunk_size"],
+        chunk_size=model.chunk_size,
         good_region_mass=float(good_region_mass),
     )

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from collapse_jax.data.images import DATASETS
 from collapse_jax.models.contract import FamilySettings, family_settings
 from collapse_jax.models.fields import Field, choice, integer, number, text
 from collapse_jax.models.vae import config as _vae_config
@@ -94,34 +95,38 @@ class VAEModel:
         "elbo_real_test",
     )
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks (config_schema.validate).
     config_fields = {
-        "dataset": choice("image data set", _vae_config.DATASETS, noun="dataset"),
-        "data_dir": text("prepared tfds data dir (None: the default)", optional=True),
-        "source_dir": text("folder of the Fashion-MNIST IDX files (None: Debian's)", optional=True),
-        "train_size": integer("first N training images (None: all)", low=1, optional=True),
-        "test_size": integer("first N test images (None: all)", low=1, optional=True),
+        "dataset": choice("image data set", DATASETS, noun="dataset"),
+        "data_dir": text("prepared tfds data dir (None: the default)", optional=True, default=None),
+        "source_dir": text("folder of the Fashion-MNIST IDX files (None: Debian's)", optional=True, default=None),
+        "train_size": integer("first N training images (None: all)", low=1, optional=True, default=None),
+        "test_size": integer("first N test images (None: all)", low=1, optional=True, default=None),
         "encoder_channels": Field("ints", "encoder conv widths (the decoder mirrors them)", low=1),
         "latent_dim": integer("latent dimension (static: one compile per value)", low=1, sweepable=True),
         "epochs": integer("passes over the valid pool per generation", low=1),
         "batch_size": integer("minibatch size", low=1),
-        "steps_per_generation": integer("minibatches per generation (None: use epochs)", low=1, optional=True),
+        "steps_per_generation": integer(
+            "minibatches per generation (None: use epochs)", low=1, optional=True, default=None
+        ),
         "learning_rate": number("Adam learning rate", low=0.0, low_open=True, sweepable=True),
         "weight_decay": number("L2 weight decay added to the gradient", low=0.0),
         "kl_weight": number("beta in BCE + beta KL", low=0.0, sweepable=True),
         "sampling_temperature": number("tau: decode z ~ N(0, tau^2 I)", low=0.0, sweepable=True),
         "train_from": choice("scratch or previous", _vae_config.TRAIN_FROM, sweepable=True),
         "sample_mode": choice("bernoulli draws or decoded means", _vae_config.SAMPLE_MODES, sweepable=True),
-        "metric_num_samples": integer("generated images used by the metrics (None: all M)", low=1, optional=True),
-        "preview_images": integer("decoded samples saved per chain per generation", low=0),
+        "metric_num_samples": integer(
+            "generated images used by the metrics (None: all M)", low=1, optional=True, default=None
+        ),
+        "preview_images": integer("decoded samples saved per chain per generation (at most M)", low=0, default=0),
         "precision_recall_size": integer("points per side in precision / recall", low=1),
-        "precision_recall_k": integer("k of precision / recall", low=1),
+        "precision_recall_k": integer("k of precision / recall (below precision_recall_size)", low=1),
         "classifier_channels": Field("ints", "feature classifier conv widths", low=1),
         "classifier_feature_dim": integer("feature size of the classifier", low=1),
         "classifier_epochs": integer("epochs of the classifier", low=1),
         "classifier_seed": integer("seed of the classifier", low=0),
         "chunk_size": integer("images per chunk when decoding / scoring", low=1),
-        "conv_implementation": choice("auto, xla or matmul convolutions", IMPLEMENTATIONS),
+        "conv_implementation": choice("auto, xla or matmul convolutions", IMPLEMENTATIONS, default="auto"),
     }
 
     @property
@@ -360,7 +365,7 @@ class VAEModel:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> VAEModel:
-    """Validate config.model (one-line ValueErrors, before anything compiles), load the images, build the model."""
+    """Build the VAE family from its resolved config (base.make_model fills the declared defaults)."""
     settings = family_settings(config) if settings is None else settings
     model = VAEModel(
         **_vae_config.model_settings(config, settings.good_region_mass),
