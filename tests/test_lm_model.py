@@ -48,7 +48,7 @@ def model(lm_config):
 @pytest.mark.parametrize(
     "field, value",
     [("protocol", "chat"), ("decoding", "nucleus"), ("start_from", "scratch"), ("temperature", 0.0),
-     ("learning_rate", -1.0), ("num_layers", 0), ("repetition_penalty", 0.0)],
+     ("learning_rate", -1.0), ("num_layers", 0), ("repetition_penalty", 0.0), ("num_sample_texts", 10**6)],
 )  # fmt: skip
 def test_bad_config_raises_a_value_error_naming_the_field(lm_config, field, value):
     # The sweep checks every field against its declaration before it builds anything.

@@ -179,7 +179,8 @@ COPY = _Copy()
 class Rule:
     """A cross-field rule of one static group, declared beside the fields it ties: while the field `when` holds one of
     `values` (any set value when `values` is empty), the field `then` takes `implied` (implies, same_setting), must
-    hold one of `allowed` (requires) or must be set (needs). Paths are full dotted paths ("model.fit_method").
+    hold one of `allowed` (requires), must be set (needs) or must not exceed it (at_most: `bound` "<=" or "<").
+    Paths are full dotted paths ("model.fit_method").
 
     An implied field left at its declared default takes the implied value; set to anything else it is a conflict.
     `message` is the one-line error; "{got}" and "{when}" in it are the values of `then` and `when`.
@@ -192,6 +193,7 @@ class Rule:
     allowed: tuple = ()
     implied: Any = NO_DEFAULT
     needs_value: bool = False
+    bound: str | None = None
 
 
 def implies(when: str, values: tuple, then: str, value: Any, message: str) -> Rule:
@@ -209,6 +211,11 @@ def needs(when: str, values: tuple, then: str, message: str) -> Rule:
     return Rule(when=when, values=tuple(values), then=then, needs_value=True, message=message)
 
 
+def at_most(field: str, limit: str, message: str, strict: bool = False) -> Rule:
+    """While `field` is set, its value (every value of a tuple) is <= the value of `limit` (< when strict)."""
+    return Rule(when=field, values=(), then=limit, bound="<" if strict else "<=", message=message)
+
+
 def same_setting(alias: str, field: str, message: str) -> Rule:
     """`alias` is another name of `field`: setting it sets `field` (setting both to different values is `message`)."""
     return Rule(when=alias, values=(), then=field, implied=COPY, message=message)
@@ -223,6 +230,8 @@ def describe_rule(rule: Rule) -> str:
         return f"while {when}: config.{rule.then} = {rule.implied!r}"
     if rule.needs_value:
         return f"while {when}: config.{rule.then} must be set"
+    if rule.bound is not None:
+        return f"config.{rule.when} {rule.bound} config.{rule.then}"
     return f"while {when}: config.{rule.then} in {list(rule.allowed)}"
 
 
@@ -242,6 +251,13 @@ def _read(config: ml_collections.ConfigDict, path: str, declarations: dict[str, 
         return node[leaf]
     declared = declarations.get(path)
     return declared.default if declared is not None and declared.has_default else None
+
+
+def _within(values: Any, limits: Any, strict: bool) -> bool:
+    """max(values) <= min(limits) (< when strict): a sweep's every value against every limit."""
+    largest = max(values) if isinstance(values, (tuple, list)) else values
+    smallest = min(limits) if isinstance(limits, (tuple, list)) else limits
+    return largest < smallest if strict else largest <= smallest
 
 
 def resolve(
@@ -273,6 +289,9 @@ def resolve(
             target, leaf = _node_and_leaf(config, rule.then)
             with target.ignore_type():
                 target[leaf] = implied
+        elif rule.bound is not None:
+            if value is not None and not _within(when, value, rule.bound == "<"):
+                raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
         elif (rule.needs_value and value is None) or (rule.allowed and value not in rule.allowed):
             raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
     return config

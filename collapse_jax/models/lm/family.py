@@ -28,7 +28,7 @@ import numpy as np
 
 from collapse_jax.data.tokenizer import TextTokenizer
 from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.fields import choice, integer, number, text
+from collapse_jax.models.fields import at_most, choice, integer, number, text
 from collapse_jax.models.lm import decoding, pretraining, text_metrics, training
 from collapse_jax.models.lm.model_setup import (
     DECODINGS,
@@ -164,6 +164,13 @@ class LanguageModel:
         ),
         "watermark_key": integer("watermark hash key (32 bits)", low=0, high=2**32 - 1, default=Watermark.key),
     }
+    config_rules = (
+        at_most(
+            "num_sample_texts",
+            "/samples_per_generation",
+            "config.model.num_sample_texts: at most samples_per_generation, got {when}",
+        ),
+    )
 
     @property
     def artifact_names(self) -> tuple[str, ...]:

@@ -21,11 +21,9 @@ QUALITY_BLOCKS = 4096  # at most this many validation blocks set the quality ora
 
 
 def check_sizes(config: Any, train_blocks: np.ndarray, max_positions: int) -> None:
-    """The checks no field declaration can state: they compare two fields, or a field with the corpus or the network
-    (the imported checkpoint's position table); each a one-line ValueError naming the field."""
+    """The checks no declaration or rule can state: they compare a field with the corpus or the network (the imported
+    checkpoint's position table); each a one-line ValueError naming the field."""
     model, samples = config.model, config.samples_per_generation
-    if model.num_sample_texts > samples:
-        raise ValueError(f"config.model.num_sample_texts: at most samples_per_generation, got {model.num_sample_texts}")
     if 2 * model.block_length + 1 > max_positions:
         raise ValueError(f"config.model.block_length: BOS + 2 blocks must fit {max_positions} positions")
     if model.protocol == "block_continuation" and samples > len(train_blocks):

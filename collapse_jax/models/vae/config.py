@@ -29,15 +29,6 @@ def check_preferred_class(config: Any, num_classes: int) -> None:
 def model_settings(config: Any, good_region_mass: float) -> dict:
     """Load the images and build the nets: `VAEModel` keyword arguments (good_region_mass parsed by the caller)."""
     model = config.model
-    # Field against field (the declarations check each alone): a preview slices the generation's M samples, and
-    # precision / recall take the k-th neighbour among precision_recall_size points.
-    if model.preview_images > config.samples_per_generation:
-        raise ValueError(
-            f"config.model.preview_images: {model.preview_images!r} not allowed; must be an integer in "
-            f"[0, samples_per_generation = {config.samples_per_generation}]"
-        )
-    if model.precision_recall_k >= model.precision_recall_size:
-        raise ValueError("config.model.precision_recall_k: must be smaller than config.model.precision_recall_size")
     channels = tuple(model.encoder_channels)
     train_images, train_labels = load_images(model.dataset, "train", model.data_dir, model.source_dir)
     test_images, test_labels = load_images(model.dataset, "test", model.data_dir, model.source_dir)

@@ -20,7 +20,7 @@ from absl import logging
 
 from collapse_jax.data.images import DATASETS
 from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.fields import Field, choice, integer, number, text
+from collapse_jax.models.fields import Field, at_most, choice, integer, number, text
 from collapse_jax.models.vae import config as _vae_config
 from collapse_jax.models.vae import image_metrics
 from collapse_jax.models.vae import verifier as _vae_verifier
@@ -128,6 +128,22 @@ class VAEModel:
         "chunk_size": integer("images per chunk when decoding / scoring", low=1),
         "conv_implementation": choice("auto, xla or matmul convolutions", IMPLEMENTATIONS, default="auto"),
     }
+    # Field against field: a preview slices the generation's M samples; precision / recall take the k-th neighbour
+    # among precision_recall_size points.
+    config_rules = (
+        at_most(
+            "preview_images",
+            "/samples_per_generation",
+            "config.model.preview_images: {when} not allowed; must be an integer in [0, samples_per_generation = "
+            "{got}]",
+        ),
+        at_most(
+            "precision_recall_k",
+            "precision_recall_size",
+            "config.model.precision_recall_k: must be smaller than config.model.precision_recall_size",
+            strict=True,
+        ),
+    )
 
     @property
     def metric_names(self) -> tuple[str, ...]:
