@@ -15,7 +15,7 @@ from sklearn.neighbors import KernelDensity
 from collapse_jax.core import regimes
 from collapse_jax.host import runner, sweep
 from collapse_jax.models import _metrics as metrics
-from collapse_jax.models import discrete, gmm, kde, linear_regression
+from collapse_jax.models import base, discrete, kde
 from experiments.configs import discrete as discrete_config
 from experiments.configs import gmm as gmm_config
 from experiments.configs import kde as kde_config
@@ -42,7 +42,7 @@ def share_good(model, data, knobs) -> float:
 
 
 def test_discrete_log_likelihood_is_scipy_log_pmf_and_minus_inf_for_a_lost_outcome():
-    model = discrete.make_model(build(discrete_config, {"model.num_outcomes": 5}))
+    model = base.make_model(build(discrete_config, {"model.num_outcomes": 5}))
     probabilities = np.array([0.4, 0.3, 0.2, 0.1, 0.0], np.float32)
     outcomes = np.array([0, 1, 2, 3, 3, 0])
     ours = np.asarray(model.log_likelihood({"probabilities": jnp.asarray(probabilities)}, jnp.asarray(outcomes), {}))
@@ -66,7 +66,7 @@ def test_discrete_log_likelihood_is_scipy_log_pmf_and_minus_inf_for_a_lost_outco
 def test_discrete_good_outcomes_are_the_smallest_most_likely_set_holding_the_mass(
     num_outcomes, zipf_exponent, mass, expected_good
 ):
-    model = discrete.make_model(
+    model = base.make_model(
         build(discrete_config, {"model.num_outcomes": num_outcomes}, name="verifier", good_region_mass=mass)
     )
     knobs = {"zipf_exponent": zipf_exponent}
@@ -77,7 +77,7 @@ def test_discrete_good_outcomes_are_the_smallest_most_likely_set_holding_the_mas
 
 def test_discrete_share_of_good_truth_draws_is_the_good_set_mass():
     mass = 0.9
-    model = discrete.make_model(build(discrete_config, {"model.num_outcomes": 50}, good_region_mass=mass))
+    model = base.make_model(build(discrete_config, {"model.num_outcomes": 50}, good_region_mass=mass))
     knobs = {"zipf_exponent": 1.1}
     truth = np.asarray(discrete.truth_probabilities(50, jnp.float32(1.1)), np.float64)
     good = np.asarray(model.good_outcomes(knobs))
@@ -93,7 +93,7 @@ def test_discrete_share_of_good_truth_draws_is_the_good_set_mass():
 
 
 def test_linear_regression_log_likelihood_is_the_conditional_normal_log_density():
-    model = linear_regression.make_model(build(linear_regression_config, {"model.dim": 3}))
+    model = base.make_model(build(linear_regression_config, {"model.dim": 3}))
     rng = np.random.default_rng(0)
     x, weights, y = rng.standard_normal((50, 3)), rng.standard_normal(3), 3.0 * rng.standard_normal(50)
     data = {"x": jnp.asarray(x, jnp.float32), "y": jnp.asarray(y, jnp.float32)}
@@ -103,9 +103,7 @@ def test_linear_regression_log_likelihood_is_the_conditional_normal_log_density(
 
 def test_linear_regression_is_good_inside_the_central_noise_interval():
     mass, noise_std, dim = 0.9, 0.5, 4
-    model = linear_regression.make_model(
-        build(linear_regression_config, {"model.dim": dim}, name="verifier", good_region_mass=mass)
-    )
+    model = base.make_model(build(linear_regression_config, {"model.dim": dim}, name="verifier", good_region_mass=mass))
     assert model.good_residual_z == pytest.approx(stats.norm.ppf(0.95), rel=1e-12)
     half_width = noise_std * stats.norm.ppf(0.5 + mass / 2)
     # Rows x = e_1 have prediction x.w* = 1/sqrt(d) = 0.5; labels at known residuals just inside / outside the interval.
@@ -144,7 +142,7 @@ def test_gmm_log_likelihood_matches_sklearn_score_samples():
     )
     reference.precisions_cholesky_ = np.linalg.cholesky(np.linalg.inv(params["covariances"]))
     points = rng.standard_normal((200, 2)) * 4
-    model = gmm.make_model(build(gmm_config))
+    model = base.make_model(build(gmm_config))
     ours = model.log_likelihood(jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params), jnp.asarray(points), {})
     # float32 vs float64 over log densities of size ~10: 1e-4 absolute.
     np.testing.assert_allclose(np.asarray(ours), reference.score_samples(points), rtol=1e-5, atol=1e-4)
@@ -153,7 +151,7 @@ def test_gmm_log_likelihood_matches_sklearn_score_samples():
 @pytest.mark.parametrize("dim, true_mean, true_std, mass", [(2, 0.0, 1.0, 0.95), (3, 1.0, 2.0, 0.8)])
 def test_gmm_is_good_is_the_exact_chi_square_ball_of_the_truth(dim, true_mean, true_std, mass):
     overrides = {"model.dim": dim, "model.true_mean": true_mean, "model.true_std": true_std}
-    model = gmm.make_model(build(gmm_config, overrides, name="verifier", good_region_mass=mass))
+    model = base.make_model(build(gmm_config, overrides, name="verifier", good_region_mass=mass))
     radius = true_std * math.sqrt(stats.chi2.ppf(mass, dim))
     directions = np.random.default_rng(2).standard_normal((4, dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -168,8 +166,8 @@ def test_gmm_is_good_is_the_exact_chi_square_ball_of_the_truth(dim, true_mean, t
 
 
 def kde_model(dataset="moons", overrides=None, **curation):
-    base = {"model.dataset": dataset, "samples_per_generation": 64, "regime.name": "replace", "model.bandwidth": 0.3}
-    return kde.make_model(build(kde_config, {**base, **(overrides or {})}, **curation))
+    fixed = {"model.dataset": dataset, "samples_per_generation": 64, "regime.name": "replace", "model.bandwidth": 0.3}
+    return base.make_model(build(kde_config, {**fixed, **(overrides or {})}, **curation))
 
 
 def test_kde_log_likelihood_matches_sklearn_score_samples_of_the_fitted_pool():
@@ -278,7 +276,7 @@ def test_kde_capacity_is_the_largest_batch_the_regimes_module_builds():
             keep_bad=0.0,
             oversample=3,
         )
-        model = kde.make_model(config)
+        model = base.make_model(config)
         regime = regimes.make_regime(
             config, model, {"real_fraction": 0.25, "real_inflow": 5, "preserved_fraction": 0.5}
         )
@@ -287,20 +285,12 @@ def test_kde_capacity_is_the_largest_batch_the_regimes_module_builds():
         assert batch == (0 if name == "accumulate" else 16) + 8 + 5 + 96
 
 
-@pytest.mark.parametrize(
-    "model_module, config_module",
-    [
-        (discrete, discrete_config),
-        (linear_regression, linear_regression_config),
-        (gmm, gmm_config),
-        (kde, kde_config),
-    ],
-)
+@pytest.mark.parametrize("config_module", [discrete_config, linear_regression_config, gmm_config, kde_config])
 @pytest.mark.parametrize("mass", [0.0, 1.0, "high", True])
-def test_bad_good_region_mass_is_a_value_error_naming_the_field(model_module, config_module, mass):
+def test_bad_good_region_mass_is_a_value_error_naming_the_field(config_module, mass):
     with pytest.raises(ValueError, match="config.curation.good_region_mass"):
         overrides = {"regime.name": "replace", "samples_per_generation": 64}
-        model_module.make_model(build(config_module, overrides, good_region_mass=mass))
+        base.make_model(build(config_module, overrides, good_region_mass=mass))
 
 
 def test_groups_of_a_sweep_without_curation_still_build():
@@ -323,7 +313,7 @@ def test_discrete_verifier_that_rejects_every_bad_sample_confines_the_chain_to_t
         "model.zipf_exponent": 1.0,
     }
     config = build(discrete_config, overrides, name="verifier", keep_good=1.0, keep_bad=0.0, good_region_mass=0.6)
-    model = discrete.make_model(config)
+    model = base.make_model(config)
     good = np.asarray(model.good_outcomes({"zipf_exponent": 1.0}))
     assert good.sum() == 3  # p0 cumulative 0.341, 0.512, 0.626: 2 outcomes hold < 0.6, 3 hold >= 0.6
     results = runner.simulate(config)

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from sklearn.naive_bayes import MultinomialNB
 
+from collapse_jax.host import sweep
 from collapse_jax.host.runner import as_config, simulate
-from collapse_jax.models import discrete
+from collapse_jax.models import base, discrete
 from experiments.configs import discrete as discrete_config
 
 
@@ -31,7 +32,7 @@ def knobs(zipf_exponent: float = 0.0, smoothing: float = 0.0) -> dict:
 @pytest.mark.filterwarnings("ignore:divide by zero")  # sklearn takes log 0 for unseen outcomes at α = 0
 def test_fit_matches_sklearn_multinomial_naive_bayes_add_alpha_with_sample_weights():
     """p_i = (c_i + α) / (Σc + Kα) is sklearn MultinomialNB's feature_log_prob_ for a single class."""
-    model = discrete.make_model(model_config(**{"model.num_outcomes": 7}))
+    model = base.make_model(model_config(**{"model.num_outcomes": 7}))
     rng = np.random.default_rng(0)
     data = rng.integers(0, 5, size=300)  # outcomes 5 and 6 never occur: smoothing must still give them mass
     weights = (rng.random(300) < 0.7).astype(np.float32)
@@ -46,7 +47,7 @@ def test_fit_matches_sklearn_multinomial_naive_bayes_add_alpha_with_sample_weigh
 
 def test_merged_counts_fit_equals_fit_on_concatenated_pool():
     """Sufficient statistics: counts of a union are the sum of counts, so accumulate can keep O(K) memory."""
-    model = discrete.make_model(model_config(**{"model.num_outcomes": 5}))
+    model = base.make_model(model_config(**{"model.num_outcomes": 5}))
     first, second = jax.random.randint(jax.random.key(0), (2, 40), 0, 5)
     ones = jnp.ones(40)
     merged = model.merge_statistics(model.statistics(first, ones), model.statistics(second, ones))
@@ -57,7 +58,7 @@ def test_merged_counts_fit_equals_fit_on_concatenated_pool():
 
 def test_sampler_matches_probabilities_and_never_draws_a_lost_outcome():
     """Inverse-CDF draws have frequencies p_i (within 5 binomial sd) and exactly zero count where p_i = 0."""
-    model = discrete.make_model(model_config(**{"model.num_outcomes": 5}))
+    model = base.make_model(model_config(**{"model.num_outcomes": 5}))
     probabilities = jnp.asarray([0.5, 0.0, 0.3, 0.2, 0.0])
     draws = 200_000
     counts = np.bincount(model.sample(jax.random.key(1), {"probabilities": probabilities}, draws, {}), minlength=5)
@@ -70,7 +71,7 @@ def test_sampler_matches_probabilities_and_never_draws_a_lost_outcome():
 def test_outcome_is_missing_from_the_first_fit_with_probability_one_minus_q_to_the_m():
     """Tails die first (Shumailov et al. 2024): P(p̂_i = 0) = (1 - p0_i)^M, and E[tail_mass] follows in closed form."""
     num_outcomes, samples, chains = 50, 100, 4000
-    model = discrete.make_model(model_config(**{"model.num_outcomes": num_outcomes, "samples_per_generation": samples}))
+    model = base.make_model(model_config(**{"model.num_outcomes": num_outcomes, "samples_per_generation": samples}))
     chain_knobs = knobs(zipf_exponent=1.1)
 
     def first_fit(key):
@@ -259,7 +260,7 @@ def test_accumulate_statistics_path_matches_the_raw_pool_bit_for_bit():
 )
 def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:
-        discrete.make_model(model_config(**{field: value}))
+        sweep.expand(model_config(**{field: value}))
     assert "\n" not in str(error.value)
 
 
@@ -268,7 +269,7 @@ def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
 
 def population_fits(generations: int, zipf_exponent: float, smoothing: float, **overrides) -> list[np.ndarray]:
     """Probabilities of fits 0..generations of a population-fit chain (fit called on the previous params)."""
-    model = discrete.make_model(model_config(**{"model.population_fit": True, "regime.name": "replace", **overrides}))
+    model = base.make_model(model_config(**{"model.population_fit": True, "regime.name": "replace", **overrides}))
     chain_knobs = knobs(zipf_exponent, smoothing)
     fit = jax.jit(
         lambda previous: model.fit(jax.random.key(0), jnp.zeros(4, jnp.int32), jnp.ones(4), chain_knobs, previous)
@@ -344,4 +345,4 @@ def test_population_fit_runs_in_the_engine_and_merged_bins_keep_their_first_kl()
 )
 def test_bad_error_source_settings_are_one_line_errors(overrides, field):
     with pytest.raises(ValueError, match=f"config.{field}"):
-        discrete.make_model(model_config(**overrides))
+        sweep.expand(model_config(**overrides))

@@ -14,8 +14,9 @@ import pytest
 from scipy.stats import norm
 from sklearn.neighbors import NearestCentroid
 
+from collapse_jax.host import sweep
 from collapse_jax.host.runner import as_config, simulate
-from collapse_jax.models import gaussian_classifier
+from collapse_jax.models import base, gaussian_classifier
 from experiments.configs import mitigation_verifier
 
 
@@ -25,7 +26,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def make(**overrides) -> gaussian_classifier.GaussianClassifierModel:
-    return gaussian_classifier.make_model(model_config(**overrides))
+    return base.make_model(model_config(**overrides))
 
 
 def knobs(generator_error: float = 0.0) -> dict:
@@ -184,7 +185,7 @@ def test_verified_refit_projection_obeys_feng_closed_form(labeller):
 )
 def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:
-        make(**{field: value})
+        sweep.expand(model_config(**{field: value}))
     assert "\n" not in str(error.value)
 
 

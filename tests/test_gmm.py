@@ -9,10 +9,10 @@ import pytest
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from collapse_jax.host import runner
+from collapse_jax.host import runner, sweep
 from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import _quadrature as quadrature
-from collapse_jax.models import gmm
+from collapse_jax.models import base, gmm
 from experiments.configs import gmm as gmm_config
 
 CENTRES = np.array([[-6.0, 0.0], [0.0, 6.0], [6.0, -1.0]])
@@ -148,7 +148,7 @@ def test_closed_form_l2_matches_monte_carlo():
     ],
 )
 def test_degenerate_pools_give_finite_params_and_samples(points, mask):
-    model = gmm.make_model(runner.as_config({"samples_per_generation": 50}, gmm_config.get_config()))
+    model = base.make_model(runner.as_config({"samples_per_generation": 50}, gmm_config.get_config()))
     knobs = {"seed": 0, "real_fraction": 0.0}
     previous = model.init(jax.random.key(0), knobs)
     params = jax.jit(lambda x, m: model.fit(jax.random.key(1), x, m, knobs, previous))(
@@ -165,7 +165,7 @@ def test_degenerate_pools_give_finite_params_and_samples(points, mask):
 )
 def test_bad_config_is_a_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.model.{field}"):
-        gmm.make_model(runner.as_config({f"model.{field}": value}, gmm_config.get_config()))
+        sweep.expand(runner.as_config({f"model.{field}": value}, gmm_config.get_config()))
 
 
 def test_shumailov_chain_starts_near_point_nine_and_loses_spread():
@@ -192,8 +192,12 @@ def test_shumailov_chain_starts_near_point_nine_and_loses_spread():
 THREE_BLOBS = {"model.truth_components": 3, "model.truth_separation": 3.0, "model.population_fit": True}
 
 
+def error_source_config(**overrides):
+    return runner.as_config({**THREE_BLOBS, **overrides}, gmm_config.get_config())
+
+
 def error_source_model(**overrides):
-    return gmm.make_model(runner.as_config({**THREE_BLOBS, **overrides}, gmm_config.get_config()))
+    return base.make_model(error_source_config(**overrides))
 
 
 def population_chain(model, generations, key=0):
@@ -243,7 +247,7 @@ def test_population_fit_of_a_mixture_the_family_contains_is_stationary_from_gene
 
 def test_one_blob_population_fit_reproduces_the_truth():
     """Shumailov's one-blob truth with K = 2: the population fit is N(0, I) (L2 ~ EM's tolerance) and stays there."""
-    model = gmm.make_model(
+    model = base.make_model(
         runner.as_config({"model.population_fit": True, "model.fit_init": "previous"}, gmm_config.get_config())
     )
     params, evaluate = population_chain(model, 2)
@@ -294,7 +298,7 @@ def test_tail_mass_ratio_is_one_at_the_truth_and_matches_the_gaussian_closed_for
     )
     np.testing.assert_allclose(float(ratio), 1.0, atol=1e-4)
     del truth_params
-    one = gmm.make_model(runner.as_config({"model.dim": 1}, gmm_config.get_config()))
+    one = base.make_model(runner.as_config({"model.dim": 1}, gmm_config.get_config()))
     np.testing.assert_allclose(one.tail_low[0], -2.3263479, atol=1e-5)
     ratio = quadrature.marginal_tail_mass_ratio(
         jnp.ones(1), jnp.zeros((1, 1)), jnp.full((1, 1, 1), 0.25), jnp.asarray(one.tail_low), jnp.asarray(one.tail_high)
@@ -314,4 +318,4 @@ def test_tail_mass_ratio_is_one_at_the_truth_and_matches_the_gaussian_closed_for
 )
 def test_bad_error_source_settings_are_one_line_errors_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"config.model.{field}"):
-        error_source_model(**overrides)
+        sweep.expand(error_source_config(**overrides))

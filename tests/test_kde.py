@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KernelDensity
 
-from collapse_jax.host import runner
-from collapse_jax.models import kde
+from collapse_jax.host import runner, sweep
+from collapse_jax.models import base, kde
 from experiments.configs import kde as kde_config
 
 KNOBS = {"seed": 0, "real_fraction": 0.0}
@@ -30,7 +30,7 @@ def small_config(**overrides):
 
 @pytest.mark.parametrize("bandwidth", [0.1, 0.5, "scott", "silverman"])
 def test_log_density_matches_sklearn_score_samples_with_masked_padding(bandwidth):
-    model = kde.make_model(small_config(**{"model.bandwidth": bandwidth, "samples_per_generation": 100}))
+    model = base.make_model(small_config(**{"model.bandwidth": bandwidth, "samples_per_generation": 100}))
     data = model.real_data(jax.random.key(0), KNOBS)
     # The last 30 pool slots are masked out: the KDE must equal sklearn's fit on the first 70 points only.
     weights = (jnp.arange(100) < 70).astype(jnp.float32)
@@ -46,7 +46,7 @@ def test_log_density_matches_sklearn_score_samples_with_masked_padding(bandwidth
 
 def test_samples_have_the_kde_mean_and_covariance():
     """x = c_i + h eps: E[x] = mean of centres, Cov[x] = Cov(centres) + h^2 I (law of total variance)."""
-    model = kde.make_model(small_config(**{"model.bandwidth": 0.5}))
+    model = base.make_model(small_config(**{"model.bandwidth": 0.5}))
     centres = model.real_data(jax.random.key(3), KNOBS)
     knobs = {**KNOBS, "bandwidth": 0.5}
     params = model.fit(jax.random.key(4), centres, jnp.ones(32), knobs, model.init(jax.random.key(5), knobs))
@@ -59,7 +59,7 @@ def test_samples_have_the_kde_mean_and_covariance():
 
 
 def test_masked_centres_are_never_sampled():
-    model = kde.make_model(small_config(**{"model.bandwidth": 0.01}))
+    model = base.make_model(small_config(**{"model.bandwidth": 0.01}))
     data = jnp.concatenate([jnp.zeros((16, 2)), jnp.full((16, 2), 50.0)])
     weights = (jnp.arange(32) < 16).astype(jnp.float32)
     knobs = {**KNOBS, "bandwidth": 0.01}
@@ -70,8 +70,8 @@ def test_masked_centres_are_never_sampled():
 def test_capacity_covers_the_accumulated_pool():
     config = small_config(**{"regime.name": "accumulate", "regime.real_fraction": [0.0, 0.25]})
     # real_data_size M + G (R + M) with R = floor(0.25 M) = 8: the regimes module's raw-pool capacity.
-    assert kde.make_model(config).capacity == 32 + 10 * (8 + 32)
-    assert kde.make_model(small_config()).capacity == 32
+    assert base.make_model(config).capacity == 32 + 10 * (8 + 32)
+    assert base.make_model(small_config()).capacity == 32
 
 
 def test_replace_forgets_the_truth_while_accumulate_does_not():
@@ -92,8 +92,14 @@ def test_replace_forgets_the_truth_while_accumulate_does_not():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("bandwidth", "median"), ("bandwidth", -0.1), ("dataset", "mnist"), ("test_size", 0)],
+    [
+        ("bandwidth", "median"),
+        ("bandwidth", -0.1),
+        ("bandwidth", (0.1, "scott")),
+        ("dataset", "mnist"),
+        ("test_size", 0),
+    ],
 )
 def test_bad_config_is_a_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.model.{field}"):
-        kde.make_model(small_config(**{f"model.{field}": value}))
+        sweep.expand(small_config(**{f"model.{field}": value}))

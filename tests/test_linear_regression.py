@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 
+from collapse_jax.host import sweep
 from collapse_jax.host.runner import as_config, simulate
-from collapse_jax.models import linear_regression
+from collapse_jax.models import base
 from experiments.configs import linear_regression as linear_regression_config
 
 
@@ -29,7 +30,7 @@ def knobs(seed: int = 0, noise_std: float = 1.0, ridge: float = 0.0) -> dict:
 
 def test_fit_matches_sklearn_ols_and_ridge_with_sample_weights():
     """ŵ = (XᵀWX + λI)⁻¹XᵀWy equals sklearn LinearRegression / Ridge (no intercept) with sample_weight."""
-    model = linear_regression.make_model(model_config(**{"model.dim": 4, "samples_per_generation": 50}))
+    model = base.make_model(model_config(**{"model.dim": 4, "samples_per_generation": 50}))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 4)).astype(np.float32)
     y = (x @ np.asarray([1.0, -2.0, 0.5, 0.0]) + rng.normal(size=50)).astype(np.float32)
@@ -44,7 +45,7 @@ def test_fit_matches_sklearn_ols_and_ridge_with_sample_weights():
 
 def test_fewer_points_than_dimensions_gives_the_minimum_norm_solution():
     """T < d leaves XᵀX singular: the pseudo-inverse returns numpy lstsq's minimum-norm solution, not NaN."""
-    model = linear_regression.make_model(model_config(**{"model.dim": 8, "samples_per_generation": 5}))
+    model = base.make_model(model_config(**{"model.dim": 8, "samples_per_generation": 5}))
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=5).astype(np.float32)
     params = model.fit(None, {"x": jnp.asarray(x), "y": jnp.asarray(y)}, jnp.ones(5), knobs(), model.init(None, {}))
@@ -55,7 +56,7 @@ def test_fewer_points_than_dimensions_gives_the_minimum_norm_solution():
 
 def test_merged_normal_equations_fit_equals_fit_on_concatenated_pool():
     """XᵀX, Xᵀy and the count are sums over points, so accumulate can keep O(d²) memory."""
-    model = linear_regression.make_model(model_config())
+    model = base.make_model(model_config())
     first = model.real_data(jax.random.key(0), knobs())
     second = model.sample(jax.random.key(1), {"weights": jnp.ones(10)}, 100, knobs())
     ones = jnp.ones(100)
@@ -68,7 +69,7 @@ def test_merged_normal_equations_fit_equals_fit_on_concatenated_pool():
 
 def test_samples_relabel_the_chain_fixed_design_with_fresh_noise():
     """Every generation sees the chain's own X; labels are Xŵ + σε with Var(ε σ) = σ²."""
-    model = linear_regression.make_model(model_config(**{"samples_per_generation": 4000, "model.dim": 3}))
+    model = base.make_model(model_config(**{"samples_per_generation": 4000, "model.dim": 3}))
     weights = jnp.asarray([0.3, -1.0, 2.0])
     real = model.real_data(jax.random.key(5), knobs(seed=7, noise_std=0.5))
     synthetic = model.sample(jax.random.key(6), {"weights": weights}, 4000, knobs(seed=7, noise_std=0.5))
@@ -117,7 +118,7 @@ def test_gerstgrasser_theorem_2_replace_grows_linearly_accumulate_stays_below_pi
 
 def check_empirical_test_mse_within_held_out_spectrum(results) -> None:
     """test_mse_empirical = vᵀSv with S the held-out covariance, so its ratio to ‖v‖² is in [λmin(S), λmax(S)]."""
-    model = linear_regression.make_model(model_config())
+    model = base.make_model(model_config())
     x = np.asarray(model.reference()["x"], np.float64)
     eigenvalues = np.linalg.eigvalsh(x.T @ x / len(x))
     ratio = results.metrics["test_mse_empirical"] / results.metrics["test_mse"]
@@ -141,5 +142,5 @@ def check_empirical_test_mse_within_held_out_spectrum(results) -> None:
 )
 def test_bad_config_raises_one_line_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"config.{field}") as error:
-        linear_regression.make_model(model_config(**{field: value}))
+        sweep.expand(model_config(**{field: value}))
     assert "\n" not in str(error.value)

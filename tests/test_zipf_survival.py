@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from collapse_jax.host import config_schema
+from collapse_jax.host import config_schema, sweep
 from collapse_jax.host.runner import as_config, simulate
 from collapse_jax.models import discrete
 from collapse_jax.store import workdir_io
@@ -178,4 +178,4 @@ def test_a_bad_zipf_shift_is_one_line_naming_the_field(bad):
         config_schema.validate(config)
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match=r"^config\.model\.zipf_shift: "):
-        discrete.make_model(config)
+        sweep.expand(config)

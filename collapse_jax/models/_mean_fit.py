@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.models.contract import Knobs, PyTree
-from collapse_jax.models.fields import check_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +100,5 @@ class MeanFitFamily:
 
 
 def build(family: type[MeanFitFamily], config: Any) -> MeanFitFamily:
-    """Check `config.model` against the family's declared fields (one-line ValueError) and build it."""
-    for name, field in family.config_fields.items():
-        check_value(f"model.{name}", field, config.model.get(name))
-    real_data_size = config.model.get("real_data_size") or config.samples_per_generation
-    return family(real_data_size=int(real_data_size))
+    """Build the family from its resolved config (the validator has checked the declared fields)."""
+    return family(real_data_size=int(config.model.real_data_size or config.samples_per_generation))

@@ -23,10 +23,10 @@ class BernoulliModel(MeanFitFamily):
     parameter: ClassVar[str] = "probability"
     knob_fields: ClassVar[dict[str, str]] = {"probability": "model.probability"}
     metric_names: ClassVar[tuple[str, ...]] = ("probability", "survived", "absorbed")
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
         "probability": number("p_0: the true P(x = 1) (a per-chain knob)", low=0.0, high=1.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
     }
 
     def draw(self, key: jax.Array, parameter: jax.Array, num_samples: int) -> jax.Array:
@@ -52,6 +52,6 @@ class BernoulliModel(MeanFitFamily):
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> BernoulliModel:
-    """Build the Bernoulli family from `config.model` (probability, real_data_size)."""
+    """Build the Bernoulli family from its resolved config (base.make_model: defaults in, fields checked)."""
     del settings
     return build(BernoulliModel, config)

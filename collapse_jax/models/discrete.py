@@ -18,8 +18,9 @@ import numpy as np
 from collapse_jax.models import _threefry
 from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
+from collapse_jax.models._population_fit import POOL_FREE_RULES
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
-from collapse_jax.models.fields import Field, integer, number
+from collapse_jax.models.fields import flag, integer, number
 
 # The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
 CHAIN_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
@@ -133,7 +134,7 @@ class DiscreteModel:
         "absorbed_outcome",
     )
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields and the rules that tie them, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
         "num_outcomes": integer(
             "K: outcomes of the categorical (static: one compile per value)", low=2, sweepable=True
@@ -141,19 +142,25 @@ class DiscreteModel:
         "smoothing": number("add-alpha pseudo-count of every fit", low=0.0, sweepable=True),
         "zipf_exponent": number("truth p_k ~ (k + q)^-s (0: uniform)", low=0.0, sweepable=True),
         "zipf_shift": number(
-            "q: Zipf–Mandelbrot shift, truth p_k ~ (k + q)^-s (None or 0: Zipf)", low=0.0, optional=True, sweepable=True
+            "q: Zipf–Mandelbrot shift, truth p_k ~ (k + q)^-s (None or 0: Zipf)",
+            low=0.0,
+            optional=True,
+            sweepable=True,
+            default=None,
         ),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
         "num_bins": integer(
             "B: bins of consecutive outcomes the family is uniform within (None: K; B < K: expressivity error)",
             low=1,
             optional=True,
             sweepable=True,
+            default=None,
         ),
-        "population_fit": Field(
-            "bool", "fit the previous model's expected counts (statistical error off)", sweepable=True
+        "population_fit": flag(
+            "fit the previous model's expected counts (statistical error off)", default=False, sweepable=True
         ),
     }
+    config_rules: ClassVar[tuple] = POOL_FREE_RULES
 
     def _truth(self, knobs: Knobs) -> jax.Array:
         exponent = jnp.asarray(knobs["zipf_exponent"], jnp.float32)
@@ -291,61 +298,22 @@ class DiscreteModel:
         return {}
 
 
-def _values(value: Any) -> list[Any]:
-    """A config field's values: the tuple of a sweep, or the single value."""
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _check_number(field: str, value: Any, minimum: float) -> None:
-    """One-line ValueError unless every value of `field` is a finite number >= minimum."""
-    for item in _values(value):
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < minimum:
-            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= {minimum} (or a tuple of them)")
-
-
-def _check_int(field: str, value: Any, minimum: int) -> int:
-    """One-line ValueError unless `field` is a single int >= minimum; returns it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"config.{field}: got {value!r}; allowed: an int >= {minimum}")
-    return value
-
-
 def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteModel:
-    """Build the categorical model from `config.model` (num_outcomes, smoothing, zipf_exponent, zipf_shift, ...)."""
-    num_outcomes = _check_int("model.num_outcomes", config.model.num_outcomes, 2)
-    samples_per_generation = _check_int("samples_per_generation", config.samples_per_generation, 1)
-    _check_number("model.smoothing", config.model.smoothing, 0.0)
-    _check_number("model.zipf_exponent", config.model.zipf_exponent, 0.0)
-    knob_fields = dict(CHAIN_KNOBS)
-    if config.model.get("zipf_shift", None) is not None:
-        _check_number("model.zipf_shift", config.model.zipf_shift, 0.0)
-        knob_fields["zipf_shift"] = "model.zipf_shift"
-    real_data_size = config.model.get("real_data_size", None)
-    if real_data_size is None:
-        real_data_size = samples_per_generation
-    real_data_size = _check_int("model.real_data_size", real_data_size, 1)
+    """Build the categorical model from its resolved config (base.make_model: defaults in, rules applied)."""
+    model = config.model
+    # B <= K compares two fields' values (both static in a group), which no declaration or rule can say.
+    if model.num_bins is not None and model.num_bins > model.num_outcomes:
+        raise ValueError(
+            f"config.model.num_bins: got {model.num_bins}; allowed: at most num_outcomes = {model.num_outcomes}"
+        )
     settings = family_settings(config) if settings is None else settings
-    num_bins = config.model.get("num_bins", None)
-    if num_bins is not None:
-        num_bins = _check_int("model.num_bins", num_bins, 1)
-        if num_bins > num_outcomes:
-            raise ValueError(f"config.model.num_bins: got {num_bins}; allowed: at most num_outcomes = {num_outcomes}")
-    population_fit = config.model.get("population_fit", False)
-    if not isinstance(population_fit, bool):
-        raise ValueError(f"config.model.population_fit: got {population_fit!r}; allowed: True or False")
-    if population_fit:
-        regime = config.get("regime", {})
-        if regime.get("name", "replace") != "replace" or np.any(np.atleast_1d(regime.get("real_fraction", 0.0)) != 0):
-            raise ValueError(
-                "config.model.population_fit: fits the previous model's distribution and ignores the pool, so it"
-                " needs regime.name = replace with real_fraction 0"
-            )
+    shift = {} if model.zipf_shift is None else {"zipf_shift": "model.zipf_shift"}
     return DiscreteModel(
-        num_outcomes,
-        samples_per_generation,
-        real_data_size,
+        model.num_outcomes,
+        config.samples_per_generation,
+        model.real_data_size or config.samples_per_generation,
         settings.good_region_mass,
-        num_bins,
-        population_fit,
-        knob_fields,
+        model.num_bins,
+        model.population_fit,
+        {**CHAIN_KNOBS, **shift},
     )

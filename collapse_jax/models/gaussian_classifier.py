@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Any, ClassVar
 
 import jax
@@ -77,13 +76,17 @@ class GaussianClassifierModel:
         "weight_norm",
     )
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
-        "dim": integer("d: feature dimension", low=1),
-        "signal": number("|mu|: distance of each class mean from 0", low=0.0, low_open=True),
-        "labeller": choice("who labels synthetic x", LABELLERS, sweepable=True, noun="labeller"),
-        "generator_error": number("p: label flip probability of the generator", low=0.0, high=1.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "dim": integer("d: feature dimension", low=1, default=10),
+        "signal": number("|mu|: distance of each class mean from 0", low=0.0, low_open=True, default=1.0),
+        "labeller": choice(
+            "who labels synthetic x", LABELLERS, sweepable=True, noun="labeller", default="current_model"
+        ),
+        "generator_error": number(
+            "p: label flip probability of the generator", low=0.0, high=1.0, sweepable=True, default=0.0
+        ),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
     }
 
     def true_mean(self) -> jax.Array:
@@ -168,27 +171,12 @@ class GaussianClassifierModel:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> GaussianClassifierModel:
-    """Build the model from config.model (dim, signal, labeller, generator_error, real_data_size)."""
+    """Build the model from its resolved config (base.make_model: defaults in, fields checked)."""
     del settings  # no verifier, no horizon-sized buffers: the engine settings are unused
     model = config.model
-    dim = model.get("dim", 10)
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
-        raise ValueError(f"config.model.dim: must be a positive integer, got {dim!r}")
-    signal = model.get("signal", 1.0)
-    if isinstance(signal, bool) or not isinstance(signal, numbers.Real) or not 0 < signal < math.inf:
-        raise ValueError(f"config.model.signal: must be a finite number > 0 (|mu|), got {signal!r}")
-    labeller = model.get("labeller", "current_model")
-    if labeller not in LABELLERS:
-        raise ValueError(f"config.model.labeller: {labeller!r} is not allowed; use one of {list(LABELLERS)}")
-    flips = model.get("generator_error", 0.0)
-    for flip in flips if isinstance(flips, (list, tuple)) else [flips]:
-        if isinstance(flip, bool) or not isinstance(flip, numbers.Real) or not 0 <= flip <= 1:
-            raise ValueError(
-                f"config.model.generator_error: must be a probability in [0, 1] (or a tuple), got {flip!r}"
-            )
-    real_data_size = model.get("real_data_size") or config.samples_per_generation
-    if isinstance(real_data_size, bool) or not isinstance(real_data_size, numbers.Integral) or real_data_size < 1:
-        raise ValueError(f"config.model.real_data_size: must be a positive integer or None, got {real_data_size!r}")
     return GaussianClassifierModel(
-        dim=int(dim), signal=float(signal), labeller=labeller, real_data_size=int(real_data_size)
+        dim=int(model.dim),
+        signal=float(model.signal),
+        labeller=model.labeller,
+        real_data_size=int(model.real_data_size or config.samples_per_generation),
     )

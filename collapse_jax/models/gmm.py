@@ -15,16 +15,12 @@ import numpy as np
 
 from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import _quadrature as quadrature
-from collapse_jax.models._gmm_settings import (
-    FIT_INITS,
-    FIT_METHODS,
-    error_source_settings,
-    truth_settings,
-)
+from collapse_jax.models._gmm_settings import FIT_INITS, FIT_METHODS, check_quadrature_points, truth_settings
 from collapse_jax.models._metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
+from collapse_jax.models._population_fit import POOL_FREE_RULES
 from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.fields import Field, choice, integer, number
+from collapse_jax.models.fields import choice, flag, integer, number
 
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans", "k-means++", "random")
@@ -244,30 +240,48 @@ class GaussianMixtureModel:
         "tail_mass_ratio",
     )
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields and the rules that tie them, declared once: the only source of their defaults and checks.
     config_fields = {
         "dim": integer("d: data dimension", low=1),
         "true_mean": number("the truth's blobs are centred on true_mean * 1 (one blob: N(true_mean * 1, s^2 I))"),
         "true_std": number("the standard deviation of every truth blob", low=0.0, low_open=True),
-        "truth_components": integer("T: equal-weight blobs of the truth (expressivity error when T > K)", low=1),
-        "truth_separation": number("distance between neighbouring truth blob centres, along the first axis", low=0.0),
+        "truth_components": integer(
+            "T: equal-weight blobs of the truth (expressivity error when T > K)", low=1, default=1
+        ),
+        "truth_separation": number(
+            "distance between neighbouring truth blob centres, along the first axis", low=0.0, default=0.0
+        ),
         "num_components": integer("K: mixture components (static: one compile per value)", low=1, sweepable=True),
         "covariance_type": choice("full or diag covariances", COVARIANCE_TYPES),
         "init_method": choice("EM initialisation", INIT_METHODS),
-        "kmeans_iterations": integer("Lloyd iterations of the kmeans init", low=0),
+        "kmeans_iterations": integer("Lloyd iterations of the kmeans init", low=0, default=10),
         "tolerance": number("EM stops once |mean log-lik change| < tolerance", low=0.0),
         "max_iterations": integer("EM iterations (fixed scan length)", low=1),
         "reg_covar": number("added to every covariance diagonal", low=0.0, low_open=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
         "test_size": integer("held-out real points for nll_real_test", low=1),
-        "population_fit": Field(
-            "bool", "fit the previous model's distribution itself (statistical error off)", sweepable=True
+        "population_fit": flag(
+            "fit the previous model's distribution itself (statistical error off)", default=False, sweepable=True
         ),
-        "quadrature_nodes": integer("Gauss-Hermite nodes per axis per component of the population fit", low=1),
-        "fit_method": choice("em (to convergence) or truncated_em (fit_steps iterations)", FIT_METHODS, sweepable=True),
-        "fit_steps": integer("EM iterations of truncated_em", low=1),
-        "fit_init": choice("fresh (init_method each generation) or previous (warm start)", FIT_INITS),
+        "quadrature_nodes": integer(
+            "Gauss-Hermite nodes per axis per component of the population fit", low=1, default=12
+        ),
+        "fit_method": choice(
+            "em (to convergence) or truncated_em (fit_steps iterations)",
+            FIT_METHODS,
+            sweepable=True,
+            noun="fit method",
+            default="em",
+        ),
+        "fit_steps": integer("EM iterations of truncated_em", low=1, default=2),
+        "fit_init": choice(
+            "fresh (init_method each generation) or previous (warm start)",
+            FIT_INITS,
+            noun="initialization",
+            default="fresh",
+        ),
     }
+    config_rules = POOL_FREE_RULES
 
     @property
     def _truth(self) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -429,52 +443,33 @@ class GaussianMixtureModel:
 
 
 def make_model(config, settings: FamilySettings | None = None) -> GaussianMixtureModel:
-    """Validate `config.model` and build the GMM family."""
+    """Build the GMM family from its resolved config (base.make_model: defaults in, rules applied)."""
     model = config.model
-    for field in ("dim", "num_components", "max_iterations", "test_size"):
-        value = model.get(field)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"config.model.{field}: must be a positive integer, got {value!r}")
-    if model.covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"config.model.covariance_type: {model.covariance_type!r}; allowed: {', '.join(COVARIANCE_TYPES)}"
-        )
-    if model.init_method not in INIT_METHODS:
-        raise ValueError(f"config.model.init_method: {model.init_method!r}; allowed: {', '.join(INIT_METHODS)}")
-    kmeans_iterations = model.get("kmeans_iterations", 10)
-    if not isinstance(kmeans_iterations, int) or kmeans_iterations < 0:
-        raise ValueError(f"config.model.kmeans_iterations: must be an integer >= 0, got {kmeans_iterations!r}")
-    if not model.tolerance >= 0:
-        raise ValueError(f"config.model.tolerance: must be >= 0 (0 runs all max_iterations), got {model.tolerance!r}")
-    if not model.reg_covar > 0:
-        raise ValueError(
-            f"config.model.reg_covar: must be > 0 (it keeps every covariance invertible), got {model.reg_covar!r}"
-        )
-    if not model.true_std > 0:
-        raise ValueError(f"config.model.true_std: must be > 0, got {model.true_std!r}")
-    real_data_size = model.get("real_data_size") or config.samples_per_generation
-    if not isinstance(real_data_size, int) or real_data_size < 1:
-        raise ValueError(f"config.model.real_data_size: must be a positive integer, got {real_data_size!r}")
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
     truth = truth_settings(model, model.dim, float(model.true_mean), float(model.true_std), mass)
-    sources = error_source_settings(config, model.num_components, len(truth["truth_means"]) or 1, model.dim)
+    if model.population_fit:
+        check_quadrature_points(model.quadrature_nodes, max(model.num_components, model.truth_components), model.dim)
     return GaussianMixtureModel(
         dim=model.dim,
         num_components=model.num_components,
         covariance_type=model.covariance_type,
         init_method=model.init_method,
         max_iterations=model.max_iterations,
-        kmeans_iterations=kmeans_iterations,
+        kmeans_iterations=model.kmeans_iterations,
         tolerance=float(model.tolerance),
         reg_covar=float(model.reg_covar),
         true_mean=float(model.true_mean),
         true_std=float(model.true_std),
-        real_data_size=real_data_size,
+        real_data_size=model.real_data_size or config.samples_per_generation,
         test_size=model.test_size,
         good_region_mass=mass,
         # The truth N(mu 1, sigma^2 I) has log density decreasing in |x - mu|^2, so its HDR is a chi^2 ball.
         good_squared_radius=float(model.true_std) ** 2 * chi_square_quantile(mass, model.dim),
         **truth,
-        **sources,
+        population_fit=model.population_fit,
+        quadrature_nodes=model.quadrature_nodes,
+        fit_method=model.fit_method,
+        fit_steps=model.fit_steps,
+        fit_init=model.fit_init,
     )

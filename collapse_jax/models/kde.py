@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 from typing import ClassVar
 
 import jax
@@ -71,6 +70,15 @@ def truth_mixture(dataset: str, noise: float, factor: float, centers, cluster_st
     return np.stack([t * np.cos(t), t * np.sin(t)], axis=-1), noise
 
 
+def _check_bandwidth(value) -> None:
+    """A rule is one static choice per run (numeric bandwidths are a per-chain knob): a sweep holds numbers only."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(values) > 1 and any(isinstance(item, str) for item in values):
+        raise ValueError(
+            f"config.model.bandwidth: a positive number, a list of them, or one of {BANDWIDTH_RULES}; got {value!r}"
+        )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class KernelDensityModel:
     """Static settings of the KDE family; params are {'centres': [capacity, 2], 'weights': [capacity], 'bandwidth'}."""
@@ -96,7 +104,7 @@ class KernelDensityModel:
     evaluate_uses_samples = False
     metric_names = ("nll_real_test", "bandwidth")
 
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks.
     config_fields = {
         "dataset": choice("2-D toy truth", toy_data.DATASETS, sweepable=True, noun="dataset"),
         "bandwidth": Field(
@@ -107,14 +115,15 @@ class KernelDensityModel:
             choices=BANDWIDTH_RULES,
             number_choices=True,
             sweepable=True,
+            check=_check_bandwidth,
         ),
-        "noise": number("std of the noise added to moons / circles / swiss_roll", low=0.0),
-        "factor": number("circles: radius of the inner circle", low=0.0, high=1.0, low_open=True),
-        "cluster_std": number("blobs: std of each blob", low=0.0),
-        "num_blobs": integer("blobs: number of centres", low=1),
-        "dataset_seed": integer("blobs: seed of the centres", low=0),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
-        "test_size": integer("held-out real points for nll_real_test", low=1),
+        "noise": number("std of the noise added to moons / circles / swiss_roll", low=0.0, default=0.05),
+        "factor": number("circles: radius of the inner circle", low=0.0, high=1.0, low_open=True, default=0.8),
+        "cluster_std": number("blobs: std of each blob", low=0.0, default=1.0),
+        "num_blobs": integer("blobs: number of centres", low=1, default=3),
+        "dataset_seed": integer("blobs: seed of the centres", low=0, default=0),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "test_size": integer("held-out real points for nll_real_test", low=1, default=1000),
     }
     dim = 2
 
@@ -229,44 +238,27 @@ def _pool_capacity(config, real_data_size: int, num_generations: int) -> int:
 
 
 def make_model(config, settings: FamilySettings | None = None) -> KernelDensityModel:
-    """Validate `config.model` and build the KDE family."""
+    """Build the KDE family from its resolved config (base.make_model: defaults in, fields checked)."""
     model = config.model
-    if model.dataset not in toy_data.DATASETS:
-        raise ValueError(f"config.model.dataset: {model.dataset!r}; allowed: {', '.join(toy_data.DATASETS)}")
-    bandwidth = model.bandwidth
-    values = list(bandwidth) if isinstance(bandwidth, (list, tuple)) else [bandwidth]
-    knob_fields, rule = {}, None
-    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in values):
-        knob_fields = {"bandwidth": "model.bandwidth"}
-    elif len(values) == 1 and values[0] in BANDWIDTH_RULES:
-        rule = values[0]
-    else:
-        raise ValueError(
-            f"config.model.bandwidth: a positive number, a list of them, or one of {BANDWIDTH_RULES}; got {bandwidth!r}"
-        )
-    for field in ("noise", "cluster_std"):
-        if not model.get(field, 0.0) >= 0:
-            raise ValueError(f"config.model.{field}: must be >= 0, got {model.get(field)!r}")
-    real_data_size = model.get("real_data_size") or config.samples_per_generation
-    test_size = model.get("test_size", 1000)
-    for field, value in (("real_data_size", real_data_size), ("test_size", test_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"config.model.{field}: must be a positive integer, got {value!r}")
+    # The declaration allows numbers (a per-chain knob) or one rule (static): a string here is that rule.
+    values = model.bandwidth if isinstance(model.bandwidth, (list, tuple)) else (model.bandwidth,)
+    rule = values[0] if isinstance(values[0], str) else None
+    real_data_size = model.real_data_size or config.samples_per_generation
     settings = family_settings(config) if settings is None else settings
-    centers = toy_data.blob_centers(jax.random.key(model.get("dataset_seed", 0)), model.get("num_blobs", 3))
+    centers = toy_data.blob_centers(jax.random.key(model.dataset_seed), model.num_blobs)
     kde = KernelDensityModel(
         dataset=model.dataset,
         bandwidth_rule=rule,
         capacity=_pool_capacity(config, real_data_size, settings.num_generations),
         real_data_size=real_data_size,
-        test_size=test_size,
-        noise=float(model.get("noise", 0.05)),
-        factor=float(model.get("factor", 0.8)),
+        test_size=model.test_size,
+        noise=float(model.noise),
+        factor=float(model.factor),
         centers=tuple(tuple(float(c) for c in row) for row in np.asarray(centers)),
-        cluster_std=float(model.get("cluster_std", 1.0)),
+        cluster_std=float(model.cluster_std),
         good_region_mass=settings.good_region_mass,
         good_log_density_threshold=None,
-        knob_fields=knob_fields,
+        knob_fields={} if rule else {"bandwidth": "model.bandwidth"},
     )
     if (kde.noise > 0 or kde.dataset == "blobs") and (kde.cluster_std > 0 or kde.dataset != "blobs"):
         # Only the truth and m matter: the canonical model makes every sweep group of one truth share the cache entry.

@@ -49,7 +49,7 @@ class LinearRegressionModel:
         "ridge": number("ridge penalty of every fit", low=0.0, sweepable=True),
         "test_size": integer("held-out test points", low=1),
         "test_seed": integer("seed of the test set", low=0),
-        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True),
+        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True, default=None),
     }
 
     @property
@@ -147,44 +147,24 @@ class LinearRegressionModel:
         return {"x": jax.random.normal(jax.random.key(self.test_seed), (self.test_size, self.dim), jnp.float32)}
 
 
-def _check_int(field: str, value: Any, minimum: int) -> int:
-    """One-line ValueError unless `field` is a single int >= minimum; returns it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"config.{field}: got {value!r}; allowed: an int >= {minimum}")
-    return value
-
-
-def _check_nonnegative(field: str, value: Any) -> None:
-    """One-line ValueError unless every value of `field` (a number or a sweep tuple) is finite and >= 0."""
-    for item in value if isinstance(value, (list, tuple)) else [value]:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
-            raise ValueError(f"config.{field}: got {item!r}; allowed: finite numbers >= 0 (or a tuple of them)")
-
-
 def make_model(config: Any, settings: FamilySettings | None = None) -> LinearRegressionModel:
-    """Build the model from `config.model` (dim, noise_std, ridge, test_size) with T = samples_per_generation."""
-    dim = _check_int("model.dim", config.model.dim, 1)
-    design_size = _check_int("samples_per_generation", config.samples_per_generation, 1)
-    _check_nonnegative("model.noise_std", config.model.noise_std)
-    _check_nonnegative("model.ridge", config.model.ridge)
-    test_size = _check_int("model.test_size", config.model.test_size, 1)
-    real_data_size = config.model.get("real_data_size", None)
-    if real_data_size is not None and real_data_size != design_size:
+    """Build the model from its resolved config (dim, noise_std, ridge, test_size) with T = samples_per_generation."""
+    model, design_size = config.model, config.samples_per_generation
+    # The real set is the design every generation relabels, so its size is M: a computed tie no declaration can say.
+    if model.real_data_size is not None and model.real_data_size != design_size:
         raise ValueError(
-            f"config.model.real_data_size: got {real_data_size!r}; allowed: None or samples_per_generation "
+            f"config.model.real_data_size: got {model.real_data_size!r}; allowed: None or samples_per_generation "
             f"({design_size}), since the real set is the design every generation relabels"
         )
-    root_seed = _check_int("root_seed", config.root_seed, 0)
-    test_seed = _check_int("model.test_seed", config.model.test_seed, 0)
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
     z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
     return LinearRegressionModel(
-        dim=dim,
+        dim=model.dim,
         design_size=design_size,
-        root_seed=root_seed,
-        test_size=test_size,
-        test_seed=test_seed,
+        root_seed=config.root_seed,
+        test_size=model.test_size,
+        test_seed=model.test_seed,
         good_region_mass=mass,
         good_residual_z=z,
     )

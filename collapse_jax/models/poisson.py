@@ -23,10 +23,10 @@ class PoissonModel(MeanFitFamily):
     parameter: ClassVar[str] = "rate"
     knob_fields: ClassVar[dict[str, str]] = {"rate": "model.rate"}
     metric_names: ClassVar[tuple[str, ...]] = ("rate", "survived", "absorbed")
-    # config.model fields, declared once (collapse_jax/host/config_schema.py validates them before anything runs).
+    # config.model fields, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
         "rate": number("lambda_0: the true rate (a per-chain knob)", low=0.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
     }
 
     def draw(self, key: jax.Array, parameter: jax.Array, num_samples: int) -> jax.Array:
@@ -52,6 +52,6 @@ class PoissonModel(MeanFitFamily):
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> PoissonModel:
-    """Build the Poisson family from `config.model` (rate, real_data_size)."""
+    """Build the Poisson family from its resolved config (base.make_model: defaults in, fields checked)."""
     del settings
     return build(PoissonModel, config)
