@@ -20,7 +20,7 @@ from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models._population_fit import POOL_FREE_RULES
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
-from collapse_jax.models.fields import flag, integer, number
+from collapse_jax.models.fields import at_most, flag, integer, number
 
 # The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
 CHAIN_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
@@ -160,7 +160,10 @@ class DiscreteModel:
             "fit the previous model's expected counts (statistical error off)", default=False, sweepable=True
         ),
     }
-    config_rules: ClassVar[tuple] = POOL_FREE_RULES
+    config_rules: ClassVar[tuple] = (
+        *POOL_FREE_RULES,
+        at_most("num_bins", "num_outcomes", "config.model.num_bins: got {when}; allowed: at most num_outcomes = {got}"),
+    )
 
     def _truth(self, knobs: Knobs) -> jax.Array:
         exponent = jnp.asarray(knobs["zipf_exponent"], jnp.float32)
@@ -301,11 +304,6 @@ class DiscreteModel:
 def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteModel:
     """Build the categorical model from its resolved config (base.make_model: defaults in, rules applied)."""
     model = config.model
-    # B <= K compares two fields' values (both static in a group), which no declaration or rule can say.
-    if model.num_bins is not None and model.num_bins > model.num_outcomes:
-        raise ValueError(
-            f"config.model.num_bins: got {model.num_bins}; allowed: at most num_outcomes = {model.num_outcomes}"
-        )
     settings = family_settings(config) if settings is None else settings
     shift = {} if model.zipf_shift is None else {"zipf_shift": "model.zipf_shift"}
     return DiscreteModel(

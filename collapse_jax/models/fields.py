@@ -202,7 +202,7 @@ def implies(when: str, values: tuple, then: str, value: Any, message: str) -> Ru
 
 
 def requires(when: str, values: tuple, then: str, allowed: tuple, message: str) -> Rule:
-    """While `when` is one of `values`, `then` must be one of `allowed` (else the one-line error `message`)."""
+    """While `when` is one of `values`, `then` (each value of a sweep) must be one of `allowed` (else `message`)."""
     return Rule(when=when, values=tuple(values), then=then, allowed=tuple(allowed), message=message)
 
 
@@ -253,6 +253,11 @@ def _read(config: ml_collections.ConfigDict, path: str, declarations: dict[str, 
     return declared.default if declared is not None and declared.has_default else None
 
 
+def _allowed(value: Any, allowed: tuple) -> bool:
+    """`value` (every value of a sweep's tuple) is among `allowed`."""
+    return all(item in allowed for item in value) if isinstance(value, (tuple, list)) else value in allowed
+
+
 def _within(values: Any, limits: Any, strict: bool) -> bool:
     """max(values) <= min(limits) (< when strict): a sweep's every value against every limit."""
     largest = max(values) if isinstance(values, (tuple, list)) else values
@@ -292,7 +297,7 @@ def resolve(
         elif rule.bound is not None:
             if value is not None and not _within(when, value, rule.bound == "<"):
                 raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
-        elif (rule.needs_value and value is None) or (rule.allowed and value not in rule.allowed):
+        elif (rule.needs_value and value is None) or (rule.allowed and not _allowed(value, rule.allowed)):
             raise ValueError(rule.message.format(got=repr(value), when=repr(when)))
     return config
 
