@@ -12,6 +12,7 @@ from collapse_jax.core import curation
 from collapse_jax.host import runner
 from collapse_jax.models import base, contract, gaussian
 from examples.gaussian_wrapper import family as wrapper
+from examples.gaussian_wrapper import self_correction_config
 from experiments.configs import gaussian as shipped_gaussian
 
 WRAPPER = "examples.gaussian_wrapper.family"
@@ -65,11 +66,9 @@ def test_self_correction_refuses_a_non_gaussian_truth_in_one_line_naming_the_cur
     assert "\n" not in str(error.value)
 
 
-def test_the_wrapper_passes_the_conformance_kit():
-    config = runner.as_config(
-        {"model.name": WRAPPER, "regime.name": "replace", "regime.real_fraction": 0.0, "model.test_size": 200},
-        shipped_gaussian.get_config(),
-    )
-    config = runner.as_config({"seeds": 1, "num_generations": 2, "chunk_generations": 1, "chain_block": 1}, config)
+def test_the_wrappers_config_passes_the_conformance_kit():
+    overrides = {"seeds": 1, "num_generations": 2, "chunk_generations": 1, "chain_block": 1, "regime.name": "replace"}
+    config = runner.as_config({**overrides, "model.test_size": 200}, self_correction_config.get_config())
+    assert config.model.name == WRAPPER and config.curation.name == "self_correction"
     checks = testing.check_config(config, write=lambda line: None)
     assert not [check.line() for check in checks if check.status == "FAIL"]
