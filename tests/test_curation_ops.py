@@ -195,9 +195,12 @@ SELF_CORRECTION = {"name": "self_correction", "correction_strength": 0.5}
 
 
 class _Truth2D:
-    """The 2-D truth N(1.5 * 1, 0.7^2 I) of the transport-map tests."""
+    """The 2-D truth N(1.5 * 1, 0.7^2 I) of the transport-map tests; params are the fit's mean and covariance."""
 
     dim, true_mean, true_std = 2, 1.5, 0.7
+
+    def location_scale(self, params):
+        return params["mean"], params["cov"]
 
 
 def test_self_correction_moves_each_candidate_gamma_of_the_way_along_the_gaussian_transport_map():

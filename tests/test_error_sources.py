@@ -41,7 +41,7 @@ def test_section_has_one_panel_and_one_row_per_combination(tmp_path):
     results = Results(
         metrics={"trace_ratio": np.array(metric), "failed": np.zeros((24, 21))},
         knobs={name: np.array(values) for name, values in knobs.items()},
-        config={"report": {"metrics": ["trace_ratio"]}},
+        config={"model": {"name": "gaussian"}, "report": {"metrics": ["trace_ratio"]}},
         chain_ids=np.arange(24),
     )
     os.makedirs(tmp_path / "plots")
@@ -58,22 +58,23 @@ def test_section_has_one_panel_and_one_row_per_combination(tmp_path):
 
 def test_each_family_names_its_own_switches():
     # GMM: full EM is the exact fit and fewer components than the truth's blobs is the expressivity error; discrete:
-    # merged bins (num_bins < K) and add-alpha smoothing (issue 14's switches per family).
+    # merged bins (num_bins < K) and add-alpha smoothing (the switches each family declares on its class).
+    def on(family, labels, context):
+        results = Results(metrics={}, knobs={}, config={"model": {"name": family}}, chain_ids=np.arange(0))
+        return error_sources.sources_on(labels, context, error_sources.run_switches(results))
+
     gmm = {"truth_components": 3}
-    assert error_sources.sources_on({"population_fit": True, "num_components": 3, "fit_method": "em"}, gmm) == ()
-    assert error_sources.sources_on({"population_fit": True, "num_components": 2, "fit_method": "em"}, gmm) == (
-        "expressivity",
-    )
-    assert error_sources.sources_on({"population_fit": False, "fit_method": "truncated_em"}, gmm) == (
-        "statistical",
-        "approximation",
-    )
+    assert on("gmm", {"population_fit": True, "num_components": 3, "fit_method": "em"}, gmm) == ()
+    assert on("gmm", {"population_fit": True, "num_components": 2, "fit_method": "em"}, gmm) == ("expressivity",)
+    assert on("gmm", {"population_fit": False, "fit_method": "truncated_em"}, gmm) == ("statistical", "approximation")
     discrete = {"num_outcomes": 10}
-    assert error_sources.sources_on({"population_fit": True, "num_bins": 10, "smoothing": 0.0}, discrete) == ()
-    assert error_sources.sources_on({"population_fit": True, "num_bins": 5, "smoothing": 0.5}, discrete) == (
+    assert on("discrete", {"population_fit": True, "num_bins": 10, "smoothing": 0.0}, discrete) == ()
+    assert on("discrete", {"population_fit": True, "num_bins": 5, "smoothing": 0.5}, discrete) == (
         "expressivity",
         "approximation",
     )
+    # A family that declares no switches (or one not importable here) has none: the report gets no section.
+    assert error_sources.family_switches("poisson") == error_sources.family_switches("no_such_family") == {}
     assert error_sources.combination_title(()) == "none (all off)"
 
 

@@ -8,6 +8,7 @@ Drift rate = the least-squares slope of log(metric) against generation over the 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import matplotlib
 
@@ -18,46 +19,9 @@ import numpy as np  # noqa: E402
 from collapse_jax.analysis import breakdown  # noqa: E402
 from collapse_jax.analysis.breakdown import knob_label  # noqa: E402
 from collapse_jax.analysis.results import Results  # noqa: E402
+from collapse_jax.models import base, contract  # noqa: E402
 
-# Results column (a static label) -> (the error source it switches, whether a value turns that source on, the value
-# a run without the column has: statistical error on, the truth inside the family, the exact fit). Families name
-# their switches this way (issue 14); a family with other names adds them here.
-SWITCHES = {
-    "population_fit": ("statistical", lambda value, context: not _truthy(value), False),
-    # Gaussian: a mixture or Student-t truth outside the family.
-    "truth": ("expressivity", lambda value, context: str(value) != "gaussian", "gaussian"),
-    # Discrete: outcomes merged into fewer bins than the truth's K (None: no merging).
-    "num_bins": ("expressivity", lambda value, context: _number(value) < _number(context.get("num_outcomes")), None),
-    # GMM: fewer components than the truth's blobs.
-    "num_components": (
-        "expressivity",
-        lambda value, context: _number(value) < _number(context.get("truth_components"), 0.0),
-        None,
-    ),
-    # Gaussian: gradient descent instead of the exact MLE; GMM: EM capped at a few iterations (full EM is its fit).
-    "fit_method": ("approximation", lambda value, context: str(value) not in ("exact", "em"), "exact"),
-    # Discrete: add-alpha smoothing, an objective other than the likelihood.
-    "smoothing": ("approximation", lambda value, context: _number(value, 0.0) > 0, 0.0),
-}
-# Families without a truth outside them or an exact fit (VAE, LM) switch a source by a budget: the smaller value swept
-# in the run turns it on (fewer samples per generation, a smaller latent or fewer layers, a lower learning rate).
-RELATIVE_SWITCHES = {
-    "vae": {
-        "samples_per_generation": "statistical",
-        "latent_dim": "expressivity",
-        "learning_rate": "approximation",
-    },
-    "lm": {
-        "samples_per_generation": "statistical",
-        "num_layers": "expressivity",
-        "learning_rate": "approximation",
-    },
-}
 SOURCES = ("statistical", "expressivity", "approximation")
-
-
-def _truthy(value) -> bool:
-    return str(value).lower() in ("true", "1", "1.0")
 
 
 def _number(value, missing: float = np.inf) -> float:
@@ -69,17 +33,43 @@ def _number(value, missing: float = np.inf) -> float:
     return missing if np.isnan(number) else number
 
 
+def family_switches(family_name: Any) -> dict[str, contract.ErrorSwitch]:
+    """The ErrorSwitch of each results column the family declares (ErrorSources on its class); none when the family
+    declares none or cannot be imported here."""
+    try:
+        family = base.family_class(family_name)
+    except (ValueError, ImportError):
+        return {}
+    if family is None or not contract.supports(family, contract.ErrorSources):
+        return {}
+    return dict(family.error_source_switches)
+
+
+def _rule(switch: contract.ErrorSwitch, largest: float) -> tuple:
+    """(source, turns_on(value, context), default) of one declared switch; `largest` is a budget's run maximum."""
+    if switch.budget:
+        return switch.source, lambda value, context: _number(value, largest) < largest, largest
+    if switch.below is not None:
+        # A missing comparand (no num_outcomes) leaves the source off: nothing says the family is too small.
+        return (
+            switch.source,
+            lambda value, context: _number(value) < _number(context.get(switch.below), -np.inf),
+            switch.default,
+        )
+    if switch.above is not None:
+        return switch.source, lambda value, context: _number(value, switch.above) > switch.above, switch.default
+    return switch.source, lambda value, context: str(value).lower() not in switch.off, switch.default
+
+
 def run_switches(results: Results) -> dict:
-    """SWITCHES, or for a family in RELATIVE_SWITCHES its budget switches (on below the largest value in the run)."""
-    family = str((results.config.get("model") or {}).get("name", ""))
-    if family not in RELATIVE_SWITCHES:
-        return SWITCHES
+    """{column: (source, turns_on, default)} of the run's family; a budget switch is on below the largest value in the
+    run (and dropped when the run lacks its column)."""
     switches = {}
-    for name, source in RELATIVE_SWITCHES[family].items():
-        if name not in results.knobs:
+    for name, switch in family_switches((results.config.get("model") or {}).get("name", "")).items():
+        if switch.budget and name not in results.knobs:
             continue
-        largest = float(np.nanmax(results.knobs[name].astype(np.float64)))
-        switches[name] = (source, lambda value, context, largest=largest: _number(value, largest) < largest, largest)
+        largest = float(np.nanmax(results.knobs[name].astype(np.float64))) if switch.budget else np.nan
+        switches[name] = _rule(switch, largest)
     return switches
 
 
@@ -89,13 +79,13 @@ def swept_switches(results: Results) -> list[str]:
     return [name for name in switches if name in results.knobs and len(np.unique(results.knobs[name].astype(str))) > 1]
 
 
-def sources_on(labels: dict, context: dict | None = None, switches: dict | None = None) -> tuple[str, ...]:
+def sources_on(labels: dict, context: dict | None, switches: dict) -> tuple[str, ...]:
     """The error sources a combination of switch values turns on (a switch the run lacks counts as its default);
     `context` holds what a switch is compared with (the model's num_outcomes, truth_components), labels first."""
     context = {**(context or {}), **labels}
     on = {
         source
-        for name, (source, turns_on, default) in (SWITCHES if switches is None else switches).items()
+        for name, (source, turns_on, default) in switches.items()
         if turns_on(labels[name] if name in labels else default, context)
     }
     return tuple(source for source in SOURCES if source in on)
@@ -148,11 +138,10 @@ def _lines(results: Results) -> list[dict]:
             for k, v in labels.items()
             if k not in switches and not (isinstance(v, float) and np.isnan(v))  # a knob the group lacks (NaN)
         }
-        # What a switch is compared with (num_outcomes for num_bins, truth_components for num_components).
+        # What a `below` switch is compared with (the discrete family's num_bins with its num_outcomes): the group's
+        # own column when the run has one, else the config.model field.
         context = dict(results.config.get("model") or {})
-        context.update(
-            {k: results.knobs[k][indices[0]] for k in ("num_outcomes", "truth_components") if k in results.knobs}
-        )
+        context.update({k: column[indices[0]] for k, column in results.knobs.items()})
         sources = sources_on(switch_labels, context, switches)
         entries.append({"switches": switch_labels, "sources": sources, "others": others, "indices": indices})
     # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the

@@ -148,11 +148,13 @@ def _self_correction_transform(stage: Curation, model: Any, state: dict, knobs: 
     """x -> x + gamma (T(x) - x), T the optimal transport map from the current model N(mu, Sigma) to the truth
     N(mu* 1, s*^2 I): T(x) = mu* + s* Sigma^{-1/2} (x - mu) (Gillman et al.'s ideal correction, at strength gamma).
 
-    The pushforward of N(mu, Sigma) by T is N(mu*, s*^2 I) exactly, so gamma = 1 turns the model's samples into draws
-    from the truth; gamma = 0 returns the candidates' bits (x + 0 * finite = x).
+    (mu, Sigma) is the fit's LocationScale, (mu*, s*) its IsotropicGaussianTruth. The pushforward of N(mu, Sigma) by T
+    is N(mu*, s*^2 I) exactly, so gamma = 1 turns the model's samples into draws from the truth; gamma = 0 returns the
+    candidates' bits (x + 0 * finite = x).
     """
-    samples, params = state["samples"], state["params"]
-    corrected = model.true_mean + model.true_std * (samples - params["mean"]) @ _inverse_sqrt(params["cov"])
+    samples = state["samples"]
+    mean, cov = model.location_scale(state["params"])
+    corrected = model.true_mean + model.true_std * (samples - mean) @ _inverse_sqrt(cov)
     return samples + knobs["correction_strength"] * (corrected - samples)
 
 
@@ -216,8 +218,9 @@ class CurationOperator:
     # (stage, model, state, knobs) -> the candidates moved: applied before select and before the batch is built; None
     # (every other operator) leaves the engine's step as it traces without it.
     transform: Callable[..., Any] | None = None
-    # The model families (config.model.name) the operator serves with a Gaussian truth; None: any with `needs`.
-    gaussian_families: tuple[str, ...] | None = None
+    # The operator maps points onto the truth by the Gaussian transport map: the family's truth must be exactly
+    # IsotropicGaussianTruth's Gaussian (contract.has_gaussian_truth), not only centred and scaled like it.
+    needs_gaussian_truth: bool = False
 
 
 # The curation operators, by config.curation.name. Adding one (say `self_correction`) is one entry here: its `select`
@@ -337,8 +340,8 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         select=_keep_all,
         transform=_self_correction_transform,
         knob_fields={"correction_strength": "curation.correction_strength"},
-        needs=(contract.IsotropicGaussianTruth, "true_mean"),
-        gaussian_families=("gaussian",),
+        needs=(contract.LocationScale, "location_scale"),
+        needs_gaussian_truth=True,
         config_fields={
             "correction_strength": number(
                 "gamma: share of the way each candidate moves along the transport map to the truth",
@@ -457,13 +460,10 @@ def make_curation(config: Any, model: Any) -> Curation:
     if operator.needs and not contract.supports(model, operator.needs[0]):
         hook = operator.needs[1]
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")
-    truth = getattr(model, "truth", None)
-    families = operator.gaussian_families
-    if families is not None and (config.model.name not in families or (truth is not None and truth.kind != "gaussian")):
+    if operator.needs_gaussian_truth and not contract.has_gaussian_truth(model):
         raise ValueError(
-            f"config.curation.name: {name!r} needs the Gaussian truth of the {', '.join(families)} family (its "
-            f"transport map is the Gaussian one); got model {config.model.name!r} with truth "
-            f"{getattr(truth, 'kind', None)!r}"
+            f"config.curation.name: {name!r} needs the Gaussian truth N(true_mean * 1, true_std^2 I) (its transport "
+            f"map is the Gaussian one); model {config.model.name!r} declares no such truth or a non-Gaussian one"
         )
     detector = block.detector
     has_detector = contract.supports(model, contract.WatermarkDetector)

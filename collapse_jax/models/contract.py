@@ -109,7 +109,8 @@ class TruthSampler(Protocol):
 
 
 class IsotropicGaussianTruth(Protocol):
-    """Optional: the truth is N(true_mean * 1, true_std^2 I_dim) over [n, dim] points (curation toward the truth).
+    """Optional: the truth is N(true_mean * 1, true_std^2 I_dim) over [n, dim] points (curation toward the truth), or
+    is centred and scaled so when the family's GaussianTruthFlag says it is not Gaussian.
 
     The values here only make the names visible to dir(); `supports` checks the family's own attributes.
     """
@@ -117,6 +118,23 @@ class IsotropicGaussianTruth(Protocol):
     dim: int = 0
     true_mean: float = 0.0
     true_std: float = 0.0
+
+
+class LocationScale(Protocol):
+    """Optional: the fit's location and scale, as a Gaussian's mean and covariance (self-correction's transport map
+    N(mean, covariance) -> the IsotropicGaussianTruth; curation.name = "self_correction")."""
+
+    def location_scale(self, params: PyTree) -> tuple[jax.Array, jax.Array]:
+        """(mean [dim], covariance [dim, dim]) of the fitted model `params`."""
+
+
+class GaussianTruthFlag(Protocol):
+    """Optional flag with IsotropicGaussianTruth: False when true_mean / true_std only centre and scale a truth that is
+    not Gaussian (the Gaussian family's mixture and Student-t truths); operators that move points onto the truth by
+    the Gaussian transport map then refuse the family. Undeclared: the truth is the Gaussian IsotropicGaussianTruth
+    names."""
+
+    truth_is_gaussian: bool
 
 
 class LogLikelihood(Protocol):
@@ -180,6 +198,35 @@ class EventMetrics(Protocol):
     event_metrics: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ErrorSwitch:
+    """How a results column (a swept config field or knob) turns one of Shumailov et al.'s three sources of error on.
+
+    One rule: `off` (the source is off at these values, compared with the lower-cased label, and on at any other),
+    `below` (on when the value is below the column or config.model field named here: fewer bins than outcomes),
+    `above` (on when the value exceeds this number: a positive smoothing) or `budget` (on below the largest value the
+    run sweeps: fewer samples per generation, fewer layers, a lower learning rate).
+    """
+
+    source: str  # "statistical", "expressivity" or "approximation"
+    off: tuple[str, ...] = ()
+    below: str | None = None
+    above: float | None = None
+    budget: bool = False
+    default: Any = None  # the value of a run whose results lack the column (rules off / above)
+
+
+# A boolean `population_fit` switch (True: each fit sees its target's population, no sample): the statistical error.
+POPULATION_FIT_SWITCH = ErrorSwitch(source="statistical", off=("true", "1", "1.0"), default=False)
+
+
+class ErrorSources(Protocol):
+    """Optional: the family's error-source switches, {results column: ErrorSwitch}, read from the class by the
+    report's error-sources section (small multiples per switch combination, drift table)."""
+
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]]
+
+
 class ConfigFields(Protocol):
     """Optional: the family's config.model fields, each declared once (type, range, default, sweepability, doc): the
     only source of their checks (host/config_schema.validate) and defaults (an absent field takes its default)."""
@@ -215,6 +262,8 @@ CAPABILITIES = (
     StatisticsSampler,
     TruthSampler,
     IsotropicGaussianTruth,
+    LocationScale,
+    GaussianTruthFlag,
     LogLikelihood,
     Verifier,
     WatermarkDetector,
@@ -223,6 +272,7 @@ CAPABILITIES = (
     ArtifactOutputs,
     EvaluateUsesSamples,
     EventMetrics,
+    ErrorSources,
     ConfigFields,
     ConfigRules,
 )
@@ -249,6 +299,14 @@ def supports(family: Any, capability: type) -> bool:
 def evaluate_uses_samples(family: Any) -> bool:
     """The EvaluateUsesSamples flag (True when the family does not declare it)."""
     return family.evaluate_uses_samples if supports(family, EvaluateUsesSamples) else True
+
+
+def has_gaussian_truth(family: Any) -> bool:
+    """Whether the truth is exactly N(true_mean * 1, true_std^2 I): IsotropicGaussianTruth, unless the family's
+    GaussianTruthFlag says its truth is only centred and scaled that way."""
+    if not supports(family, IsotropicGaussianTruth):
+        return False
+    return bool(family.truth_is_gaussian) if supports(family, GaussianTruthFlag) else True
 
 
 def artifact_names(family: Any) -> tuple[str, ...]:

@@ -19,7 +19,14 @@ from collapse_jax.models import _threefry
 from collapse_jax.models._metrics import entropy
 from collapse_jax.models._multinomial import draw_multinomial_counts
 from collapse_jax.models._population_fit import POOL_FREE_RULES
-from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
+from collapse_jax.models.contract import (
+    POPULATION_FIT_SWITCH,
+    ErrorSwitch,
+    FamilySettings,
+    Knobs,
+    PyTree,
+    family_settings,
+)
 from collapse_jax.models.fields import at_most, flag, integer, number
 
 # The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
@@ -110,6 +117,12 @@ class DiscreteModel:
 
     # Config fields whose tuple values compile one group each (the K x M grid, the error-source switches).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_outcomes", "model.num_bins", "model.population_fit")
+    # Shumailov et al.'s three switches, read from the class by the report's error-sources section.
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]] = {
+        "population_fit": POPULATION_FIT_SWITCH,
+        "num_bins": ErrorSwitch(source="expressivity", below="num_outcomes"),
+        "smoothing": ErrorSwitch(source="approximation", above=0.0, default=0.0),
+    }
 
     num_outcomes: int
     samples_per_generation: int

@@ -22,7 +22,7 @@ import numpy as np
 from collapse_jax.models import _metrics as metrics
 from collapse_jax.models import _threefry
 from collapse_jax.models._gaussian_truths import TRUTHS, Truth
-from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.contract import POPULATION_FIT_SWITCH, ErrorSwitch, FamilySettings, family_settings
 from collapse_jax.models.fields import choice, flag, implies, integer, needs, number, requires
 
 ESTIMATOR_DDOF = {"mle": 0, "unbiased": 1}
@@ -388,6 +388,22 @@ class GaussianModel:
     def coupling(self) -> float:
         """The truth's W2 coupling constant c (see _gaussian_truths.Truth.gaussian_coupling), cached per family."""
         return _coupling(self._truth)
+
+    # Shumailov et al.'s three switches, read from the class by the report's error-sources section.
+    error_source_switches = {
+        "population_fit": POPULATION_FIT_SWITCH,
+        "truth": ErrorSwitch(source="expressivity", off=("gaussian",), default="gaussian"),
+        "fit_method": ErrorSwitch(source="approximation", off=("exact",), default="exact"),
+    }
+
+    @property
+    def truth_is_gaussian(self) -> bool:
+        """Whether the truth is N(true_mean * 1, true_std^2 I) itself, not a mixture or Student-t centred there."""
+        return self._truth.kind == "gaussian"
+
+    def location_scale(self, params: dict) -> tuple[jax.Array, jax.Array]:
+        """The fit's (mean [d], covariance [d, d]): the fitted Gaussian itself."""
+        return params["mean"], params["cov"]
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from collapse_jax.models._gmm_settings import FIT_INITS, FIT_METHODS, check_quad
 from collapse_jax.models._metrics import chi_square_quantile
 from collapse_jax.models._mixture_density import component_log_densities, mixture_log_density, safe_cholesky
 from collapse_jax.models._population_fit import POOL_FREE_RULES
-from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.contract import POPULATION_FIT_SWITCH, ErrorSwitch, FamilySettings, family_settings
 from collapse_jax.models.fields import choice, flag, integer, number
 
 COVARIANCE_TYPES = ("full", "diag")
@@ -201,6 +201,13 @@ class GaussianMixtureModel:
         "model.population_fit",
         "model.fit_method",
     )
+    # Shumailov et al.'s three switches, read from the class by the report's error-sources section (full EM is the
+    # exact fit).
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]] = {
+        "population_fit": POPULATION_FIT_SWITCH,
+        "num_components": ErrorSwitch(source="expressivity", below="truth_components"),
+        "fit_method": ErrorSwitch(source="approximation", off=("em",), default="em"),
+    }
 
     dim: int
     num_components: int

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.data.tokenizer import TextTokenizer
-from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
 from collapse_jax.models.fields import at_most, choice, integer, number, text
 from collapse_jax.models.lm import decoding, pretraining, text_metrics, training
 from collapse_jax.models.lm.model_setup import (
@@ -53,6 +53,13 @@ class LanguageModel:
 
     # Tuple values of these fields compile one group each (the capacity and from-scratch switches of issue 14).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_layers", "model.start_from")
+    # Error-source switches by budget (no truth outside the family, no exact fit): the smaller value swept turns the
+    # source on (fewer samples per generation, fewer layers, a lower learning rate).
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]] = {
+        "samples_per_generation": ErrorSwitch(source="statistical", budget=True),
+        "num_layers": ErrorSwitch(source="expressivity", budget=True),
+        "learning_rate": ErrorSwitch(source="approximation", budget=True),
+    }
 
     network: TransformerConfig
     train_settings: training.TrainSettings

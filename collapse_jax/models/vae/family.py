@@ -19,7 +19,7 @@ import optax
 from absl import logging
 
 from collapse_jax.data.images import DATASETS
-from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
 from collapse_jax.models.fields import Field, at_most, choice, integer, number, text
 from collapse_jax.models.vae import config as _vae_config
 from collapse_jax.models.vae import image_metrics
@@ -54,6 +54,13 @@ class VAEModel:
     # Tuple values of these fields compile one group each; the knobs sweep inside one compile. latent_dim is the
     # capacity switch of the error-source sweeps (experiments/configs/error_sources_vae.py).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.train_from", "model.sample_mode", "model.latent_dim")
+    # Error-source switches by budget (no truth outside the family, no exact fit): the smaller value swept turns the
+    # source on (fewer samples per generation, a smaller latent, a lower learning rate).
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]] = {
+        "samples_per_generation": ErrorSwitch(source="statistical", budget=True),
+        "latent_dim": ErrorSwitch(source="expressivity", budget=True),
+        "learning_rate": ErrorSwitch(source="approximation", budget=True),
+    }
 
     encoder: Encoder
     decoder: Decoder
