@@ -10,7 +10,7 @@ import pytest
 from collapse_jax import testing
 from collapse_jax.core import curation
 from collapse_jax.host import runner
-from collapse_jax.models import base, contract, gaussian
+from collapse_jax.models import base, contract
 from examples.gaussian_wrapper import family as wrapper
 from examples.gaussian_wrapper import self_correction_config
 from experiments.configs import gaussian as shipped_gaussian
@@ -45,12 +45,13 @@ def test_an_outside_gaussian_family_curates_with_the_built_in_gaussians_bits(gau
 
 def test_the_gaussian_and_its_wrapper_expose_the_fit_and_truth_capabilities():
     config = runner.as_config({"regime.name": "replace", "model.test_size": 10}, shipped_gaussian.get_config())
-    for model in (gaussian.make_model(config), wrapper.make_model(config, contract.family_settings(config))):
+    outside = runner.as_config({"model.name": wrapper.__name__}, config)
+    for model in (base.make_model(config), base.make_model(outside)):
         assert contract.supports(model, contract.LocationScale) and contract.has_gaussian_truth(model)
     # A truth only centred and scaled like N(true_mean * 1, true_std^2 I) is declared so.
     student = runner.as_config({"model.truth": "student_t"}, config)
-    assert not gaussian.make_model(student).truth_is_gaussian
-    assert not contract.has_gaussian_truth(wrapper.make_model(student, contract.family_settings(student)))
+    assert not base.make_model(student).truth_is_gaussian
+    assert not contract.has_gaussian_truth(base.make_model(runner.as_config({"model.name": wrapper.__name__}, student)))
     # Without IsotropicGaussianTruth there is no Gaussian truth, whatever the flag.
     assert not contract.has_gaussian_truth(dataclasses.make_dataclass("Flag", [("truth_is_gaussian", bool)])(True))
 

@@ -33,6 +33,7 @@ class GaussianWrapper:
     # Read from the class before any model is built: the built-in's config.model fields, static switches and
     # error-source switches.
     config_fields = gaussian.GaussianModel.config_fields
+    config_rules = gaussian.GaussianModel.config_rules
     static_sweep_fields = gaussian.GaussianModel.static_sweep_fields
     error_source_switches = gaussian.GaussianModel.error_source_switches
     evaluate_uses_samples = False  # evaluate reads the params only
