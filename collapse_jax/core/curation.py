@@ -254,10 +254,10 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
         metric_names=VERIFIER_METRICS,
         config_fields={
             "keep_good": number(
-                "phi: keep probability of a good candidate", optional=True, default=None, sweepable=True, **_PROBABILITY
+                "phi: keep probability of a good candidate", optional=True, sweepable=True, **_PROBABILITY
             ),
             "keep_bad": number(
-                "psi: keep probability of a bad candidate", optional=True, default=None, sweepable=True, **_PROBABILITY
+                "psi: keep probability of a bad candidate", optional=True, sweepable=True, **_PROBABILITY
             ),
         },
     ),
@@ -274,16 +274,10 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "detector": choice(
                 "auto (the model's own detector when it has one) | abstract | model", DETECTORS, default="auto"
             ),
-            "true_positive_rate": number(
-                "abstract detector's TPR", optional=True, default=None, sweepable=True, **_PROBABILITY
-            ),
-            "false_positive_rate": number(
-                "abstract detector's FPR", optional=True, default=None, sweepable=True, **_PROBABILITY
-            ),
-            "watermark_z_threshold": number("LM detector's z threshold", optional=True, default=None, sweepable=True),
-            "detected_weight": number(
-                "weight of a flagged point", optional=True, default=None, sweepable=True, **_PROBABILITY
-            ),
+            "true_positive_rate": number("abstract detector's TPR", optional=True, sweepable=True, **_PROBABILITY),
+            "false_positive_rate": number("abstract detector's FPR", optional=True, sweepable=True, **_PROBABILITY),
+            "watermark_z_threshold": number("LM detector's z threshold", optional=True, sweepable=True),
+            "detected_weight": number("weight of a flagged point", optional=True, sweepable=True, **_PROBABILITY),
         },
     ),
     "selection": CurationOperator(
@@ -297,12 +291,11 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "selection_share": number(
                 "alpha: share of the candidates kept (closest to the target)",
                 optional=True,
-                default=None,
                 sweepable=True,
                 **_PROBABILITY,
             ),
             "target_offset": number(
-                "target = (true_mean + offset) * 1 in every coordinate", optional=True, default=None, sweepable=True
+                "target = (true_mean + offset) * 1 in every coordinate", optional=True, sweepable=True
             ),
         },
     ),
@@ -318,20 +311,17 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
                 "K: candidates per kept slot, the same setting as curation.oversample (setting one sets both)",
                 low=1,
                 optional=True,
-                default=None,
             ),
             "reward": text(
                 "r(x): linear beta sum x | quadratic -beta |x - mu*|^2 (Gaussian truth), or the family's own "
                 "(vae: class_preference)",
                 optional=True,
-                default=None,
             ),
-            "reward_scale": number("beta: the reward's scale", optional=True, default=None, sweepable=True),
+            "reward_scale": number("beta: the reward's scale", optional=True, sweepable=True),
             "preferred_class": integer(
                 "c: the class a class reward favours (vae: a feature-classifier class)",
                 low=0,
                 optional=True,
-                default=None,
                 sweepable=True,
             ),
         },
@@ -346,7 +336,6 @@ CURATION_OPERATORS: dict[str, CurationOperator] = {
             "correction_strength": number(
                 "gamma: share of the way each candidate moves along the transport map to the truth",
                 optional=True,
-                default=None,
                 sweepable=True,
                 **_PROBABILITY,
             ),

@@ -125,9 +125,7 @@ def shared_fields() -> dict[str, Field]:
         ),
         "checkpoint_every": integer("generations between checkpoints (rounded up to a chunk)", low=1, default=10),
         "max_checkpoints_to_keep": integer("newest checkpoints kept", low=1, default=2),
-        "keep_period": integer(
-            "also keep every k-th generation's checkpoint (None: none)", low=1, optional=True, default=None
-        ),
+        "keep_period": integer("also keep every k-th generation's checkpoint (None: none)", low=1, optional=True),
         "make_plots": flag("figures and report.md after the run", default=True),
         "tensorboard": flag("TensorBoard summaries into <workdir>/tensorboard after every chunk", default=False),
         "num_shards": integer("shards of the sweep (launch.sweep sets it; absent: 1)", low=1),
@@ -176,7 +174,7 @@ def shared_fields() -> dict[str, Field]:
             "truth mass a verifier's is_good counts as good", low=0.0, high=1.0, low_open=True, default=0.95
         ),
         "report.metrics": Field(
-            "strs", "metrics with strength figures (None: all but the bookkeeping ones)", optional=True, default=None
+            "strs", "metrics with strength figures (None: all but the bookkeeping ones)", optional=True
         ),
         "report.collapse_tolerance": Field(
             "any",
@@ -185,16 +183,15 @@ def shared_fields() -> dict[str, Field]:
             check=_check_tolerance,
             default=0.5,
         ),
-        "report.knobs": Field("strs", "strength axes (None: every swept numeric knob)", optional=True, default=None),
+        "report.knobs": Field("strs", "strength axes (None: every swept numeric knob)", optional=True),
         "report.directions": Field(
             "any",
             "{knob: higher_is_safer | lower_is_safer} (None: decided from the data)",
             optional=True,
             check=_check_mapping("report.directions"),
-            default=None,
         ),
         "report.reference_lines": Field(
-            "any", "((knob, value, label), ...) vertical lines on the strength figures", optional=True, default=None
+            "any", "((knob, value, label), ...) vertical lines on the strength figures", optional=True
         ),
     }
 

@@ -26,7 +26,7 @@ class BernoulliModel(MeanFitFamily):
     # config.model fields, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
         "probability": number("p_0: the true P(x = 1) (a per-chain knob)", low=0.0, high=1.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
     }
 
     def draw(self, key: jax.Array, parameter: jax.Array, num_samples: int) -> jax.Array:

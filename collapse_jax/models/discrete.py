@@ -159,15 +159,13 @@ class DiscreteModel:
             low=0.0,
             optional=True,
             sweepable=True,
-            default=None,
         ),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "num_bins": integer(
             "B: bins of consecutive outcomes the family is uniform within (None: K; B < K: expressivity error)",
             low=1,
             optional=True,
             sweepable=True,
-            default=None,
         ),
         "population_fit": flag(
             "fit the previous model's expected counts (statistical error off)", default=False, sweepable=True

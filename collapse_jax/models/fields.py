@@ -45,11 +45,13 @@ class Field:
     noun: str = "value"  # the error's word for a value outside choices: "unknown regime 'recycle'"
     check: Callable[[Any], None] | None = None  # extra one-line check of the whole value (kind "any" relies on it)
     number_choices: bool = False  # a number, or a string among `choices` (KDE bandwidth: 0.2 or "scott")
-    # The value an absent field takes; the only place a field's default is written (config_schema.with_defaults).
+    # The value an absent field takes (None for an optional field): the only place a field's default is written.
     default: Any = NO_DEFAULT
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
+        if self.optional and self.default is NO_DEFAULT:
+            object.__setattr__(self, "default", None)  # an optional field left out is unset
 
     @property
     def has_default(self) -> bool:

@@ -74,7 +74,7 @@ class GaussianModel:
         "true_std": number("the truth's standard deviation", low=0.0, low_open=True),
         "estimator": choice("mle (ddof 0) or unbiased (ddof 1)", tuple(ESTIMATOR_DDOF), noun="estimator"),
         "sampling_bias": number("lambda: sample from N(mu, lambda Sigma)", low=0.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "test_size": integer("held-out real points for nll_real_test", low=1, default=10_000),
         "truth": choice(
             "gaussian | mixture | student_t (one compile each; None: gaussian)",
@@ -82,7 +82,6 @@ class GaussianModel:
             optional=True,
             sweepable=True,
             noun="truth",
-            default=None,
         ),
         "truth_separation": number(
             "a: the mixture truth is 0.5 N(mu0 - a, s^2) + 0.5 N(mu0 + a, s^2)", low=0.0, default=2.0
@@ -105,7 +104,6 @@ class GaussianModel:
             low=1,
             sweepable=True,
             optional=True,
-            default=None,
         ),
         "learning_rate": number(
             "eta: gradient-descent step size (a chain knob; gradient_descent)",
@@ -113,7 +111,6 @@ class GaussianModel:
             low_open=True,
             sweepable=True,
             optional=True,
-            default=None,
         ),
         "fit_init": choice(
             "descent starts at the previous params or at the fixed N(0, I)",

@@ -86,7 +86,7 @@ class GaussianClassifierModel:
         "generator_error": number(
             "p: label flip probability of the generator", low=0.0, high=1.0, sweepable=True, default=0.0
         ),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
     }
 
     def true_mean(self) -> jax.Array:

@@ -265,7 +265,7 @@ class GaussianMixtureModel:
         "tolerance": number("EM stops once |mean log-lik change| < tolerance", low=0.0),
         "max_iterations": integer("EM iterations (fixed scan length)", low=1),
         "reg_covar": number("added to every covariance diagonal", low=0.0, low_open=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "test_size": integer("held-out real points for nll_real_test", low=1),
         "population_fit": flag(
             "fit the previous model's distribution itself (statistical error off)", default=False, sweepable=True

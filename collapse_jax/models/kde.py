@@ -122,7 +122,7 @@ class KernelDensityModel:
         "cluster_std": number("blobs: std of each blob", low=0.0, default=1.0),
         "num_blobs": integer("blobs: number of centres", low=1, default=3),
         "dataset_seed": integer("blobs: seed of the centres", low=0, default=0),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
         "test_size": integer("held-out real points for nll_real_test", low=1, default=1000),
     }
     dim = 2

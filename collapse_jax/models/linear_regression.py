@@ -49,7 +49,7 @@ class LinearRegressionModel:
         "ridge": number("ridge penalty of every fit", low=0.0, sweepable=True),
         "test_size": integer("held-out test points", low=1),
         "test_seed": integer("seed of the test set", low=0),
-        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True, default=None),
+        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True),
     }
 
     @property

@@ -26,7 +26,7 @@ class PoissonModel(MeanFitFamily):
     # config.model fields, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
         "rate": number("lambda_0: the true rate (a per-chain knob)", low=0.0, sweepable=True),
-        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True, default=None),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
     }
 
     def draw(self, key: jax.Array, parameter: jax.Array, num_samples: int) -> jax.Array:

@@ -112,7 +112,7 @@ class LanguageModel:
     # config.model fields, declared once: the only source of their defaults and checks (config_schema.validate).
     config_fields = {
         "data_dir": text("where the token-block corpus is built and cached"),
-        "corpus_dir": text("folder of .txt works (None: Shakespeare)", optional=True, default=None),
+        "corpus_dir": text("folder of .txt works (None: Shakespeare)", optional=True),
         "corpus_pattern": text("glob of corpus files inside corpus_dir"),
         "test_works": integer("whole works held out for the test split", low=1),
         "validation_works": integer("whole works held out for the validation split", low=0),
@@ -120,7 +120,7 @@ class LanguageModel:
         "vocab_size": integer("byte-level BPE vocabulary", low=1),
         "max_train_blocks": integer("first training blocks kept (0: all)", low=0),
         "max_test_blocks": integer("first test blocks kept (0: all)", low=0),
-        "hf_checkpoint": text("local Hugging Face OPT directory (None: random init)", optional=True, default=None),
+        "hf_checkpoint": text("local Hugging Face OPT directory (None: random init)", optional=True),
         "pretrain_epochs": integer("epochs of the cached base model (0: none)", low=0, default=0),
         "pretrain_batch_size": integer("batch of the base model's pretraining", low=1),
         "pretrain_learning_rate": number("peak learning rate of the pretraining", low=0.0, low_open=True),
@@ -132,7 +132,7 @@ class LanguageModel:
         "dtype": choice("compute dtype", ("float32", "bfloat16")),
         "epochs": integer("epochs over M blocks per generation", low=1),
         "steps_per_generation": integer(
-            "training steps per generation (None: ceil(epochs * M / batch_size))", low=1, optional=True, default=None
+            "training steps per generation (None: ceil(epochs * M / batch_size))", low=1, optional=True
         ),
         "batch_size": integer("training batch", low=1),
         "learning_rate": number("peak AdamW learning rate", low=0.0, low_open=True, sweepable=True),
@@ -158,7 +158,6 @@ class LanguageModel:
             low=0.0,
             sweepable=True,
             optional=True,
-            default=None,
         ),
         # Default: the paper's gamma and key, written once on Watermark beside their source.
         "watermark_gamma": number(

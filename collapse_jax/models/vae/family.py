@@ -105,26 +105,22 @@ class VAEModel:
     # config.model fields, declared once: the only source of their defaults and checks (config_schema.validate).
     config_fields = {
         "dataset": choice("image data set", DATASETS, noun="dataset"),
-        "data_dir": text("prepared tfds data dir (None: the default)", optional=True, default=None),
-        "source_dir": text("folder of the Fashion-MNIST IDX files (None: Debian's)", optional=True, default=None),
-        "train_size": integer("first N training images (None: all)", low=1, optional=True, default=None),
-        "test_size": integer("first N test images (None: all)", low=1, optional=True, default=None),
+        "data_dir": text("prepared tfds data dir (None: the default)", optional=True),
+        "source_dir": text("folder of the Fashion-MNIST IDX files (None: Debian's)", optional=True),
+        "train_size": integer("first N training images (None: all)", low=1, optional=True),
+        "test_size": integer("first N test images (None: all)", low=1, optional=True),
         "encoder_channels": Field("ints", "encoder conv widths (the decoder mirrors them)", low=1),
         "latent_dim": integer("latent dimension (static: one compile per value)", low=1, sweepable=True),
         "epochs": integer("passes over the valid pool per generation", low=1),
         "batch_size": integer("minibatch size", low=1),
-        "steps_per_generation": integer(
-            "minibatches per generation (None: use epochs)", low=1, optional=True, default=None
-        ),
+        "steps_per_generation": integer("minibatches per generation (None: use epochs)", low=1, optional=True),
         "learning_rate": number("Adam learning rate", low=0.0, low_open=True, sweepable=True),
         "weight_decay": number("L2 weight decay added to the gradient", low=0.0),
         "kl_weight": number("beta in BCE + beta KL", low=0.0, sweepable=True),
         "sampling_temperature": number("tau: decode z ~ N(0, tau^2 I)", low=0.0, sweepable=True),
         "train_from": choice("scratch or previous", _vae_config.TRAIN_FROM, sweepable=True),
         "sample_mode": choice("bernoulli draws or decoded means", _vae_config.SAMPLE_MODES, sweepable=True),
-        "metric_num_samples": integer(
-            "generated images used by the metrics (None: all M)", low=1, optional=True, default=None
-        ),
+        "metric_num_samples": integer("generated images used by the metrics (None: all M)", low=1, optional=True),
         "preview_images": integer("decoded samples saved per chain per generation (at most M)", low=0, default=0),
         "precision_recall_size": integer("points per side in precision / recall", low=1),
         "precision_recall_k": integer("k of precision / recall (below precision_recall_size)", low=1),
