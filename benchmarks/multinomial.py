@@ -1,6 +1,6 @@
-"""Exact multinomial counts per chain, before (benchmarks/_multinomial_before.py) vs now (collapse_jax/models/
-_multinomial.py), side by side in one process: jit(vmap(draw_multinomial_counts)) over C chains, K = 6 Zipf(1)
-probabilities (the discrete family's default truth), n = 10^2, 10^4, 10^6; interleaved repeats, fastest of each.
+"""Exact multinomial counts per chain: collapse_jax/models/_multinomial.py's jit(vmap(draw_multinomial_counts)) over
+C chains against numpy's vectorized Generator.multinomial drawing the same C multinomials, side by side in one process;
+K = 6 Zipf(1) probabilities (the discrete family's default truth), n = 10^2, 10^4, 10^6; interleaved repeats, fastest.
 
 python -m benchmarks.multinomial [--quick] [--chains=4096] [--repeats=15] [--normal_draws]
 
@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from benchmarks import _multinomial_before
 from collapse_jax.models import _multinomial
 
 COUNTS = (100.0, 10_000.0, 1_000_000.0)
@@ -40,18 +39,23 @@ def _timer(function, *args):
 
 
 def run(quick: bool, chains: int = 4096, repeats: int = 15) -> list[dict]:
-    """Rows per n: us per chain (wall and CPU) for before and now, and the ratios before / now."""
+    """Rows per n: us per chain (wall and CPU) for numpy and jax, and the ratios numpy / jax."""
     if quick:
         chains, repeats = min(chains, 1024), min(repeats, 5)
-    probabilities = np.arange(1, NUM_OUTCOMES + 1, dtype=np.float64) ** -1.0
-    probabilities = jnp.broadcast_to(jnp.asarray(probabilities / probabilities.sum(), jnp.float32), (chains, 6))
+    zipf = np.arange(1, NUM_OUTCOMES + 1, dtype=np.float64) ** -1.0
+    zipf /= zipf.sum()
+    probabilities = jnp.broadcast_to(jnp.asarray(zipf, jnp.float32), (chains, NUM_OUTCOMES))
     keys = jax.random.split(jax.random.key(0), chains)
-    implementations = {"before": _multinomial_before, "now": _multinomial}
-    compiled = {name: jax.jit(jax.vmap(module.draw_multinomial_counts)) for name, module in implementations.items()}
+    compiled = jax.jit(jax.vmap(_multinomial.draw_multinomial_counts))
+    generator = np.random.default_rng(0)
     rows = []
     for count in COUNTS:
         counts = jnp.full((chains,), count, jnp.float32)
-        timers = {name: _timer(function, keys, probabilities, counts) for name, function in compiled.items()}
+        host_counts = np.full(chains, int(count))
+        timers = {
+            "numpy": _timer(generator.multinomial, host_counts, zipf),  # [chains, K]: every count drawn
+            "now": _timer(compiled, keys, probabilities, counts),
+        }
         best = {name: [float("inf"), float("inf")] for name in timers}
         for _ in range(repeats):  # interleaved: both see the same machine load
             for name, timer in timers.items():
@@ -60,12 +64,12 @@ def run(quick: bool, chains: int = 4096, repeats: int = 15) -> list[dict]:
         rows.append(
             {
                 "n": count,
-                "before_wall_us": per_chain["before"][0],
+                "numpy_wall_us": per_chain["numpy"][0],
                 "now_wall_us": per_chain["now"][0],
-                "before_cpu_us": per_chain["before"][1],
+                "numpy_cpu_us": per_chain["numpy"][1],
                 "now_cpu_us": per_chain["now"][1],
-                "wall_ratio": per_chain["before"][0] / per_chain["now"][0],
-                "cpu_ratio": per_chain["before"][1] / per_chain["now"][1],
+                "wall_ratio": per_chain["numpy"][0] / per_chain["now"][0],
+                "cpu_ratio": per_chain["numpy"][1] / per_chain["now"][1],
             }
         )
     return rows
@@ -99,11 +103,11 @@ def normal_draw_costs(draws: int = 1_000_000, repeats: int = 20) -> dict[str, tu
 
 
 def suite_rows(quick: bool) -> list[dict]:
-    """run()'s rows as benchmarks.suite table rows: us per chain now, ratio = before / now (wall)."""
+    """run()'s rows as benchmarks.suite table rows: us per chain, ratio = numpy / jax (wall)."""
     from benchmarks import timing
 
     return [
-        timing.row(f"multinomial K=6 n={r['n']:.0e} (before {r['before_wall_us']:.2f} us)", r["now_wall_us"],
+        timing.row(f"multinomial K=6 n={r['n']:.0e} (numpy {r['numpy_wall_us']:.2f} us)", r["now_wall_us"],
                    "us/chain", r["wall_ratio"], None)
         for r in run(quick)
     ]  # fmt: skip
@@ -119,12 +123,12 @@ def main(argv):
                   f"CPU {cpu:6.2f} ns/draw ({cpu / cpu_numpy:.2f}x numpy)")  # fmt: skip
         return
     rows = run(flags.FLAGS.quick, flags.FLAGS.chains, flags.FLAGS.repeats)
-    print(f"{'n':>9} {'before wall':>12} {'now wall':>9} {'ratio':>7} {'before cpu':>11} {'now cpu':>8} {'ratio':>7}"
+    print(f"{'n':>9} {'numpy wall':>12} {'jax wall':>9} {'ratio':>7} {'numpy cpu':>11} {'jax cpu':>8} {'ratio':>7}"
           "   (us per chain)")  # fmt: skip
     for r in rows:
         print(
-            f"{r['n']:>9.0e} {r['before_wall_us']:>12.2f} {r['now_wall_us']:>9.2f} {r['wall_ratio']:>6.1f}x "
-            f"{r['before_cpu_us']:>11.2f} {r['now_cpu_us']:>8.2f} {r['cpu_ratio']:>6.1f}x"
+            f"{r['n']:>9.0e} {r['numpy_wall_us']:>12.2f} {r['now_wall_us']:>9.2f} {r['wall_ratio']:>6.1f}x "
+            f"{r['numpy_cpu_us']:>11.2f} {r['now_cpu_us']:>8.2f} {r['cpu_ratio']:>6.1f}x"
         )
 
 

@@ -114,10 +114,9 @@ def test_lane_uniforms_are_jax_threefry_2x32_of_the_lane_and_round_counter():
         np.testing.assert_array_equal([u[row], v[row]], expected.astype(np.float32))
 
 
-@pytest.mark.slow  # compiles the old and the new multinomial
-def test_multinomial_benchmark_runs_small_and_reports_both_implementations():
+def test_multinomial_benchmark_runs_small_and_times_jax_against_numpy():
     from benchmarks import multinomial
 
     rows = multinomial.run(quick=True, chains=8, repeats=1)
     assert [row["n"] for row in rows] == list(multinomial.COUNTS)
-    assert all(row["now_wall_us"] > 0 and row["before_wall_us"] > 0 for row in rows)
+    assert all(row["now_wall_us"] > 0 and row["numpy_wall_us"] > 0 for row in rows)
