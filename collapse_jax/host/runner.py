@@ -165,10 +165,15 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, engine: E
     on 8 devices resumes on 1 and vice versa. The metric history is not in the checkpoint: it is the metric files.
     """
 
+    saved_engines = {}  # by saved horizon: an older checkpoint tried after a corrupt one reuses its build
+
     def restore_one(step: int):
         record = manager.read_record(step)
-        # Blocks of one chain: the saved chain count need not be a multiple of this run's block (shapes are the same).
-        saved_engine = dataclasses.replace(_at_horizon(engine, group, record["num_generations"]), chain_block=1)
+        horizon = record["num_generations"]
+        if horizon not in saved_engines:
+            # Blocks of one chain: the saved chain count need not be a multiple of this run's block (same shapes).
+            saved_engines[horizon] = dataclasses.replace(_at_horizon(engine, group, horizon), chain_block=1)
+        saved_engine = saved_engines[horizon]
         saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
         abstract_state = jax.eval_shape(saved_engine.init_all, saved_knobs)[0]
         return manager.restore(step, abstract_state)
