@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.models import base, contract
+from collapse_jax.models import contract
 
 # Chains per vmapped block in the blocking check (the engine's chain_block), and the seeds of the two blocks: chain 0
 # sits in lane 0 of both, beside different neighbours.
@@ -318,9 +318,8 @@ def kit_for_config(config: Any) -> Kit:
     from collapse_jax.host import runner, sweep  # host modules; imported here so the kit module stays light
 
     group = sweep.expand(config)[0]
-    model = base.make_model(group.config)
     knobs = {name: value[0] for name, value in runner.padded_knobs(group.knobs, 1).items()}
-    return Kit(model, knobs, int(group.config.samples_per_generation))
+    return Kit(group.model, knobs, int(group.config.samples_per_generation))
 
 
 def check_config(config: Any, write: Callable[[str], Any] = print) -> list[Check]:
@@ -346,10 +345,8 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     from absl import app
-    from ml_collections import config_flags
 
     from collapse_jax.host import cli
 
-    config_flags.DEFINE_config_file("config", None, "Config file of the family to check (experiments/configs/*.py).")
-    cli.exit_on_bad_config(sys.argv)
-    app.run(main)
+    help_string = "Config file of the family to check (experiments/configs/*.py)."
+    app.run(main, argv=cli.define_config_flag(sys.argv, help_string))

@@ -7,13 +7,12 @@ import sys
 
 import jax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from collapse_jax.analysis import plots
 from collapse_jax.host import cli, devices, runner
 from collapse_jax.store import workdir_io
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
+CONFIG_HELP = "Experiment config file (experiments/configs/*.py); --config.<field>=value overrides a field."
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address",
@@ -22,7 +21,7 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv: list[str]) -> None:
@@ -31,7 +30,7 @@ def main(argv: list[str]) -> None:
     cli.quiet_library_logs()
     devices.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     logging.info("JAX devices: %s", jax.devices())
-    config = _CONFIG.value
+    config = flags.FLAGS.config  # defined in __main__ from the config file, loaded once
     try:
         results = runner.run(config, _WORKDIR.value)
     except runner.Preempted as stop:
@@ -52,5 +51,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.exit_on_bad_config(sys.argv)
-    app.run(main)
+    app.run(main, argv=cli.define_config_flag(sys.argv, CONFIG_HELP))

@@ -26,9 +26,7 @@ _WRAPPER = '''"""Shard {index} of {num_shards} of the sweep in {root} (written b
 Loads {config_file}, applies the launch's command-line overrides, and keeps chains {low}..{high_minus_one}.
 """
 
-import importlib.util
-
-from collapse_jax.host import sweep
+from collapse_jax.host import cli, sweep
 
 CONFIG_FILE = {config_file!r}
 CONFIG_ARGUMENT = {config_argument!r}
@@ -36,10 +34,7 @@ OVERRIDES = {overrides}
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("sweep_user_config", CONFIG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config() if CONFIG_ARGUMENT is None else module.get_config(CONFIG_ARGUMENT)
+    config = cli.load_config(CONFIG_FILE, CONFIG_ARGUMENT)
     for path, value in OVERRIDES.items():
         sweep.set_field(config, path, value)
     with config.unlocked():
@@ -65,11 +60,8 @@ def shard_name(index: int) -> str:
 
 
 def total_chains(config: ml_collections.ConfigDict) -> int:
-    """Chains of the whole (unsharded) sweep; validates the config first (one-line ValueError naming the field)."""
-    whole = ml_collections.ConfigDict(config.to_dict())
-    with whole.unlocked():
-        whole.num_shards, whole.shard_index = 1, 0
-    return sum(len(group.chain_ids) for group in sweep.expand(whole))
+    """Chains of the whole sweep (`plan` refuses a config that shards itself); validates the config first."""
+    return sum(len(group.chain_ids) for group in sweep.expand(config))
 
 
 def _literal(path: str, value: Any) -> Any:

@@ -16,7 +16,7 @@ from collapse_jax.host import cli
 from collapse_jax.host.runner import PREEMPTED_EXIT_CODE
 from launch import local, shards, slurm
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file; --config.<field>=... overrides.")
+CONFIG_HELP = "Experiment config file; --config.<field>=... overrides."
 _WORKDIR = flags.DEFINE_string("workdir", None, "ROOT: holds sweep.json and one workdir per shard (ROOT/shard_<i>).")
 _NUM_JOBS = flags.DEFINE_integer("num_jobs", None, "Shards: contiguous ranges of the sweep's global chain ids.")
 _BACKEND = flags.DEFINE_enum("backend", "local", ["local", "slurm"], "Run shards here, or submit a SLURM array.")
@@ -35,7 +35,7 @@ _MEM = flags.DEFINE_string("mem", None, "slurm: memory per array task, e.g. 32G 
 _REQUEUE = flags.DEFINE_bool("requeue", None, "slurm: requeue an array task that was preempted (default true).")
 _SIGNAL = flags.DEFINE_integer("signal", None, "slurm: seconds before the time limit to send USR1 (default 300).")
 _MAX_CONCURRENT = flags.DEFINE_integer("max_concurrent", None, "slurm: array tasks running at once (%N).")
-flags.mark_flags_as_required(["config", "workdir", "num_jobs"])
+flags.mark_flags_as_required(["workdir", "num_jobs"])
 
 
 def resources(config) -> slurm.Resources:
@@ -63,12 +63,11 @@ def resources(config) -> slurm.Resources:
 
 def launch() -> int:
     """Plan and write the sweep, then run or submit it; returns the process exit status."""
-    config = _CONFIG.value
-    filename = config_flags.get_config_filename(flags.FLAGS["config"])
-    config_file, _, argument = filename.partition(":")
+    config = flags.FLAGS.config
+    config_file, argument = cli.config_file_from_argv(sys.argv)
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     root = _WORKDIR.value
-    manifest, shard_list = shards.plan(config, config_file, argument or None, overrides, _NUM_JOBS.value, root)
+    manifest, shard_list = shards.plan(config, config_file, argument, overrides, _NUM_JOBS.value, root)
     # Every flag is checked before ROOT is touched.
     slurm_resources = resources(config) if _BACKEND.value == "slurm" else None
     if slurm_resources is not None:
@@ -114,5 +113,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.exit_on_bad_config(sys.argv)
-    app.run(main)
+    app.run(main, argv=cli.define_config_flag(sys.argv, CONFIG_HELP))

@@ -81,6 +81,7 @@ FULL_DISK_RUN = """
 import errno, sys
 from absl import app
 from collapse_jax.store import metric_log
+from collapse_jax.host import cli
 from experiments import main
 
 original, writes = metric_log.write_slab, []
@@ -95,7 +96,7 @@ def full_disk(path, slab):
 
 metric_log.write_slab = full_disk
 sys.argv = ["main", "--config=experiments/configs/gaussian.py", "--workdir={workdir}"] + {flags}
-app.run(main.main)
+app.run(main.main, argv=cli.define_config_flag(sys.argv, main.CONFIG_HELP))
 """
 
 

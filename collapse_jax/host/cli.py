@@ -1,4 +1,4 @@
-"""Command-line helpers shared by experiments/ and launch/: config-file checks and quieter Orbax logs.
+"""Command-line helpers shared by experiments/, launch/ and the kit: the one config loader and quieter Orbax logs.
 
 A bad --config gets one line naming the file and the problem, instead of a traceback from the flag parser.
 """
@@ -13,36 +13,50 @@ import sys
 
 import ml_collections
 from absl import flags, logging
+from ml_collections import config_flags
 from ml_collections.config_flags import tuple_parser
 
 
-def config_path_from_argv(argv: list[str]) -> str | None:
-    """The value of --config=PATH (or --config PATH) in argv, without any ':override' suffix."""
+def _config_argument(argv: list[str]) -> tuple[int, int] | None:
+    """Where --config=PATH[:ARG] (or --config PATH[:ARG]) sits in argv: (first index, number of arguments)."""
     for index, argument in enumerate(argv):
         if argument.startswith("--config="):
-            return argument.split("=", 1)[1].split(":", 1)[0]
+            return index, 1
         if argument == "--config" and index + 1 < len(argv):
-            return argv[index + 1].split(":", 1)[0]
+            return index, 2
     return None
 
 
-def config_file_problem(path: str) -> str | None:
-    """Why the config file cannot be used (one line), or None when it loads and defines get_config()."""
+def config_file_from_argv(argv: list[str]) -> tuple[str, str | None] | None:
+    """(PATH, ARG) of --config=PATH[:ARG] in argv (ARG is handed to get_config), or None when --config is absent."""
+    found = _config_argument(argv)
+    if found is None:
+        return None
+    index, count = found
+    value = argv[index].split("=", 1)[1] if count == 1 else argv[index + 1]
+    path, _, argument = value.partition(":")
+    return path, argument or None
+
+
+def load_config(path: str, argument: str | None = None) -> ml_collections.ConfigDict:
+    """Execute the config file and call its get_config() once; a ValueError says in one line why it cannot be used."""
     if not os.path.isfile(path):
-        return f"--config: {path} does not exist or is not a file"
+        raise ValueError(f"--config: {path} does not exist or is not a file")
     try:
-        spec = importlib.util.spec_from_file_location("_collapse_config_check", path)
+        spec = importlib.util.spec_from_file_location("_collapse_config", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except Exception as error:  # any failure to import the file is the user's config error, reported in one line
-        return f"--config: {path} cannot be loaded: {type(error).__name__}: {error}"
+        raise ValueError(f"--config: {path} cannot be loaded: {type(error).__name__}: {error}") from None
     if not callable(getattr(module, "get_config", None)):
-        return f"--config: {path} must define get_config() returning an ml_collections.ConfigDict"
+        raise ValueError(f"--config: {path} must define get_config() returning an ml_collections.ConfigDict")
     try:
-        module.get_config()
+        config = module.get_config() if argument is None else module.get_config(argument)
     except Exception as error:  # e.g. a type-locked override inside get_config: the flag parser would print nothing
-        return f"--config: {path}: get_config() failed: {type(error).__name__}: {error}"
-    return None
+        raise ValueError(f"--config: {path}: get_config() failed: {type(error).__name__}: {error}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ValueError(f"--config: {path}: get_config() must return an ml_collections.ConfigDict, got {config!r}")
+    return config
 
 
 # The parsers config_flags uses for an override of a field of this type (ml_collections 1.1).
@@ -74,12 +88,8 @@ def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
     return paths
 
 
-def override_problem(argv: list[str]) -> str | None:
+def override_problem(config: ml_collections.ConfigDict, argv: list[str]) -> str | None:
     """Why a --config.<field>=<value> override cannot apply (unknown field, unparsable value), in one line, or None."""
-    spec = importlib.util.spec_from_file_location("_collapse_config_check", config_path_from_argv(argv))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
     known = _fields(config)
     for path, _ in _override_paths(argv):
         if path not in known:
@@ -100,14 +110,27 @@ def override_problem(argv: list[str]) -> str | None:
     return None
 
 
-def exit_on_bad_config(argv: list[str]) -> None:
-    """Exit with status 2 and a one-line message when --config names an unusable file or an override cannot apply."""
-    path = config_path_from_argv(argv)
-    problem = "--config: missing (pass --config=experiments/configs/<name>.py)" if path is None else None
-    problem = problem or config_file_problem(path) or override_problem(argv)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+def define_config_flag(argv: list[str], help_string: str) -> list[str]:
+    """Load --config's file once and define the `config` flag holding it; returns argv without --config=PATH.
+
+    absl then applies the --config.<field>=<value> overrides to that one ConfigDict (ml_collections' own override
+    parsing), so get_config() runs once per process. An unusable file or override exits 2 with one line.
+    """
+    found = config_file_from_argv(argv)
+    try:
+        if found is None:
+            raise ValueError("--config: missing (pass --config=experiments/configs/<name>.py)")
+        config = load_config(*found)
+        problem = override_problem(config, argv)
+        if problem:
+            raise ValueError(problem)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    index, count = _config_argument(argv)
+    rest = argv[:index] + argv[index + count :]
+    config_flags.DEFINE_config_dict("config", config, help_string, sys_argv=rest)
+    return rest
 
 
 class _DropOrbaxInfo(python_logging.Filter):

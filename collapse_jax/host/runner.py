@@ -53,23 +53,18 @@ def preemption_handlers() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engine:
-    """The compiled-function factory of one static group (num_generations overrides the config's, for resumes)."""
+def build_engine(group: sweep.Group) -> Engine:
+    """The group's engine: the family, regime and curation stage sweep.expand built, with its chain block resolved."""
     config = group.config
-    horizon = config.num_generations if num_generations is None else num_generations
-    horizon_config = ml_collections.ConfigDict(config.to_dict())
-    horizon_config.num_generations = horizon
-    model = base.make_model(horizon_config)  # some models size buffers by the horizon (KDE centres)
-    regime = make_regime(horizon_config, model, group.maxima)
     engine = Engine(
-        model=model,
-        regime=regime,
-        reference=model.reference(),
+        model=group.model,
+        regime=group.regime,
+        reference=group.model.reference(),
         root_seed=config.root_seed,
-        num_generations=horizon,
+        num_generations=config.num_generations,
         chunk_generations=config.chunk_generations,
         chain_block=1,
-        curation=curation.make_curation(horizon_config, model),
+        curation=group.curation,
     )
     setting = sweep.chain_block_setting(config)
     if setting == devices.AUTO_BLOCK:
@@ -81,6 +76,24 @@ def build_engine(group: sweep.Group, num_generations: int | None = None) -> Engi
     chains, device_count = len(group.chain_ids), jax.device_count()
     block = devices.resolve_chain_block(setting, chains, device_count, bytes_per_chain, budget)
     return dataclasses.replace(engine, chain_block=block)
+
+
+def _at_horizon(engine: Engine, group: sweep.Group, horizon: int) -> Engine:
+    """The engine of a run with `horizon` generations: some families and regimes size buffers by it (KDE centres, raw
+    pools), so a resume that extends num_generations reads the saved state through a build at the saved horizon."""
+    if horizon == engine.num_generations:
+        return engine
+    config = group.config.copy_and_resolve_references()
+    config.num_generations = horizon
+    model = base.make_model(config)
+    return dataclasses.replace(
+        engine,
+        model=model,
+        regime=make_regime(config, model, group.maxima),
+        reference=model.reference(),
+        num_generations=horizon,
+        curation=curation.make_curation(config, model),
+    )
 
 
 def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarray]:
@@ -145,18 +158,24 @@ def resize_chains(tree: Any, count: int) -> Any:
     return jax.tree.map(resize, tree)
 
 
-def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: int):
+def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, engine: Engine, padded: int):
     """Latest good checkpoint as host arrays: (generation, state [padded chains]), or None when fresh.
 
     Pools grow when num_generations was extended; the chain padding follows the current device count, so a run saved
     on 8 devices resumes on 1 and vice versa. The metric history is not in the checkpoint: it is the metric files.
     """
 
+    saved_engines = {}  # by saved horizon: an older checkpoint tried after a corrupt one reuses its build
+
     def restore_one(step: int):
         record = manager.read_record(step)
-        engine = build_engine(group, record["num_generations"])
+        horizon = record["num_generations"]
+        if horizon not in saved_engines:
+            # Blocks of one chain: the saved chain count need not be a multiple of this run's block (same shapes).
+            saved_engines[horizon] = dataclasses.replace(_at_horizon(engine, group, horizon), chain_block=1)
+        saved_engine = saved_engines[horizon]
         saved_knobs = resize_chains(padded_knobs(group.knobs, 1), record["padded_chains"])
-        abstract_state = jax.eval_shape(engine.init_all, saved_knobs)[0]
+        abstract_state = jax.eval_shape(saved_engine.init_all, saved_knobs)[0]
         return manager.restore(step, abstract_state)
 
     found = manager.restore_latest_good(restore_one)
@@ -165,7 +184,7 @@ def _restore(manager: checkpoint.GroupCheckpoints, group: sweep.Group, padded: i
     generation, (state, _) = found
     state = resize_chains(devices.to_host(dict(state)), padded)
     # An extended horizon grows horizon-sized buffers (raw pools, KDE centres): zero-padded slots carry weight 0.
-    target = jax.eval_shape(build_engine(group).init_all, padded_knobs(group.knobs, padded))[0]
+    target = jax.eval_shape(engine.init_all, padded_knobs(group.knobs, padded))[0]
     state = jax.tree.map(_zero_pad_to, state, target)
     logging.info("group %d: resumed from the checkpoint at generation %d", group.index, generation)
     return generation, state
@@ -199,7 +218,7 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             config.max_checkpoints_to_keep,
             config.get("keep_period"),
         )
-        restored = _restore(manager, group, padded)
+        restored = _restore(manager, group, engine, padded)
     record = {
         "num_generations": generations,
         "record_every": config.get("record_every", 1),

@@ -29,7 +29,8 @@ LABEL_NAMES = {"regime.name": "regime", "curation.name": "curation"}
 
 @dataclasses.dataclass(kw_only=True)
 class Group:
-    """One static combination: its config (sweep fields set to scalars), its chains' knobs and global chain ids."""
+    """One static combination: its config (sweep fields set to scalars), its chains' knobs and global chain ids, and
+    the family, regime and curation stage built from it (once: the runner, restore and the kit reuse them)."""
 
     index: int
     config: ml_collections.ConfigDict
@@ -38,7 +39,10 @@ class Group:
     chain_ids: np.ndarray
     # Largest rho (over the sweep and the schedule), real_inflow and preserved_fraction of the whole (unsharded) group:
     # they set the static real slots, so a shard of the sweep compiles the same shapes, and bits, as the single job.
-    maxima: dict[str, float] = dataclasses.field(default_factory=dict)
+    maxima: dict[str, float]
+    model: Any
+    regime: regimes.Regime
+    curation: curation.Curation
 
 
 def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
@@ -147,7 +151,11 @@ def group_maxima(knobs: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def expand(config: ml_collections.ConfigDict) -> list[Group]:
-    """Validate the config and split its sweep into static groups of chains (knobs outermost, seeds innermost)."""
+    """Validate the config and split its sweep into static groups of chains (knobs outermost, seeds innermost).
+
+    Each group's family, regime and curation stage are built here, once: validating needs them (the family's knobs,
+    the regime's real slots from the knob maxima), and every group must validate before a run writes anything.
+    """
     validate(config)
     config = config_schema.without_unset(config)  # common.py's inactive curation block runs as no block
     static_fields = static_sweep_fields(config)
@@ -168,10 +176,11 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         group_config = config_schema.resolve(group_config)
         model = base.make_model(group_config)
         validate_sampling(group_config, model)
+        stage = curation.make_curation(group_config, model)  # validates the curation block
         knob_fields = {
             **ENGINE_KNOB_FIELDS,
             **supply.knob_fields(group_config),
-            **curation.knob_fields(group_config, model),  # validates the curation block
+            **stage.knob_fields(group_config.get("curation") or {}),
             **model.knob_fields,
         }
         knob_values = [_values(group_config, path) for path in knob_fields.values()]
@@ -181,12 +190,22 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         knobs = _split_pairs(knobs)
         knobs["seed"] = np.asarray(columns[-1], np.int32)
         maxima = group_maxima(knobs)
-        regimes.make_regime(group_config, model, maxima)  # validates before any write
+        regime = regimes.make_regime(group_config, model, maxima)  # validates before any write
         labels = {label_name(path): value for path, value in zip(static_fields, combination)}
         chain_ids = np.arange(next_chain, next_chain + len(rows))
         next_chain += len(rows)
         groups.append(
-            Group(index=index, config=group_config, labels=labels, knobs=knobs, chain_ids=chain_ids, maxima=maxima)
+            Group(
+                index=index,
+                config=group_config,
+                labels=labels,
+                knobs=knobs,
+                chain_ids=chain_ids,
+                maxima=maxima,
+                model=model,
+                regime=regime,
+                curation=stage,
+            )
         )
     return _shard(groups, next_chain, shard_index, num_shards) if num_shards > 1 else groups
 
