@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from collapse_jax.host import config_schema
 from collapse_jax.store import workdir_io
 
 
@@ -27,10 +28,11 @@ def test_out_of_disk_space_is_one_line_and_still_an_enospc_os_error(tmp_path):
     assert "\n" not in str(error) and "123 bytes needed" in str(error)
 
 
-def test_a_run_written_before_record_every_existed_resumes_with_the_default(gaussian_config, tmp_path):
+def test_a_field_absent_from_a_saved_run_reads_as_its_declared_default(gaussian_config, tmp_path):
+    defaults = config_schema.declared_defaults("gaussian")
     saved = workdir_io.config_record(gaussian_config)
     del saved["record_every"]
-    workdir_io.check_resumable(saved, gaussian_config, str(tmp_path))  # record_every = 1 is what it computed
+    workdir_io.check_resumable(saved, gaussian_config, str(tmp_path), defaults)  # record_every = 1 was computed
     gaussian_config.record_every = 2
     with pytest.raises(ValueError, match="config.record_every"):
-        workdir_io.check_resumable(saved, gaussian_config, str(tmp_path))
+        workdir_io.check_resumable(saved, gaussian_config, str(tmp_path), defaults)

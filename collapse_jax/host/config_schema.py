@@ -266,6 +266,12 @@ def declared_fields(model_name: str | None) -> tuple[dict[str, Field], bool]:
     return fields, family is not None
 
 
+def declared_defaults(model_name: str | None) -> dict[str, Any]:
+    """Dotted path -> default of every declared field that has one (the shared fields and the family's)."""
+    declared, _ = declared_fields(model_name)
+    return {path: field.default for path, field in declared.items() if field.has_default}
+
+
 def leaves(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
     """Dotted path -> value of every field (sub-blocks named in _LEAF_BLOCKS count as one value)."""
     flat = {}

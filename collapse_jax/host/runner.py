@@ -23,7 +23,7 @@ from collapse_jax.analysis import results
 from collapse_jax.core import curation
 from collapse_jax.core.engine import Engine
 from collapse_jax.core.regimes import make_regime
-from collapse_jax.host import checkpoint, devices, monitoring, sweep
+from collapse_jax.host import checkpoint, config_schema, devices, monitoring, sweep
 from collapse_jax.models import base
 from collapse_jax.store import artifacts, metric_log, workdir_io
 
@@ -312,7 +312,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Resul
     groups = sweep.expand(config)
     if workdir is None:
         return results.from_groups(config, groups, [run_group(group, None).history() for group in groups])
-    claim = workdir_io.claim(workdir, config, groups) if devices.is_primary() else contextlib.nullcontext()
+    defaults = config_schema.declared_defaults(config.model.name)
+    claim = workdir_io.claim(workdir, config, groups, defaults) if devices.is_primary() else contextlib.nullcontext()
     try:
         with claim, preemption_handlers():
             for group in groups:

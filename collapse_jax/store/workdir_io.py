@@ -28,20 +28,6 @@ RESUMABLE_FIELDS = (
 )
 # Config blocks that only shape the report (figures, breakdown tolerance): any change is fine on a resume.
 RESUMABLE_BLOCKS = ("report.",)
-# Fields added after runs were already written: an absent field in an older run.json means this value (the
-# shared fields of experiments/configs/common.py, issue 13: an absent curation block ran as the inactive one).
-FIELD_DEFAULTS = {
-    "record_every": 1,
-    "regime.keep_raw_pool": False,
-    "curation.name": "none",
-    "curation.oversample": 1,
-    "curation.likelihood_reference": "current",
-    "curation.keep_quantiles": [0.1, 1.0],
-    "curation.detector": "auto",
-    "curation.good_region_mass": 0.95,
-    **{f"curation.{name}": None for name in ("keep_good", "keep_bad", "true_positive_rate", "false_positive_rate")},
-    **{f"curation.{name}": None for name in ("watermark_z_threshold", "detected_weight")},
-}
 RUN_FILE = "run.json"
 # Exit status of a run stopped by a preemption signal after checkpointing (EX_TEMPFAIL): launchers requeue on it.
 PREEMPTED_EXIT_CODE = 75
@@ -88,13 +74,20 @@ def config_record(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json())
 
 
-def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Refuse a config that changes anything already computed (extending num_generations is fine)."""
+def check_resumable(
+    saved: dict, config: ml_collections.ConfigDict, workdir: str, defaults: dict[str, Any] | None = None
+) -> None:
+    """Refuse a config that changes anything already computed (extending num_generations is fine).
+
+    `defaults` (dotted path -> value, the declared defaults) is what a field absent from either side means: a run
+    written before a field was declared computed with its default.
+    """
+    defaults = json.loads(json.dumps(defaults or {}))  # tuples as the lists run.json holds
     old, new = _flatten(saved), _flatten(config_record(config))
     for field in sorted(set(old) | set(new)):
         if field in RESUMABLE_FIELDS or field.startswith(RESUMABLE_BLOCKS):
             continue
-        default = FIELD_DEFAULTS.get(field, "<absent>")
+        default = defaults.get(field, "<absent>")
         before, after = old.get(field, default), new.get(field, default)
         if field == "chain_block":  # a command-line override of the "auto" (str) field arrives as digits
             before, after = str(before), str(after)
@@ -156,8 +149,11 @@ def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
 
 
 @contextlib.contextmanager
-def claim(workdir: str, config: ml_collections.ConfigDict, groups: list) -> Iterator[None]:
-    """Hold the workdir's lock for the run; check a resume's config; write run.json."""
+def claim(
+    workdir: str, config: ml_collections.ConfigDict, groups: list, defaults: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """Hold the workdir's lock for the run; check a resume's config (absent fields read as `defaults`); write
+    run.json."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"--workdir: {workdir} is a file, not a directory")
     os.makedirs(workdir, exist_ok=True)
@@ -180,7 +176,7 @@ def claim(workdir: str, config: ml_collections.ConfigDict, groups: list) -> Iter
         run_path = os.path.join(workdir, RUN_FILE)
         if os.path.exists(run_path):
             with open(run_path) as saved:
-                check_resumable(json.load(saved)["config"], config, workdir)
+                check_resumable(json.load(saved)["config"], config, workdir, defaults)
         write_json(run_path, run_record(config, groups))
         os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
         yield
