@@ -3,15 +3,13 @@ at M = 10^2, 10^4, 10^6, side by side in one process; ratio = statistics / point
 
 python -m benchmarks.statistics_sampling [--quick]
 
-Measured 2026-12-02 13:41 UTC on the idle 2-core CPU (load < 1), full mode, after the unrolled threefry (points mode
-of both families now draws jax.random's values 2.7-4x cheaper; BUILD_NOTES "Unrolled threefry") and the multinomial of
-branch ms, chain-generations/s:
+Measured on the idle 2-core CPU (load < 1), full mode, chain-generations/s (points mode draws through the unrolled
+threefry, statistics mode through the exact multinomial; BUILD_NOTES "Performance"):
   gaussian  M=10^2 points 7.9e5, statistics 8.1e5 (1.0x); M=10^4 1.21e4 vs 1.97e6 (163x); M=10^6 81 vs 1.56e6
   discrete  M=10^2 points 1.07e6, statistics 9.9e5 (0.9x); M=10^4 2.01e4 vs 1.40e6 (69.6x); M=10^6 118 vs 1.42e6
-Discrete M = 10^4 at other chain counts (same machine, 13:44): statistics 1.57e6 (1,024 chains), 1.92e6 (4,096),
-2.0e6 (16,384); points 2.35e4 (64 chains), 1.46e4 (256): ~85x at the best of each. The 100x target is missed against
-today's points mode, which is 2.6x faster than the 7,854/s the target was set against (statistics is 178-250x that).
-Earlier (06:00, load 17-24, before both changes): discrete M=10^4 points 4,445 vs statistics 8.3e4 (18.6x).
+Discrete M = 10^4 at other chain counts (same machine): statistics 1.57e6 (1,024 chains), 1.92e6 (4,096), 2.0e6
+(16,384); points 2.35e4 (64 chains), 1.46e4 (256): ~85x at the best of each. The 100x target is missed against the
+current points mode, which is 2.6x faster than the 7,854/s the target was set against (statistics is 178-250x that).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every config field is declared once and checked by one validator; configs share common.py's fields (issue 13)."""
+"""Every config field is declared once and checked by one validator; configs share common.py's fields."""
 
 import ast
 import importlib

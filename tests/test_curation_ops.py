@@ -1,4 +1,4 @@
-"""Curation operators from the 2024-2026 literature (issue 15): exact keeps on hand-made inputs, their published laws
+"""Curation operators from the 2024-2026 literature: exact keeps on hand-made inputs, their published laws
 on the Gaussian family, every regime, and one-line errors."""
 
 import math

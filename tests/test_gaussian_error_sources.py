@@ -1,4 +1,4 @@
-"""Issue 14 on the Gaussian: Shumailov et al.'s three sources of error switched independently, checked against theory.
+"""Shumailov et al.'s three sources of error switched independently on the Gaussian, checked against theory.
 
 Sources: Shumailov et al. (2024), Sec. 3 ("in the absence of the other two types of error, [expressivity error] can
 only occur at the first generation"; a Gaussian fitted exactly to its own distribution is stationary); SCIENCE.md for

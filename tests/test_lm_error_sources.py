@@ -1,5 +1,6 @@
-"""Issue 14 on the `lm` family: depth as the capacity switch (a static sweep field with its own cached base model),
-the training budget as the approximation switch (steps_per_generation, learning_rate, start_from)."""
+"""Shumailov et al.'s error sources on the `lm` family: depth as the capacity switch (a static sweep field with its own
+cached base model), the training budget as the approximation switch (steps_per_generation, learning_rate, start_from).
+"""
 
 import jax
 import numpy as np

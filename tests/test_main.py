@@ -43,7 +43,7 @@ def test_main_runs_a_real_fraction_by_regime_sweep_and_writes_plots_and_report(t
 def test_unreadable_config_file_is_one_line_and_touches_nothing(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def get_config(:\n")
-    raising = tmp_path / "raising.py"  # absl's flag parser used to print an empty "FATAL Flags parsing error:"
+    raising = tmp_path / "raising.py"  # absl's flag parser alone prints an empty "FATAL Flags parsing error:"
     raising.write_text("import ml_collections\ndef get_config():\n    raise TypeError('cannot override name')\n")
     workdir = tmp_path / "run"
     for config in (str(bad), str(raising), str(tmp_path / "missing.py")):

@@ -1,4 +1,4 @@
-"""regime.real_weight: the real points carry a share w of each batch's training weight (issue 15, item 2)."""
+"""regime.real_weight: the real points carry a share w of each batch's training weight."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +55,7 @@ def test_mix_weights_gives_the_real_points_share_w_and_keeps_the_total():
     np.testing.assert_array_equal(synth, synthetic)
     (_, real, _), synth = _weighted_regime(True).mix_weights(real_part, jnp.zeros(4), {"real_weight": 0.3})
     np.testing.assert_array_equal(real, [1.0, 1.0])
-    # Not configured: the very same arrays come back (today's bits).
+    # Not configured: the very same arrays come back (every point weighs 1).
     out_real, out_synth = _weighted_regime(False).mix_weights(real_part, synthetic, {})
     assert out_real is real_part and out_synth is synthetic
 

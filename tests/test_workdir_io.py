@@ -1,4 +1,4 @@
-"""Workdir files: atomic writes leave no temporary file on a full disk; older runs' config fields take defaults."""
+"""Workdir files: atomic writes leave no temporary on a full disk; a field absent from a saved run takes its default."""
 
 import errno
 import os

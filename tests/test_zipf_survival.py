@@ -138,7 +138,7 @@ def test_lower_bound_grows_like_m_over_k_to_the_one_over_beta():
 
 
 def test_zipf_shift_zero_and_unset_give_the_same_bits():
-    """q = 0 (a knob) and no zipf_shift (no knob: the code path before the field existed) give identical chains."""
+    """q = 0 (a knob) and no zipf_shift (no knob: the plain Zipf code path) give identical chains."""
     overrides = {
         "model.num_outcomes": 50,
         "samples_per_generation": 100,
@@ -155,7 +155,7 @@ def test_zipf_shift_zero_and_unset_give_the_same_bits():
     assert "zipf_shift" not in unset.knobs and np.all(zero.knobs["zipf_shift"] == 0.0)
     for name in discrete.DiscreteModel.metric_names:
         np.testing.assert_array_equal(zero.metrics[name], unset.metrics[name], err_msg=name)
-    # The truth itself: softmax(-β log i), the function as written before the field existed, bit for bit.
+    # The truth itself: softmax(-β log i), the plain Zipf function, bit for bit.
     before = jax.nn.softmax(-jnp.float32(1.1) * jnp.log(jnp.arange(1, 51, dtype=jnp.float32)))
     for shift in (None, jnp.float32(0.0)):
         np.testing.assert_array_equal(discrete.truth_probabilities(50, jnp.float32(1.1), shift), before)

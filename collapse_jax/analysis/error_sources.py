@@ -1,4 +1,4 @@
-"""report.md's "error sources" section (issue 14): when a run sweeps Shumailov et al.'s three error switches, small
+"""report.md's "error sources" section: when a run sweeps Shumailov et al.'s three error switches, small
 multiples (one panel per switch combination, shared axes) of each report metric vs generation, and a drift table.
 
 Drift rate = the least-squares slope of log(metric) against generation over the last half of the run, per chain

@@ -204,7 +204,7 @@ class Regime:
         the total (the Gaussian's n - ddof) sees the same n. A batch with no real weight or no synthetic weight keeps
         its weights (w is moot: there is nothing to share). Under accumulate each batch enters the pool with its own
         real share w; the original real set keeps weight 1 per point (BUILD_NOTES.md, "Weighted real/synthetic
-        mixing"). Without config.regime.real_weight nothing is rescaled (today's bits).
+        mixing"). Without config.regime.real_weight nothing is rescaled (every point weighs 1).
         """
         if not self.real_weighted or real_part is None:
             return real_part, synthetic_weights

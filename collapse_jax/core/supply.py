@@ -32,7 +32,7 @@ def real_fraction_at(schedule: str, knobs: dict, generation: jax.Array) -> jax.A
 
 
 def knob_fields(config: Any) -> dict[str, str]:
-    """The supply knobs this config uses (absent fields keep the pre-mitigation behaviour: no extra knobs)."""
+    """The supply knobs this config uses (an absent field adds no knob: the supply stays at rho)."""
     regime = config.regime
     fields = {}
     if regime.get("real_fraction_schedule", "constant") != "constant":

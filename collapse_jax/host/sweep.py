@@ -22,7 +22,7 @@ from collapse_jax.models.contract import evaluate_uses_samples
 
 ENGINE_KNOB_FIELDS = {"real_fraction": "regime.real_fraction"}
 ENGINE_STATIC_SWEEP_FIELDS = ("regime.name", "samples_per_generation")
-# Static sweep fields of the mitigation blocks, used only when the config has them (older configs stay unchanged).
+# Static sweep fields of the mitigation blocks, used only when the config has them (no label column otherwise).
 OPTIONAL_STATIC_SWEEP_FIELDS = ("curation.name", "regime.real_fraction_schedule")
 LABEL_NAMES = {"regime.name": "regime", "curation.name": "curation"}
 

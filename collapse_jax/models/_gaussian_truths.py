@@ -1,4 +1,4 @@
-"""The Gaussian family's true distributions (issue 14's expressivity switch): N(mu0, s^2), the two-component mixture
+"""The Gaussian family's true distributions (its expressivity switch): N(mu0, s^2), the two-component mixture
 0.5 N(mu0 - a, s^2) + 0.5 N(mu0 + a, s^2) (Shumailov et al. 2024's example) and the Student-t mu0 + s T_nu.
 
 Host-side float64 constants (moments, tail quantiles, the W2 coupling constant) are computed once per family build;

@@ -184,7 +184,7 @@ def mixture_tail_masses(
 def tail_mass_ratio(
     model_cdf_low: jax.Array, model_sf_high: jax.Array, truth_mass: float = 2 * TAIL_PROBABILITY
 ) -> jax.Array:
-    """(F(q_low) + 1 - F(q_high)) / truth_mass, averaged over coordinates (issue 14's `tail_mass_ratio`).
+    """(F(q_low) + 1 - F(q_high)) / truth_mass, averaged over coordinates (the Gaussian family's `tail_mass_ratio`).
 
     F is the model's (marginal) CDF, q_low / q_high the truth's 1% / 99% quantiles (so truth_mass = 0.02): 1 when the
     model's tails hold the truth's mass, < 1 when rare events are lost ("tails first", Shumailov et al. 2024), > 1

@@ -130,8 +130,8 @@ class DiscreteModel:
     good_region_mass: float  # m: is_good's outcomes are the truth's smallest set holding mass >= m
     num_bins: int | None = None  # B: histogram bins of the family (None: one per outcome, the plain categorical)
     population_fit: bool = False
-    # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob), so a
-    # config or workdir written before the field existed runs the same chains. Kept out of hash/eq like KDE's.
+    # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob: the
+    # same chains as q = 0, without the knob's column). Kept out of hash/eq like KDE's.
     knob_fields: dict = dataclasses.field(default_factory=lambda: dict(CHAIN_KNOBS), compare=False, hash=False)
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False

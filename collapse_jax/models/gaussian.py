@@ -1,7 +1,7 @@
 """d-dimensional Gaussian fitted by MLE or the unbiased estimator, sampled with a per-chain bias lambda.
 
 Reproduces the Gaussian collapse of Shumailov et al. (2024, Thm 3.1), Kazdan et al. ("Collapse or Thrive?") and MAD.
-Shumailov et al.'s three sources of error switch independently (issue 14; notes/error_sources.md):
+Shumailov et al.'s three sources of error switch independently (notes/error_sources.md):
 statistical: `population_fit = True` fits the previous model's distribution itself (exact moment matching, through
 `sampling = "statistics"` with the statistics at their population values); expressivity: `truth = "mixture"` or
 `"student_t"` (one dimension) lies outside the family; approximation: `fit_method = "gradient_descent"` (k steps on
@@ -51,14 +51,14 @@ class GaussianModel:
     test_size: int
     # Verifier's "good" region: |x - mu0|^2 / s^2 <= chi2_d quantile of mass curation.good_region_mass (default 0.95).
     good_radius_sq: float = 0.0
-    # Issue 14's switches (defaults: today's family). truth: where the real data come from (true_std is its scale s).
+    # The error-source switches (defaults: all three errors on). truth: where the real data come from (scale s).
     truth: Truth | None = None
     population_fit: bool = False  # statistics at their population values: the statistical error is off
     fit_method: str = "exact"
     fit_init: str = "previous"
     max_fit_steps: int = 0  # the sweep's largest k (the descent loop's static length)
     known_variance: bool = False  # the fit keeps the truth's covariance and fits only the mean
-    # tail_mass_ratio joins the metrics when config.model.truth is set, so workdirs written before it keep resuming.
+    # tail_mass_ratio joins the metrics when config.model.truth is set (the expressivity switch's tail measure).
     metric_names: tuple[str, ...] = METRIC_NAMES
     knob_fields: dict = dataclasses.field(
         default_factory=lambda: {"sampling_bias": "model.sampling_bias"}, compare=False, hash=False

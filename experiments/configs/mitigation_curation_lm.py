@@ -1,4 +1,4 @@
-"""Curation of a language model's generated text (issue 8 on Shumailov et al.'s LM loop): likelihood filter, verifier.
+"""Curation of a language model's generated text (on Shumailov et al.'s LM loop): likelihood filter, verifier.
 
 Setting: experiments/configs/lm_tiny.py (a 2-layer decoder pretrained on Shakespeare, fine-tuned each generation on
 5-beam continuations of the 256 real prompts, as in Shumailov et al. 2024's OPT-125m experiment), replace with no real

@@ -1,4 +1,4 @@
-"""Curation of a VAE's generated images (issue 8 on Shumailov et al.'s VAE loop): likelihood filter vs verifier.
+"""Curation of a VAE's generated images (on Shumailov et al.'s VAE loop): likelihood filter vs verifier.
 
 Setting: experiments/configs/vae_digits.py (scikit-learn's 8x8 digits, conv VAE, binarized decoder draws as the next
 generation's data), replace, rho = 0 or 0.1 real images per generation. Between decoding and refitting, the M

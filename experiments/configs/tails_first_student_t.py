@@ -1,6 +1,6 @@
 """Tails first: a Gaussian refitted to its own samples loses the truth's tail mass before it loses its variance.
 
-Paper setting: Shumailov et al. (2024) observe that the tails of the original distribution disappear first; issue 14's
+Paper setting: Shumailov et al. (2024) observe that the tails of the original distribution disappear first; our
 measurement: a Student-t truth (nu = 3, scale 1) under replace, MLE, M = 100, no real data, statistical error only
 (exact fit; the Gaussian truth beside it for comparison). `tail_mass_ratio` is the model's mass beyond the truth's 1%
 and 99% quantiles over 2%; the error-sources section's last column gives the generation where each median halves.

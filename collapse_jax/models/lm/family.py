@@ -2,7 +2,7 @@
 
 Protocols: Shumailov et al. (Nature 2024) block continuation by beam search; Gerstgrasser et al. (2024) BOS sampling.
 
-Three sources of error (issue 14; experiments/configs/error_sources_lm.py sweeps them):
+Three sources of error (Shumailov et al.; experiments/configs/error_sources_lm.py sweeps them):
 - statistical approximation: an LM has no exact population fit (no closed-form fit of a transformer to another
   transformer's text distribution), so there is no `population_fit` switch; the surrogate is a larger M
   (samples_per_generation) at a fixed step budget (model.steps_per_generation), which needs as many training blocks
@@ -11,7 +11,7 @@ Three sources of error (issue 14; experiments/configs/error_sources_lm.py sweeps
   depth has its own pretrained base model: the cache key hashes the whole TransformerConfig (pretraining.cache_path).
   Ignored with hf_checkpoint (the checkpoint's depth is the model's).
 - functional approximation: the training budget, under the LM's existing names (the VAE's in brackets):
-  `model.steps_per_generation` [steps_per_generation] (optional; unset: ceil(epochs * M / batch_size), the old rule),
+  `model.steps_per_generation` [steps_per_generation] (optional; unset: ceil(epochs * M / batch_size)),
   `model.learning_rate` [learning_rate] (a chain knob), `model.start_from` [train_from] = fresh (from scratch) or
   previous (fine-tune; also initial, generation0), a static sweep field.
 """
@@ -51,7 +51,7 @@ STATISTICS = ("distinct_1", "distinct_2", "repetition_rate", "vocab_used", "rare
 class LanguageModel:
     """Static settings; params are {'weights', 'gen0' (scores generated text), 'fits', 'train_loss'[, 'initial']}."""
 
-    # Tuple values of these fields compile one group each (the capacity and from-scratch switches of issue 14).
+    # Tuple values of these fields compile one group each (the capacity and from-scratch error-source switches).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_layers", "model.start_from")
     # Error-source switches by budget (no truth outside the family, no exact fit): the smaller value swept turns the
     # source on (fewer samples per generation, fewer layers, a lower learning rate).
