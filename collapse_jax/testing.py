@@ -245,8 +245,8 @@ class Kit:
                 )
 
     def check_hooks(self) -> str | None:
-        """sample_truth / log_likelihood / is_good / detect_watermark / preference_reward (each declared reward):
-        [n] shapes and dtypes, when present."""
+        """sample_truth / location_scale / log_likelihood / is_good / detect_watermark / preference_reward (each
+        declared reward): shapes and dtypes, when present."""
         model, knobs = self.model, self.knobs
         data, params, samples = self._fitted()
         n = self.num_samples
@@ -257,6 +257,18 @@ class Kit:
             expected = jax.tree.map(lambda x: ((n,) + x.shape[1:], x.dtype), data)
             if jax.tree.map(lambda x: (x.shape, x.dtype), truth) != expected:
                 raise _Failed("sample_truth must return real_data's structure and dtypes with a leading axis of n")
+        if contract.supports(model, contract.LocationScale):
+            present.append("location_scale")
+            mean, cov = (np.asarray(x) for x in jax.jit(model.location_scale)(params))
+            dim = mean.shape[0] if mean.ndim == 1 else -1
+            if cov.shape != (dim, dim) or not np.issubdtype(mean.dtype, np.floating):
+                raise _Failed(
+                    f"location_scale must return (mean [d], covariance [d, d]); got {mean.shape}, {cov.shape}"
+                )
+            if contract.supports(model, contract.IsotropicGaussianTruth) and dim != model.dim:
+                raise _Failed(f"location_scale's mean has {dim} coordinates; the truth's dim is {model.dim}")
+            if np.all(np.isfinite(cov)) and not np.allclose(cov, cov.T, rtol=1e-5, atol=1e-6):
+                raise _Failed("location_scale's covariance must be symmetric")
         scorers = {
             "log_likelihood": (contract.LogLikelihood, lambda s, k: model.log_likelihood(params, s, k), np.floating),
             "is_good": (contract.Verifier, lambda s, k: model.is_good(s, k), np.bool_),

@@ -162,6 +162,31 @@ def test_a_declared_preference_reward_is_checked_for_one_float_per_point():
     ), checks["optional_hooks"].line()
 
 
+class Located(laplace.LaplaceModel):
+    """Exposes its fit's location and scale (the LocationScale capability) as a 1-D mean and a 1 x 1 covariance."""
+
+    def location_scale(self, params):
+        return jnp.reshape(params["location"], (1,)), jnp.reshape(2.0 * params["scale"] ** 2, (1, 1))
+
+
+class FlatCovariance(Located):
+    """A covariance without its second axis."""
+
+    def location_scale(self, params):
+        mean, cov = super().location_scale(params)
+        return mean, cov[0]
+
+
+def test_a_declared_location_scale_is_checked_for_a_mean_and_a_square_covariance():
+    checks = {result.name: result for result in kit(Located).run()}
+    assert checks["optional_hooks"].status == "PASS", checks["optional_hooks"].line()
+    checks = {result.name: result for result in kit(FlatCovariance).run()}
+    assert checks["optional_hooks"].status == "FAIL"
+    assert "location_scale must return (mean [d], covariance [d, d]); got (1,), (1,)" in (
+        checks["optional_hooks"].detail
+    ), checks["optional_hooks"].line()
+
+
 def test_a_wrong_metric_name_fails_the_metric_check():
     class Renamed(laplace.LaplaceModel):
         metric_names = ("location_error", "scale_ratio", "kl")
