@@ -88,7 +88,7 @@ class Results:
             values = self.metrics[metric][indices][~self.failed[indices]]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
-                quantiles = np.nanquantile(values, SUMMARY_QUANTILES, axis=0) if len(values) else None
+                quantiles = quantiles_over_chains(values, SUMMARY_QUANTILES) if len(values) else None
                 mean = np.nanmean(values, axis=0) if len(values) else None
             rows.append(
                 {
@@ -132,6 +132,26 @@ class Results:
     def to_xarray(self, metrics: list[str] | None = None, generations: frames.GenerationSelection = None):
         """xarray Dataset, dims (chain, generation): a variable per metric and `failed`, knobs as chain coordinates."""
         return frames.to_xarray(self, metrics, generations)
+
+
+def quantiles_over_chains(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """np.nanquantile(values, quantiles, axis=0), the same bits, in one vectorized pass over the columns without NaN.
+
+    nanquantile runs a Python-level 1-D quantile per column (apply_along_axis); a column without NaN gets the same
+    order statistics and the same interpolation from np.quantile over the axis. Sorting first is numpy's SIMD sort,
+    faster than the partition np.quantile would run on unsorted columns, and it leaves every order statistic as is.
+    Columns with some NaN (rare: a metric undefined for some chains) take nanquantile; all-NaN columns are NaN.
+    """
+    missing = np.isnan(values)
+    clean = ~missing.any(axis=0)
+    if clean.all():
+        return np.quantile(np.sort(values, axis=0), quantiles, axis=0)
+    out = np.full((len(quantiles), values.shape[1]), np.nan, np.result_type(values.dtype, np.float64))
+    out[:, clean] = np.quantile(np.sort(values[:, clean], axis=0), quantiles, axis=0)
+    mixed = ~clean & ~missing.all(axis=0)
+    if mixed.any():
+        out[:, mixed] = np.nanquantile(values[:, mixed], quantiles, axis=0)
+    return out
 
 
 def _group_value(value: Any) -> Any:
