@@ -24,16 +24,17 @@ def test_the_run_path_imports_no_matplotlib_until_a_figure_is_drawn():
 def test_the_report_summarises_each_metric_once_and_draws_every_figure(gaussian_config, tmp_path, monkeypatch):
     run = runner.simulate(gaussian_config)
     calls = []
-    summary = results.Results.summary
+    quantiles = results.quantiles_over_chains
 
-    def counted(self, metric):
-        calls.append(metric)
-        return summary(self, metric)
+    def counted(values, levels):
+        calls.append(values.shape)
+        return quantiles(values, levels)
 
-    monkeypatch.setattr(results.Results, "summary", counted)
+    monkeypatch.setattr(results, "quantiles_over_chains", counted)
     path = plots.write_report(str(tmp_path), run)
     metrics = [m for m in run.metrics if m != "failed"]
-    assert sorted(calls) == sorted(metrics)  # shared by the profile, the final table and the figures
+    assert len(run.knob_groups()) == 1
+    assert len(calls) == len(metrics)  # once per metric, shared by the profile, the final table and the figures
     assert sorted(os.listdir(tmp_path / "plots")) == sorted(f"{m}.png" for m in metrics)
     with open(path) as handle:
         text = handle.read()

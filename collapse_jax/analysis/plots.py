@@ -45,7 +45,7 @@ def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | 
         if field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
     if rows and _spans_decades(rows):
-        axes[0].set_yscale("log")  # shared y: every panel
+        panels.log_y(axes[0])
     chains = sorted({r["chains"] for r in rows})
     seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
     title = f"{metric}: median over seeds{seeds}, 10-90% band"
@@ -57,7 +57,7 @@ def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | 
 
 def summaries(results: Results) -> dict[str, list[dict]]:
     """results.summary of every metric but `failed`, computed once for the profile, the tables and the figures."""
-    return {metric: results.summary(metric) for metric in results.metrics if metric != "failed"}
+    return results.summaries([metric for metric in results.metrics if metric != "failed"])
 
 
 def opening(results: Results, title: str, summaries: dict[str, list[dict]] | None = None) -> list[str]:
@@ -185,7 +185,7 @@ def plot_final_vs_knob(
             axis.set_title(knob_label({field: value}), fontsize=8)
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
     if rows and _spans_decades(rows):
-        axes[0].set_yscale("log")  # shared y: every panel
+        panels.log_y(axes[0])
     title = f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band"
     if max(len(members) for _, members in groups) > panels.LEGEND_LINES:
         title = f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (labels: report.md table)"

@@ -83,24 +83,32 @@ class Results:
 
         Medians and quantiles are the reliable summary once generations ~ M, where the chains turn heavy-tailed.
         """
-        rows = []
-        for labels, indices in self.knob_groups():
-            values = self.metrics[metric][indices][~self.failed[indices]]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
-                quantiles = quantiles_over_chains(values, SUMMARY_QUANTILES) if len(values) else None
-                mean = np.nanmean(values, axis=0) if len(values) else None
-            rows.append(
-                {
-                    "labels": labels,
-                    "chains": len(values),
-                    "mean": mean,
-                    "q10": None if quantiles is None else quantiles[0],
-                    "median": None if quantiles is None else quantiles[1],
-                    "q90": None if quantiles is None else quantiles[2],
-                }
-            )
-        return rows
+        return self.summaries([metric])[metric]
+
+    def summaries(self, metrics: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """summary() of each of `metrics`, grouping the chains once."""
+        groups = [(labels, indices[~self.failed[indices]]) for labels, indices in self.knob_groups()]
+        out = {}
+        for metric in metrics:
+            rows = []
+            for labels, kept in groups:
+                values = self.metrics[metric][kept]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
+                    quantiles = quantiles_over_chains(values, SUMMARY_QUANTILES) if len(values) else None
+                    mean = np.nanmean(values, axis=0) if len(values) else None
+                rows.append(
+                    {
+                        "labels": labels,
+                        "chains": len(values),
+                        "mean": mean,
+                        "q10": None if quantiles is None else quantiles[0],
+                        "median": None if quantiles is None else quantiles[1],
+                        "q90": None if quantiles is None else quantiles[2],
+                    }
+                )
+            out[metric] = rows
+        return out
 
     def profile(self, metrics: list[str] | None = None) -> list[dict[str, Any]]:
         """The collapse profile: one record per knob group and metric (default: all but `failed` and curation
