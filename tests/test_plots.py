@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from collapse_jax.analysis import plots, results
+from collapse_jax.analysis import panels, plots, results
 from collapse_jax.host import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,3 +39,7 @@ def test_the_report_summarises_each_metric_once_and_draws_every_figure(gaussian_
     with open(path) as handle:
         text = handle.read()
     assert "## Collapse profile" in text and "## Final generation" in text
+
+
+def test_log_axes_label_powers_of_ten_in_plain_text():
+    assert [panels.power_of_ten(v) for v in (0.01, 1.0, 1000.0, 2.0, 0.5)] == ["10⁻²", "10⁰", "10³", "2", "0.5"]
