@@ -17,7 +17,7 @@ LEGEND_LINES = 12
 def matplotlib_module():
     """matplotlib with its Figure class, imported at the first figure (a run without plots never pays for it; a test
     checks experiments.main does not import it). Figures are built without pyplot: no GUI backend to pick, no global
-    figure registry to close, and a third less import time; savefig renders PNGs with Agg."""
+    figure registry to close, less to import; savefig renders PNGs with Agg."""
     import matplotlib.figure
     import matplotlib.ticker
 
