@@ -94,3 +94,25 @@ def test_quantiles_over_chains_equal_nanquantile_bit_for_bit(dtype):
     np.testing.assert_array_equal(
         results.quantiles_over_chains(one_chain, results.SUMMARY_QUANTILES), _nanquantile_per_column(one_chain)
     )
+
+
+def test_summaries_equal_the_per_group_nanquantile_of_the_chains_that_did_not_fail():
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(size=(40, 9)).astype(np.float32)
+    failed = np.zeros((40, 9), np.float32)
+    failed[3, 5:] = 1.0  # chain 3 fails at generation 5: left out of every column
+    values[3, 5:] = np.nan
+    values[:, 8] = np.nan  # a generation not computed yet
+    knobs = {"seed": np.arange(40) % 20, "real_fraction": np.repeat([0.0, 0.5], 20)}
+    run = results.Results({"x": values, "failed": failed}, knobs, {}, np.arange(40))
+    for row, (_, indices) in zip(run.summary("x"), run.knob_groups()):
+        kept = values[indices][~run.failed[indices]]
+        q10, median, q90 = _nanquantile_per_column(kept)
+        for name, expected in (("q10", q10), ("median", median), ("q90", q90)):
+            np.testing.assert_array_equal(row[name], expected, err_msg=name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            np.testing.assert_array_equal(row["mean"], np.nanmean(kept, axis=0))
+        assert row["chains"] == len(kept)
+    assert [row["chains"] for row in run.summary("x")] == [19, 20]
+    assert run.summaries(["x"])["x"][0]["labels"] == run.summary("x")[0]["labels"]
