@@ -1,9 +1,10 @@
 """End to end: marginal time per generation of `python -m experiments.main` on the shipped Gaussian config.
 
-python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=2 --quick]
+python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=2 --quick --noplots]
 Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk 10,
-chain_block "auto", checkpoints every 10); plots are off (not generation cost). Marginal = (wall(long) - wall(short)) /
-(long - short), which cancels start-up and compile. Measured in the same process, in turn: the hand-fused step
+chain_block "auto", checkpoints every 10); the default plots and report.md are on, as a user runs it (--noplots: the
+generations alone). Marginal = (wall(long) - wall(short)) / (long - short), which cancels start-up and compile, not
+the report's share that grows with generations. Measured in the same process, in turn: the hand-fused step
 (benchmarks/references.py; with the engine's unrolled generator and with jax.random.normal), vectorized float32 numpy
 and a per-chain numpy loop (benchmarks/gaussian_engine.py).
 Targets: <= 1.5x the fused step, >= 1.2x faster than vectorized numpy, >= 15x faster than the per-chain loop.
@@ -28,28 +29,39 @@ from experiments.configs import gaussian
 CONFIG_PATH = "experiments/configs/gaussian.py"
 
 
-def main_wall_seconds(chains: int, generations: int) -> float:
-    """Wall seconds of one fresh `python -m experiments.main` run (new temporary workdir, plots off)."""
+def main_command(workdir: str, chains: int, generations: int, plots: bool = True) -> list[str]:
+    """`python -m experiments.main` on the shipped Gaussian config under replace, rho = 0; plots False turns the
+    shipped make_plots = True off."""
+    return [
+        sys.executable,
+        "-m",
+        "experiments.main",
+        f"--config={CONFIG_PATH}",
+        f"--workdir={workdir}",
+        "--config.regime.name=replace",
+        "--config.regime.real_fraction=0.0",
+        f"--config.seeds={chains}",
+        f"--config.num_generations={generations}",
+        *([] if plots else ["--config.make_plots=False"]),
+    ]
+
+
+def wall_seconds(command: list[str]) -> float:
+    """Wall seconds of one command in a fresh process (start-up and imports included, as a user waits for it)."""
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def main_wall_seconds(chains: int, generations: int, plots: bool = True) -> float:
+    """Wall seconds of one fresh `python -m experiments.main` run in a new temporary workdir."""
     with tempfile.TemporaryDirectory(prefix="collapse_e2e_") as workdir:
-        command = [
-            sys.executable,
-            "-m",
-            "experiments.main",
-            f"--config={CONFIG_PATH}",
-            f"--workdir={os.path.join(workdir, 'run')}",
-            "--config.regime.name=replace",
-            "--config.regime.real_fraction=0.0",
-            f"--config.seeds={chains}",
-            f"--config.num_generations={generations}",
-            "--config.make_plots=False",
-        ]
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, text=True)
-        return time.perf_counter() - started
+        return wall_seconds(main_command(os.path.join(workdir, "run"), chains, generations, plots))
 
 
-def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) -> list[dict]:
-    """Marginal ms/generation of experiments.main and of the three same-work baselines, with the target ratios."""
+def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int, plots: bool = True) -> list[dict]:
+    """Marginal ms/generation of experiments.main (plots: with its report) and of the three same-work baselines, with
+    the target ratios."""
     config = gaussian.get_config()
     m = config.samples_per_generation
     held_out = make_model(config).reference()  # the fixed held-out set behind nll_real_test
@@ -67,8 +79,8 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
     )
     knobs = {"seed": np.arange(chains, dtype=np.int32), "sampling_bias": np.ones(chains, np.float32)}
     timers = {
-        "short": lambda: main_wall_seconds(chains, short),
-        "long": lambda: main_wall_seconds(chains, long),
+        "short": lambda: main_wall_seconds(chains, short, plots),
+        "long": lambda: main_wall_seconds(chains, long, plots),
         "fused": ChunkTimer(*fused.compile(), knobs, 50),
         "fused_jax": ChunkTimer(*fused_jax.compile(), knobs, 50),
         "numpy": lambda: gaussian_engine.vectorized_numpy(chains, 50, m),
@@ -76,7 +88,7 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
     }
     best = interleaved_best(timers, repeats)
     marginal = (best["long"] - best["short"]) / (long - short)
-    label = f"({chains} chains, M = {m})"
+    label = f"({chains} chains, M = {m}, {'with' if plots else 'no'} plots)"
     return [
         row(
             f"end to end marginal {label}",
@@ -121,13 +133,13 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int) 
     ]
 
 
-def run(quick: bool, repeats: int = 2) -> list[dict]:
+def run(quick: bool, repeats: int = 2, plots: bool = True) -> list[dict]:
     """The full measurement (10,000 chains, G 50 -> 250) or the quick one (G 10 -> 210).
 
     Quick keeps 10,000 chains: under load the start-up and compile of a run vary by seconds, so the timed difference
     must be several seconds of generations (2,000 chains x 80 generations came out negative on a shared 2-core CPU).
     """
-    return measure(10_000, 10, 210, 20, repeats) if quick else measure(10_000, 50, 250, 20, repeats)
+    return measure(10_000, 10, 210, 20, repeats, plots) if quick else measure(10_000, 50, 250, 20, repeats, plots)
 
 
 def _define_flags() -> None:
@@ -138,15 +150,16 @@ def _define_flags() -> None:
     flags.DEFINE_integer("loop_chains", 20, "Chains the per-chain numpy loop runs (scaled to --chains).")
     flags.DEFINE_integer("repeats", 2, "Rounds of every measurement (interleaved; the best counts).")
     flags.DEFINE_bool("quick", False, "G1 = 10, G2 = 210, two rounds.")
+    flags.DEFINE_bool("plots", True, "make_plots as the shipped config has it (--noplots: the generations alone).")
 
 
 def main(argv):
     del argv
     f = flags.FLAGS
     if f.quick:
-        rows = run(quick=True, repeats=f.repeats)
+        rows = run(quick=True, repeats=f.repeats, plots=f.plots)
     else:
-        rows = measure(f.chains, f.short, f.long, f.loop_chains, f.repeats)
+        rows = measure(f.chains, f.short, f.long, f.loop_chains, f.repeats, f.plots)
     print_table(rows)
 
 

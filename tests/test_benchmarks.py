@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import engine_vs_reference, references, timing
+from benchmarks import engine_vs_reference, references, report, timing
 from collapse_jax.host import runner, sweep
 from experiments.configs import discrete, gaussian, gmm
 
@@ -111,3 +111,10 @@ def test_rows_pass_or_miss_against_their_target_and_a_negative_ratio_is_noise(tm
     path = tmp_path / "table.json"
     timing.write_json(rows, str(path), backend="cpu")
     assert json.loads(path.read_text())["rows"][2]["target"] == ">= 15x"
+
+
+def test_the_report_benchmark_times_write_report_of_a_workdir_in_a_fresh_process(gaussian_config, tmp_path):
+    runner.run(gaussian_config, str(tmp_path))
+    seconds = report.report_seconds(str(tmp_path))
+    assert seconds["report"] > 0 and seconds["summaries"] > 0
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "plots" / "trace_ratio.png").is_file()

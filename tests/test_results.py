@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import warnings
 
 import numpy as np
+import pytest
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
@@ -62,3 +64,55 @@ def test_a_record_every_run_reports_merges_and_tabulates_real_generations(gaussi
     merged = aggregate.merge([sparse, sparse], ["a", "b"])
     np.testing.assert_array_equal(merged.generations, [0, 4, 8, 10])
     assert aggregate.finished_generations(merged) == 10
+
+
+def _nanquantile_per_column(values: np.ndarray) -> np.ndarray:
+    """The summary's quantiles as numpy's nanquantile computes them: one 1-D quantile per column."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return np.nanquantile(values, results.SUMMARY_QUANTILES, axis=0)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf - inf between two infinite order statistics
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantiles_over_chains_equal_nanquantile_bit_for_bit(dtype):
+    rng = np.random.default_rng(0)
+    values = (rng.standard_normal((501, 40)) ** 3).astype(dtype)
+    values[:, 30:] = np.nan  # generations not computed yet
+    values[7, 3] = np.nan  # a value undefined for one chain
+    values[:5, 4] = np.inf  # a diverged value: an order statistic like any other
+    values[:, 5] = 2.5  # ties
+    expected = _nanquantile_per_column(values)
+    actual = results.quantiles_over_chains(values, results.SUMMARY_QUANTILES)
+    assert actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
+    clean = values[:, :30][:, np.isfinite(values[:, :30]).all(axis=0)]
+    np.testing.assert_array_equal(
+        results.quantiles_over_chains(clean, results.SUMMARY_QUANTILES), _nanquantile_per_column(clean)
+    )
+    one_chain = values[:1]
+    np.testing.assert_array_equal(
+        results.quantiles_over_chains(one_chain, results.SUMMARY_QUANTILES), _nanquantile_per_column(one_chain)
+    )
+
+
+def test_summaries_equal_the_per_group_nanquantile_of_the_chains_that_did_not_fail():
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(size=(40, 9)).astype(np.float32)
+    failed = np.zeros((40, 9), np.float32)
+    failed[3, 5:] = 1.0  # chain 3 fails at generation 5: left out of every column
+    values[3, 5:] = np.nan
+    values[:, 8] = np.nan  # a generation not computed yet
+    knobs = {"seed": np.arange(40) % 20, "real_fraction": np.repeat([0.0, 0.5], 20)}
+    run = results.Results({"x": values, "failed": failed}, knobs, {}, np.arange(40))
+    for row, (_, indices) in zip(run.summary("x"), run.knob_groups()):
+        kept = values[indices][~run.failed[indices]]
+        q10, median, q90 = _nanquantile_per_column(kept)
+        for name, expected in (("q10", q10), ("median", median), ("q90", q90)):
+            np.testing.assert_array_equal(row[name], expected, err_msg=name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            np.testing.assert_array_equal(row["mean"], np.nanmean(kept, axis=0))
+        assert row["chains"] == len(kept)
+    assert [row["chains"] for row in run.summary("x")] == [19, 20]
+    assert run.summaries(["x"])["x"][0]["labels"] == run.summary("x")[0]["labels"]

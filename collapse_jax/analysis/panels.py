@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless machines and clusters have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 # Above this many lines a single panel is split (readers tell about six colours apart); above LEGEND_LINES lines in a
 # panel the bands and the per-line legend are dropped (they hide the medians), and the report's tables carry labels.
 MAX_LINES = 6
 LEGEND_LINES = 12
+
+
+def matplotlib_module():
+    """matplotlib with its Figure class, imported at the first figure (a run without plots never pays for it; a test
+    checks experiments.main does not import it). Figures are built without pyplot: no GUI backend to pick, no global
+    figure registry to close, less to import; savefig renders PNGs with Agg."""
+    import matplotlib.figure
+    import matplotlib.ticker
+
+    return matplotlib
 
 
 def _key(value) -> str:
@@ -56,9 +62,10 @@ def rest(labels: dict, field: str | None) -> dict:
 def colours(names: list[str]) -> dict[str, object]:
     """One colour per distinct line name, the same in every panel: tab10 up to ten names, viridis beyond."""
     unique = list(dict.fromkeys(names))
+    colormaps = matplotlib_module().colormaps
     if len(unique) <= 10:
-        return {name: plt.cm.tab10(i) for i, name in enumerate(unique)}
-    return {name: colour for name, colour in zip(unique, plt.cm.viridis(np.linspace(0, 0.92, len(unique))))}
+        return {name: colormaps["tab10"](i) for i, name in enumerate(unique)}
+    return {name: colour for name, colour in zip(unique, colormaps["viridis"](np.linspace(0, 0.92, len(unique))))}
 
 
 def colour_scale(labels: list[dict], panel_field: str | None) -> tuple[str, object] | None:
@@ -76,17 +83,38 @@ def colour_scale(labels: list[dict], panel_field: str | None) -> tuple[str, obje
         return None
     field = max(scored)[2]
     values = [row[field] for row in labels]
-    return field, matplotlib.colors.Normalize(min(values), max(values))
+    return field, matplotlib_module().colors.Normalize(min(values), max(values))
+
+
+# Plain-text powers of ten for log axes: matplotlib's default labels are mathtext, parsed at ~7 ms a label (most of a
+# log-scale figure's drawing time), for the same "10⁻²".
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float, position: int | None = None) -> str:
+    """A log axis's tick label: '10⁻²' at a power of ten, else the value as printed ('%g')."""
+    exponent = np.log10(value) if value > 0 else np.nan
+    if np.isfinite(exponent) and abs(exponent - round(exponent)) < 1e-9:
+        return "10" + str(int(round(exponent))).translate(_SUPERSCRIPT)
+    return f"{value:g}"
+
+
+def log_y(axis) -> None:
+    """Log scale on `axis`'s y (shared y: every panel) with plain-text labels at the powers of ten, none between."""
+    ticker = matplotlib_module().ticker
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(ticker.FuncFormatter(power_of_ten))
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def subplots(count: int, width: float = 4.6, height: float = 3.4):
     """Figure and flat list of `count` axes sharing x and y, at most three per row (unused ones hidden)."""
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(width * columns if count > 1 else 7, height * rows if count > 1 else 4.2),
-        sharex=True, sharey=True, squeeze=False,
-    )  # fmt: skip
+    figure = matplotlib_module().figure.Figure(
+        figsize=(width * columns if count > 1 else 7, height * rows if count > 1 else 4.2)
+    )
+    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
     axes = list(axes.ravel())
     for axis in axes[count:]:
         axis.set_visible(False)
@@ -108,7 +136,7 @@ def finish(
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     if scale is not None:
-        mappable = matplotlib.cm.ScalarMappable(norm=scale[1], cmap="viridis")
+        mappable = matplotlib_module().cm.ScalarMappable(norm=scale[1], cmap="viridis")
         figure.colorbar(mappable, ax=axes, label=scale[0], fraction=0.04, pad=0.02)
     elif handles and len(handles) <= LEGEND_LINES:
         figure.legend(
@@ -116,4 +144,3 @@ def finish(
             frameon=False,
         )  # fmt: skip
     figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)

@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless machines and clusters have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from collapse_jax.analysis import breakdown, error_sources, panels, profile  # noqa: E402
-from collapse_jax.analysis.breakdown import knob_label  # noqa: E402, F401  (plots.knob_label: image_grids uses it)
-from collapse_jax.analysis.results import Results  # noqa: E402
+from collapse_jax.analysis import breakdown, panels, profile
+from collapse_jax.analysis.breakdown import knob_label  # noqa: F401  (plots.knob_label: image_grids uses it)
+from collapse_jax.analysis.results import Results
 
 
 def _spans_decades(rows: list[dict]) -> bool:
@@ -25,9 +21,11 @@ def _spans_decades(rows: list[dict]) -> bool:
     return values.size > 0 and values.min() > 0 and values.max() / values.min() > 100
 
 
-def plot_metric(results: Results, metric: str, path: str) -> None:
-    """Median and 10-90% band of `metric` per knob group against generation (small multiples above six groups)."""
-    rows = [r for r in results.summary(metric) if r["median"] is not None]
+def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | None = None) -> None:
+    """Median and 10-90% band of `metric` per knob group against generation (small multiples above six groups);
+    `summary` is results.summary(metric) when the caller has it already."""
+    summary = results.summary(metric) if summary is None else summary
+    rows = [r for r in summary if r["median"] is not None]
     field, groups = panels.split([r["labels"] for r in rows])
     figure, axes = panels.subplots(len(groups))
     generations = results.generations  # every k-th generation when config.record_every = k
@@ -39,7 +37,7 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
         for index in members:
             row, colour = rows[index], colours[names[index]]
             if scale is not None:
-                colour = plt.cm.viridis(scale[1](row["labels"][scale[0]]))
+                colour = panels.matplotlib_module().colormaps["viridis"](scale[1](row["labels"][scale[0]]))
             (line,) = axis.plot(generations, row["median"], color=colour)
             if len(members) <= panels.LEGEND_LINES:
                 axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.18, linewidth=0)
@@ -47,7 +45,7 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
         if field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
     if rows and _spans_decades(rows):
-        axes[0].set_yscale("log")  # shared y: every panel
+        panels.log_y(axes[0])
     chains = sorted({r["chains"] for r in rows})
     seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
     title = f"{metric}: median over seeds{seeds}, 10-90% band"
@@ -57,15 +55,19 @@ def plot_metric(results: Results, metric: str, path: str) -> None:
     panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric, scale)
 
 
-def opening(results: Results, title: str) -> list[str]:
+def summaries(results: Results) -> dict[str, list[dict]]:
+    """results.summary of every metric but `failed`, computed once for the profile, the tables and the figures."""
+    return results.summaries([metric for metric in results.metrics if metric != "failed"])
+
+
+def opening(results: Results, title: str, summaries: dict[str, list[dict]] | None = None) -> list[str]:
     """The first lines of every report.md (a run's and experiments.report's): the title and the Collapse profile."""
-    return [f"# {title}", "", *profile.markdown(results)]
+    return [f"# {title}", "", *profile.markdown(results, profile.profile(results, summaries=summaries))]
 
 
-def _final_table(results: Results, metrics: list[str]) -> list[str]:
+def _final_table(results: Results, metrics: list[str], summaries: dict[str, list[dict]]) -> list[str]:
     """Markdown table: per knob group, the last computed generation's median [10%, 90%] of each metric."""
     lines = ["| group | chains | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
-    summaries = {m: results.summary(m) for m in metrics}
     for index, (labels, indices) in enumerate(results.knob_groups()):
         cells = []
         for metric in metrics:
@@ -85,19 +87,22 @@ def write_report(workdir: str, results: Results) -> str:
     """Write <workdir>/plots/<metric>.png for every metric and <workdir>/report.md linking them; returns its path."""
     plot_dir = os.path.join(workdir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
+    from collapse_jax.analysis import error_sources  # imports matplotlib: only a report pays for it
+
     metrics = [m for m in results.metrics if m != "failed"]
+    shared = summaries(results)
     for metric in metrics:
-        plot_metric(results, metric, os.path.join(plot_dir, f"{metric}.png"))
+        plot_metric(results, metric, os.path.join(plot_dir, f"{metric}.png"), shared[metric])
     computed = np.flatnonzero(np.isfinite(results.metrics[metrics[0]]).any(axis=0)) if metrics else []
     last = int(results.generations[computed[-1]]) if len(computed) else -1
     lines = [
-        *opening(results, f"Collapse run: {results.config['model']['name']}"),
+        *opening(results, f"Collapse run: {results.config['model']['name']}", shared),
         f"{results.num_chains} chains, generations computed: 0..{last} of {results.config['num_generations']}; "
         f"failed chains: {int(results.failed.sum())}.",
         "",
         "## Final generation (median [10%, 90%] over seeds, @generation)",
         "",
-        *_final_table(results, metrics),
+        *_final_table(results, metrics, shared),
         "",
         "## Metrics vs generation",
         "",
@@ -180,7 +185,7 @@ def plot_final_vs_knob(
             axis.set_title(knob_label({field: value}), fontsize=8)
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
     if rows and _spans_decades(rows):
-        axes[0].set_yscale("log")  # shared y: every panel
+        panels.log_y(axes[0])
     title = f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band"
     if max(len(members) for _, members in groups) > panels.LEGEND_LINES:
         title = f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (labels: report.md table)"

@@ -99,8 +99,11 @@ def drift_rate(generations: np.ndarray, median: np.ndarray, final_generation: in
     return float(np.polyfit(generations[window].astype(np.float64), np.log(np.abs(values)), 1)[0])
 
 
-def profile(results: Results, metrics: list[str] | None = None) -> list[dict[str, Any]]:
-    """One record per knob group and metric (groups in chain order): see Results.profile."""
+def profile(
+    results: Results, metrics: list[str] | None = None, summaries: dict[str, list[dict]] | None = None
+) -> list[dict[str, Any]]:
+    """One record per knob group and metric (groups in chain order): see Results.profile; `summaries` holds
+    results.summary of metrics the caller computed already (the report shares them with its figures)."""
     metrics = collapse_metrics(results) if metrics is None else ([metrics] if isinstance(metrics, str) else metrics)
     unknown = [m for m in metrics if m not in results.metrics]
     if unknown:
@@ -110,7 +113,8 @@ def profile(results: Results, metrics: list[str] | None = None) -> list[dict[str
     rows = []
     for metric in metrics:
         t = tolerance(results.config, metric)
-        for (labels, indices), summary in zip(groups, results.summary(metric)):
+        summary_rows = summaries[metric] if summaries and metric in summaries else results.summary(metric)
+        for (labels, indices), summary in zip(groups, summary_rows):
             row: dict[str, Any] = {**labels, "group": group_label(labels), "metric": metric}
             row.update(chains=summary["chains"], failed=len(indices) - summary["chains"])
             nan = np.full(len(generations), np.nan)

@@ -49,8 +49,9 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
     table = aggregate.write_table(aggregate.long_table(merged), os.path.join(output, "results"), table_format)
     metrics = [m for m in merged.metrics if m != "failed"]
     final = int(merged.generations[-1])
+    shared = plots.summaries(merged)
     lines = [
-        *plots.opening(merged, f"Sweep report: {merged.config['model']['name']}"),
+        *plots.opening(merged, f"Sweep report: {merged.config['model']['name']}", shared),
         f"{merged.num_chains} chains from {len(loaded)} runs; horizon {final} generations; "
         f"failed (non-finite) chains: {int(merged.failed.sum())}.",
         f"Table (one row per chain x generation, with knobs): `{os.path.relpath(table, output)}`.",
@@ -67,7 +68,8 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
     for metric in metrics:
         lines += [f"## {metric}", ""]
         if make_plots:
-            plots.plot_metric(merged, metric, os.path.join(output, "plots", f"{metric}_vs_generation.png"))
+            path = os.path.join(output, "plots", f"{metric}_vs_generation.png")
+            plots.plot_metric(merged, metric, path, shared[metric])
             lines += [f"![{metric} vs generation](plots/{metric}_vs_generation.png)", ""]
     lines += plots.strength_sections(merged, output, make_plots)
     lines += error_sources.section(merged, output, make_plots)
