@@ -10,14 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless machines and clusters have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from collapse_jax.analysis import breakdown  # noqa: E402
-from collapse_jax.analysis.breakdown import knob_label  # noqa: E402
+from collapse_jax.analysis import breakdown, panels
+from collapse_jax.analysis.breakdown import knob_label
 from collapse_jax.analysis.results import Results  # noqa: E402
 from collapse_jax.models import base, contract  # noqa: E402
 
@@ -156,11 +152,11 @@ def _lines(results: Results) -> list[dict]:
 def plot_small_multiples(results: Results, metric: str, switches: list[str], path: str) -> None:
     """One panel per switch combination (shared axes): median and 10-90% band over chains vs generation."""
     entries = _lines(results)
-    panels = list(dict.fromkeys(tuple(sorted(e["switches"].items())) for e in entries))
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.7 * rows), sharex=True, sharey=True)
-    axes = np.atleast_1d(axes).ravel()
+    combinations = list(dict.fromkeys(tuple(sorted(e["switches"].items())) for e in entries))
+    columns = min(4, len(combinations))
+    rows = -(-len(combinations) // columns)
+    figure = panels.matplotlib_module().figure.Figure(figsize=(3.3 * columns, 2.7 * rows))
+    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
     generations = results.generations
     values = results.metrics[metric]
     finite = values[np.isfinite(values)]
@@ -169,7 +165,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
     # bands are clipped at a floor 1e-6 below the largest value, so zeros draw at the bottom edge.
     log_scale = positive.size > 0 and np.quantile(positive, 0.9) / np.quantile(positive, 0.1) > 100
     floor = max(positive.min(), 1e-6 * positive.max()) if log_scale else None
-    for axis, panel in zip(axes, panels):
+    for axis, panel in zip(axes, combinations):
         members = [e for e in entries if tuple(sorted(e["switches"].items())) == panel]
         for entry in members:
             chains = values[entry["indices"]]
@@ -192,7 +188,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
             axis.legend(fontsize=6, loc="best")
     if log_scale:  # once all panels are drawn: setting it earlier would freeze the shared axis at the first panel's
         axes[0].set_ylim(floor, 2.0 * positive.max())
-    for axis in axes[len(panels) :]:
+    for axis in axes[len(combinations) :]:
         axis.set_visible(False)
     for axis in axes[-columns:]:
         axis.set_xlabel("generation")
@@ -201,7 +197,6 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
     figure.suptitle(f"{metric} by error source switched on: median over chains, 10-90% band", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def _cell(values: np.ndarray) -> str:

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from collapse_jax.analysis import breakdown, panels, profile
+from collapse_jax.analysis import breakdown, error_sources, panels, profile
 from collapse_jax.analysis.breakdown import knob_label  # noqa: F401  (plots.knob_label: image_grids uses it)
 from collapse_jax.analysis.results import Results
 
@@ -87,7 +87,6 @@ def write_report(workdir: str, results: Results) -> str:
     """Write <workdir>/plots/<metric>.png for every metric and <workdir>/report.md linking them; returns its path."""
     plot_dir = os.path.join(workdir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
-    from collapse_jax.analysis import error_sources  # imports matplotlib: only a report pays for it
 
     metrics = [m for m in results.metrics if m != "failed"]
     shared = summaries(results)
