@@ -110,7 +110,7 @@ def test_dry_run_prints_the_script_and_writes_one_wrapper_config_per_shard(tmp_p
         (["--num_jobs=0"], "--num_jobs: must be an integer >= 1"),
         (["--num_jobs=2", "--backend=slurm", "--time=4h"], "--time: '4h' is not an sbatch time"),
         (["--num_jobs=2", "--backend=slurm", "--mem=lots"], "--mem: 'lots' is not an sbatch memory size"),
-        (["--num_jobs=2", "--config.regime.real_fraction=2.0"], "config.regime.real_fraction: must be in"),
+        (["--num_jobs=2", "--config.regime.real_fraction=2.0"], "config.regime.real_fraction: must be a finite number"),
         (["--num_jobs=2", "--parallel=0"], "--parallel: must be >= 1"),
     ],
 )

@@ -81,3 +81,13 @@ def test_a_group_is_resolved_with_the_family_defaults_and_rules():
     config.model.population_fit = True
     group = config_schema.resolve(config)
     assert group.model.sampling == "statistics" and group.model.l2_log_scale == 0.0 and group.model.truth is None
+
+
+def test_the_inactive_curation_block_is_every_curation_field_at_its_declared_default():
+    """models/ cannot import the curation table (the core), so fields.py keeps the inactive block as data; pinned here."""
+    declared = {
+        path.split(".", 1)[1]: field.default
+        for path, field in config_schema.shared_fields().items()
+        if path.startswith("curation.") and field.default is not None and field.has_default
+    }
+    assert declared == fields.INACTIVE_CURATION

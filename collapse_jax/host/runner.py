@@ -85,7 +85,7 @@ def _at_horizon(engine: Engine, group: sweep.Group, horizon: int) -> Engine:
         return engine
     config = group.config.copy_and_resolve_references()
     config.num_generations = horizon
-    model = base.make_model(config)
+    model = base.build(config)
     return dataclasses.replace(
         engine,
         model=model,

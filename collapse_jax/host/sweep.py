@@ -174,7 +174,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Group]:
         for path, value in zip(static_fields, combination):
             set_field(group_config, path, value)
         group_config = config_schema.resolve(group_config)
-        model = base.make_model(group_config)
+        model = base.build(group_config)
         validate_sampling(group_config, model)
         stage = curation.make_curation(group_config, model)  # validates the curation block
         knob_fields = {

@@ -105,8 +105,14 @@ def family_rules(name: Any) -> tuple[fields.Rule, ...]:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> Model:
-    """Build the family named by `config.model.name` from its resolved config; engine settings are parsed here once
-    unless given."""
+    """Build the family named by `config.model.name` from a config as a user writes it (tests, notebooks): the inactive
+    curation block dropped and the model block resolved first, exactly as a run's groups are; engine settings are
+    parsed here once unless given."""
+    return build(resolve(without_unset(config)), settings)
+
+
+def build(config: Any, settings: FamilySettings | None = None) -> Model:
+    """Build the family from one static group's resolved config (sweep.expand's): nothing is normalized again, so a
+    curation block the sweep kept stays, even when its resolved fields look like the inactive one."""
     module = family_module(config.model.name)
-    config = resolve(without_unset(config))  # the inactive curation block builds the family exactly as no block does
     return module.make_model(config, family_settings(config) if settings is None else settings)

@@ -304,8 +304,10 @@ def resolve(
     return config
 
 
-# The inactive curation block experiments/configs/common.py writes: a config holding exactly this runs as one without
-# a block (base.make_model and the sweep both normalize with without_unset).
+# The inactive curation block experiments/configs/common.py writes (every curation field at its declared default, as
+# data here because models/ cannot import the core's table; tests/test_settings.py pins the two): a config holding
+# exactly this runs as one without a block (base.make_model and sweep.expand normalize the user's config with
+# without_unset; a group's resolved config is never normalized again).
 INACTIVE_CURATION = {
     "name": "none",
     "oversample": 1,
