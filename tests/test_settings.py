@@ -84,7 +84,7 @@ def test_a_group_is_resolved_with_the_family_defaults_and_rules():
 
 
 def test_the_inactive_curation_block_is_every_curation_field_at_its_declared_default():
-    """models/ cannot import the curation table (the core), so fields.py keeps the inactive block as data; pinned here."""
+    """models/ cannot import the core's curation table, so fields.py keeps the inactive block as data: pinned here."""
     declared = {
         path.split(".", 1)[1]: field.default
         for path, field in config_schema.shared_fields().items()
