@@ -434,11 +434,6 @@ def quantile_pairs(value: Any) -> list[tuple[float, float]]:
     return [(float(low), float(high)) for low, high in pairs]
 
 
-def knob_fields(config: Any, model: Any) -> dict[str, str]:
-    """The curation knobs of one static group (none without a curation block)."""
-    return make_curation(config, model).knob_fields(config.get("curation") or {})
-
-
 def make_curation(config: Any, model: Any) -> Curation:
     """Validate config.curation for one static group and build the stage; one-line errors name the field."""
     block = config.get("curation")
