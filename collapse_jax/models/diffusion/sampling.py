@@ -34,10 +34,10 @@ def alpha_sigma(schedule: str, t: jax.Array) -> tuple[jax.Array, jax.Array]:
     """
     t = jnp.asarray(t, jnp.float32)
     if schedule == "cosine":
-        a = 0.5 * math.pi * (t + COSINE_OFFSET) / (1.0 + COSINE_OFFSET)
-        b = 0.5 * math.pi * COSINE_OFFSET / (1.0 + COSINE_OFFSET)
-        alpha = jnp.clip(jnp.cos(a) / math.cos(b), 0.0, 1.0)
-        sigma = jnp.sqrt(jnp.clip(jnp.sin(a - b) * jnp.sin(a + b), 0.0, None)) / math.cos(b)
+        # b is a at t = 0 in the same float32 arithmetic, so t = 0 gives alpha = 1 and sigma = 0 exactly.
+        a, b = (0.5 * math.pi * (time + COSINE_OFFSET) / (1.0 + COSINE_OFFSET) for time in (t, jnp.zeros_like(t)))
+        alpha = jnp.clip(jnp.cos(a) / jnp.cos(b), 0.0, 1.0)
+        sigma = jnp.sqrt(jnp.clip(jnp.sin(a - b) * jnp.sin(a + b), 0.0, None)) / jnp.cos(b)
         return alpha, jnp.minimum(sigma, 1.0)
     integral = BETA_MIN * t + 0.5 * (BETA_MAX - BETA_MIN) * t**2
     return jnp.exp(-0.5 * integral), jnp.sqrt(-jnp.expm1(-integral))
@@ -114,9 +114,10 @@ def run_sampler(
         x0 = denoise(x, alpha_t, sigma_t)
         if sampler == "ode":
             return alpha_s * x0 + sigma_s * (x - alpha_t * x0) / sigma_t
+        # v = 1 - a^2 = (sigma_t^2 - sigma_s^2) / alpha_s^2: no cancellation when t and s are close to 0.
         ratio = alpha_t / alpha_s
-        variance = jnp.clip(1.0 - ratio**2, 0.0, 1.0)
-        mean = (ratio * sigma_s**2 * x + alpha_s * variance * x0) / sigma_t**2
+        variance = jnp.clip((sigma_t**2 - sigma_s**2) / alpha_s**2, 0.0, 1.0)
+        mean = ratio * sigma_s**2 / sigma_t**2 * x + alpha_s * (variance / sigma_t**2) * x0
         noise = jax.random.normal(jax.random.fold_in(step_key, i), shape)
         return mean + bias * jnp.sqrt(variance) * sigma_s / sigma_t * noise
 
