@@ -12,7 +12,7 @@ import pytest
 
 from collapse_jax import testing
 from collapse_jax.host import runner, sweep
-from collapse_jax.models import base
+from collapse_jax.models import base, contract
 from collapse_jax.models.diffusion import sampling
 from experiments.configs import diffusion_oracle
 
@@ -209,6 +209,15 @@ def test_capacity_covers_the_accumulated_pool():
     # real_data_size M + G (R + M) with R = floor(0.25 M) = 4: the regimes module's raw-pool capacity, as KDE's.
     assert base.make_model(config).capacity == 16 + 3 * (4 + 16)
     assert base.make_model(small_config()).capacity == 16
+
+
+def test_capabilities_truth_sampler_but_no_isotropic_gaussian_truth():
+    """The truth is N(0, s^2 I) only for truth = gaussian; curation operators that read IsotropicGaussianTruth (target
+    distance, quadratic reward, self-correction's transport map) would treat the mixture as that Gaussian, so the
+    family declares no true_mean and supports() says no."""
+    model = base.make_model(small_config())
+    assert contract.supports(model, contract.TruthSampler)
+    assert not contract.supports(model, contract.IsotropicGaussianTruth)
 
 
 def test_metric_names_follow_the_truth():
