@@ -24,7 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.seeds = 16
     config.num_generations = 10
     config.chunk_generations = 5
-    config.checkpoint_every = 10
     # Chains per vmapped block: the exact denoiser's [M, pool] posterior (2.9 MB per chain at M = 256 accumulated over
     # 10 generations) is not in the engine's per-chain estimate, so "auto" would vmap all 96 chains at once.
     config.chain_block = 8
