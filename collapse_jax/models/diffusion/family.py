@@ -68,11 +68,13 @@ class DiffusionModel:
             "closed form; gaussian and mixture truths)",
             SCORES,
             default="exact",
+            noun="denoiser",
         ),
         "schedule": choice(
             "alpha_t: 'cosine' (Nichol & Dhariwal) or 'linear' (betas 0.1 ... 20 in t in [0, 1])",
             sampling.SCHEDULES,
             default="cosine",
+            noun="schedule",
         ),
         "sampler": choice(
             "'ancestral' (DDPM) or 'ode' (deterministic DDIM, the probability-flow ODE)",
