@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.models import _toy_data as toy_data
+from collapse_jax.models._pool import pool_capacity
 from collapse_jax.models.contract import FamilySettings, family_settings
 from collapse_jax.models.diffusion import metrics, sampling
 from collapse_jax.models.fields import choice, flag, integer, number, requires
-from collapse_jax.models.kde import _pool_capacity as pool_capacity
 
 SCORES = ("exact", "truth")
 TRUTHS = ("gaussian", "mixture", "ring", "moons")
