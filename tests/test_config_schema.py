@@ -28,6 +28,7 @@ FAMILY_CONFIGS = {
     "bernoulli": "bernoulli",
     "lm": "lm_tiny",
     "vae": "vae_digits",
+    "diffusion": "diffusion_oracle",
 }
 # A value of the wrong kind for each declared kind (kind "any" fields have their own checks, tested below).
 WRONG_KIND = {"int": "abc", "number": float("nan"), "str": 12345, "bool": "yes", "ints": ("a",), "strs": 5}

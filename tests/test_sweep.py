@@ -98,6 +98,7 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "c
 SHIPPED_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.py") if path.stem not in ("__init__", "common"))
 # Configs whose models build in well under a second (no data files, no tokenizer or network training at build time).
 CHEAP_MODELS = (
+    "diffusion",
     "gaussian",
     "discrete",
     "linear_regression",

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.models import _toy_data as toy_data
+from collapse_jax.models._pool import pool_capacity
 from collapse_jax.models.contract import FamilySettings, family_settings
 from collapse_jax.models.fields import Field, choice, integer, number
 
@@ -206,37 +207,6 @@ class KernelDensityModel:
         return {"nll_real_test": -jnp.mean(log_density), "bandwidth": params["bandwidth"]}
 
 
-def _largest(value) -> float:
-    return float(np.max(np.asarray(value, np.float64)))
-
-
-def _pool_capacity(config, real_data_size: int, num_generations: int) -> int:
-    """The largest pool a regime hands to fit, as regimes.make_regime sizes it, maximized over the sweep.
-
-    A batch is [preserved P | real R | inflow I | synthetic M x oversample] slots (P = 0 under accumulating regimes);
-    accumulate keeps real_data_size + G batches.
-    """
-    samples, regime = config.samples_per_generation, config.regime
-    rho = _largest(regime.real_fraction)
-    schedules = regime.get("real_fraction_schedule", "constant")
-    if any(name != "constant" for name in (schedules if isinstance(schedules, (list, tuple)) else [schedules])):
-        rho = max(rho, _largest(regime.final_real_fraction))
-    real_slots = int(rho * samples + 1e-6)
-    inflow_slots = int(_largest(regime.get("real_inflow", 0)))
-    preserved_slots = int(_largest(regime.get("preserved_fraction", 0.0)) * real_data_size + 1e-6)
-    candidates = samples * int((config.get("curation") or {}).get("oversample", 1))
-    names = regime.name if isinstance(regime.name, (list, tuple)) else [regime.name]
-    sizes = [real_data_size]
-    for name in names:
-        if name == "accumulate":
-            sizes.append(real_data_size + num_generations * (real_slots + inflow_slots + candidates))
-        elif name == "accumulate_subsample":
-            sizes.append(samples)
-        else:  # replace / fresh train on the latest batch
-            sizes.append(preserved_slots + real_slots + inflow_slots + candidates)
-    return max(sizes)
-
-
 def make_model(config, settings: FamilySettings | None = None) -> KernelDensityModel:
     """Build the KDE family from its resolved config (base.make_model: defaults in, fields checked)."""
     model = config.model
@@ -249,7 +219,7 @@ def make_model(config, settings: FamilySettings | None = None) -> KernelDensityM
     kde = KernelDensityModel(
         dataset=model.dataset,
         bandwidth_rule=rule,
-        capacity=_pool_capacity(config, real_data_size, settings.num_generations),
+        capacity=pool_capacity(config, real_data_size, settings.num_generations),
         real_data_size=real_data_size,
         test_size=model.test_size,
         noise=float(model.noise),

@@ -1,0 +1,239 @@
+"""The diffusion family: a variance-preserving diffusion whose denoiser is exact (the weighted training set's, no
+network) or the truth's own, sampled by DDPM or DDIM; fit stores the pool, as the KDE family does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax.models import _toy_data as toy_data
+from collapse_jax.models._pool import pool_capacity
+from collapse_jax.models.contract import FamilySettings, family_settings
+from collapse_jax.models.diffusion import metrics, sampling
+from collapse_jax.models.fields import choice, flag, integer, number, requires
+
+SCORES = ("exact", "truth")
+TRUTHS = ("gaussian", "mixture", "ring", "moons")
+PLANAR_TRUTHS = ("mixture", "ring", "moons")
+CLOSED_FORM_TRUTHS = ("gaussian", "mixture")
+# energy_distance compares the first min(M, ENERGY_SAMPLES) samples (i.i.d., so an unbiased subsample) with
+# REFERENCE_SIZE truth points drawn once from REFERENCE_SEED: for 1000 fresh truth draws on the 8-mode mixture it is
+# -3e-4 +- 1.1e-3 over 64 chains (tests/test_diffusion.py), at M x REFERENCE_SIZE distances per chain-generation.
+ENERGY_SAMPLES, REFERENCE_SIZE, REFERENCE_SEED = 1000, 2000, 20240507
+
+
+def mixture_modes(count: int) -> np.ndarray:
+    """The mixture truth's k modes, evenly spaced on the unit circle: mu_j = (cos 2 pi j / k, sin 2 pi j / k)."""
+    angle = 2.0 * math.pi * np.arange(count) / count
+    return np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DiffusionModel:
+    """Static settings; params are the stored pool {'points': [capacity, dim], 'weights': [capacity]}."""
+
+    # A list of truths compiles once per truth (the data's shape and metrics are static).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.truth",)
+
+    truth: str
+    score: str
+    schedule: str
+    sampler: str
+    sampling_steps: int
+    final_denoise: bool
+    dim: int
+    true_std: float
+    modes: int
+    mode_std: float
+    ring_std: float
+    moons_noise: float
+    capacity: int  # the largest pool any generation of the configured regime hands to fit (static shape)
+    real_data_size: int
+    knob_fields: dict = dataclasses.field(
+        default_factory=lambda: {"sampling_bias": "model.sampling_bias", "truncation": "model.truncation"},
+        compare=False,
+        hash=False,
+    )
+
+    # config.model fields, declared once: the only source of their defaults and checks.
+    config_fields = {
+        "score": choice(
+            "the denoiser: 'exact' (of the weighted training set, no network) or 'truth' (the forward-noised truth's "
+            "closed form; gaussian and mixture truths)",
+            SCORES,
+            default="exact",
+            noun="denoiser",
+        ),
+        "schedule": choice(
+            "alpha_t: 'cosine' (Nichol & Dhariwal) or 'linear' (betas 0.1 ... 20 in t in [0, 1])",
+            sampling.SCHEDULES,
+            default="cosine",
+            noun="schedule",
+        ),
+        "sampler": choice(
+            "'ancestral' (DDPM) or 'ode' (deterministic DDIM, the probability-flow ODE)",
+            sampling.SAMPLERS,
+            default="ancestral",
+        ),
+        "sampling_steps": integer("sampler steps from t = 1 to the truncation t0 (uniform in t)", low=1, default=64),
+        "truncation": number(
+            "t0: the sampler stops at forward time t0 (a chain knob)",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+            sweepable=True,
+            default=0.0,
+        ),
+        "final_denoise": flag("output the denoised mean D(x_t0, t0) instead of x_t0", default=False),
+        "sampling_bias": number(
+            "lambda: scales the sampler's injected noise (MAD's sampling bias; 1 = the plain sampler; a chain knob)",
+            low=0.0,
+            sweepable=True,
+            default=1.0,
+        ),
+        "truth": choice("the true distribution", TRUTHS, sweepable=True, default="mixture", noun="truth"),
+        "dim": integer("gaussian: dimensions of N(0, true_std^2 I) (the planar truths are 2-D)", low=1, default=2),
+        "true_std": number("gaussian: the truth's standard deviation", low=0.0, low_open=True, default=1.0),
+        "modes": integer("mixture: number of Gaussian modes on the unit circle", low=1, default=8),
+        "mode_std": number("mixture: standard deviation of each mode", low=0.0, low_open=True, default=0.05),
+        "ring_std": number("ring: std of the radial noise around radius 1", low=0.0, default=0.05),
+        "moons_noise": number("moons: std of the Gaussian noise added to the two moons", low=0.0, default=0.05),
+        "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+    }
+    config_rules = (
+        requires(
+            "score",
+            ("truth",),
+            "truth",
+            CLOSED_FORM_TRUTHS,
+            "config.model.truth: score = 'truth' needs a truth with a closed-form denoiser (gaussian or mixture), "
+            "got {got}",
+        ),
+        requires(
+            "truth",
+            PLANAR_TRUTHS,
+            "dim",
+            (2,),
+            "config.model.dim: the {when} truth is 2-D; leave model.dim unset or 2, got {got}",
+        ),
+    )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """energy_distance and the memorization pair, plus the truth's own: mode metrics (mixture), radius (ring)."""
+        own = {"mixture": ("mode_coverage", "high_quality_share"), "ring": ("ring_radius_error",)}
+        return ("energy_distance", "train_coverage", "memorized_share") + own.get(self.truth, ())
+
+    def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
+        """Draw from the truth: N(0, s^2 I_d); the mixture (mode ~ Uniform, mu + tau eps); the ring (angle ~ U[0, 2 pi),
+        radius 1 + ring_std eps); two moons plus N(0, noise^2 I)."""
+        if self.truth == "gaussian":
+            return self.true_std * jax.random.normal(key, (num_samples, self.dim))
+        if self.truth == "moons":
+            return toy_data.moons(key, num_samples, self.moons_noise)
+        first, second = jax.random.split(key)
+        if self.truth == "mixture":
+            modes = jnp.asarray(mixture_modes(self.modes), jnp.float32)
+            labels = jax.random.randint(first, (num_samples,), 0, self.modes)
+            return modes[labels] + self.mode_std * jax.random.normal(second, (num_samples, 2))
+        angle = jax.random.uniform(first, (num_samples,), maxval=2.0 * math.pi)
+        radius = 1.0 + self.ring_std * jax.random.normal(second, (num_samples,))
+        return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
+
+    def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
+        """The chain's original training set: real_data_size draws from the truth."""
+        return self.sample_truth(key, self.real_data_size, knobs)
+
+    def init(self, key: jax.Array, knobs: dict) -> dict:
+        """An empty pool (every fit overwrites it; only the structure matters)."""
+        return {"points": jnp.zeros((self.capacity, self.dim)), "weights": jnp.zeros((self.capacity,))}
+
+    def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
+        """Store the pool (padded to the static capacity; zero-weight slots hold zeros, so their values never matter).
+
+        An empty pool has no denoiser: its weights are NaN, which the engine flags as a failed chain.
+        """
+        size = data.shape[0]
+        if size > self.capacity:
+            raise ValueError(
+                f"diffusion: a pool of {size} points exceeds the capacity {self.capacity} derived from the config"
+            )
+        pad = self.capacity - size
+        weights = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)]).astype(jnp.float32)
+        points = jnp.concatenate([data, jnp.zeros((pad, self.dim), data.dtype)])
+        points = jnp.where(weights[:, None] > 0, points, 0.0)
+        weights = jnp.where(jnp.sum(weights) > 0, weights, jnp.nan)
+        return {"points": points, "weights": weights}
+
+    def denoiser(self, params: dict) -> sampling.Denoiser:
+        """D(x_t, t) = E[x0 | x_t]: the stored pool's exact posterior mean, or the truth's closed form."""
+        if self.score == "exact":
+            return lambda x, alpha, sigma: sampling.exact_denoise(x, alpha, sigma, params["points"], params["weights"])
+        if self.truth == "gaussian":
+            return lambda x, alpha, sigma: sampling.gaussian_truth_denoise(x, alpha, sigma, self.true_std)
+        modes = jnp.asarray(mixture_modes(self.modes), jnp.float32)
+        return lambda x, alpha, sigma: sampling.mixture_truth_denoise(x, alpha, sigma, modes, self.mode_std)
+
+    def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
+        """Run the configured sampler from x_1 = lambda eps down to t0 (sampling.run_sampler)."""
+        return sampling.run_sampler(
+            key,
+            self.denoiser(params),
+            (num_samples, self.dim),
+            self.schedule,
+            self.sampler,
+            self.sampling_steps,
+            knobs["truncation"],
+            knobs["sampling_bias"],
+            self.final_denoise,
+        )
+
+    def reference(self) -> dict:
+        """REFERENCE_SIZE truth points from a fixed key independent of all chain streams, and their E|Y - Y'|."""
+        points = np.asarray(self.sample_truth(jax.random.key(REFERENCE_SEED), REFERENCE_SIZE, {}), np.float32)
+        return {"points": jnp.asarray(points), "pair_distance": jnp.float32(metrics.mean_pair_distance(points))}
+
+    def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
+        """energy_distance to the truth, the memorization pair against the stored pool, and the truth's own metrics."""
+        subsample = samples[: min(samples.shape[0], ENERGY_SAMPLES)]
+        values = {
+            "energy_distance": metrics.energy_distance(subsample, reference["points"], reference["pair_distance"])
+        }
+        values["train_coverage"], values["memorized_share"] = metrics.memorization(
+            samples, params["points"], params["weights"]
+        )
+        if self.truth == "mixture":
+            modes = jnp.asarray(mixture_modes(self.modes), jnp.float32)
+            values["mode_coverage"], values["high_quality_share"] = metrics.mode_metrics(samples, modes, self.mode_std)
+        if self.truth == "ring":
+            values["ring_radius_error"] = metrics.ring_radius_error(samples)
+        return values
+
+
+def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel:
+    """Build the diffusion family from its resolved config (base.make_model: defaults in, fields and rules checked)."""
+    model = config.model
+    real_data_size = model.real_data_size or config.samples_per_generation
+    settings = family_settings(config) if settings is None else settings
+    return DiffusionModel(
+        truth=model.truth,
+        score=model.score,
+        schedule=model.schedule,
+        sampler=model.sampler,
+        sampling_steps=int(model.sampling_steps),
+        final_denoise=bool(model.final_denoise),
+        dim=int(model.dim),
+        true_std=float(model.true_std),
+        modes=int(model.modes),
+        mode_std=float(model.mode_std),
+        ring_std=float(model.ring_std),
+        moons_noise=float(model.moons_noise),
+        capacity=pool_capacity(config, real_data_size, settings.num_generations),
+        real_data_size=real_data_size,
+    )
