@@ -9,7 +9,7 @@ import jax
 from absl import app, flags, logging
 
 from collapse_jax.analysis import plots
-from collapse_jax.host import cli, devices, runner
+from collapse_jax.host import cli, devices, plan, runner
 from collapse_jax.store import workdir_io
 
 CONFIG_HELP = "Experiment config file (experiments/configs/*.py); --config.<field>=value overrides a field."
@@ -21,6 +21,12 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
+_DRY_RUN = flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Print every setting (value, default, doc), the static groups with their chains and compiles, and the memory and "
+    "disk each needs; write nothing and exit 0.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -32,6 +38,9 @@ def main(argv: list[str]) -> None:
     logging.info("JAX devices: %s", jax.devices())
     config = flags.FLAGS.config  # defined in __main__ from the config file, loaded once
     try:
+        if _DRY_RUN.value:
+            print(plan.describe(config))
+            return
         results = runner.run(config, _WORKDIR.value)
     except runner.Preempted as stop:
         logging.warning("%s; rerun the same command to resume", stop)
