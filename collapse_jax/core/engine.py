@@ -46,7 +46,8 @@ def _blank_failed(metrics: dict, failed: jax.Array) -> dict:
 TRANSIENT_COPIES = 4
 
 
-def _nbytes(tree: Any) -> int:
+def tree_nbytes(tree: Any) -> int:
+    """Bytes of every array (or abstract array) in a pytree."""
     return sum(int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
@@ -118,7 +119,7 @@ class Engine:
         # Statistics sampling draws no points: its transients are a few statistics, counted as none.
         samples = None if self.regime.synthetic_statistics else jax.eval_shape(self._draw, key, state["params"], knobs)
         real = jax.eval_shape(lambda k: self.model.real_data(k, knobs), key)
-        return _nbytes(state) + _nbytes(real) + TRANSIENT_COPIES * _nbytes(samples)
+        return tree_nbytes(state) + tree_nbytes(real) + TRANSIENT_COPIES * tree_nbytes(samples)
 
     def _draw(self, key: jax.Array, params: Any, knobs: dict) -> Any:
         return self.model.sample(key, params, self.regime.candidates, knobs)

@@ -3,11 +3,10 @@ chains and compiles, and the memory and disk each needs (`python -m experiments.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import ml_collections
 
+from collapse_jax.core import engine as engine_module
 from collapse_jax.host import config_schema, devices, runner, sweep
 from collapse_jax.models import fields
 from collapse_jax.store import metric_log
@@ -56,7 +55,7 @@ def group_lines(group: sweep.Group) -> list[str]:
     one_chain = {name: value[0] for name, value in runner.padded_knobs(group.knobs, 1).items()}
     per_chain = engine.bytes_per_chain(one_chain)
     state = jax.eval_shape(lambda k: engine.init_chain(k)[0], one_chain)
-    state_bytes = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+    state_bytes = engine_module.tree_nbytes(state)
     metrics = len(engine.model.metric_names) + len(engine.bookkeeping_metrics) + 1  # + failed
     kept = len(metric_log.expected_generations(config.num_generations, config.record_every))
     blocks = padded // engine.chain_block
