@@ -1,5 +1,6 @@
 """Resume and reliability: bit-identical resume, refused config changes, corrupt checkpoints, workdir lock, kill -9."""
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,12 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(gaussian_config, tmp_pa
     assert np.isnan(half.metrics["trace_ratio"]).sum() == 0 and half.metrics["trace_ratio"].shape[1] == 4
     # Extend to 6 generations with another chunk length K: identical bits.
     resumed = runner.run(runner.as_config({"chunk_generations": 2}, gaussian_config), str(tmp_path / "resumed"))
+    # It resumed: every group continued from its checkpoint at generation 3 and computed generations 4..6 only.
+    with open(tmp_path / "resumed" / workdir_io.RUN_FILE) as handle:
+        run_record = json.load(handle)
+    groups = len(run_record["groups"])
+    assert groups >= 1
+    assert run_record["resumes"] == [{"group": g, "from_generation": 3, "to_generation": 6} for g in range(groups)]
     assert_same_metrics(straight, resumed)
 
 

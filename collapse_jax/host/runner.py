@@ -247,6 +247,8 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             done_generation, host_state = restored
             state = devices.shard_chains(host_state, mesh)
             recorder.resume(done_generation)
+            if writes:
+                workdir_io.record_resume(workdir, group.index, done_generation, generations)
         resumed_at = last_saved = done_generation
         started, failed = time.perf_counter(), recorder.failed
         start = done_generation + 1

@@ -132,10 +132,12 @@ def write_json(path: str, data: dict) -> None:
     atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
 
 
-def run_record(config: ml_collections.ConfigDict, groups: list) -> dict:
-    """run.json: the config and, per static group, its labels, chain ids and knobs."""
+def run_record(config: ml_collections.ConfigDict, groups: list, resumes: list | None = None) -> dict:
+    """run.json: the config; per static group, its labels, chain ids and knobs; and every resume so far (group,
+    the checkpoint's generation, the generation the run continued to), oldest first."""
     return {
         "config": config_record(config),
+        "resumes": list(resumes or []),
         "groups": [
             {
                 "index": g.index,
@@ -174,15 +176,30 @@ def claim(
         handle.write(str(os.getpid()))
         handle.flush()
         run_path = os.path.join(workdir, RUN_FILE)
+        resumes = []
         if os.path.exists(run_path):
             with open(run_path) as saved:
-                check_resumable(json.load(saved)["config"], config, workdir, defaults)
-        write_json(run_path, run_record(config, groups))
+                previous = json.load(saved)
+            check_resumable(previous["config"], config, workdir, defaults)
+            resumes = previous.get("resumes", [])
+        write_json(run_path, run_record(config, groups, resumes))
         os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
         yield
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def record_resume(workdir: str, group_index: int, generation: int, num_generations: int) -> None:
+    """Append one resume to run.json: group `group_index` continued from its checkpoint at `generation` and computes
+    generations generation + 1 .. num_generations only."""
+    run_path = os.path.join(workdir, RUN_FILE)
+    with open(run_path) as saved:
+        record = json.load(saved)
+    record.setdefault("resumes", []).append(
+        {"group": group_index, "from_generation": generation, "to_generation": num_generations}
+    )
+    write_json(run_path, record)
 
 
 def metrics_path(workdir: str, group_index: int) -> str:
