@@ -19,14 +19,20 @@ OPT_POSITION_OFFSET = 2
 def opt_network_config(hf_config: dict, dtype: str = "float32") -> TransformerConfig:
     """Our TransformerConfig from an OPT config.json; rejects the variants our decoder does not implement."""
     if not hf_config.get("do_layer_norm_before", True):
-        raise ValueError("hf_checkpoint: post-LayerNorm OPT (do_layer_norm_before=false, e.g. opt-350m) is unsupported")
+        raise ValueError(
+            "config.model.hf_checkpoint: post-LayerNorm OPT (do_layer_norm_before=false, e.g. opt-350m) is unsupported"
+        )
     projection = hf_config.get("word_embed_proj_dim", hf_config["hidden_size"])
     if projection != hf_config["hidden_size"]:
-        raise ValueError("hf_checkpoint: word_embed_proj_dim != hidden_size (project_in/out) is unsupported")
+        raise ValueError(
+            "config.model.hf_checkpoint: word_embed_proj_dim != hidden_size (project_in/out) is unsupported"
+        )
     if not hf_config.get("enable_bias", True) or not hf_config.get("layer_norm_elementwise_affine", True):
-        raise ValueError("hf_checkpoint: OPT without biases or LayerNorm affine parameters is unsupported")
+        raise ValueError("config.model.hf_checkpoint: OPT without biases or LayerNorm affine parameters is unsupported")
     if hf_config.get("_remove_final_layer_norm", False):
-        raise ValueError("hf_checkpoint: OPT without its final LayerNorm (_remove_final_layer_norm) is unsupported")
+        raise ValueError(
+            "config.model.hf_checkpoint: OPT without its final LayerNorm (_remove_final_layer_norm) is unsupported"
+        )
     return TransformerConfig(
         vocab_size=hf_config["vocab_size"],
         num_layers=hf_config["num_hidden_layers"],
@@ -58,7 +64,9 @@ def read_state_dict(directory: Path) -> dict[str, np.ndarray]:
         state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
         tensors = {name: value.float().numpy() for name, value in state.items()}
     else:
-        raise ValueError(f"hf_checkpoint: {directory} has no model.safetensors(.index.json) or pytorch_model.bin")
+        raise ValueError(
+            f"config.model.hf_checkpoint: {directory} has no model.safetensors(.index.json) or pytorch_model.bin"
+        )
     # OPTForCausalLM saves "model.decoder.*"; OPTModel (and the original opt-125m upload) saves "decoder.*".
     return {name.removeprefix("model."): np.asarray(value, np.float32) for name, value in tensors.items()}
 
@@ -68,7 +76,7 @@ def convert_opt_state_dict(state: dict[str, np.ndarray], config: TransformerConf
 
     def take(name: str) -> np.ndarray:
         if name not in state:
-            raise ValueError(f"hf_checkpoint: tensor {name!r} is missing from the checkpoint")
+            raise ValueError(f"config.model.hf_checkpoint: tensor {name!r} is missing from the checkpoint")
         return state[name]
 
     def dense(prefix: str) -> dict:
@@ -100,7 +108,9 @@ def convert_opt_state_dict(state: dict[str, np.ndarray], config: TransformerConf
     if "lm_head.weight" in state and not np.array_equal(
         state["lm_head.weight"], params["token_embedding"]["embedding"]
     ):
-        raise ValueError("hf_checkpoint: lm_head differs from embed_tokens; untied OPT heads are unsupported")
+        raise ValueError(
+            "config.model.hf_checkpoint: lm_head differs from embed_tokens; untied OPT heads are unsupported"
+        )
     return params
 
 
@@ -108,9 +118,13 @@ def load_opt_checkpoint(directory: str | Path, dtype: str = "float32") -> tuple[
     """(network config, params) of a local OPT checkpoint directory."""
     directory = Path(directory).expanduser()
     if not (directory / "config.json").is_file():
-        raise ValueError(f"hf_checkpoint: {directory} has no config.json (a local Hugging Face OPT directory)")
+        raise ValueError(
+            f"config.model.hf_checkpoint: {directory} has no config.json (a local Hugging Face OPT directory)"
+        )
     hf_config = json.loads((directory / "config.json").read_text())
     if hf_config.get("model_type") != "opt":
-        raise ValueError(f"hf_checkpoint: model_type {hf_config.get('model_type')!r}; only 'opt' is supported")
+        raise ValueError(
+            f"config.model.hf_checkpoint: model_type {hf_config.get('model_type')!r}; only 'opt' is supported"
+        )
     config = opt_network_config(hf_config, dtype)
     return config, convert_opt_state_dict(read_state_dict(directory), config)
