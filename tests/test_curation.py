@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from conftest import assert_resumed
 
 from collapse_jax.core import curation, engine, supply
 from collapse_jax.core.regimes import Regime
@@ -224,6 +225,7 @@ def test_curated_chains_are_bit_identical_with_4_or_64_chains_and_after_a_resume
     workdir = str(tmp_path / "run")
     runner.run(runner.as_config({"num_generations": 3}, config), workdir)
     resumed = runner.run(config, workdir)
+    assert_resumed(workdir, 3, config.num_generations)
     for name, value in small.metrics.items():
         np.testing.assert_array_equal(value, resumed.metrics[name], err_msg=name)
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import assert_resumed
 from sklearn.neighbors import NearestNeighbors
 
 from collapse_jax.analysis import image_grids, results
@@ -324,6 +325,7 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
     shutil.rmtree(tmp_path / "killed" / "checkpoints" / "group_000" / "2")
     os.remove(tmp_path / "killed" / "artifacts" / "group_000" / "generation_000002.npz")
     resumed = runner.run(config, str(tmp_path / "killed"))
+    assert_resumed(str(tmp_path / "killed"), 1, 2)
     for name in straight.metrics:
         np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
     assert results.load(str(tmp_path / "killed")).metrics["elbo_real_test"].shape == (2, 3)
