@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 
+import broken_families
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +135,46 @@ def test_a_broken_family_fails_the_matching_check_saying_what_to_fix(family, che
     # The other core checks still pass: each failure points at its own cause.
     others = [c.line() for name, c in checks.items() if name != check and c.status == "FAIL"]
     assert not others, others
+
+
+GAUSSIAN_KNOBS = {"seed": np.int32(3), "real_fraction": np.float32(0), "sampling_bias": np.float32(1)}
+
+
+@pytest.mark.parametrize(
+    "family, check, message",
+    [
+        (
+            broken_families.MaskWeights,
+            "fractional_weights",
+            "the fit with a point at weight 2 differs from the fit with the point twice at weight 1 at ",
+        ),
+        (broken_families.FixedRealData, "key_dependent", "real_data gave the same output for two different keys: "),
+        (broken_families.ImportTimeNoise, "fresh_process", "generation 0 gave other bits in a fresh process: "),
+        (
+            broken_families.SampleIgnoresParams,
+            "statistical_sanity",
+            "sample gave the same points for two different params (same key): draw from `params`",
+        ),
+        (
+            broken_families.FitIgnoresData,
+            "statistical_sanity",
+            "fit gave the same params for two different pools: fit the points it is given",
+        ),
+    ],
+)
+def test_a_family_that_would_give_wrong_science_fails_its_check_with_one_line(family, check, message):
+    # Only the failing check runs here (each is a compile or a subprocess); the unbroken test below runs them all.
+    (result,) = testing.Kit(broken_families.build(family), GAUSSIAN_KNOBS, 64).run((check,))
+    line = result.line()
+    assert line.startswith(f"FAIL {check}: ") and message in line and "\n" not in line, line
+
+
+def test_the_unbroken_wrapper_passes_the_substance_checks():
+    """The same Gaussian without a fault: the five checks above pass, so each failure is its fault's."""
+    from examples.gaussian_wrapper.family import GaussianWrapper
+
+    checks = testing.Kit(broken_families.build(GaussianWrapper), GAUSSIAN_KNOBS, 64).run()
+    assert not [c.line() for c in checks if c.status != "PASS"], [c.line() for c in checks]
 
 
 class Rewarded(laplace.LaplaceModel):
