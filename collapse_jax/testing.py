@@ -460,13 +460,18 @@ class Kit:
         # Another pool of the same size: the generation's samples first, the real points after them.
         other = jax.tree.map(lambda x, y: jnp.concatenate([y, x])[:n], data, samples)
         ones = jnp.ones(n, jnp.float32)
-        if _same_bits(params, refitted := fit(other, ones, knobs)):
+        if _same_bits(params, fit(other, ones, knobs)):
             raise _Failed(
                 "fit gave the same params for two different pools: fit the points it is given (weighted by "
                 "`weights`), not a constant or fresh draws of the truth"
             )
-        if _same_bits(sample(params, knobs), sample(refitted, knobs)):
-            raise _Failed("sample gave the same points for two different params (same key): draw from `params`")
+        # Against the params before any fit (far from a fit, unlike a refit's): a family whose samples never read its
+        # params (an external labeller) declares sample_reads_params = False.
+        previous = jax.jit(model.init)(self._keys(knobs)[1], knobs)
+        if getattr(model, "sample_reads_params", True) and _same_bits(samples, sample(previous, knobs)):
+            raise _Failed(
+                "sample gave the same points for the fitted and the initial params (same key): draw from `params`"
+            )
         default = contract.supports(model, contract.SufficientStatistics)
         tolerance = getattr(
             model, "refit_tolerance", REFIT_SIGMAS * np.sqrt(2.0 / (REFIT_FACTOR * n)) if default else None

@@ -22,6 +22,7 @@ def assert_same_metrics(a, b):
         np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
 
 
+@pytest.mark.production_bits  # chunks of 3 vs 2 generations
 def test_resume_is_bit_identical_to_an_uninterrupted_run(gaussian_config, tmp_path):
     straight = runner.run(gaussian_config, str(tmp_path / "straight"))
     part = runner.as_config({"num_generations": 3}, gaussian_config)

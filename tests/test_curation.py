@@ -211,6 +211,7 @@ def test_oversampling_refills_the_budget_after_filtering(gaussian_config):
     np.testing.assert_allclose(results.metrics["synthetic_share"][:, 1:], 1.0)  # 180 survivors fill all M = 100 slots
 
 
+@pytest.mark.production_bits  # chain counts, resume
 def test_curated_chains_are_bit_identical_with_4_or_64_chains_and_after_a_resume(gaussian_config, tmp_path):
     curation_fields = {
         "name": "likelihood_filter",

@@ -254,6 +254,7 @@ def test_full_correction_turns_a_wrong_models_draws_into_draws_from_the_truth():
     assert abs(np.corrcoef(moved.T)[0, 1]) < 4 / math.sqrt(n)
 
 
+@pytest.mark.production_bits  # two programs: with and without the stage
 def test_self_correction_at_gamma_zero_is_bit_identical_to_no_curation(gaussian_config):
     """gamma = 0 moves nothing (x + 0 (T(x) - x) = x bit for bit) and keeps every candidate, so the batch, the fits
     and every model metric equal curation none's bits; only the bookkeeping metrics (kept fraction 1, synthetic

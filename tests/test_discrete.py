@@ -238,6 +238,7 @@ def test_heterozygosity_decays_exactly_under_replace_and_accumulate():
     assert expected["accumulate"][-1] > 0.92 * h0 > 2 * expected["replace"][-1]
 
 
+@pytest.mark.production_bits  # statistics vs raw pool
 def test_accumulate_statistics_path_matches_the_raw_pool_bit_for_bit():
     """Counts are exact integers in float32, so O(K) statistics and the raw pool give identical chains."""
     overrides = {

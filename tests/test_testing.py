@@ -153,7 +153,7 @@ GAUSSIAN_KNOBS = {"seed": np.int32(3), "real_fraction": np.float32(0), "sampling
         (
             broken_families.SampleIgnoresParams,
             "statistical_sanity",
-            "sample gave the same points for two different params (same key): draw from `params`",
+            "sample gave the same points for the fitted and the initial params (same key): draw from `params`",
         ),
         (
             broken_families.FitIgnoresData,

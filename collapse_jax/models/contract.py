@@ -208,6 +208,13 @@ class RefitTolerance(Protocol):
     refit_tolerance: float | None
 
 
+class SampleReadsParams(Protocol):
+    """Optional flag: False when `sample` legitimately ignores the params (an external labeller relabels truth draws);
+    the conformance kit then does not require samples to change with the params."""
+
+    sample_reads_params: bool
+
+
 FIT_WEIGHTINGS = ("counts", "draws", "mask")
 
 

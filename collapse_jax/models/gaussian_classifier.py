@@ -93,6 +93,11 @@ class GaussianClassifierModel:
         """mu = (signal, 0, ..., 0)."""
         return jnp.zeros((self.dim,), jnp.float32).at[0].set(self.signal)
 
+    @property
+    def sample_reads_params(self) -> bool:
+        """contract.SampleReadsParams: the noisy-truth labeller relabels truth draws without the fit."""
+        return self.labeller == "current_model"
+
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> PyTree:
         """Correctly labelled draws from the truth: y ~ uniform{-1, +1}, x = y mu + z."""
         label_key, noise_key = jax.random.split(key)
