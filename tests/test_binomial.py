@@ -89,7 +89,7 @@ def test_draws_depend_on_the_chain_key_only_not_on_the_batch_or_its_fallback_buf
 
 
 @pytest.mark.production_bits  # two buffer cascades
-@pytest.mark.slow  # two compiles, ~45 s on the loaded 2-core machine
+# two compiles, ~45 s on the loaded 2-core machine
 def test_the_fallback_gives_the_same_draws_whatever_buffers_the_lanes_go_through(monkeypatch):
     """One looping buffer of 32 lanes (of 1536; ~200 BTRS lanes are unsettled after the first round, so it is refilled
     ~7 times) must settle every lane with the same draws as the default cascade of buffers: each lane's k-th fallback

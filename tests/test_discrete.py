@@ -316,7 +316,7 @@ def test_add_alpha_population_fits_drift_to_uniform_as_rho_to_the_n():
         np.testing.assert_allclose(fits[n], uniform + rho**n * (first - uniform), rtol=2e-6)
 
 
-@pytest.mark.slow  # an engine run: ~30 s of compiles on a loaded 2-core CPU
+# an engine run: ~30 s of compiles on a loaded 2-core CPU
 def test_population_fit_runs_in_the_engine_and_merged_bins_keep_their_first_kl():
     overrides = {
         "seeds": 2,

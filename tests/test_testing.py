@@ -70,13 +70,11 @@ def test_family_passes_the_conformance_kit(family):
     assert_conforms(testing.check_config(config, write=lambda line: None))
 
 
-@pytest.mark.slow
 def test_vae_passes_the_conformance_kit(tmp_path):
     config = runner.as_config({**SMALL, "samples_per_generation": 32}, tiny_config(str(tmp_path)))
     assert_conforms(testing.check_config(config, write=lambda line: None))
 
 
-@pytest.mark.slow
 def test_language_model_passes_the_conformance_kit(lm_config):  # noqa: F811
     config = runner.as_config({**SMALL, "samples_per_generation": 8}, lm_config)
     assert_conforms(testing.check_config(config, write=lambda line: None))
