@@ -22,10 +22,14 @@ demo: install
 	@echo "Report: $(WORKDIR)/report.md  Plots: $(WORKDIR)/plots/"
 
 # Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one process): 2-core CI.
+# Every test runs: the suite at XLA -O0 (tests/compile_setting.py), then, in a process of its own (XLA_FLAGS is read
+# once per process), the tests comparing the bits of two different programs at the production XLA setting.
 PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: install
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(PYTEST) --durations=25 -m 'not production_bits'
+	COLLAPSE_JAX_TEST_XLA=production $(PYTEST) --durations=10 -m production_bits
 
 lint: install
 	$(BIN)/ruff format --check collapse_jax experiments launch benchmarks tests

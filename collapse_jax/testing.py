@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import pickle
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +27,21 @@ BLOCK_SEEDS = ((0, 1, 2, 3), (0, 5, 6, 7))
 # statistics + merge + fit_statistics vs fit on the union: the same math in another summation order (float32).
 STATISTICS_RTOL, STATISTICS_ATOL = 1e-4, 1e-5
 ROOT = 20250101
+# Splitting a point's weight (2 = the point twice, 0.5 + 0.5 = weight 1): the same sums in another order (float32).
+WEIGHT_RTOL = 1e-4
+# Sample-then-refit: REFIT_FACTOR x n points (n = the real set's size) are drawn from a fit and fitted again. A moment
+# estimated from N points has standard error sd / sqrt(N) (a variance sd^2 sqrt(2 / N)); the default tolerance is
+# REFIT_SIGMAS such errors of a unit-scale param, relative to max(1, |param|): a correct family fails one leaf in ~1e9.
+REFIT_FACTOR, REFIT_SIGMAS = 16, 6.0
+# The subprocess that recomputes generation 0 in a fresh interpreter (import-time state shows up as other bits).
+_CHILD = """
+import pickle, sys
+import numpy as np
+from collapse_jax import testing
+recipe, out = pickle.loads(bytes.fromhex(sys.argv[1])), sys.argv[2]
+kit = testing.kit_from_recipe(recipe)
+np.savez(out, *testing._leaves(kit._fitted()[1:]))
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +51,11 @@ class Check:
     name: str
     status: str
     detail: str = ""
+    where: str = ""  # the knob group and chain checked, when a config has several
 
     def line(self) -> str:
-        return f"{self.status} {self.name}" + (f": {self.detail}" if self.detail else "")
+        where = f" [{self.where}]" if self.where else ""
+        return f"{self.status} {self.name}{where}" + (f": {self.detail}" if self.detail else "")
 
 
 class _Failed(Exception):
@@ -56,6 +77,38 @@ def _finite(tree: Any) -> bool:
     return all(np.isfinite(x).all() for x in _leaves(tree) if np.issubdtype(x.dtype, np.inexact))
 
 
+# Primitives that draw random bits; a method whose trace holds one is a method that draws.
+_RANDOM_PRIMITIVES = {"random_bits", "threefry2x32", "random_seed", "random_wrap"}
+
+
+def _draws(function: Callable, *args: Any) -> bool:
+    """Whether `function(*args)`'s trace draws random numbers (a random primitive anywhere, sub-jaxprs included)."""
+
+    def walk(jaxpr: Any) -> bool:
+        for equation in jaxpr.eqns:
+            if equation.primitive.name in _RANDOM_PRIMITIVES:
+                return True
+            for value in equation.params.values():
+                for sub in value if isinstance(value, (list, tuple)) else (value,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns") and walk(inner):
+                        return True
+        return False
+
+    return walk(jax.make_jaxpr(function)(*args).jaxpr)
+
+
+def _at(tree: Any, path: tuple) -> Any:
+    """The leaf of `tree` at a key path from jax.tree_util.tree_leaves_with_path."""
+    for entry in path:
+        for attribute in ("key", "idx", "name"):
+            if hasattr(entry, attribute):
+                part = getattr(entry, attribute)
+                tree = getattr(tree, part) if attribute == "name" else tree[part]
+                break
+    return tree
+
+
 def _size(data: Any) -> int:
     return int(jax.tree.leaves(data)[0].shape[0])
 
@@ -69,10 +122,22 @@ def _junk(data: Any) -> Any:
 class Kit:
     """The checks for one family built with its knobs (one chain's scalars, as the engine hands them inside vmap)."""
 
-    def __init__(self, model: Any, knobs: dict, num_samples: int):
+    def __init__(self, model: Any, knobs: dict, num_samples: int, recipe: tuple | None = None):
         self.model, self.num_samples = model, num_samples
         self.knobs = {name: jnp.asarray(value) for name, value in knobs.items()}
         self.name = f"{type(model).__module__}.{type(model).__name__}"
+        # How a fresh process rebuilds this kit: ("config", config, group, chain) or ("model", model, knobs, M).
+        self.recipe = recipe if recipe is not None else ("model", model, knobs, num_samples)
+        self.cross_process = True  # check_process runs once per family: on the first kit of a config
+        self.where = ""
+
+    def for_chain(self, knobs: dict, recipe: tuple | None = None) -> Kit:
+        """The same family's kit for another chain's knobs, sharing the compiled fit, sample and evaluate."""
+        other = Kit(self.model, knobs, self.num_samples, recipe)
+        for name in ("_jitted", "_jitted_evaluate", "_jitted_blocks"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     def _keys(self, knobs: dict) -> tuple:
         return jax.random.split(jax.random.fold_in(jax.random.key(ROOT), knobs["seed"]), 4)
@@ -124,28 +189,44 @@ class Kit:
             )
 
     def check_key_dependent(self) -> None:
-        """Different keys give different samples."""
-        _, params, _ = self._fitted()
-        draw = jax.jit(lambda k, p, c: self.model.sample(k, p, self.num_samples, c))
-        first, second = draw(jax.random.key(1), params, self.knobs), draw(jax.random.key(2), params, self.knobs)
-        if _same_bits(first, second):
-            raise _Failed(
-                "sample gave the same points for two different keys: derive every draw from its `key` argument "
-                "(jax.random.split / fold_in), not from a fixed key or a constant"
-            )
+        """Every keyed method that draws random numbers draws them from its key: real_data, init, fit, sample (which
+        always draws). A method that draws from a fixed key gives every chain and generation the same draws."""
+        data, params, _ = self._fitted()
+        model, knobs, n = self.model, self.knobs, self.num_samples
+        ones = jnp.ones(_size(data), jnp.float32)
+        previous = model.init(self._keys(knobs)[1], knobs)
+        keyed = {
+            "sample": lambda key: model.sample(key, params, n, knobs),
+            "real_data": lambda key: model.real_data(key, knobs),
+            "init": lambda key: model.init(key, knobs),
+            "fit": lambda key: model.fit(key, data, ones, knobs, previous),
+        }
+        for method, call in keyed.items():
+            if method != "sample" and not _draws(call, jax.random.key(1)):
+                continue  # deterministic (a fixed data set, a closed-form fit): nothing to draw from the key
+            draw = jax.jit(call)
+            if _same_bits(draw(jax.random.key(1)), draw(jax.random.key(2))):
+                raise _Failed(
+                    f"{method} gave the same output for two different keys: derive every draw from its `key` "
+                    "argument (jax.random.split / fold_in), not from a fixed key or a constant"
+                )
 
     def check_blocks(self) -> None:
         """A chain's bits inside a fixed-size vmapped block do not depend on the other chains in the block."""
         seeds = jnp.asarray(BLOCK_SEEDS, self.knobs["seed"].dtype)
         blocked = {name: jnp.broadcast_to(value, seeds.shape) for name, value in self.knobs.items()}
         blocked["seed"] = seeds
-        out = jax.jit(lambda k: jax.lax.map(jax.vmap(self._generation), k))(blocked)
+        out = self._jitted_blocks(blocked)
         first, second = (jax.tree.map(lambda x, b=b: x[b, 0], out) for b in range(2))
         if not _same_bits(first, second):
             raise _Failed(
                 "chain 0's fit or samples changed with the other chains in its vmapped block: compute each chain "
                 "from its own arguments only (no reductions over the chain axis, no host callbacks or state)"
             )
+
+    @functools.cached_property
+    def _jitted_blocks(self) -> Callable:
+        return jax.jit(lambda k: jax.lax.map(jax.vmap(self._generation), k))
 
     def check_masked_slots(self) -> None:
         """Zero-weight slots do not change a fit: zeros or junk there give bit-identical params, or (families that
@@ -299,46 +380,208 @@ class Kit:
             return "unavailable for this config: " + "; ".join(unavailable)
         return None if present else "no sample_truth / log_likelihood / is_good / detect_watermark / preference_reward"
 
+    def _close(self, a: Any, b: Any, rtol: float) -> str | None:
+        """None when every float leaf of a and b agrees within rtol x max(1, max |leaf of a|); else the first path."""
+        if jax.tree.structure(a) != jax.tree.structure(b):
+            return "the params' structure"
+        for path, x in jax.tree_util.tree_leaves_with_path(a):
+            x, y = np.asarray(x), np.asarray(b if not path else _at(b, path))
+            if x.shape != y.shape:
+                return jax.tree_util.keystr(path)
+            if not np.issubdtype(x.dtype, np.inexact):
+                if not np.array_equal(x, y):
+                    return jax.tree_util.keystr(path)
+                continue
+            scale = max(1.0, float(np.nanmax(np.abs(x)))) if x.size else 1.0
+            if not np.allclose(x, y, rtol=0.0, atol=rtol * scale, equal_nan=True):
+                return jax.tree_util.keystr(path)
+        return None
+
+    def _same_distribution(self, a: Any, b: Any, rtol: float) -> str | None:
+        """Params agree (see _close), or, for a family whose params hold its pool (KDE centres), the log-likelihood
+        of the real data under both agrees."""
+        where = self._close(a, b, rtol)
+        if where is None or not contract.supports(self.model, contract.LogLikelihood):
+            return where
+        data = self._fitted()[0]
+        score = self._jitted_log_likelihood
+        return self._close(score(a, data, self.knobs), score(b, data, self.knobs), rtol)
+
+    @functools.cached_property
+    def _jitted_log_likelihood(self) -> Callable:
+        return jax.jit(self.model.log_likelihood)
+
+    def check_fractional_weights(self) -> str | None:
+        """Weights are counts, fractions included: a point at weight 2 fits as the point twice, and a point split into
+        two halves of weight 0.5 fits as the point once (to float32 tolerance), in params or, for a family that keeps
+        its pool in its params, in log-likelihood. "draws" (SGD batches) agrees in law only; "mask" is refused by the
+        engine's fractional-weight features."""
+        weighting = contract.fit_weighting(self.model)
+        if weighting == "mask":
+            return "fit_weighting = 'mask': the engine refuses regime.real_weight and fractional detected_weight"
+        if weighting == "draws":
+            return "fit_weighting = 'draws': batches drawn with probability proportional to weight (counts in law only)"
+        data = self._fitted()[0]
+        fit = self._jitted[0]
+        n = _size(data)
+        ones, last = jnp.ones(n, jnp.float32), n - 1
+        # The last slot holds a copy of point 0: pools that count point 0 twice, once, or in fractions.
+        twice = jax.tree.map(lambda x: x.at[last].set(x[0]), data)
+        cases = (
+            ("a point at weight 2", ones.at[0].set(2.0).at[last].set(0.0), "the point twice at weight 1", ones),
+            ("a point in two halves of weight 0.5", ones.at[0].set(0.5).at[last].set(0.5), "the point once at "
+             "weight 1", ones.at[last].set(0.0)),
+        )  # fmt: skip
+        for case, weights, other, other_weights in cases:
+            where = self._same_distribution(fit(twice, weights, self.knobs), fit(twice, other_weights, self.knobs),
+                                            WEIGHT_RTOL)  # fmt: skip
+            if where is not None:
+                raise _Failed(
+                    f"the fit with {case} differs from the fit with {other} at {where}: weights are counts, read "
+                    "fractions too (sums of w * f(x), counts as sum(w)), never `weights > 0` as a mask, or declare "
+                    "fit_weighting = 'mask'"
+                )
+        return None
+
+    def check_statistical(self) -> str | None:
+        """fit reads its data; sample reads its params; a fit to many points sampled from a fit comes back close to it
+        (refit_tolerance; by default 6 standard errors of a unit-scale moment for families whose params are moments,
+        i.e. that have sufficient statistics; others are refitted only when they declare a tolerance)."""
+        model, knobs = self.model, self.knobs
+        if getattr(model, "population_fit", False):
+            return "population_fit: the fit targets the previous fit's distribution, not its data"
+        data, params, samples = self._fitted()
+        fit, sample = self._jitted
+        n = _size(data)
+        # Another pool of the same size: the generation's samples first, the real points after them.
+        other = jax.tree.map(lambda x, y: jnp.concatenate([y, x])[:n], data, samples)
+        ones = jnp.ones(n, jnp.float32)
+        if _same_bits(params, fit(other, ones, knobs)):
+            raise _Failed(
+                "fit gave the same params for two different pools: fit the points it is given (weighted by "
+                "`weights`), not a constant or fresh draws of the truth"
+            )
+        # Against the params before any fit (far from a fit, unlike a refit's): a family whose samples never read its
+        # params (an external labeller) declares sample_reads_params = False.
+        previous = jax.jit(model.init)(self._keys(knobs)[1], knobs)
+        if getattr(model, "sample_reads_params", True) and _same_bits(samples, sample(previous, knobs)):
+            raise _Failed(
+                "sample gave the same points for the fitted and the initial params (same key): draw from `params`"
+            )
+        default = contract.supports(model, contract.SufficientStatistics)
+        tolerance = getattr(
+            model, "refit_tolerance", REFIT_SIGMAS * np.sqrt(2.0 / (REFIT_FACTOR * n)) if default else None
+        )
+        if tolerance is None:
+            return None
+        many = REFIT_FACTOR * n
+        points = jax.jit(lambda p, k: model.sample(self._keys(k)[3], p, many, k))(params, knobs)
+        refit = jax.jit(self._fit)(points, jnp.ones(many, jnp.float32), knobs)
+        where = self._close(params, refit, float(tolerance))
+        if where is not None:
+            raise _Failed(
+                f"a fit to {many} points sampled from a fit is off at {where} by more than {tolerance:.3g} (relative): "
+                "sample must draw from the distribution the params describe (or declare refit_tolerance)"
+            )
+        return None
+
+    def check_process(self) -> str | None:
+        """Generation 0 recomputed in a fresh Python process gives the same bits (import-time randomness, a module
+        global set from the clock or np.random, makes a resume or another job's chains differ)."""
+        if not self.cross_process:
+            return "checked on the first group's first chain"
+        with tempfile.TemporaryDirectory() as folder:
+            out = os.path.join(folder, "generation0.npz")
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            done = subprocess.run(
+                [sys.executable, "-c", _CHILD, pickle.dumps(self.recipe).hex(), out],
+                capture_output=True, text=True, env=env, timeout=900,
+            )  # fmt: skip
+            if done.returncode != 0:
+                last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+                raise _Failed(f"generation 0 in a fresh process failed: {last}")
+            with np.load(out) as saved:
+                again = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        mine = _leaves(self._fitted()[1:])
+        if len(mine) != len(again) or not all(a.tobytes() == b.tobytes() for a, b in zip(mine, again)):
+            raise _Failed(
+                "generation 0 gave other bits in a fresh process: no randomness at import time or in module "
+                "globals (draw everything from the keys the engine passes)"
+            )
+        return None
+
     CHECKS: tuple[tuple[str, str], ...] = (
         ("deterministic", "check_deterministic"),
         ("key_dependent", "check_key_dependent"),
         ("vmap_blocks", "check_blocks"),
         ("masked_slots", "check_masked_slots"),
         ("metric_names", "check_metrics"),
+        ("fractional_weights", "check_fractional_weights"),
+        ("statistical_sanity", "check_statistical"),
+        ("fresh_process", "check_process"),
         ("sufficient_statistics", "check_statistics"),
         ("degenerate_data", "check_degenerate"),
         ("optional_hooks", "check_hooks"),
     )
 
-    def run(self) -> list[Check]:
-        """Every check; an exception inside a family's method is that check's FAIL."""
+    def run(self, names: tuple[str, ...] | None = None) -> list[Check]:
+        """Every check (or those named); an exception inside a family's method is that check's FAIL."""
         results = []
         for name, method in self.CHECKS:
+            if names is not None and name not in names:
+                continue
             try:
                 skipped = getattr(self, method)()
-                results.append(Check(name, "SKIP", skipped) if skipped else Check(name, "PASS"))
+                results.append(
+                    Check(name, "SKIP", skipped, self.where) if skipped else Check(name, "PASS", "", self.where)
+                )
             except _Failed as failure:
-                results.append(Check(name, "FAIL", str(failure)))
+                results.append(Check(name, "FAIL", str(failure), self.where))
             except Exception as error:  # the family raised: report it as this check's failure, in one line
                 first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                results.append(Check(name, "FAIL", f"{self.name} raised {type(error).__name__}: {first}"))
+                results.append(Check(name, "FAIL", f"{self.name} raised {type(error).__name__}: {first}", self.where))
         return results
 
 
-def kit_for_config(config: Any) -> Kit:
-    """The kit for the family of `config` (its first static group, its first chain's knobs, M samples)."""
+def kits_for_config(config: Any) -> list[Kit]:
+    """One kit per (static group, chain) checked: every group's first and last chain (their knobs differ in a sweep);
+    chains of a group share its compiled functions, and only the first kit runs the fresh-process check."""
     from collapse_jax.host import runner, sweep  # host modules; imported here so the kit module stays light
 
-    group = sweep.expand(config)[0]
-    knobs = {name: value[0] for name, value in runner.padded_knobs(group.knobs, 1).items()}
-    return Kit(group.model, knobs, int(group.config.samples_per_generation))
+    kits = []
+    for index, group in enumerate(sweep.expand(config)):
+        rows = runner.padded_knobs(group.knobs, 1)
+        chains = len(next(iter(rows.values())))
+        first = None
+        for chain in sorted({0, chains - 1}):
+            knobs = {name: value[chain] for name, value in rows.items()}
+            recipe = ("config", config, index, chain)
+            if first is None:
+                kit = first = Kit(group.model, knobs, int(group.config.samples_per_generation), recipe)
+            else:
+                kit = first.for_chain(knobs, recipe)
+            kit.cross_process = not kits
+            kit.where = f"group {index}, chain {chain}"
+            kits.append(kit)
+    return kits
+
+
+def kit_from_recipe(recipe: tuple) -> Kit:
+    """Rebuild a kit from its recipe (in a fresh process: check_process)."""
+    if recipe[0] == "model":
+        _, model, knobs, num_samples = recipe
+        return Kit(model, knobs, num_samples)
+    _, config, index, chain = recipe
+    return next(kit for kit in kits_for_config(config) if kit.where == f"group {index}, chain {chain}")
 
 
 def check_config(config: Any, write: Callable[[str], Any] = print) -> list[Check]:
-    """Run every check on the family of `config`, writing one line per check."""
-    results = kit_for_config(config).run()
-    for result in results:
-        write(result.line())
+    """Run every check on the family of `config`, for every knob group (first and last chain), one line per check."""
+    results = []
+    for kit in kits_for_config(config):
+        for result in kit.run():
+            write(result.line())
+            results.append(result)
     return results
 
 

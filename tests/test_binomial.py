@@ -88,7 +88,8 @@ def test_draws_depend_on_the_chain_key_only_not_on_the_batch_or_its_fallback_buf
     np.testing.assert_array_equal(many[:, 0], 0.0)
 
 
-@pytest.mark.slow  # two compiles, ~45 s on the loaded 2-core machine
+@pytest.mark.production_bits  # two buffer cascades
+# two compiles, ~45 s on the loaded 2-core machine
 def test_the_fallback_gives_the_same_draws_whatever_buffers_the_lanes_go_through(monkeypatch):
     """One looping buffer of 32 lanes (of 1536; ~200 BTRS lanes are unsettled after the first round, so it is refilled
     ~7 times) must settle every lane with the same draws as the default cascade of buffers: each lane's k-th fallback
@@ -101,6 +102,7 @@ def test_the_fallback_gives_the_same_draws_whatever_buffers_the_lanes_go_through
     np.testing.assert_array_equal(_draws(keys, counts, probabilities), default)
 
 
+@pytest.mark.production_bits  # unrolled generator vs the primitive
 def test_lane_uniforms_are_jax_threefry_2x32_of_the_lane_and_round_counter():
     """The unrolled generator is Threefry-2x32-20 itself: the same words as JAX's threefry_2x32 primitive for the
     counter pair (lane, round) under the key's two words, as float32 uniforms from their top 23 bits."""

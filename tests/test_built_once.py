@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from conftest import resumes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 COUNTING_CONFIG = """
@@ -79,5 +81,6 @@ def test_a_run_loads_the_config_once_and_builds_each_static_group_once_also_when
     # Resume extending the horizon 2 -> 3: the 2 groups at the new horizon, plus one build per group at the saved
     # horizon to read its checkpoint (a family may size state buffers by num_generations, as the KDE does).
     assert _run_counting(tmp_path, workdir, 3) == {"get_config": 1, "make_model": 4}
+    assert resumes(workdir) == [{"group": g, "from_generation": 2, "to_generation": 3} for g in (0, 1)]
     # Resume with the same settings (nothing left to run): the checkpoint's horizon is the run's, nothing is rebuilt.
     assert _run_counting(tmp_path, workdir, 3) == {"get_config": 1, "make_model": 2}

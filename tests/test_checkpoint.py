@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import assert_resumed
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
@@ -21,6 +22,7 @@ def assert_same_metrics(a, b):
         np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
 
 
+@pytest.mark.production_bits  # chunks of 3 vs 2 generations
 def test_resume_is_bit_identical_to_an_uninterrupted_run(gaussian_config, tmp_path):
     straight = runner.run(gaussian_config, str(tmp_path / "straight"))
     part = runner.as_config({"num_generations": 3}, gaussian_config)
@@ -43,6 +45,7 @@ def test_resume_of_a_raw_accumulating_pool_matches_the_in_memory_run(gaussian_co
     runner.run(runner.as_config({"num_generations": 2}, config), str(tmp_path / "w"))
     # The pool buffer grows when num_generations is extended; the drawn subsamples must be unchanged.
     resumed = runner.run(config, str(tmp_path / "w"))
+    assert_resumed(str(tmp_path / "w"), 2, 6)
     assert_same_metrics(runner.simulate(config), resumed)
 
 
@@ -61,7 +64,7 @@ def test_resume_with_a_changed_config_is_refused_and_leaves_results_untouched(ga
     assert before == {n: os.path.getmtime(os.path.join(workdir, n)) for n in before}
 
 
-def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(gaussian_config, tmp_path, caplog):
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(gaussian_config, tmp_path):
     workdir = str(tmp_path / "w")
     straight = runner.run(gaussian_config, workdir)
     latest = os.path.join(workdir, "checkpoints", "group_000", "6")
@@ -70,6 +73,8 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(gaussian_con
             with open(os.path.join(root, name), "wb") as handle:
                 handle.write(b"garbage")
     resumed = runner.run(gaussian_config, workdir)
+    # From the checkpoint before the corrupt one (saved at chunk ends: 3 generations a chunk), recomputing 4..6 only.
+    assert_resumed(workdir, 3, 6)
     assert_same_metrics(straight, resumed)
     assert os.path.isdir(os.path.join(workdir, "checkpoints", "corrupt_group_000_6"))  # kept aside, not deleted
 
@@ -104,12 +109,20 @@ def _cli_command(workdir: str) -> list[str]:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _checkpoints(workdir: str) -> list[int]:
+    """The committed checkpoints' generations (Orbax renames a finished save to its generation's number)."""
+    folder = os.path.join(workdir, "checkpoints", "group_000")
+    return sorted(int(name) for name in os.listdir(folder) if name.isdigit()) if os.path.isdir(folder) else []
+
+
 def _start_and_signal(workdir: str, signum: int) -> int:
-    """Start the CLI run, send `signum` once it has written a few checkpoints, return its exit status."""
+    """Start the CLI run, send `signum` once a checkpoint past generation 0 is committed, return its exit status."""
     process = subprocess.Popen(_cli_command(workdir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = os.path.join(workdir, "checkpoints", "group_000")
-    deadline = time.time() + 120
-    while time.time() < deadline and not (os.path.isdir(checkpoints) and len(os.listdir(checkpoints)) >= 3):
+    deadline = time.time() + 240
+    while max(_checkpoints(workdir), default=0) < 2:
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            pytest.fail(f"no checkpoint past generation 1 before the signal (exit {process.wait()})")
         time.sleep(0.05)
     process.send_signal(signum)
     return process.wait()
@@ -117,12 +130,13 @@ def _start_and_signal(workdir: str, signum: int) -> int:
 
 def test_kill_minus_9_mid_run_then_rerun_resumes_to_the_same_results(gaussian_config, tmp_path):
     workdir = str(tmp_path / "w")
-    _start_and_signal(workdir, signal.SIGKILL)
-    command = _cli_command(workdir)
-    repo = REPO
+    assert _start_and_signal(workdir, signal.SIGKILL) == -signal.SIGKILL
     partial = results.load(workdir)
     assert np.isnan(partial.metrics["trace_ratio"][:, -1]).all()  # killed before the end
-    subprocess.run(command, cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    latest = _checkpoints(workdir)[-1]
+    command = _cli_command(workdir)
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert_resumed(workdir, latest, 100)  # from the newest committed checkpoint, not from generation 0
     config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
     assert_same_metrics(runner.simulate(config), results.load(workdir))
 
@@ -136,6 +150,7 @@ def test_sigterm_checkpoints_exits_for_requeue_and_resumes_bit_identically(gauss
     # The stop checkpointed exactly the generations it reported, so nothing is recomputed differently on resume.
     assert str(finished) in os.listdir(os.path.join(workdir, "checkpoints", "group_000"))
     subprocess.run(_cli_command(workdir), cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=300)
+    assert_resumed(workdir, int(finished), 100)
     config = runner.as_config({"num_generations": 100, "chunk_generations": 50}, gaussian_config)
     assert_same_metrics(runner.simulate(config), results.load(workdir))
 

@@ -77,7 +77,7 @@ def test_selection_toward_the_truths_mean_shrinks_the_variance_by_the_central_tr
     np.testing.assert_allclose(results.metrics["synthetic_share"][:, 1:], 1.0)  # 400 kept of 800 fill M
 
 
-@pytest.mark.slow  # four compiles: ~25 s each on the shared 2-core CPU
+# four compiles: ~25 s each on the shared 2-core CPU
 @pytest.mark.parametrize("regime", ["replace", "accumulate", "accumulate_subsample", "fresh"])
 def test_selection_runs_under_every_regime_and_an_offset_target_pulls_the_mean(gaussian_config, regime):
     """A target 3 s off the truth in every coordinate: the kept half of the candidates lies on its side, so the
@@ -254,6 +254,7 @@ def test_full_correction_turns_a_wrong_models_draws_into_draws_from_the_truth():
     assert abs(np.corrcoef(moved.T)[0, 1]) < 4 / math.sqrt(n)
 
 
+@pytest.mark.production_bits  # two programs: with and without the stage
 def test_self_correction_at_gamma_zero_is_bit_identical_to_no_curation(gaussian_config):
     """gamma = 0 moves nothing (x + 0 (T(x) - x) = x bit for bit) and keeps every candidate, so the batch, the fits
     and every model metric equal curation none's bits; only the bookkeeping metrics (kept fraction 1, synthetic

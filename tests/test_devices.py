@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import assert_resumed, resumes
 
 from collapse_jax.host import runner
 
@@ -49,8 +50,10 @@ def test_a_run_saved_on_8_devices_resumes_on_1_and_back(one_device, tmp_path):
     workdir = str(tmp_path / "w")
     finish(worker("--devices=8", "--generations=2", f"--workdir={workdir}"))
     runner.run(small_config(4), workdir)  # 8 -> 1 device
+    assert_resumed(workdir, 2, 4)
     out = str(tmp_path / "m.npz")
     finish(worker("--devices=8", "--generations=6", f"--workdir={workdir}", f"--out={out}"))  # 1 -> 8
+    assert resumes(workdir)[-1] == {"group": 0, "from_generation": 4, "to_generation": 6}
     assert_metrics_equal(out, one_device)
 
 
@@ -74,4 +77,5 @@ def test_two_processes_with_jax_distributed_match_one_process(one_device, tmp_pa
     assert_metrics_equal(out, one_device)
     # The 2-process checkpoint restores in one process: extending the run resumes from it.
     extended = runner.run(small_config(8), workdir)
+    assert_resumed(workdir, 6, 8)
     np.testing.assert_array_equal(extended.metrics["trace_ratio"][:, :7], one_device.metrics["trace_ratio"])

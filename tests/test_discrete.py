@@ -238,6 +238,7 @@ def test_heterozygosity_decays_exactly_under_replace_and_accumulate():
     assert expected["accumulate"][-1] > 0.92 * h0 > 2 * expected["replace"][-1]
 
 
+@pytest.mark.production_bits  # statistics vs raw pool
 def test_accumulate_statistics_path_matches_the_raw_pool_bit_for_bit():
     """Counts are exact integers in float32, so O(K) statistics and the raw pool give identical chains."""
     overrides = {
@@ -315,7 +316,7 @@ def test_add_alpha_population_fits_drift_to_uniform_as_rho_to_the_n():
         np.testing.assert_allclose(fits[n], uniform + rho**n * (first - uniform), rtol=2e-6)
 
 
-@pytest.mark.slow  # an engine run: ~30 s of compiles on a loaded 2-core CPU
+# an engine run: ~30 s of compiles on a loaded 2-core CPU
 def test_population_fit_runs_in_the_engine_and_merged_bins_keep_their_first_kl():
     overrides = {
         "seeds": 2,

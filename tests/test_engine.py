@@ -2,11 +2,13 @@
 
 import jax
 import numpy as np
+import pytest
 
 from collapse_jax.core import engine
 from collapse_jax.host import devices, runner, sweep
 
 
+@pytest.mark.production_bits  # 4 vs 64 chains per block
 def test_chain_results_are_bit_identical_with_4_or_64_chains_beside_it(gaussian_config):
     # Fixed-size chain blocks: a chain's bits must not depend on how many chains run (padding, block count).
     small = runner.simulate(runner.as_config({"seeds": 4}, gaussian_config))
@@ -87,6 +89,7 @@ def test_auto_chain_block_splits_each_device_into_the_fewest_equal_blocks_within
     assert devices.resolve_chain_block(64, 10_000, 1, 1_600, 1) == 64  # an integer is kept as it is
 
 
+@pytest.mark.production_bits  # auto vs integer block
 def test_auto_chain_block_gives_the_gaussian_config_one_block_and_the_bits_of_that_integer_block(gaussian_config):
     config = runner.as_config({"chain_block": "auto", "seeds": 24}, gaussian_config)
     engine_auto = runner.build_engine(sweep.expand(config)[0])

@@ -121,7 +121,6 @@ def test_accumulate_does_not_collapse_and_statistics_match_the_raw_pool(gaussian
     np.testing.assert_allclose(raw, statistics[:24], rtol=2e-4)
 
 
-@pytest.mark.slow
 def test_collapse_or_thrive_sweep_medians(gaussian_config):
     # SCIENCE.md (Kazdan et al. sweep, MLE, d=1): M=100, n=100 trace-ratio median 0.141 replace vs 0.975 accumulate.
     r = run(

@@ -216,7 +216,6 @@ def test_population_fit_implies_the_statistics_path(gaussian_config):
         np.testing.assert_array_equal(implied.metrics[name], values, err_msg=name)
 
 
-@pytest.mark.slow
 def test_all_three_sources_collapse_the_variance_faster_than_any_one_alone():
     """Measured, not a closed form (notes/error_sources.md): the shipped 2 x 2 x 2 config, 200 chains per combination,
     100 generations. Every combination shares its seeds, so the statistical noise is common to the panels and the

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import resumes
 
 from collapse_jax.analysis import aggregate, results, sweep_report
 from collapse_jax.host import runner
@@ -138,9 +139,10 @@ def test_local_backend_runs_shards_that_aggregate_to_the_single_job_run(tmp_path
 
 
 def _wait_for_checkpoints(workdir: str, count: int, process: subprocess.Popen) -> None:
+    """Wait until `count` checkpoints are committed (Orbax renames a finished save to its generation's number)."""
     checkpoints = os.path.join(workdir, "checkpoints", "group_000")
-    deadline = time.time() + 120
-    while not (os.path.isdir(checkpoints) and len(os.listdir(checkpoints)) >= count):
+    deadline = time.time() + 240
+    while not (os.path.isdir(checkpoints) and sum(name.isdigit() for name in os.listdir(checkpoints)) >= count):
         assert time.time() < deadline and process.poll() is None, "the shard never checkpointed"
         time.sleep(0.05)
 
@@ -175,6 +177,9 @@ def test_sigterm_to_a_local_shard_restarts_it_and_the_results_are_bit_identical(
         [aggregate.Source("sweep", os.path.join(root, f"shard_{i:03d}")) for i in (0, 1)]
     )
     np.testing.assert_array_equal(merged.chain_ids, np.arange(8))
+    # The restarted shard continued from the checkpoint its SIGTERM wrote (past the 3 awaited), not from generation 0.
+    ((resume,),) = [resumes(shard)]
+    assert resume["from_generation"] >= 2 and resume["to_generation"] == LONG["num_generations"], resume
     for name, values in long_single_job.metrics.items():
         np.testing.assert_array_equal(merged.metrics[name], values, err_msg=name)
 
@@ -201,6 +206,8 @@ def test_array_script_forwards_usr1_exits_75_and_requeues_then_resumes_bit_ident
     # The requeued task reruns the same script: it resumes and finishes without another requeue.
     subprocess.run(["bash", path], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert open(tmp_path / "scontrol_calls").read() == "requeue 4242_0\n"
+    ((resume,),) = [resumes(shard_list[0].workdir)]
+    assert resume["from_generation"] >= 2 and resume["to_generation"] == LONG["num_generations"], resume
     resumed = results.load(shard_list[0].workdir)
     for name, values in long_single_job.metrics.items():
         np.testing.assert_array_equal(resumed.metrics[name], values, err_msg=name)

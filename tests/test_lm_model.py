@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_resumed
 
 from collapse_jax.analysis.lm_report import histogram_edges, write_lm_report
 from collapse_jax.host import runner, sweep
@@ -114,6 +115,7 @@ def test_engine_run_resumed_with_more_generations_is_bit_identical(lm_config, tm
     assert np.isfinite(straight.metrics["ppl_real_test"]).all()
     runner.run(runner.as_config({"num_generations": 1}, config), str(tmp_path / "resumed"))
     resumed = runner.run(config, str(tmp_path / "resumed"))
+    assert_resumed(str(tmp_path / "resumed"), 1, 2)
     for name in straight.metrics:
         np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
     for generation in range(3):

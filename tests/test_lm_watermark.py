@@ -235,7 +235,6 @@ def test_lm_is_good_keeps_the_base_models_high_density_region_of_real_text(lm_co
         make_model(runner.as_config({"curation.good_region_mass": 1.5}, config))
 
 
-@pytest.mark.slow
 def test_engine_watermark_filter_drops_exactly_what_the_lm_detector_flags(lm_config, tmp_path):  # noqa: F811
     # Generation g's filter scores generation g - 1's samples with the threshold that generation's evaluate used, so
     # its detected_synthetic_rate equals the previous watermark_detect_rate_synthetic, and the kept share is the rest.

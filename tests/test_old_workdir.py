@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 from compile_setting import production_env
+from conftest import assert_resumed
 
 from collapse_jax.analysis import results
 
@@ -40,6 +41,7 @@ def test_a_workdir_from_the_flat_layout_resumes_to_the_bits_of_a_fresh_run(tmp_p
     log = _main(old)
     # Both groups continue from the old checkpoint (a silent fresh start would also match the bits).
     assert log.count("resumed from the checkpoint at generation 6") == 2, log[-2000:]
+    assert_resumed(old, 6, 8, groups=2)
     _main(str(tmp_path / "fresh"))
     resumed, fresh = results.load(old), results.load(str(tmp_path / "fresh"))
     assert resumed.metrics.keys() == fresh.metrics.keys()

@@ -87,7 +87,6 @@ def test_kth_fit_is_nonzero_with_probability_one_minus_exp_minus_m_lambda_g_k(ru
     assert_survival_law(runs_m10[sampling], 10)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["points", "statistics"])
 def test_survival_law_at_fifty_samples_per_generation(sampling):
     """The same law at M = 50 (M lambda_0 = 1, 5, 25): survival stays near 1 for ~M lambda_0 generations."""
@@ -126,7 +125,6 @@ def test_rate_zero_is_absorbing_in_both_modes(runs_m10):
         assert 0 < survived[:, -1].mean() < survived[:, 0].mean() < 1  # chains die during the run: the case is seen
 
 
-@pytest.mark.slow
 def test_accumulate_never_forgets():
     """Accumulate keeps the real data in its O(1) statistics pool, so a chain whose first fit is non-zero stays
     non-zero for ever, and one whose real set was all zeros stays at 0 (statistics mode)."""

@@ -117,7 +117,6 @@ def test_stationary_variance_of_the_weighted_mean_follows_the_golden_ratio_law(g
     assert abs(_law(0.618) - 0.618) < 1e-3  # the closed form's minimum value is 1/phi
 
 
-@pytest.mark.slow
 def test_golden_ratio_law_over_a_fine_grid_of_w(gaussian_config):
     """The law of the test above at seven w over 3500 draws each (rel. SE 2.4%, tolerance 4.5 SE = 11%), and the
     measured argmin of the grid is 0.618 or a neighbour whose law value is within 8% of the minimum."""

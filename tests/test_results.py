@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import assert_resumed
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
@@ -45,6 +46,7 @@ def test_a_run_from_before_append_only_metrics_resumes_and_its_npz_becomes_metri
     shutil.rmtree(metric_log.directory(workdir, 0))
     write_old_format(workdir, runner.as_config({"num_generations": 3}, gaussian_config), part)
     resumed = runner.run(gaussian_config, workdir)
+    assert_resumed(workdir, 3, gaussian_config.num_generations)
     assert_same_metrics(runner.simulate(gaussian_config), resumed)
     assert not os.path.exists(workdir_io.metrics_path(workdir, 0))
 

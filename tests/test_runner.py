@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import assert_resumed
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
@@ -61,6 +62,7 @@ def test_absorption_and_failure_generations_are_exact_whatever_record_every(tmp_
     # Stopped at 20 then extended (events past the checkpoint are dropped and found again on resume).
     runner.run(runner.as_config({"num_generations": 20}, sparse_config), workdir)
     sparse = runner.run(sparse_config, workdir)
+    assert_resumed(workdir, 20, 40)
     np.testing.assert_array_equal(sparse.generations, [0, 10, 20, 30, 40])
     for name in ("absorbed", "failed"):
         np.testing.assert_array_equal(sparse.event_generation[name], every.event_generation[name], err_msg=name)
@@ -131,4 +133,6 @@ def test_a_full_disk_is_one_line_leaves_no_temporary_file_and_resumes_bit_identi
     assert os.path.getsize(os.path.join(folder, "trace_ratio.f32")) == 3 * 8 * 4
     # Space freed: the same config resumes (the command line made the swept fields 1-tuples).
     config = runner.as_config({**flags, "regime.name": ("replace",), "regime.real_fraction": (0.0,)}, gaussian_config)
-    assert_same_metrics(runner.simulate(config), runner.run(config, workdir))
+    resumed = runner.run(config, workdir)
+    assert_resumed(workdir, 2, 6)
+    assert_same_metrics(runner.simulate(config), resumed)

@@ -108,7 +108,6 @@ def _select(regime, rho):
     return lambda r: (r.knobs["regime"] == regime) & np.isclose(r.knobs["real_fraction"], rho)
 
 
-@pytest.mark.slow
 def test_gaussian_drawn_statistics_match_drawn_points_in_distribution_for_every_regime_and_real_fraction(gaussian_runs):
     """Fresh (= replace at rho 0), accumulate (statistics pool), rho in {0, 0.1, 0.95}: same law after 1, 4, 12 fits."""
     labels = [_select(regime, rho) for regime in ("fresh", "accumulate") for rho in REAL_FRACTIONS]
@@ -144,7 +143,6 @@ def test_discrete_statistics_mode_keeps_heterozygosity_decay_one_minus_one_over_
     assert np.all(np.abs(residual.mean(axis=0)[1:]) <= tolerance), (residual.mean(axis=0), tolerance)
 
 
-@pytest.mark.slow
 def test_statistics_mode_chain_bits_do_not_depend_on_chain_count_or_chunk_length(discrete_runs):
     """The drawn statistics come from the chain's generation key: 8 chains in chunks of 5 equal the first 8 of 2000
     (same chain_block: XLA may vectorize another block size differently, see Engine._blocked)."""

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import assert_resumed
 from sklearn.neighbors import NearestNeighbors
 
 from collapse_jax.analysis import image_grids, results
@@ -223,7 +224,7 @@ def test_fine_tuning_starts_from_the_previous_generation(data_dir):
     assert max(jax.tree.leaves(gap)) < 1e-5
 
 
-@pytest.mark.slow  # ~20 s of training on a loaded 2-core CPU
+# ~20 s of training on a loaded 2-core CPU
 def test_trained_vae_beats_the_independent_pixel_baseline_on_real_test_elbo(data_dir):
     # The best z-free Bernoulli model (pixel means of the training set, KL = 0) is a lower bar any fitted VAE clears.
     # The net sizes the margins below were measured with (the fast tests' one-layer nets are smaller).
@@ -324,6 +325,7 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
     shutil.rmtree(tmp_path / "killed" / "checkpoints" / "group_000" / "2")
     os.remove(tmp_path / "killed" / "artifacts" / "group_000" / "generation_000002.npz")
     resumed = runner.run(config, str(tmp_path / "killed"))
+    assert_resumed(str(tmp_path / "killed"), 1, 2)
     for name in straight.metrics:
         np.testing.assert_array_equal(straight.metrics[name], resumed.metrics[name], err_msg=name)
     assert results.load(str(tmp_path / "killed")).metrics["elbo_real_test"].shape == (2, 3)
@@ -337,7 +339,7 @@ def test_engine_runs_vae_chains_and_a_killed_run_resumes_bit_identically(data_di
         assert [os.path.basename(p) for p in grids] == [f"{name}_group_0.png"]  # one knob group: replace, rho = 0
 
 
-@pytest.mark.slow  # ~3 min on a loaded 2-core CPU (6 generations x 2 regimes x 4 chains of the shipped config)
+# ~3 min on a loaded 2-core CPU (6 generations x 2 regimes x 4 chains of the shipped config)
 def test_latent_spread_falls_under_replace_and_stays_near_generation_zero_under_accumulate(data_dir):
     # Shumailov et al. 2024 (VAE): the gen-0 encoder's latent std of generated images shrinks generation by generation
     # when each generation trains only on the previous one's samples; Gerstgrasser et al. 2024: accumulating the data

@@ -137,6 +137,7 @@ def test_lower_bound_grows_like_m_over_k_to_the_one_over_beta():
         assert abs(lower - (math.gamma(1 - 1 / beta) * scale ** (1 / beta) - shift)) <= 1.5, (samples, fit, lower)
 
 
+@pytest.mark.production_bits  # with and without the knob
 def test_zipf_shift_zero_and_unset_give_the_same_bits():
     """q = 0 (a knob) and no zipf_shift (no knob: the plain Zipf code path) give identical chains."""
     overrides = {

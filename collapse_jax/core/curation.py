@@ -441,6 +441,13 @@ def make_curation(config: Any, model: Any) -> Curation:
         return Curation()
     name = block.name
     operator = CURATION_OPERATORS[name]
+    detected = block.get("detected_weight")
+    fractional = [w for w in (detected if isinstance(detected, (list, tuple)) else [detected]) if w is not None]
+    if any(0 < float(w) < 1 for w in fractional) and contract.fit_weighting(model) == "mask":
+        raise ValueError(
+            f"config.curation.detected_weight: {detected}; this family's fit reads weights only as in or out of the "
+            "pool (fit_weighting = 'mask'), so allowed are 0 and 1"
+        )
     if operator.needs and not contract.supports(model, operator.needs[0]):
         hook = operator.needs[1]
         raise ValueError(f"config.curation.name: {name!r} needs a model with `{hook}`; {config.model.name!r} has none")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.core import streams, supply
-from collapse_jax.models import base
+from collapse_jax.models import base, contract
 
 
 def _concatenate(a: Any, b: Any) -> Any:
@@ -306,6 +306,11 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
         capacity = model.real_data_size + config.num_generations * batch_size
     schedule = config.regime.get("real_fraction_schedule", "constant")
     real_weighted = config.regime.get("real_weight") is not None
+    if real_weighted and contract.fit_weighting(model) == "mask":
+        raise ValueError(
+            "config.regime.real_weight: this family's fit reads weights only as in or out of the pool "
+            "(fit_weighting = 'mask'), so fractional weights would be silently ignored; drop real_weight"
+        )
     if real_weighted and config.model.get("sampling", "points") == "statistics":
         raise ValueError(
             "config.regime.real_weight: weights points, and model.sampling = 'statistics' draws no synthetic points; "

@@ -192,6 +192,40 @@ class EvaluateUsesSamples(Protocol):
     evaluate_uses_samples: bool
 
 
+class FitWeighting(Protocol):
+    """Optional flag: how `fit` reads its weights. "counts" (the default) weighs a point w as w copies of it, fractional
+    w included; "draws" draws training points with probability proportional to weight (SGD batches), equal to counts in
+    distribution only; "mask" reads a weight only as in or out of the pool, so the engine refuses the features that give
+    points fractional weights (config.regime.real_weight, config.curation.detected_weight strictly between 0 and 1)."""
+
+    fit_weighting: str
+
+
+class RefitTolerance(Protocol):
+    """Optional: the conformance kit's tolerance for sample-then-refit (relative to each param's scale), or None when
+    params are not identifiable from samples (label-switching mixtures, neural networks)."""
+
+    refit_tolerance: float | None
+
+
+class SampleReadsParams(Protocol):
+    """Optional flag: False when `sample` legitimately ignores the params (an external labeller relabels truth draws);
+    the conformance kit then does not require samples to change with the params."""
+
+    sample_reads_params: bool
+
+
+FIT_WEIGHTINGS = ("counts", "draws", "mask")
+
+
+def fit_weighting(family: Any) -> str:
+    """The FitWeighting flag ("counts" when the family does not declare it)."""
+    value = family.fit_weighting if supports(family, FitWeighting) else "counts"
+    if value not in FIT_WEIGHTINGS:
+        raise ValueError(f"{type(family).__name__}.fit_weighting: {value!r}; allowed are {FIT_WEIGHTINGS}")
+    return value
+
+
 class EventMetrics(Protocol):
     """Optional: 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is."""
 

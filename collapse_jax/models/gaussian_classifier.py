@@ -93,6 +93,15 @@ class GaussianClassifierModel:
         """mu = (signal, 0, ..., 0)."""
         return jnp.zeros((self.dim,), jnp.float32).at[0].set(self.signal)
 
+    # contract.RefitTolerance: sample flips each label w.p. generator_error by design, so a refit on its samples shrinks
+    # the centroid by 1 - 2p rather than returning the fit; the conformance kit skips sample-then-refit.
+    refit_tolerance = None
+
+    @property
+    def sample_reads_params(self) -> bool:
+        """contract.SampleReadsParams: the noisy-truth labeller relabels truth draws without the fit."""
+        return self.labeller == "current_model"
+
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: Knobs) -> PyTree:
         """Correctly labelled draws from the truth: y ~ uniform{-1, +1}, x = y mu + z."""
         label_key, noise_key = jax.random.split(key)

@@ -51,6 +51,9 @@ STATISTICS = ("distinct_1", "distinct_2", "repetition_rate", "vocab_used", "rare
 class LanguageModel:
     """Static settings; params are {'weights', 'gen0' (scores generated text), 'fits', 'train_loss'[, 'initial']}."""
 
+    # contract.FitWeighting: each SGD step draws its batch with probability proportional to weight.
+    fit_weighting = "draws"
+
     # Tuple values of these fields compile one group each (the capacity and from-scratch error-source switches).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.num_layers", "model.start_from")
     # Error-source switches by budget (no truth outside the family, no exact fit): the smaller value swept turns the

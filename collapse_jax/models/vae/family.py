@@ -51,6 +51,9 @@ def _where(condition: jax.Array, a: Any, b: Any) -> Any:
 class VAEModel:
     """Static settings and the real images (closed-over constants shared by all chains); methods are pure."""
 
+    # contract.FitWeighting: each SGD step draws its batch with probability proportional to weight.
+    fit_weighting = "draws"
+
     # Tuple values of these fields compile one group each; the knobs sweep inside one compile. latent_dim is the
     # capacity switch of the error-source sweeps (experiments/configs/error_sources_vae.py).
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.train_from", "model.sample_mode", "model.latent_dim")
