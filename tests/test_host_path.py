@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from collapse_jax.analysis import results
 from collapse_jax.host import devices, runner, sweep
 from collapse_jax.store.writer import OrderedWriter
 
@@ -101,3 +102,20 @@ def test_a_family_s_working_bytes_join_the_chain_s_auto_block_budget(gaussian_co
     assert trained.bytes_per_chain(one_chain) == engine.bytes_per_chain(one_chain) + 1_000_000
     # 8 MiB of CPU block budget at ~1 MB per chain: blocks of 8 chains at most (ceil(8 / 1) = 8 per block here).
     assert devices.resolve_chain_block("auto", 100, 1, trained.bytes_per_chain(one_chain), 8 << 20) == 8
+
+
+@pytest.mark.parametrize("chains", [1, 2, 3, 10, 101, 1000])
+def test_summary_quantiles_have_the_bits_of_nanquantile(chains):
+    # Ties (rounded values), a constant column, a column with some NaN and an all-NaN column beside plain ones.
+    rng = np.random.default_rng(chains)
+    values = rng.standard_normal((chains, 9)).astype(np.float32)
+    values[:, 1] = np.round(values[:, 1])
+    values[:, 2] = 3.0
+    values[0, 3] = np.nan
+    values[:, 4] = np.nan
+    quantiles = (0.0, 0.1, 0.25, 0.5, 0.9, 1.0)
+    expected = np.nanquantile(values, quantiles, axis=0)  # warns on the all-NaN column
+    np.testing.assert_array_equal(results.quantiles_over_chains(values, quantiles), expected)
+    clean = np.delete(values, [3, 4], axis=1).T.copy()
+    clean.sort(axis=1)
+    np.testing.assert_array_equal(results.sorted_quantiles(clean, quantiles), np.quantile(clean, quantiles, axis=1))

@@ -55,7 +55,8 @@ def preemption_handlers() -> Iterator[None]:
 
 
 def build_engine(group: sweep.Group) -> Engine:
-    """The group's engine: the family, regime and curation stage sweep.expand built, with its chain block resolved."""
+    """The group's engine: the family, regime and curation stage sweep.expand built, with its chain block and chunk
+    length resolved."""
     config = group.config
     engine = Engine(
         model=group.model,
