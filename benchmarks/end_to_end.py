@@ -1,13 +1,14 @@
 """End to end: marginal time per generation of `python -m experiments.main` on the shipped Gaussian config.
 
 python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=2 --quick --noplots]
-Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk 10,
+Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk "auto",
 chain_block "auto", checkpoints every 10); the default plots and report.md are on, as a user runs it (--noplots: the
 generations alone). Marginal = (wall(long) - wall(short)) / (long - short), which cancels start-up and compile, not
 the report's share that grows with generations. Measured in the same process, in turn: the hand-fused step
 (benchmarks/references.py; with the engine's unrolled generator and with jax.random.normal), vectorized float32 numpy
 and a per-chain numpy loop (benchmarks/gaussian_engine.py).
-Targets: <= 1.5x the fused step, >= 1.2x faster than vectorized numpy, >= 15x faster than the per-chain loop.
+Targets: <= 1.2x the faster of the two fused steps, >= 1.2x faster than vectorized numpy, >= 15x faster than the
+per-chain loop.
 """
 
 from __future__ import annotations
@@ -103,7 +104,6 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int, 
             marginal * 1e3,
             "ms/generation",
             marginal / best["fused"],
-            1.5,
             fused_ms=best["fused"] * 1e3,
         ),  # fmt: skip
         row(
@@ -111,8 +111,15 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int, 
             marginal * 1e3,
             "ms/generation",
             marginal / best["fused_jax"],
-            1.5,
             fused_ms=best["fused_jax"] * 1e3,
+        ),  # fmt: skip
+        row(
+            "end to end / the faster fused step",
+            marginal * 1e3,
+            "ms/generation",
+            marginal / min(best["fused"], best["fused_jax"]),
+            1.2,
+            fused_ms=min(best["fused"], best["fused_jax"]) * 1e3,
         ),  # fmt: skip
         row(
             "vectorized numpy / end to end",

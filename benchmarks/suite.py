@@ -39,9 +39,17 @@ SIZES = {
     # chain counts and timed generations of the chain-scaling sweep (Gaussian, one device)
     "scaling": {
         "cpu_quick": ([256, 4_096], 10),
-        "cpu": ([1_024, 16_384, 65_536], 20),
+        # 10^6 chains take ~1 s a generation on the 2-core CPU: the CPU sweep stops at 10^5.
+        "cpu": ([10_000, 100_000], 20),
         "accelerator_quick": ([10_000, 100_000, 1_000_000], 10),
         "accelerator": ([10_000, 100_000, 1_000_000], 20),
+    },
+    # (chains, generations) of the host-share profile (runner.run beside its bare compiled chunk)
+    "host": {
+        "cpu_quick": (10_000, 100),
+        "cpu": (10_000, 200),
+        "accelerator_quick": (100_000, 100),
+        "accelerator": (1_000_000, 50),
     },
     # gmm_vs_sklearn (chains, EM iterations, sklearn fits)
     "sklearn": {
@@ -112,13 +120,27 @@ def scaling_rows(counts: list[int], generations: int) -> list[dict]:
     """Gaussian chain-generations/s at each chain count on one device (benchmarks/chain_scaling.measure)."""
     from benchmarks import chain_scaling
 
-    rows = []
+    rows, rates = [], []
     for chains in counts:
         result = chain_scaling.measure("gaussian", chains, generations, max_block=4_096)
+        rates.append(result["chain_generations_per_s"])
         rows.append(row(f"chain scaling gaussian {chains} chains (block {result['block']})",
                         result["chain_generations_per_s"], "chain-gens/s",
                         compile_and_first_chunk_s=result["compile_and_first_chunk_s"]))  # fmt: skip
+    # The per-chain rate should stay flat: the largest count's rate against the smallest's (target >= 0.9).
+    rows.append(row(f"chain scaling {counts[-1]} / {counts[0]} chains, per-chain rate", rates[-1], "chain-gens/s",
+                    rates[-1] / rates[0], 0.9, at_most=False))  # fmt: skip
     return rows
+
+
+def host_rows(chains: int, generations: int) -> list[dict]:
+    """The share of a run's chunk spent beyond the compiled chunk itself (benchmarks/host_profile.measure)."""
+    from benchmarks import host_profile
+
+    result = host_profile.measure(chains, generations, 10, 10, 2)
+    return [row(f"host share of a chunk ({chains} chains, chunk 10, checkpoint every 10)",
+                result["run_ms_per_generation"], "ms/generation", result["host_share"], 0.1,
+                bare_ms=result["bare_ms_per_generation"])]  # fmt: skip
 
 
 def sklearn_rows(chains: int, iterations: int, fits: int) -> list[dict]:
@@ -217,6 +239,7 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
         "floor": lambda: floor_rows(SIZES["engine"][size]["gaussian"][0], repeats),
         "end_to_end": lambda: end_to_end.measure(chains, short, long, 20, rounds),
         "scaling": lambda: scaling_rows(*SIZES["scaling"][size]),
+        "host": lambda: host_rows(*SIZES["host"][size]),
         "sklearn": lambda: sklearn_rows(*SIZES["sklearn"][size]),
         "vae": lambda: vae_rows(*SIZES["vae"][size]),
         "lm": lambda: lm_rows(*SIZES["lm"][size], peaks),
@@ -234,7 +257,9 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
 def _define_flags() -> None:
     flags.DEFINE_bool("quick", False, "Small sizes: a few minutes on a 2-core CPU.")
     flags.DEFINE_string("json", None, "Write the table here as JSON (default: benchmarks_<backend>.json in cwd).")
-    flags.DEFINE_list("only", None, "Run only these: matmul,engine,floor,end_to_end,scaling,sklearn,vae,lm,statistics")
+    flags.DEFINE_list(
+        "only", None, "Run only these: matmul,engine,floor,end_to_end,scaling,host,sklearn,vae,lm,statistics"
+    )
 
 
 def main(argv):

@@ -79,7 +79,7 @@ def engine_timer(config) -> tuple[ChunkTimer, Any, dict]:
     engine = runner.build_engine(group)
     knobs = runner.padded_knobs(group.knobs, engine.chain_block)  # the block "auto" resolved to
     init_all, chunk_all = engine.compile()
-    return ChunkTimer(init_all, chunk_all, knobs, config.chunk_generations), engine, knobs
+    return ChunkTimer(init_all, chunk_all, knobs, engine.chunk_generations), engine, knobs
 
 
 def row(name: str, value: float, unit: str, ratio: float | None = None, target: float | None = None,

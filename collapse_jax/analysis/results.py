@@ -145,21 +145,44 @@ class Results:
 def quantiles_over_chains(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     """np.nanquantile(values, quantiles, axis=0), the same bits, in one vectorized pass over the columns without NaN.
 
-    nanquantile runs a Python-level 1-D quantile per column (apply_along_axis); a column without NaN gets the same
-    order statistics and the same interpolation from np.quantile over the axis. Sorting each column first, as a
-    contiguous row of the transposed copy, is numpy's SIMD sort: faster than the partition np.quantile would run on
-    unsorted columns, and it leaves every order statistic as it is. Columns with some NaN (rare: a metric undefined
-    for some chains) take nanquantile; all-NaN columns are NaN.
+    nanquantile runs a Python-level 1-D quantile per column (apply_along_axis). Here each column is sorted as a
+    contiguous row of the transposed copy (numpy's SIMD sort: faster than the partition np.quantile runs, and it leaves
+    every order statistic as it is), then read at numpy's linear-method indices with numpy's interpolation
+    (`sorted_quantiles`). Columns with some NaN (rare: a metric undefined for some chains) take nanquantile; all-NaN
+    columns are NaN.
     """
-    missing = np.isnan(values)
-    clean = ~missing.any(axis=0)
+    rows = np.ascontiguousarray(values.T)  # [columns, chains], a copy: sorted in place
+    missing = np.isnan(rows)
+    clean = ~missing.any(axis=1)
     out = np.full((len(quantiles), values.shape[1]), np.nan, np.result_type(values.dtype, np.float64))
-    rows = np.ascontiguousarray(values.T[clean])  # [clean columns, chains], a copy: sorted in place
-    rows.sort(axis=1)
-    out[:, clean] = np.quantile(rows, quantiles, axis=1)
-    mixed = ~clean & ~missing.all(axis=0)
+    if clean.all():
+        rows.sort(axis=1)
+        return sorted_quantiles(rows, quantiles)
+    kept = rows[clean]
+    kept.sort(axis=1)
+    out[:, clean] = sorted_quantiles(kept, quantiles)
+    mixed = ~clean & ~missing.all(axis=1)
     if mixed.any():
         out[:, mixed] = np.nanquantile(values[:, mixed], quantiles, axis=0)
+    return out
+
+
+def sorted_quantiles(rows: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """np.quantile(rows, quantiles, axis=1) (method "linear") of rows already sorted, without np.quantile's partition:
+    virtual index (n - 1) q, its floor and the next index (both the last at or past the end), and numpy's lerp
+    a + (b - a) t, or b - (b - a)(1 - t) where t >= 0.5, in the same dtypes, so the bits are np.quantile's."""
+    count = rows.shape[1]
+    virtual = (count - 1) * np.asarray(quantiles, np.float64)
+    previous = np.floor(virtual)
+    gamma = (virtual - previous)[:, None]
+    low = previous.astype(np.intp)
+    high = low + 1
+    past_end = virtual >= count - 1
+    low[past_end] = high[past_end] = count - 1
+    a, b = rows[:, low].T, rows[:, high].T  # [quantiles, rows]
+    difference = b - a
+    out = np.add(a, difference * gamma)
+    np.subtract(b, difference * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=out.dtype)
     return out
 
 

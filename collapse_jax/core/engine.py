@@ -112,14 +112,18 @@ class Engine:
         """Device bytes one chain holds in a block: its state, its real data and one generation's transients.
 
         `knobs` are one chain's (scalars). The transients (the draw, the products its statistics form, the batch)
-        are counted as TRANSIENT_COPIES copies of a generation's samples.
+        are counted as TRANSIENT_COPIES copies of a generation's samples; a family that trains (activations,
+        gradients, optimizer moments) adds its own `working_bytes_per_chain` (contract.WorkingBytes).
         """
         state = jax.eval_shape(lambda k: self.init_chain(k)[0], knobs)
         key = jax.random.key(0)
         # Statistics sampling draws no points: its transients are a few statistics, counted as none.
         samples = None if self.regime.synthetic_statistics else jax.eval_shape(self._draw, key, state["params"], knobs)
         real = jax.eval_shape(lambda k: self.model.real_data(k, knobs), key)
-        return tree_nbytes(state) + tree_nbytes(real) + TRANSIENT_COPIES * tree_nbytes(samples)
+        working = (
+            self.model.working_bytes_per_chain(knobs) if contract.supports(self.model, contract.WorkingBytes) else 0
+        )
+        return tree_nbytes(state) + tree_nbytes(real) + TRANSIENT_COPIES * tree_nbytes(samples) + int(working)
 
     def _draw(self, key: jax.Array, params: Any, knobs: dict) -> Any:
         return self.model.sample(key, params, self.regime.candidates, knobs)

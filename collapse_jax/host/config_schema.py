@@ -75,6 +75,7 @@ def shared_fields() -> dict[str, Field]:
     """The run fields every config shares, by dotted path. A field with a default is in every config
     (experiments/configs/common.py writes them all, from here); one without is absent unless a config sets it."""
     from collapse_jax.core import curation, regimes, supply
+    from collapse_jax.host import devices
     from collapse_jax.models import base
 
     probability = {"low": 0.0, "high": 1.0}
@@ -110,8 +111,12 @@ def shared_fields() -> dict[str, Field]:
         "regime.keep_raw_pool": flag(
             "keep the raw accumulated pool even with sufficient statistics (slower; for cross-checks)", default=False
         ),
-        "chunk_generations": integer(
-            "K: generations per compiled chunk (metrics and checkpoints between chunks)", low=1, default=10
+        "chunk_generations": Field(
+            "any",
+            "K: 'auto' (about 10^5 chain-generations of work per chunk, at most checkpoint_every) or generations per "
+            "compiled chunk (metrics and checkpoints between chunks; results do not depend on it)",
+            check=devices.chunk_generations_setting,
+            default="auto",
         ),
         "chain_block": Field(
             "any",

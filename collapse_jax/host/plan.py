@@ -65,8 +65,8 @@ def group_lines(group: sweep.Group) -> list[str]:
         f"{engine.chain_block} on {jax.device_count()} device(s); 2 compiles (init, chunk)",
         f"    device memory ~{_bytes(per_chain * engine.chain_block)} per block in flight "
         f"({_bytes(per_chain)} per chain: state, real data, one generation's transients)",
-        f"    host memory per chunk of {config.chunk_generations}: "
-        f"{_bytes(padded * config.chunk_generations * metrics * FLOAT_BYTES)} of metrics",
+        f"    host memory per chunk of {engine.chunk_generations}: "
+        f"{_bytes(padded * engine.chunk_generations * metrics * FLOAT_BYTES)} of metrics",
         f"    disk: {_bytes(chains * kept * metrics * FLOAT_BYTES)} of metrics ({metrics} metrics x {kept} recorded "
         f"generations), {_bytes(padded * state_bytes)} per checkpoint x {config.max_checkpoints_to_keep} kept",
     ]

@@ -26,6 +26,7 @@ from collapse_jax.core.regimes import make_regime
 from collapse_jax.host import checkpoint, config_schema, devices, monitoring, sweep
 from collapse_jax.models import base
 from collapse_jax.store import artifacts, metric_log, workdir_io
+from collapse_jax.store import writer as store_writer
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 PREEMPTED_EXIT_CODE = workdir_io.PREEMPTED_EXIT_CODE  # re-exported: launchers and tests read it here
@@ -54,7 +55,8 @@ def preemption_handlers() -> Iterator[None]:
 
 
 def build_engine(group: sweep.Group) -> Engine:
-    """The group's engine: the family, regime and curation stage sweep.expand built, with its chain block resolved."""
+    """The group's engine: the family, regime and curation stage sweep.expand built, with its chain block and chunk
+    length resolved."""
     config = group.config
     engine = Engine(
         model=group.model,
@@ -62,7 +64,7 @@ def build_engine(group: sweep.Group) -> Engine:
         reference=group.model.reference(),
         root_seed=config.root_seed,
         num_generations=config.num_generations,
-        chunk_generations=config.chunk_generations,
+        chunk_generations=1,
         chain_block=1,
         curation=group.curation,
     )
@@ -75,7 +77,15 @@ def build_engine(group: sweep.Group) -> Engine:
         bytes_per_chain = budget = 1
     chains, device_count = len(group.chain_ids), jax.device_count()
     block = devices.resolve_chain_block(setting, chains, device_count, bytes_per_chain, budget)
-    return dataclasses.replace(engine, chain_block=block)
+    metrics = len(engine.model.metric_names) + len(engine.bookkeeping_metrics) + 1  # + failed
+    chunk = devices.resolve_chunk_generations(
+        config.get("chunk_generations", devices.AUTO_BLOCK),
+        chains,
+        metrics,
+        config.num_generations,
+        config.checkpoint_every,
+    )
+    return dataclasses.replace(engine, chain_block=block, chunk_generations=chunk)
 
 
 def _at_horizon(engine: Engine, group: sweep.Group, horizon: int) -> Engine:
@@ -106,20 +116,46 @@ def padded_knobs(knobs: dict[str, np.ndarray], block: int) -> dict[str, np.ndarr
     return {name: np.concatenate([value, np.repeat(value[-1:], padding)]) for name, value in as_device.items()}
 
 
-def _progress(group: sweep.Group, generation: int, total: int, chains: int, started: float, done: int) -> None:
-    elapsed = time.perf_counter() - started
-    rate = done / elapsed if elapsed > 0 else float("inf")
-    eta = (total - generation) / rate if rate > 0 else float("inf")
+# Progress lines at most this often (and at a group's last generation): a line per chunk floods the log of a fast run.
+PROGRESS_SECONDS = 5.0
+
+
+class ProgressClock:
+    """Generations per second since the end of the first chunk after a (re)start: that chunk carries the compile, so a
+    rate that counted it would put the ETA of a resumed run at several times its real length."""
+
+    def __init__(self, seconds: float = PROGRESS_SECONDS):
+        self.seconds = seconds
+        self.first: tuple[float, int] | None = None  # (time, generation) at the end of the first chunk
+        self.logged = -float("inf")
+
+    def rate(self, now: float, generation: int) -> float | None:
+        """Generations per second, or None until a chunk after the first has finished."""
+        if self.first is None:
+            self.first = (now, generation)
+            return None
+        seconds, generations = now - self.first[0], generation - self.first[1]
+        return generations / seconds if seconds > 0 and generations > 0 else None
+
+    def due(self, now: float, generation: int, total: int) -> bool:
+        """Whether to log now: the first chunk, every `seconds` after, and the last generation."""
+        if now - self.logged >= self.seconds or generation == total:
+            self.logged = now
+            return True
+        return False
+
+
+def _progress(group: sweep.Group, generation: int, total: int, chains: int, clock: ProgressClock) -> None:
+    """Called after every chunk; logs a line at the clock's cadence."""
+    now = time.perf_counter()
+    rate = clock.rate(now, generation)
+    if not clock.due(now, generation, total):
+        return
     label = ", ".join(f"{k}={v}" for k, v in group.labels.items())
+    speed = "compiling and first chunk done" if rate is None else f"{rate:.2f} generations/s"
+    eta = "" if rate is None else f" | ETA {(total - generation) / rate:.0f} s"
     logging.info(
-        "group %d (%s) | generation %d/%d | %d chains | %.2f generations/s | ETA %.0f s",
-        group.index,
-        label,
-        generation,
-        total,
-        chains,
-        rate,
-        eta,
+        "group %d (%s) | generation %d/%d | %d chains | %s%s", group.index, label, generation, total, chains, speed, eta
     )
 
 
@@ -198,9 +234,9 @@ def event_metric_names(model: Any) -> tuple[str, ...]:
 def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
     """All generations of one static group; with a workdir the metrics go to its files as each chunk finishes."""
     config = group.config
-    generations, chunk = config.num_generations, config.chunk_generations
-    chains = len(group.chain_ids)
+    generations, chains = config.num_generations, len(group.chain_ids)
     engine = build_engine(group)
+    chunk = engine.chunk_generations
     mesh = devices.chain_mesh()
     # Every device runs whole blocks of B chains, so padding is to a multiple of B x devices.
     knobs = padded_knobs(group.knobs, engine.chain_block * mesh.size)
@@ -208,8 +244,11 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
     device_knobs = devices.shard_chains(knobs, mesh)
     init_all, chunk_all = engine.compile(mesh)
     writes = workdir is not None and devices.is_primary()
+    # File work (appends, fsync, checkpoint saves) runs on one thread in order, beside the device's next chunk. Several
+    # processes keep it in the loop: their checkpoint saves synchronize across processes in the order they are made.
+    writer = store_writer.OrderedWriter(threaded=workdir is not None and jax.process_count() == 1)
     recorder = metric_log.Recorder(
-        workdir, group.index, chains, config, event_metric_names(engine.model), write=devices.is_primary()
+        workdir, group.index, chains, config, event_metric_names(engine.model), devices.is_primary(), writer
     )
     manager, restored = None, None
     if workdir is not None:
@@ -227,11 +266,16 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
         "padded_chains": padded,
     }
 
-    def save(generation: int) -> None:
-        # The rows up to `generation` reach the disk before the checkpoint that relies on them can commit.
-        if writes:
-            metric_log.sync(workdir, group.index)
-        manager.save(generation, devices.to_host(state), {**record, "generation": generation})
+    def save(generation: int, device_state: Any) -> None:
+        host_state, saved = devices.to_host(device_state), {**record, "generation": generation}
+
+        def commit() -> None:
+            # The rows up to `generation` reach the disk before the checkpoint that relies on them can commit.
+            if writes:
+                metric_log.sync(workdir, group.index)
+            manager.save(generation, host_state, saved)
+
+        writer.submit(commit)
 
     try:
         if restored is None:
@@ -242,23 +286,23 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
                 artifacts.write(workdir, group.index, [0], {k: v[:chains, None] for k, v in first_artifacts.items()})
             done_generation = 0
             if manager is not None:
-                save(0)
+                save(0, state)
         else:
             done_generation, host_state = restored
             state = devices.shard_chains(host_state, mesh)
             recorder.resume(done_generation)
             if writes:
                 workdir_io.record_resume(workdir, group.index, done_generation, generations)
-        resumed_at = last_saved = done_generation
-        started, failed = time.perf_counter(), recorder.failed
+        last_saved, clock, failed = done_generation, ProgressClock(), recorder.failed
         start = done_generation + 1
         in_flight = chunk_all(state, device_knobs, np.int32(start)) if start <= generations else None
         while in_flight is not None:
             state, chunk_metrics = in_flight
             count = min(chunk, generations - start + 1)
             # The next chunk is dispatched before this one's metrics reach the host: the device computes generation
-            # start + count onwards while the host writes files and checkpoints (JAX dispatch is asynchronous). On a
-            # stop request (with a workdir to checkpoint into) nothing more is dispatched: this chunk's state is saved.
+            # start + count onwards while the host hands this chunk's rows and checkpoint to the writer (JAX dispatch
+            # is asynchronous). On a stop request (with a workdir to checkpoint into) nothing more is dispatched: this
+            # chunk's state is saved.
             next_start = start + count
             in_flight = None
             if next_start <= generations and not (workdir is not None and _stop_requested.is_set()):
@@ -269,31 +313,35 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
                 generation_range = np.arange(start, start + count)
                 kept = metric_log.recorded(generation_range, recorder.record_every, generations)
                 chunk_artifacts = {k: v[:chains, :count][:, kept] for k, v in chunk_artifacts.items()}
-                artifacts.write(workdir, group.index, generation_range[kept].tolist(), chunk_artifacts)
+                kept_generations = generation_range[kept].tolist()
+                writer.submit(lambda g=kept_generations, a=chunk_artifacts: artifacts.write(workdir, group.index, g, a))
             done_generation = start + count - 1
             _warn_failures(group, failed, recorder.failed, done_generation)
             failed = recorder.failed
             if workdir is not None:
                 if writes and config.get("tensorboard", False):
-                    _tensorboard(workdir)
+                    writer.submit(lambda: _tensorboard(workdir))
                 stopping = _stop_requested.is_set()
                 if (
                     done_generation - last_saved >= config.checkpoint_every
                     or done_generation == generations
                     or stopping
                 ):
-                    save(done_generation)
+                    save(done_generation, state)
                     last_saved = done_generation
                 if stopping:
+                    writer.flush()
                     manager.wait()
                     raise Preempted(f"stopped by a preemption signal after generation {done_generation} (checkpointed)")
-            _progress(group, done_generation, generations, chains, started, done_generation - resumed_at)
+            _progress(group, done_generation, generations, chains, clock)
             start = next_start
+        writer.flush()
         if manager is not None:
             manager.wait()
     finally:
+        # Writes already handed over still run (a full disk stops the run at the last checkpoint, intact).
+        writer.close()
         if manager is not None:
-            # Saves already started still commit (a full disk stops the run at the last checkpoint, intact).
             with contextlib.suppress(Exception):
                 manager.wait()
             manager.close()

@@ -32,6 +32,7 @@ from collapse_jax.models.contract import (  # noqa: F401  (re-exported: the publ
     TruthSampler,
     Verifier,
     WatermarkDetector,
+    WorkingBytes,
     family_settings,
     supports,
 )

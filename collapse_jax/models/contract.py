@@ -226,6 +226,13 @@ def fit_weighting(family: Any) -> str:
     return value
 
 
+class WorkingBytes(Protocol):
+    """Optional: device bytes one chain's generation holds beyond its state, real data and samples (a training loop's
+    activations, gradients and optimizer moments); chain_block "auto" adds them to the chain's working set."""
+
+    def working_bytes_per_chain(self, knobs: Knobs) -> int: ...
+
+
 class EventMetrics(Protocol):
     """Optional: 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is."""
 
@@ -305,6 +312,7 @@ CAPABILITIES = (
     StaticSweepFields,
     ArtifactOutputs,
     EvaluateUsesSamples,
+    WorkingBytes,
     EventMetrics,
     ErrorSources,
     ConfigFields,

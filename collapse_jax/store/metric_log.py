@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from collapse_jax.store import workdir_io
+from collapse_jax.store.writer import OrderedWriter
 
 HEADER, GENERATIONS, EVENTS = "header.json", "generations.i32", "events.npz"
 FORMAT_VERSION = 1
@@ -168,9 +169,17 @@ class Recorder:
     """
 
     def __init__(
-        self, workdir: str | None, group_index: int, chains: int, config, event_names: tuple[str, ...], write=True
+        self,
+        workdir: str | None,
+        group_index: int,
+        chains: int,
+        config,
+        event_names: tuple[str, ...],
+        write=True,
+        writer: OrderedWriter | None = None,
     ):
         self.workdir, self.group_index, self.chains = workdir, group_index, chains
+        self.writer = writer or OrderedWriter(threaded=False)  # the files' appends run in the order they are added
         self.write = workdir is not None and write  # other processes of a multi-host run track events only
         self.record_every, self.num_generations = config.get("record_every", 1), config.num_generations
         self.event_names = event_names
@@ -228,9 +237,13 @@ class Recorder:
             return
         if not self.write:
             return
-        append(self.workdir, self.group_index, generations[keep], rows)
-        if changed:
-            write_events(self.workdir, self.group_index, self.events)
+        kept, events = generations[keep], {name: event.copy() for name, event in self.events.items()}
+        self.writer.submit(lambda: self._write(kept, rows, events if changed else None))
+
+    def _write(self, generations: np.ndarray, rows: dict[str, np.ndarray], events: dict[str, np.ndarray] | None):
+        append(self.workdir, self.group_index, generations, rows)
+        if events is not None:
+            write_events(self.workdir, self.group_index, events)
 
     def history(self) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
         """An in-memory run's (generations, metric -> [chains, recorded generations], events)."""
