@@ -1,0 +1,112 @@
+"""Laws of data supply and tails: tail-cutting decoders, strong collapse, oblivious contamination, growing samples.
+
+Each test checks a closed form derived in its docstring (notes/literature.md, "Data supply and tails").
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse_jax.host import runner
+from collapse_jax.models import discrete
+from experiments.configs import discrete_zipf
+
+
+def _discrete(overrides: dict):
+    base = {
+        "regime.name": "replace",
+        "seeds": 4,
+        "num_generations": 2,
+        "chunk_generations": 2,
+        "make_plots": False,
+        "model.num_outcomes": 100,
+    }
+    return runner.simulate(runner.as_config({**base, **overrides}, discrete_zipf.get_config()))
+
+
+def test_first_synthetic_generation_loses_exactly_the_truth_mass_beyond_rank_k():
+    """With the statistical error off (population fits), generation 0 is p0 and generation 1 is top_k(p0) exactly:
+    the outcomes beyond rank k are gone and the fit misses Σ_{i>k} p0(i) = 1 - H_{k,β} / H_{K,β} (float32 sums:
+    1e-5). A second cut of an already-cut law keeps it, so generation 2 misses the same mass."""
+    ks, betas = (1, 5, 20, 100), (1.0, 1.5)
+    r = _discrete({"model.population_fit": True, "model.top_k": ks, "model.zipf_exponent": betas})
+    for k in ks:
+        for beta in betas:
+            chains = (r.knobs["top_k"] == k) & (r.knobs["zipf_exponent"] == beta)
+            missed = r.metrics["unseen_truth_mass"][chains]
+            np.testing.assert_allclose(missed[:, 0], 0.0, atol=1e-6)
+            np.testing.assert_allclose(missed[:, 1:], discrete.zipf_mass_beyond_rank(100, beta, k), atol=1e-5)
+            assert (r.metrics["support_size"][chains][:, 1:] == k).all()
+
+
+def test_temperature_turns_a_zipf_truth_into_zipf_with_exponent_beta_over_tau():
+    """p^(1/τ) renormalized of p0 ∝ i^-β is ∝ i^-(β/τ): a population fit's generation 1 is Zipf(β/τ), so its
+    KL(p1 || p0) = Σ p1 ln(p1 / p0) in closed form (float32 logs: rtol 1e-4); generation t is Zipf(β/τ^t)."""
+    taus = (0.5, 0.8, 1.25)
+    r = _discrete({"model.population_fit": True, "model.temperature": taus, "model.zipf_exponent": 1.0})
+    truth = np.arange(1, 101, dtype=np.float64) ** -1.0
+    truth /= truth.sum()
+    for tau in taus:
+        for generation in (1, 2):
+            fitted = np.arange(1, 101, dtype=np.float64) ** -(1.0 / tau**generation)
+            fitted /= fitted.sum()
+            kl = np.sum(fitted * np.log(fitted / truth))
+            measured = r.metrics["kl_to_truth"][r.knobs["temperature"] == tau][:, generation]
+            np.testing.assert_allclose(measured, kl, rtol=1e-4, atol=1e-6)
+
+
+def test_unseen_mass_after_training_on_top_k_draws_meets_the_hutter_law_and_its_floor():
+    """A Tale of Tails (Dohmatob et al. 2024), Hutter's memorization model: a fit (MLE) to M draws of the top-k
+    generator q of the truth misses outcome i with probability (1 - q_i)^M, so its test error (the truth mass of the
+    outcomes it never produces) has E = Σ_i p0(i) (1 - q_i)^M, which tends to the cut mass Σ_{i>k} p0(i) as M grows.
+
+    Tolerance: the error is Σ_i p0(i) A_i with A_i the absence indicators, which are negatively correlated under a
+    multinomial draw (P(A_i A_j) = (1 - q_i - q_j)^M <= (1 - q_i)^M (1 - q_j)^M), so its variance is at most
+    Σ p0(i)^2 P_i (1 - P_i); the mean of C = 2000 chains is within 5 of those standard errors (a bound, so 5 SE of
+    the bound covers > 5 SE of the true spread).
+    """
+    model = discrete.DiscreteModel(100, 100, 100, 0.95, knob_fields={}, decoder=True)
+    chains, beta = 2000, 1.5
+    truth = np.asarray(discrete.truth_probabilities(100, jnp.float32(beta)), np.float64)
+    cases = [(k, samples) for k in (5, 20, 100) for samples in (30, 300, 3000)]
+
+    def one_chain(key, top_k, samples):
+        knobs = {"zipf_exponent": jnp.float32(beta), "smoothing": jnp.float32(0.0), "top_k": top_k}
+        params = {"probabilities": jnp.asarray(truth, jnp.float32)}
+        counts = model.sample_statistics(key, params, samples, knobs)
+        fitted = model.fit_statistics(key, counts, knobs, params)
+        return model.evaluate(fitted, None, {}, knobs)["unseen_truth_mass"]
+
+    # One compile for every (k, M): both are traced per chain.
+    top_k = np.repeat([k for k, _ in cases], chains).astype(np.float32)
+    samples = np.repeat([m for _, m in cases], chains).astype(np.float32)
+    keys = jax.random.split(jax.random.key(27), len(cases) * chains)
+    measured = np.asarray(jax.jit(jax.vmap(one_chain))(keys, top_k, samples), np.float64).reshape(len(cases), chains)
+    for (k, m), values in zip(cases, measured):
+        generator = np.asarray(discrete.decode(jnp.asarray(truth, jnp.float32), {"top_k": k}), np.float64)
+        law = discrete.expected_unseen_mass(truth, generator, m)
+        absent = np.exp(m * np.log1p(-np.minimum(generator, 1.0)))
+        bound = np.sqrt(np.sum(truth**2 * absent * (1 - absent)) / chains)
+        assert abs(values.mean() - law) <= 5 * bound + 1e-6, (k, m, values.mean(), law)
+        # Never below the floor: every outcome beyond rank k is absent from every draw.
+        assert values.min() >= discrete.zipf_mass_beyond_rank(100, beta, k) - 1e-5
+
+
+def test_the_floor_falls_as_k_to_the_one_minus_beta():
+    """Σ_{i>k} i^-β / ζ(β) = k^(1 - β) / ((β - 1) ζ(β)) (1 + O(1/k)) for K -> ∞ (the integral of the tail from
+    k + 1/2): at K = 10^6, k = 100 and 1000 the ratio to the asymptote is within 1% of 1 (the O(1/k) term is ~0.5%
+    at k = 100 for β = 2, and K^(1 - β) is negligible)."""
+    zeta = {1.5: 2.6123753486854883, 2.0: math.pi**2 / 6}
+    for beta, z in zeta.items():
+        for k in (100, 1000):
+            asymptote = k ** (1 - beta) / ((beta - 1) * z)
+            assert abs(discrete.zipf_mass_beyond_rank(10**6, beta, k) / asymptote - 1) < 0.01 + 10**6 ** (1 - beta) * z
+
+
+def test_decoder_fields_are_validated_with_one_line_errors():
+    for field, bad in (("model.top_k", 0), ("model.top_k", 101), ("model.temperature", 0.0), ("model.top_k", 2.5)):
+        with pytest.raises(ValueError, match=rf"config\.{field}"):
+            _discrete({field: bad})
