@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from collapse_jax.core import supply
 from collapse_jax.host import runner
-from collapse_jax.models import discrete
-from experiments.configs import discrete_zipf
+from collapse_jax.models import discrete, linear_regression
+from experiments.configs import discrete_zipf, oblivious_contamination, strong_collapse
 
 
 def _discrete(overrides: dict):
@@ -110,3 +111,73 @@ def test_decoder_fields_are_validated_with_one_line_errors():
     for field, bad in (("model.top_k", 0), ("model.top_k", 101), ("model.temperature", 0.0), ("model.top_k", 2.5)):
         with pytest.raises(ValueError, match=rf"config\.{field}"):
             _discrete({field: bad})
+
+
+def test_strong_collapse_keeps_an_error_floor_p_squared_times_the_generator_error():
+    """Strong Model Collapse (Dohmatob et al. 2025): OLS on N points, a share p labelled by a generator that is OLS on
+    n0 real points, 1 - p fresh real. linear_regression.strong_collapse_error derives E‖ŵ - w*‖² =
+    p² e_g (1 + (d+1)(1-p)/(pN)) + σ²d/(N-d-1), e_g = σ²d/(n0-d-1) (first order in 1/N; the next term is
+    ~((d+1)/(pN))² <= 0.4% here). d = 5, n0 = 20, σ = 1: e_g = 0.357, floor 0.0143 (p = 0.2), 0.089 (p = 0.5).
+
+    Tolerance: each chain's error is independent, so the mean of C = 200 chains has standard error sd / sqrt(C) with
+    sd measured from the chains; 5 SE, plus the 0.4% second-order term. The generation-0 column is the generator:
+    its mean must be e_g within 5 SE as well. The floor: at p > 0 the error at N = 2000 is not below 0.9 p² e_g,
+    while p = 0 falls as σ²d/(N-d-1).
+    """
+    overrides = {
+        "seeds": 200,
+        "samples_per_generation": (500, 2000),
+        "regime.real_fraction": (1.0, 0.8, 0.5),
+        "model.dim": 5,
+        "model.test_size": 100,
+        "make_plots": False,
+    }
+    r = runner.simulate(runner.as_config(overrides, strong_collapse.get_config()))
+    generator_error = 5 / (20 - 5 - 1)
+    errors = r.metrics["test_mse"].astype(np.float64)
+    generators = errors[:, 0]
+    assert abs(generators.mean() - generator_error) < 5 * generators.std() / math.sqrt(generators.size)
+    for size in (500, 2000):
+        for real in (1.0, 0.8, 0.5):
+            chains = (r.knobs["samples_per_generation"] == size) & np.isclose(r.knobs["real_fraction"], real)
+            values = errors[chains, 1]
+            assert values.size == 200
+            share = 1 - real
+            law = linear_regression.strong_collapse_error(5, 1.0, 20, size, share)
+            tolerance = 5 * values.std() / math.sqrt(values.size) + 0.004 * law
+            assert abs(values.mean() - law) < tolerance, (size, share, values.mean(), law)
+            if share > 0:
+                assert values.mean() > 0.9 * share**2 * generator_error
+
+
+def test_oblivious_contamination_error_follows_the_exact_recursion_and_its_phase_change():
+    """Amin et al. (2026): the pooled mean's error V_t = E(μ_t - μ)² follows supply.oblivious_mean_variance exactly
+    (derivation in its docstring); n0 = M = 20, n = 80, 20, 5 (a = 0.2, 0.5, 0.8), known σ² = 1.
+
+    Tolerance: e_t is Gaussian with mean 0, so e_t² = V_t χ²_1 and the mean of C = 400 chains has relative SE
+    sqrt(2 / C) = 7.1%; 4.5 SE = 32%, at t = 20 and t = 200 (different chains' draws are independent; the two t of a
+    chain are correlated, which only matters for a joint failure rate). The rates: the recursion's local slope
+    d ln V / d ln t at t = 10^5 is -1 for a < 1/2 (-1 + O(t^(1 - 2(1 - a)))) and -2(1 - a) for a > 1/2, within 0.02
+    (measured: -0.99998, -0.9997, -0.661, -0.3996 at a = 0.2, 0.25, 0.67, 0.8).
+    """
+    overrides = {
+        "seeds": 400,
+        "num_generations": 200,
+        "chunk_generations": 100,
+        "regime.real_inflow": (80, 20, 5),
+        "make_plots": False,
+    }
+    r = runner.simulate(runner.as_config(overrides, oblivious_contamination.get_config()))
+    for inflow in (80, 20, 5):
+        law = supply.oblivious_mean_variance(20, inflow, 20, 200, 1.0)
+        values = r.metrics["mean_sq_error"][r.knobs["real_inflow"] == inflow].astype(np.float64)
+        assert len(values) == 400
+        for t in (0, 20, 200):
+            assert abs(values[:, t].mean() / law[t] - 1) < 4.5 * math.sqrt(2 / 400), (inflow, t, law[t])
+    for inflow, slope in ((80, -1.0), (60, -1.0), (10, -2 * (1 - 2 / 3)), (5, -2 * (1 - 0.8))):
+        law = supply.oblivious_mean_variance(20, inflow, 20, 100_000, 1.0)
+        local = math.log(law[100_000] / law[50_000]) / math.log(2.0)
+        assert abs(local - slope) < 0.02, (inflow, local, slope)
+    # Below the phase change the constant too: V_t t (n + M) -> 1 / (1 - 2a), within 0.1% at t = 10^5 for a = 0.2.
+    law = supply.oblivious_mean_variance(20, 80, 20, 100_000, 1.0)
+    assert abs(law[-1] * 100_000 * 100 * (1 - 2 * 0.2) - 1) < 1e-3

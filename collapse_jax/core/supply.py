@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 SCHEDULES = ("constant", "linear", "exponential", "step")
 
@@ -45,3 +46,19 @@ def knob_fields(config: Any) -> dict[str, str]:
     if regime.get("real_weight") is not None:
         fields["real_weight"] = "regime.real_weight"
     return fields
+
+
+def oblivious_mean_variance(initial: int, real: int, synthetic: int, generations: int, variance: float) -> np.ndarray:
+    """V_t = E(μ_t - μ)², t = 0..generations, of the pooled mean under oblivious contamination (Amin et al. 2026): the
+    pool starts as n0 = `initial` real points and each generation adds n fresh real and M synthetic points drawn from
+    N(μ_{t-1}, σ²) (σ² known). With N_t = n0 + t(n + M): V_0 = σ²/n0,
+    V_t = ((N_{t-1} + M)² V_{t-1} + (n + M) σ²) / N_t², which falls like 1/t for a = M/(M + n) < 1/2 and like
+    t^-2(1 - a) above it (the sum of (n+M)σ²/N_s² ∏(1 - n/N)² converges only there).
+    """
+    values = np.empty(generations + 1)
+    size, values[0] = float(initial), variance / initial
+    for t in range(1, generations + 1):
+        grown = size + real + synthetic
+        values[t] = ((size + synthetic) ** 2 * values[t - 1] + (real + synthetic) * variance) / grown**2
+        size = grown
+    return values
