@@ -1,6 +1,6 @@
 """Figures of notes/literature.md's "Data supply and tails" section: each measured curve beside its derived law.
 
-Usage: python notes/supply_figures.py {tails|strong|contamination|growth} WORKDIR OUT.png
+Usage: PYTHONPATH=. python notes/supply_figures.py {tails|strong|contamination|growth} WORKDIR OUT.png
 """
 
 import sys

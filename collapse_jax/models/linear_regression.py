@@ -202,7 +202,7 @@ def strong_collapse_error(dim: int, noise_std: float, generator_size: int, train
 
     ŵ - w* = A δ + (XᵀX)⁻¹Xᵀε with δ the generator's error (isotropic, E‖δ‖² = e_g) and A = (XᵀX)⁻¹X_sᵀX_s; to first
     order in the Wisharts' fluctuations E tr(AᵀA) / d = p² (1 + (d + 1)(1 - p) / (p N)), and the noise term is exact.
-    As N -> ∞ the error stays at the floor p² e_g: only more real data for the generator (n0) or a smaller share lower it.
+    As N -> ∞ the error stays at the floor p² e_g: only a better generator (larger n0) or a smaller share lowers it.
     """
     noise = noise_std**2 * dim / (training_size - dim - 1)
     if share == 0:

@@ -8,7 +8,8 @@ V_t = ((N_{t-1} + M)² V_{t-1} + B σ²) / N_t² (exact), and V_t ~ σ² / ((1 -
 
 Launch:  python -m experiments.main --config=experiments/configs/oblivious_contamination.py \
          --workdir=/tmp/oblivious_contamination
-Figure:  python notes/supply_figures.py contamination /tmp/oblivious_contamination notes/figures/oblivious_contamination.png
+Figure:  PYTHONPATH=. python notes/supply_figures.py contamination /tmp/oblivious_contamination \
+         notes/figures/oblivious_contamination.png
 Runtime: RUNTIME
 Result: RESULT
 """

@@ -6,7 +6,7 @@ the generator's labels of fresh inputs and 1 - p fresh real points. E‖ŵ - w*�
 σ²d/(N - d - 1) (linear_regression.strong_collapse_error): it falls like 1/N only for p = 0, else it stops at p² e_g.
 
 Launch:  python -m experiments.main --config=experiments/configs/strong_collapse.py --workdir=/tmp/strong_collapse
-Figure:  python notes/supply_figures.py strong /tmp/strong_collapse notes/figures/strong_collapse.png
+Figure:  PYTHONPATH=. python notes/supply_figures.py strong /tmp/strong_collapse notes/figures/strong_collapse.png
 Runtime: 4 min on a 2-core CPU shared by ~7 jobs (load 12; 5 static groups of 1024 chains x 1 generation).
 Result (mean test_mse at generation 1, law in brackets): p = 0: 0.0103 (0.0101) at N = 1000, 0.0011 (0.0010) at
 N = 10 000; p = 0.2: 0.0592 (0.0565), 0.0477 (0.0456), floor p² e_g = 0.0444; p = 0.5: 0.305 (0.291), 0.290 (0.279),

@@ -6,7 +6,7 @@ errs on a real test point whose outcome it never saw: E = Σ p0(i) (1 - q_i)^M (
 like M^-(1 - 1/β) until it meets the floor Σ_{i>k} p0(i) ~ k^-(β - 1) / ((β - 1) ζ(β)), near M ~ k^β.
 
 Launch:  python -m experiments.main --config=experiments/configs/tails_top_k.py --workdir=/tmp/tails_top_k
-Figure:  python notes/supply_figures.py tails /tmp/tails_top_k notes/figures/tails_top_k.png
+Figure:  PYTHONPATH=. python notes/supply_figures.py tails /tmp/tails_top_k notes/figures/tails_top_k.png
 Runtime: 144 s on a 2-core CPU shared by ~7 jobs (load 12; 6 static groups of 256 chains x 1 generation).
 Result (mean unseen_truth_mass at generation 1 / law, β = 1.5): k = 10 sits at its floor 0.173 from M = 300 on;
 k = 30 reaches 0.068 (floor 0.067) by M = 1000; k = 100 (no cut) falls 0.235 -> 0.025 -> 0.0003 at M = 30, 1000,
