@@ -13,7 +13,7 @@ import pytest
 from collapse_jax.core import supply
 from collapse_jax.host import runner
 from collapse_jax.models import discrete, linear_regression
-from experiments.configs import discrete_zipf, oblivious_contamination, strong_collapse
+from experiments.configs import discrete_zipf, gaussian, oblivious_contamination, strong_collapse
 
 
 def _discrete(overrides: dict):
@@ -181,3 +181,79 @@ def test_oblivious_contamination_error_follows_the_exact_recursion_and_its_phase
     # Below the phase change the constant too: V_t t (n + M) -> 1 / (1 - 2a), within 0.1% at t = 10^5 for a = 0.2.
     law = supply.oblivious_mean_variance(20, 80, 20, 100_000, 1.0)
     assert abs(law[-1] * 100_000 * 100 * (1 - 2 * 0.2) - 1) < 1e-3
+
+
+def _log_ratio_law(sizes: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:
+    """E and Var of ln(σ_t² / σ²) after fits on n_0, ..., n_t points (replace, d = 1): each fit multiplies the
+    variance by χ²_{n-1} / (n - ddof), so E = Σ_j ψ((n_j - 1)/2) + ln(2 / (n_j - ddof)), Var = Σ_j ψ'((n_j - 1)/2)."""
+    from scipy import special
+
+    half = (sizes - 1) / 2
+    return np.cumsum(special.digamma(half) + np.log(2 / (sizes - ddof))), np.cumsum(special.polygamma(1, half))
+
+
+def test_growing_samples_keep_the_variance_only_when_the_sum_of_one_over_n_converges():
+    """Xu, He & Cheng (2025): Gaussian, replace, generation t fits n_t = ceil(M (1 + t)^s) points drawn from the last
+    fit. Each fit multiplies σ² by χ²_{n_t - 1} / (n_t - ddof), independently, so
+    MLE: E[σ_t² / σ²] = Π_{j<=t} (1 - 1/n_j); unbiased: E[σ_t² / σ²] = 1 but E ln(σ_t² / σ²) = Σ ψ((n_j-1)/2) +
+    ln(2/(n_j-1)) ~ -Σ 1/n_j: both tend to 0 (a.s. for the unbiased) exactly when Σ 1/n_j diverges, i.e. for s <= 1;
+    s = 1 still collapses (Π (1 - 1/(M(1+j))) ~ t^(-1/M)), s = 2 keeps a positive limit.
+
+    Tolerance: ln(trace_ratio) of C = 300 chains per s has Var = Σ ψ'((n_j-1)/2) exactly (independent log-χ²
+    factors), so 5 SE = 5 sqrt(Var / C) on its mean. The MLE mean: E ratio² = Π (1 - 1/n_j²), so
+    SE = sqrt((Π(1 - 1/n²) - Π(1 - 1/n)²) / C), 5 SE. M = 10, t <= 15 (n_15 = 2560 at s = 2).
+    """
+    growths = (0.0, 1.0, 2.0)
+    overrides = {
+        "seeds": 300,
+        "chain_block": 300,
+        "num_generations": 15,
+        "chunk_generations": 15,
+        "samples_per_generation": 10,
+        "regime.name": "replace",
+        "regime.real_fraction": 0.0,
+        "regime.samples_schedule": "power",
+        "regime.samples_growth": growths,
+        "model.dim": 1,
+        "make_plots": False,
+    }
+    runs = {
+        estimator: runner.simulate(runner.as_config({**overrides, "model.estimator": estimator}, gaussian.get_config()))
+        for estimator in ("mle", "unbiased")
+    }
+    generations = np.arange(16)
+    for growth in growths:
+        sizes = np.ceil(10 * (1.0 + generations) ** growth).astype(np.float64)
+        for estimator, ddof in (("mle", 0), ("unbiased", 1)):
+            r = runs[estimator]
+            ratio = r.metrics["trace_ratio"][r.knobs["samples_growth"] == growth].astype(np.float64)
+            assert ratio.shape == (300, 16)
+            mean, variance = _log_ratio_law(sizes, ddof)
+            for t in (1, 5, 15):
+                assert abs(np.log(ratio[:, t]).mean() - mean[t]) < 5 * math.sqrt(variance[t] / 300), (growth, t)
+            if ddof == 0:
+                law = np.cumprod(1 - 1 / sizes)
+                spread = np.sqrt((np.cumprod(1 - 1 / sizes**2) - law**2) / 300)
+                assert abs(ratio[:, 15].mean() - law[15]) < 5 * spread[15], (growth, ratio[:, 15].mean(), law[15])
+    # Σ 1/n_t: the MLE product from t = 10^3 to 10^5 still falls by ~100^(-1/M) = 0.63 at s = 1 and by < 1e-4 at s = 2.
+    for growth, drop in ((1.0, 100 ** -0.1), (2.0, 1.0)):
+        sizes = np.ceil(10 * (1.0 + np.arange(100_001)) ** growth)
+        product = np.cumprod(1 - 1 / sizes)
+        assert abs(product[100_000] / product[1000] - drop) < 2e-3, (growth, product[100_000] / product[1000])
+
+
+def test_samples_schedule_is_validated_with_one_line_errors():
+    base = {"regime.samples_schedule": "power", "regime.samples_growth": 1.0, "num_generations": 2, "seeds": 2}
+    cases = (
+        ({"regime.samples_schedule": "linear"}, r"config\.regime\.samples_schedule: unknown samples schedule"),
+        ({"regime.samples_growth": -1.0}, r"config\.regime\.samples_growth"),
+        ({"regime.samples_growth": None}, r"config\.regime\.samples_growth"),
+        ({"regime.name": "accumulate"}, r"config\.regime\.samples_schedule: 'power' does not combine"),
+        ({"regime.real_fraction": 0.5}, r"config\.regime\.samples_schedule: 'power' does not combine"),
+        ({"model.sampling": "statistics"}, r"config\.regime\.samples_schedule: 'power' does not combine"),
+    )
+    for overrides, message in cases:
+        config = runner.as_config({**base, **overrides}, gaussian.get_config())
+        with pytest.raises(ValueError, match=message) as error:
+            runner.simulate(config)
+        assert "\n" not in str(error.value)
