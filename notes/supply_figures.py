@@ -94,9 +94,26 @@ def contamination(run, ax_row) -> None:
     ax_row[0].legend()
 
 
+def growth(run, ax_row) -> None:
+    """trace_ratio vs t per growth exponent s: mean (solid), median (dotted), the law Π (1 - 1/n_j) dashed."""
+    base = run.config["samples_per_generation"]
+    t = run.generations
+    for index, exponent in enumerate(np.unique(run.knobs["samples_growth"])):
+        ratio = run.metrics["trace_ratio"][run.knobs["samples_growth"] == exponent]
+        law = np.cumprod(1 - 1 / np.ceil(base * (1.0 + t) ** exponent))
+        color = f"C{index}"
+        ax_row[0].plot(t, ratio.mean(axis=0), color=color, label=f"s = {exponent:g}")
+        ax_row[0].plot(t, np.median(ratio, axis=0), ":", color=color)
+        ax_row[0].plot(t, law, "--", color=color, linewidth=1)
+    ax_row[0].set_xlabel("generation t")
+    ax_row[0].set_ylabel("σ_t² / σ² (mean solid, median dotted, Π(1 - 1/n_j) dashed)")
+    ax_row[0].set_title(f"n_t = ceil({base} (1 + t)^s), Gaussian MLE, replace")
+    ax_row[0].legend()
+
+
 def main(kind: str, workdir: str, out: str) -> None:
     run = results.load(workdir)
-    panels = {"tails": (tails, 2), "strong": (strong, 1), "contamination": (contamination, 2)}
+    panels = {"tails": (tails, 2), "strong": (strong, 1), "contamination": (contamination, 2), "growth": (growth, 1)}
     draw, columns = panels[kind]
     fig, axes = plt.subplots(1, columns, figsize=(6 * columns, 4.5), squeeze=False)
     draw(run, axes[0])

@@ -236,7 +236,7 @@ def test_growing_samples_keep_the_variance_only_when_the_sum_of_one_over_n_conve
                 spread = np.sqrt((np.cumprod(1 - 1 / sizes**2) - law**2) / 300)
                 assert abs(ratio[:, 15].mean() - law[15]) < 5 * spread[15], (growth, ratio[:, 15].mean(), law[15])
     # Σ 1/n_t: the MLE product from t = 10^3 to 10^5 still falls by ~100^(-1/M) = 0.63 at s = 1 and by < 1e-4 at s = 2.
-    for growth, drop in ((1.0, 100 ** -0.1), (2.0, 1.0)):
+    for growth, drop in ((1.0, 100**-0.1), (2.0, 1.0)):
         sizes = np.ceil(10 * (1.0 + np.arange(100_001)) ** growth)
         product = np.cumprod(1 - 1 / sizes)
         assert abs(product[100_000] / product[1000] - drop) < 2e-3, (growth, product[100_000] / product[1000])
