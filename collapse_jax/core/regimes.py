@@ -116,6 +116,10 @@ class Regime:
     synthetic_statistics: bool = False
     # config.regime.real_weight is set: the batch's real points carry the chain's knob w of its total weight.
     real_weighted: bool = False
+    # samples_schedule "power": generation t trains on n_t = ceil(M (1 + t)^s) of the samples_per_generation slots
+    # (the run's largest n_t); `base_samples` is M. The generation is counted in the pool ({"generation": t}).
+    samples_schedule: str = "constant"
+    base_samples: int = 0
 
     @property
     def kind(self) -> RegimeKind:
@@ -224,6 +228,8 @@ class Regime:
             statistics = model.statistics(real, weights)
             return model.fit_statistics(key, statistics, knobs, previous), {"statistics": statistics}
         params = model.fit(key, real, weights, knobs, previous)
+        if self.samples_schedule == "power":
+            return params, {"generation": jnp.int32(0)}
         if self.capacity == 0:
             return params, {}
         size = weights.shape[0]
@@ -234,6 +240,12 @@ class Regime:
 
     def step(self, key: jax.Array, model: Any, pool: dict, batch: Any, weights: jax.Array, knobs: dict, previous: Any):
         """Generation g >= 1: update the pool with the batch and fit the training set the regime defines."""
+        if self.samples_schedule == "power":
+            # Only the first n_g of the batch's slots (all synthetic: make_regime allows no real slots) train.
+            generation = pool["generation"] + 1
+            size = supply.samples_at(self.base_samples, knobs["samples_growth"], generation)
+            weights = weights * (jnp.arange(weights.shape[0]) < size)
+            return self.kind.fit(self, key, model, batch, weights, knobs, previous), {"generation": generation}
         if not self.kind.accumulates:
             return self.kind.fit(self, key, model, batch, weights, knobs, previous), pool
         if self.use_statistics:
@@ -316,6 +328,13 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
             "config.regime.real_weight: weights points, and model.sampling = 'statistics' draws no synthetic points; "
             "use model.sampling = 'points' or drop real_weight"
         )
+    samples_schedule = config.regime.get("samples_schedule") or "constant"
+    base_samples = 0
+    if samples_schedule == "power":
+        _check_samples_schedule(config, name, real_slots, inflow_slots, preserved_slots, oversample)
+        growth = config.regime.samples_growth
+        largest = max(growth) if isinstance(growth, (tuple, list)) else growth
+        base_samples, samples = samples, supply.largest_samples(samples, largest, config.num_generations)
     return Regime(
         name=name,
         samples_per_generation=samples,
@@ -329,4 +348,21 @@ def make_regime(config: Any, model: Any, maxima: dict) -> Regime:
         inflow_from_truth=has_truth,
         synthetic_statistics=config.model.get("sampling", "points") == "statistics",
         real_weighted=real_weighted,
+        samples_schedule=samples_schedule,
+        base_samples=base_samples,
     )
+
+
+def _check_samples_schedule(config: Any, name: str, real: int, inflow: int, preserved: int, oversample: int) -> None:
+    """One-line errors for what the power samples schedule does not combine with (it masks a replace batch)."""
+    why = None
+    if name != "replace":
+        why = f"regime.name {name!r} (allowed: replace)"
+    elif real or inflow or preserved:
+        why = "real slots (real_fraction, real_inflow, preserved_fraction must be 0 or absent)"
+    elif oversample > 1 or (config.get("curation") or {}).get("name", "none") != "none":
+        why = "curation"
+    elif config.model.get("sampling", "points") == "statistics":
+        why = "model.sampling = 'statistics' (the synthetic count is the engine's M; use 'points')"
+    if why is not None:
+        raise ValueError(f"config.regime.samples_schedule: 'power' does not combine with {why}")

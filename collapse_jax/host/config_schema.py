@@ -150,6 +150,14 @@ def shared_fields() -> dict[str, Field]:
         "regime.preserved_fraction": number(
             "share of the originals in every training set (absent: none)", sweepable=True, **probability
         ),
+        "regime.samples_schedule": choice(
+            "points generation t trains on: constant (M) | power (ceil(M (1 + t)^s)) (absent: constant)",
+            supply.SAMPLES_SCHEDULES,
+            noun="samples schedule",
+        ),
+        "regime.samples_growth": number(
+            "s of the power samples schedule, n_t = ceil(M (1 + t)^s)", low=0.0, high=4.0, sweepable=True
+        ),
         "regime.real_weight": number(
             "w: share of each batch's training weight on its real points (None: weight 1 per point)",
             low=0.0,
@@ -232,6 +240,12 @@ def shared_rules() -> tuple[fields.Rule, ...]:
                 f"config.regime.{name}: required by a non-constant real_fraction_schedule",
             )
             for name in ("final_real_fraction", "schedule_generations")
+        ),
+        fields.needs(
+            "regime.samples_schedule",
+            ("power",),
+            "regime.samples_growth",
+            "config.regime.samples_growth: required by samples_schedule = 'power'",
         ),
         *curation.CURATION_RULES,
     )

@@ -1,7 +1,7 @@
 """Discrete collapse: refit a categorical's frequencies to M draws, resample M, repeat (a Wright–Fisher chain).
 
 Truth p0 over K outcomes is Zipf–Mandelbrot, p0(i) ∝ (i + q)^-β (q = 0: Zipf; β = 0: uniform); fit = add-α
-frequencies; statistics = counts.
+frequencies; statistics = counts. The generator may decode with a temperature and top-k ("A Tale of Tails", 2024).
 Shumailov et al.'s three sources of error are switches: see DiscreteModel.
 """
 
@@ -31,6 +31,20 @@ from collapse_jax.models.fields import at_most, flag, integer, number
 
 # The knobs every discrete chain carries (config path of each); `zipf_shift` joins them when the config sets it.
 CHAIN_KNOBS = {"smoothing": "model.smoothing", "zipf_exponent": "model.zipf_exponent"}
+
+# Decoder knobs, each present only when the config sets it (absent: the generator samples its fit as it is).
+DECODER_KNOBS = {"temperature": "model.temperature", "top_k": "model.top_k"}
+BASE_METRICS = (
+    "entropy",
+    "support_size",
+    "kl_to_truth",
+    "tail_mass",
+    "heterozygosity",
+    "absorbed",
+    "absorbed_outcome",
+)
+# With a decoder, the Hutter test error joins the metrics: the truth mass of the outcomes the fit never produces.
+DECODER_METRICS = ("unseen_truth_mass",)
 
 # Up to this many outcomes, a draw counts M x K compares instead of running a binary search per sample.
 FEW_OUTCOMES = 64
@@ -69,6 +83,37 @@ def tail_outcomes(truth: jax.Array, samples_per_generation: int) -> jax.Array:
     # (for uniform p0 it becomes the surviving share of outcomes). The 1e-6 slack absorbs float rounding of p0 = 1/M.
     threshold = jnp.maximum(1.0 / samples_per_generation, jnp.min(truth))
     return truth <= threshold * (1.0 + 1e-6)
+
+
+def decode(probabilities: jax.Array, knobs: Knobs) -> jax.Array:
+    """The generator's sampling law: p^(1/τ) renormalized (temperature τ), then only the k most likely outcomes kept
+    and renormalized (top_k; ties by index). A knob the chain lacks is skipped, so without both p comes back as is."""
+    if "temperature" in knobs:
+        alive = probabilities > 0
+        logits = jnp.where(alive, jnp.log(jnp.where(alive, probabilities, 1.0)), -jnp.inf)
+        probabilities = jax.nn.softmax(logits / jnp.asarray(knobs["temperature"], jnp.float32))
+    if "top_k" in knobs:
+        order = jnp.argsort(-probabilities, stable=True)
+        rank = jnp.zeros(probabilities.shape, jnp.int32).at[order].set(jnp.arange(probabilities.shape[0]))
+        kept = jnp.where(rank < jnp.asarray(knobs["top_k"], jnp.float32), probabilities, 0.0)
+        probabilities = kept / jnp.sum(kept)
+    return probabilities
+
+
+def expected_unseen_mass(truth: np.ndarray, generator: np.ndarray, samples: int) -> float:
+    """E[Σ_i p0(i) [outcome i absent from M draws of the generator q]] = Σ_i p0(i) (1 - q_i)^M: the Hutter (2021)
+    test error of a fit (MLE) to M draws of q, the learning curve of "A Tale of Tails" (Dohmatob et al. 2024)."""
+    truth, generator = np.asarray(truth, np.float64), np.asarray(generator, np.float64)
+    return float(np.sum(truth * np.exp(samples * np.log1p(-np.minimum(generator, 1.0)))))
+
+
+def zipf_mass_beyond_rank(num_outcomes: int, zipf_exponent: float, top_k: int) -> float:
+    """Σ_{i > k} i^-β / Σ_{i <= K} i^-β: the truth mass a top-k generator of the exact truth never produces.
+
+    For K -> ∞ and β > 1 it is ~ k^(1 - β) / ((β - 1) ζ(β)): the floor of the test error falls only as k^-(β - 1).
+    """
+    weights = np.arange(1, num_outcomes + 1, dtype=np.float64) ** -float(zipf_exponent)
+    return float(weights[top_k:].sum() / weights.sum())
 
 
 def survival_gains(fits: int) -> np.ndarray:
@@ -133,19 +178,17 @@ class DiscreteModel:
     # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob: the
     # same chains as q = 0, without the knob's column). Kept out of hash/eq like KDE's.
     knob_fields: dict = dataclasses.field(default_factory=lambda: dict(CHAIN_KNOBS), compare=False, hash=False)
+    # Whether the chains carry a decoder knob (temperature, top_k): adds the unseen_truth_mass metric.
+    decoder: bool = False
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).
     event_metrics: ClassVar[tuple[str, ...]] = ("absorbed",)
-    metric_names: ClassVar[tuple[str, ...]] = (
-        "entropy",
-        "support_size",
-        "kl_to_truth",
-        "tail_mass",
-        "heterozygosity",
-        "absorbed",
-        "absorbed_outcome",
-    )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The diversity metrics, plus the Hutter test error when the generator decodes."""
+        return BASE_METRICS + (DECODER_METRICS if self.decoder else ())
 
     # config.model fields and the rules that tie them, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
@@ -170,10 +213,24 @@ class DiscreteModel:
         "population_fit": flag(
             "fit the previous model's expected counts (statistical error off)", default=False, sweepable=True
         ),
+        "temperature": number(
+            "tau: the generator samples p^(1/tau), renormalized (None: tau = 1, no knob)",
+            low=0.0,
+            low_open=True,
+            optional=True,
+            sweepable=True,
+        ),
+        "top_k": integer(
+            "k: the generator samples only its k most likely outcomes, renormalized (None: all, no knob)",
+            low=1,
+            optional=True,
+            sweepable=True,
+        ),
     }
     config_rules: ClassVar[tuple] = (
         *POOL_FREE_RULES,
         at_most("num_bins", "num_outcomes", "config.model.num_bins: got {when}; allowed: at most num_outcomes = {got}"),
+        at_most("top_k", "num_outcomes", "config.model.top_k: got {when}; allowed: at most num_outcomes = {got}"),
     )
 
     def _truth(self, knobs: Knobs) -> jax.Array:
@@ -230,7 +287,8 @@ class DiscreteModel:
     def _population_fit(self, knobs: Knobs, previous: PyTree) -> PyTree:
         """The fit to the target's expected counts N q: q itself for α = 0 (exact: no division), else add-α of N q."""
         first = previous["fitted"] == 0
-        target = jnp.where(first, self._truth(knobs), previous["probabilities"])
+        # The previous model's sampling law is its decoded fit (the truth, the first target, is not decoded).
+        target = jnp.where(first, self._truth(knobs), decode(previous["probabilities"], knobs))
         size = jnp.where(first, float(self.real_data_size), float(self.samples_per_generation))
         smoothed = (size * target + knobs["smoothing"]) / (size + self.num_outcomes * knobs["smoothing"])
         probabilities = jnp.where(knobs["smoothing"] == 0, target, smoothed)
@@ -254,14 +312,12 @@ class DiscreteModel:
         return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
 
     def sample(self, key: jax.Array, params: PyTree, num_samples: int, knobs: Knobs) -> jax.Array:
-        """Multinomial resampling: `num_samples` i.i.d. draws from the fitted probabilities."""
-        del knobs
-        return draw_categorical(key, params["probabilities"], num_samples)
+        """Multinomial resampling: `num_samples` i.i.d. draws from the decoded fitted probabilities."""
+        return draw_categorical(key, decode(params["probabilities"], knobs), num_samples)
 
     def sample_statistics(self, key: jax.Array, params: PyTree, count: jax.Array, knobs: Knobs) -> jax.Array:
-        """The counts of `count` draws from the fitted probabilities, drawn exactly (multinomial) without the draws."""
-        del knobs
-        return draw_multinomial_counts(key, params["probabilities"], count)
+        """The counts of `count` draws from the decoded fit, drawn exactly (multinomial) without the draws."""
+        return draw_multinomial_counts(key, decode(params["probabilities"], knobs), count)
 
     def log_likelihood(self, params: PyTree, data: jax.Array, knobs: Knobs) -> jax.Array:
         """Exact log pmf log p(x_i) [n] under the fitted probabilities (-inf for an outcome the fit has lost)."""
@@ -294,6 +350,7 @@ class DiscreteModel:
         support_size = jnp.sum(alive).astype(jnp.float32)
         tail = tail_outcomes(truth, self.samples_per_generation)
         absorbed = support_size == 1
+        decoder = {"unseen_truth_mass": jnp.sum(jnp.where(alive, 0.0, truth))} if self.decoder else {}
         return {
             "entropy": entropy(probabilities),
             "support_size": support_size,
@@ -305,6 +362,7 @@ class DiscreteModel:
             "absorbed": absorbed.astype(jnp.float32),
             # Which outcome fixed (-1 while several survive): P(outcome i fixes) = p0(i) (Shumailov et al. 2024).
             "absorbed_outcome": jnp.where(absorbed, jnp.argmax(probabilities), -1).astype(jnp.float32),
+            **decoder,
         }
 
     def reference(self) -> PyTree:
@@ -317,6 +375,7 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
     model = config.model
     settings = family_settings(config) if settings is None else settings
     shift = {} if model.zipf_shift is None else {"zipf_shift": "model.zipf_shift"}
+    decoder = {name: path for name, path in DECODER_KNOBS.items() if model[name] is not None}
     return DiscreteModel(
         model.num_outcomes,
         config.samples_per_generation,
@@ -324,5 +383,6 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
         settings.good_region_mass,
         model.num_bins,
         model.population_fit,
-        {**CHAIN_KNOBS, **shift},
+        {**CHAIN_KNOBS, **shift, **decoder},
+        bool(decoder),
     )

@@ -1,6 +1,7 @@
 """Linear-regression collapse: fixed inputs X, each generation relabels X with the last fit plus fresh noise, refit OLS.
 
-Semantics of Gerstgrasser et al. ("Is Model Collapse Inevitable?", 2024, Thm 2) and Dohmatob et al. (2024).
+Semantics of Gerstgrasser et al. ("Is Model Collapse Inevitable?", 2024, Thm 2) and Dohmatob et al. (2024); with
+synthetic_inputs = "fresh" the fit labels new inputs (the generator of "Strong Model Collapse", Dohmatob et al. 2025).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.models.contract import FamilySettings, Knobs, PyTree, family_settings
-from collapse_jax.models.fields import integer, number
+from collapse_jax.models.fields import choice, integer, number
+
+# Where a generation's synthetic inputs come from: the chain's fixed design (relabelled), or fresh x ~ N(0, I).
+SYNTHETIC_INPUTS = ("design", "fresh")
 
 # The chain's design X is drawn from fold_in(fold_in(root, seed), DESIGN_STREAM): a sub-stream of the chain's key that
 # the engine's generation (0) and real-data (1) streams never reach: X is fixed per chain, independent across chains.
@@ -30,12 +34,13 @@ class LinearRegressionModel:
     static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.dim",)
 
     dim: int
-    design_size: int  # T: rows of the chain's fixed input matrix X (= samples_per_generation)
+    design_size: int  # T: rows of the chain's fixed input matrix X (= M; real_data_size with fresh synthetic inputs)
     root_seed: int
     test_size: int
     test_seed: int
     good_region_mass: float  # m: is_good keeps residuals inside the noise's central interval of mass m
     good_residual_z: float  # z = Phi^-1((1 + m) / 2): that interval is |y - x.w*| <= sigma z
+    synthetic_inputs: str = "design"  # design: relabel X; fresh: label new x ~ N(0, I) drawn from the sample key
 
     knob_fields: ClassVar[dict[str, str]] = {"noise_std": "model.noise_std", "ridge": "model.ridge"}
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
@@ -49,7 +54,15 @@ class LinearRegressionModel:
         "ridge": number("ridge penalty of every fit", low=0.0, sweepable=True),
         "test_size": integer("held-out test points", low=1),
         "test_seed": integer("seed of the test set", low=0),
-        "real_data_size": integer("None or samples_per_generation (the design)", low=1, optional=True),
+        "real_data_size": integer(
+            "None or samples_per_generation (the design); any size with synthetic_inputs = fresh", low=1, optional=True
+        ),
+        "synthetic_inputs": choice(
+            "design: samples relabel the fixed design X | fresh: samples label new inputs x ~ N(0, I)",
+            SYNTHETIC_INPUTS,
+            noun="input source",
+            default="design",
+        ),
     }
 
     @property
@@ -111,8 +124,13 @@ class LinearRegressionModel:
         return self.fit_statistics(key, self.statistics(data, weights), knobs, previous)
 
     def sample(self, key: jax.Array, params: PyTree, num_samples: int, knobs: Knobs) -> PyTree:
-        """Relabel the chain's design with the fit, y = Xŵ + σε (rows reused cyclically if more than T are asked)."""
-        x = self.design(knobs)[jnp.arange(num_samples) % self.design_size]
+        """Relabel the chain's design with the fit, y = Xŵ + σε (rows reused cyclically if more than T are asked), or
+        with fresh synthetic inputs label new x ~ N(0, I) the same way."""
+        if self.synthetic_inputs == "fresh":
+            input_key, key = jax.random.split(key)
+            x = jax.random.normal(input_key, (num_samples, self.dim), jnp.float32)
+        else:
+            x = self.design(knobs)[jnp.arange(num_samples) % self.design_size]
         return {"x": x, "y": self._label(key, x, params["weights"], knobs)}
 
     def log_likelihood(self, params: PyTree, data: PyTree, knobs: Knobs) -> jax.Array:
@@ -148,14 +166,19 @@ class LinearRegressionModel:
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> LinearRegressionModel:
-    """Build the model from its resolved config (dim, noise_std, ridge, test_size) with T = samples_per_generation."""
+    """Build the model from its resolved config (dim, noise_std, ridge, test_size) with T = samples_per_generation, or
+    T = real_data_size when synthetic inputs are fresh (the design is then only the real training set)."""
     model, design_size = config.model, config.samples_per_generation
+    fresh = model.synthetic_inputs == "fresh"
     # The real set is the design every generation relabels, so its size is M: a computed tie no declaration can say.
-    if model.real_data_size is not None and model.real_data_size != design_size:
+    if model.real_data_size is not None and model.real_data_size != design_size and not fresh:
         raise ValueError(
             f"config.model.real_data_size: got {model.real_data_size!r}; allowed: None or samples_per_generation "
-            f"({design_size}), since the real set is the design every generation relabels"
+            f"({design_size}), since the real set is the design every generation relabels (or synthetic_inputs = "
+            "'fresh')"
         )
+    if fresh and model.real_data_size is not None:
+        design_size = model.real_data_size
     settings = family_settings(config) if settings is None else settings
     mass = settings.good_region_mass
     z = statistics.NormalDist().inv_cdf(0.5 * (1.0 + mass))
@@ -167,4 +190,22 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> LinearReg
         test_seed=model.test_seed,
         good_region_mass=mass,
         good_residual_z=z,
+        synthetic_inputs=model.synthetic_inputs,
     )
+
+
+def strong_collapse_error(dim: int, noise_std: float, generator_size: int, training_size: int, share: float) -> float:
+    """E‖ŵ - w*‖² of OLS on N points, a share p labelled by a generator fitted on n0 real points, 1 - p real (Strong
+    Model Collapse, Dohmatob, Feng, Subramonian & Kempe 2025, re-derived for isotropic x ~ N(0, I_d)):
+
+        p² e_g (1 + (d + 1)(1 - p) / (p N)) + σ² d / (N - d - 1),   e_g = σ² d / (n0 - d - 1).
+
+    ŵ - w* = A δ + (XᵀX)⁻¹Xᵀε with δ the generator's error (isotropic, E‖δ‖² = e_g) and A = (XᵀX)⁻¹X_sᵀX_s; to first
+    order in the Wisharts' fluctuations E tr(AᵀA) / d = p² (1 + (d + 1)(1 - p) / (p N)), and the noise term is exact.
+    As N -> ∞ the error stays at the floor p² e_g: only a better generator (larger n0) or a smaller share lowers it.
+    """
+    noise = noise_std**2 * dim / (training_size - dim - 1)
+    if share == 0:
+        return noise
+    generator_error = noise_std**2 * dim / (generator_size - dim - 1)
+    return share**2 * generator_error * (1 + (dim + 1) * (1 - share) / (share * training_size)) + noise
