@@ -189,3 +189,8 @@ def test_a_median_at_the_float32_floor_is_flagged_and_given_no_drift_rate(tmp_pa
     # Above the floor the same decay keeps its drift rate (-2 per generation over generations 5..10).
     above = synthetic(decay[:, :11]).profile("metric")[0]
     assert above["floor_generation"] is None and above["drift_rate"] == pytest.approx(-2.0, abs=0.01)
+
+
+def test_group_labels_name_the_config_fields_a_pair_knob_is_stored_as():
+    labels = {"curation": "likelihood_filter", "keep_quantile_low": 0.1, "keep_quantile_high": 1.0, "seed_count": 3}
+    assert profile.group_label(labels) == "curation=likelihood_filter, keep_quantiles=(0.1, 1), seed_count=3"

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from collapse_jax.core.curation import PAIR_KNOBS
 from collapse_jax.models import contract
 
 # analysis.results.Results, not imported: results.py imports this module for Results.profile (a cycle otherwise).
@@ -73,6 +74,10 @@ def group_label(labels: dict) -> str:
     """Human-readable name of a knob group for legends and tables, e.g. 'real_fraction=0.1, regime=replace'."""
     # A knob the group lacks (None: e.g. a schedule's end under the constant schedule) is left out of its name.
     shown = {k: v for k, v in labels.items() if v is not None}
+    for field, (low, high) in PAIR_KNOBS.items():  # stored as two knobs; named as the config's one field, in place
+        if low in shown and high in shown:
+            pair = f"({shown[low]:g}, {shown[high]:g})"
+            shown = {(field if k == low else k): (pair if k == low else v) for k, v in shown.items() if k != high}
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "all chains"
 
 
