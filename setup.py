@@ -30,6 +30,9 @@ setup(
         ],
         # Live TensorBoard summaries of running sweeps (collapse_jax/monitoring.py; tensorboardX needs no TensorFlow).
         "monitor": ["tensorboardX>=2.6"],
+        # The same writer plus the TensorBoard viewer, to open <workdir>/tensorboard: pip install -e '.[tensorboard]',
+        # then tensorboard --logdir <workdir>/tensorboard (it runs without TensorFlow, with a reduced feature set).
+        "tensorboard": ["tensorboardX>=2.6", "tensorboard>=2.16"],
         # The CPU VAE config's digits data set ships inside scikit-learn (collapse_jax/data/images.py).
         "digits": ["scikit-learn>=1.4"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).
