@@ -26,7 +26,12 @@ setup(
         # scikit-learn is a reference implementation in tests (and the source of the bundled 8x8 digits data set).
         # pytest-xdist: `make test` runs two workers (a 2-core CI machine).
         "test": [
-            "pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "scipy>=1.11", "ruff>=0.6", "tensorboardX>=2.6",
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "scikit-learn>=1.4",
+            "scipy>=1.11",
+            "ruff>=0.6",
+            "tensorboardX>=2.6",
         ],
         # Live TensorBoard summaries of running sweeps (collapse_jax/monitoring.py; tensorboardX needs no TensorFlow).
         "monitor": ["tensorboardX>=2.6"],
