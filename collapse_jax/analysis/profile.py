@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from collapse_jax.core.curation import PAIR_KNOBS
 from collapse_jax.models import contract
+from collapse_jax.models.contract import PAIR_KNOBS
 
 # analysis.results.Results, not imported: results.py imports this module for Results.profile (a cycle otherwise).
 Results = Any
