@@ -194,3 +194,16 @@ def test_a_median_at_the_float32_floor_is_flagged_and_given_no_drift_rate(tmp_pa
 def test_group_labels_name_the_config_fields_a_pair_knob_is_stored_as():
     labels = {"curation": "likelihood_filter", "keep_quantile_low": 0.1, "keep_quantile_high": 1.0, "seed_count": 3}
     assert profile.group_label(labels) == "curation=likelihood_filter, keep_quantiles=(0.1, 1), seed_count=3"
+
+
+def test_above_the_subsample_size_the_interval_still_has_the_width_of_the_full_samples_median():
+    """4,000 chains (10x SUBSAMPLE_CHAINS): the same law as the 64-chain drift test at sqrt(4000 / 64) = 7.9x less
+    noise, so the slope's sd is 1.2533 x 0.1 / sqrt(4000) / sqrt(110) = 0.00019 and a 95% interval ~0.00074 wide
+    (asserted within a factor 2: the subsampling scale sqrt(m / (n - m)) makes 400-chain subsamples spread as
+    4,000-chain medians do; without it the interval would be sqrt(9) = 3x wider)."""
+    rng = np.random.default_rng(4)
+    chains = 10 * profile.SUBSAMPLE_CHAINS
+    row = synthetic(-0.05 * np.arange(21) + 0.1 * rng.standard_normal((chains, 21))).profile("metric")[0]
+    assert row["drift_rate"] == pytest.approx(-0.05, abs=4 * 0.00019)
+    assert row["drift_low"] < -0.05 < row["drift_high"] and row["drift_resolved"]
+    assert 0.00037 < row["drift_high"] - row["drift_low"] < 0.0015
