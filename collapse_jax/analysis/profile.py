@@ -148,15 +148,21 @@ def floor_generation(generations: np.ndarray, median: np.ndarray) -> int | None:
     return int(generations[at_floor[0]]) if len(at_floor) else None
 
 
-def _medians_and_spread(drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Medians over axis 1 of drawn [resamples, chains, generations] and the generation-0 10%/90% spread."""
-    if not np.isnan(drawn).any():  # the common case; nanmedian and nanquantile loop in Python over the columns
-        low, high = np.quantile(drawn[:, :, 0], [0.1, 0.9], axis=1)
-        return np.median(drawn, axis=1), high - low
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
-        low, high = np.nanquantile(drawn[:, :, 0], [0.1, 0.9], axis=1)
-        return np.nanmedian(drawn, axis=1), high - low
+def _medians_and_spread(columns: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Medians [resamples, generations] of the chains draws [resamples, k] picks from columns [generations, chains],
+    and each resample's generation-0 10%/90% spread [resamples]."""
+    drawn = columns[:, draws]  # [generations, resamples, k]: each resample's chains contiguous
+    if np.isnan(drawn).any():  # nanmedian and nanquantile loop in Python over the columns: only when needed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of unfinished runs
+            low, high = np.nanquantile(drawn[0], [0.1, 0.9], axis=1)
+            return np.nanmedian(drawn, axis=2).T, high - low
+    # Sorting contiguous rows (numpy's SIMD sort) is ~4x faster than the partition np.median runs; same values.
+    drawn.sort(axis=2)
+    k = drawn.shape[2]
+    medians = 0.5 * (drawn[:, :, (k - 1) // 2].astype(np.float64) + drawn[:, :, k // 2])
+    low, high = np.quantile(drawn[0], [0.1, 0.9], axis=1)
+    return medians.T, high - low
 
 
 def bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -167,15 +173,16 @@ def bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> tuple[np.
     by sqrt(m / (n - m)), the ratio of the n-chain median's standard deviation to that of an m-of-n subsample's (the
     finite-population correction included), so the resamples spread as n-chain medians would at m chains' cost.
     """
-    chains, columns = values.shape
+    chains, generations = values.shape
+    columns = np.ascontiguousarray(values.T)
     drawn_chains = min(chains, SUBSAMPLE_CHAINS)
-    budget = BOOTSTRAP_BUDGET // max(drawn_chains * columns, 1)
+    budget = BOOTSTRAP_BUDGET // max(drawn_chains * generations, 1)
     resamples = int(np.clip(budget, BOOTSTRAP_MIN_RESAMPLES, BOOTSTRAP_RESAMPLES))
     if chains <= SUBSAMPLE_CHAINS:
-        return _medians_and_spread(values[rng.integers(0, chains, size=(resamples, chains))])
+        return _medians_and_spread(columns, rng.integers(0, chains, size=(resamples, chains)))
     subsets = np.argsort(rng.random((resamples, chains)), axis=1)[:, :drawn_chains]  # without replacement
-    medians, spread = _medians_and_spread(values[subsets])
-    full_medians, full_spread = _medians_and_spread(values[None])
+    medians, spread = _medians_and_spread(columns, subsets)
+    full_medians, full_spread = _medians_and_spread(columns, np.arange(chains)[None])
     scale = np.sqrt(drawn_chains / (chains - drawn_chains))
     return full_medians + scale * (medians - full_medians), full_spread + scale * (spread - full_spread)
 
