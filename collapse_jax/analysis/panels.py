@@ -60,11 +60,13 @@ def rest(labels: dict, field: str | None) -> dict:
 
 
 def colours(names: list[str]) -> dict[str, object]:
-    """One colour per distinct line name, the same in every panel: tab10 up to ten names, viridis beyond."""
+    """One colour per distinct line name, the same in every panel: tab10 without its grey (grey draws the other lines'
+    medians in a one-line panel) up to nine names, viridis beyond."""
     unique = list(dict.fromkeys(names))
     colormaps = matplotlib_module().colormaps
-    if len(unique) <= 10:
-        return {name: colormaps["tab10"](i) for i, name in enumerate(unique)}
+    palette = [index for index in range(10) if index != 7]  # tab10's 7 is grey
+    if len(unique) <= len(palette):
+        return {name: colormaps["tab10"](index) for index, name in zip(palette, unique)}
     return {name: colour for name, colour in zip(unique, colormaps["viridis"](np.linspace(0, 0.92, len(unique))))}
 
 
@@ -145,8 +147,9 @@ def finish(
     # A 7-point legend label is about 0.55 x 7 points per character; the handle and padding add 0.6 inch.
     side = 0.6 + max(map(len, handles)) * 7 * 0.55 / 72 if legend else (1.1 if scale is not None else 0.2)
     width, height = figure.get_size_inches()  # the panels' area
-    # Above the panels: the title's lines (9 points, ~0.17 inch each) and a panel title (~0.3 inch).
-    left, bottom, top = 0.85, 0.6, 0.45 + 0.17 * (title.count("\n") + 1)
+    # Above the panels: the title's lines (9 points, ~0.17 inch each), a panel title (~0.3 inch; 0.15 per extra line).
+    panel_lines = max(axis.get_title().count("\n") for axis in axes)
+    left, bottom, top = 0.85, 0.6, 0.45 + 0.17 * (title.count("\n") + 1) + 0.15 * panel_lines
     total_width, total_height = left + width + side, bottom + height + top
     figure.set_size_inches(total_width, total_height)
     figure.subplots_adjust(

@@ -60,6 +60,19 @@ def _line_panels(count: int) -> bool:
     return 1 < count <= panels.LEGEND_LINES
 
 
+def _panel_title(text: str, width: int = 60) -> str:
+    """A panel's title broken after a comma into lines of at most `width` characters (panels stand three a row)."""
+    lines = [""]
+    for part in text.split(", "):
+        candidate = f"{lines[-1]}, {part}" if lines[-1] else part
+        if len(candidate) > width and lines[-1]:
+            lines[-1] += ","
+            lines.append(part)
+        else:
+            lines[-1] = candidate
+    return "\n".join(lines)
+
+
 def _context(axis, x_values: list, medians: list, own: int) -> None:
     """The other lines' medians, thin and grey, behind a panel's own line."""
     for index, (x, median) in enumerate(zip(x_values, medians)):
@@ -98,7 +111,9 @@ def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | 
             _context(axis, [generations] * len(rows), [r["median"] for r in rows], index)
             axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.25, linewidth=0, zorder=2)
             axis.plot(generations, row["median"], color=colour, zorder=3)
-            axis.set_title(f"{names[index]} (n={row['chains']})" if not seeds else names[index], fontsize=8)
+            axis.set_title(
+                _panel_title(f"{names[index]} (n={row['chains']})" if not seeds else names[index]), fontsize=8
+            )
         _legend_entries(handles, "black", len(rows) > 1, True)
         if _spans_decades(rows):
             panels.log_y(axes[0])
@@ -273,7 +288,7 @@ def plot_final_vs_knob(
                 drawn = axis.axvline(reference, color="black", linestyle=next(dashes), linewidth=1)
                 handles.setdefault(text, drawn)
         if one_per_line:
-            axis.set_title(value, fontsize=8)
+            axis.set_title(_panel_title(value), fontsize=8)
         elif field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
     if one_per_line:
