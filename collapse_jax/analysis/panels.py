@@ -1,5 +1,5 @@
-"""Small multiples for figures with many lines: one panel per value of the outermost swept knob, shared axes, one
-legend outside the data, a colour per line that is the same in every panel.
+"""Figure layout: one panel per line up to LEGEND_LINES lines (else per value of the outermost swept knob), shared
+axes, one legend outside the data, a colour per line that is the same in every panel, titles naming shared settings.
 """
 
 from __future__ import annotations
@@ -172,3 +172,74 @@ def finish(
             bbox_to_anchor=((left + width + 0.1) / total_width, 1 - top / total_height),
         )  # fmt: skip
     figure.savefig(path, dpi=110)
+
+
+def setting(config: dict, path: str):
+    """config[path] for a dotted path in a stored (plain dict) config; None where absent."""
+    node = config
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def fixed_settings(config: dict) -> str:
+    """The settings every line of a figure shares, for its title: family, M, regime, real fraction and curation (a
+    swept one says so: the panel titles name its values). Curation is always named, `none` included."""
+    parts = [str(setting(config, "model.name"))]
+    curation = setting(config, "curation.name") or "none"
+    shown = (
+        ("M", "samples_per_generation"),
+        ("regime", "regime.name"),
+        ("real_fraction", "regime.real_fraction"),
+        ("curation", None),
+    )
+    for name, path in shown:
+        value = curation if path is None else setting(config, path)
+        if isinstance(value, (list, tuple)):
+            value = value[0] if len(set(map(str, value))) == 1 else "swept"
+        if value is not None:
+            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    names = curation if isinstance(curation, (list, tuple)) else [curation]
+    if "likelihood_filter" in names and setting(config, "curation.keep_quantiles") is not None:
+        parts.append(f"keep_quantiles={tuple(setting(config, 'curation.keep_quantiles'))}")
+    if (setting(config, "curation.oversample") or 1) != 1:
+        parts.append(f"oversample={setting(config, 'curation.oversample')}")
+    return ", ".join(parts)
+
+
+def one_panel_per_line(count: int) -> bool:
+    """Whether a figure of `count` lines gets one panel per line: overlapping 10-90% bands of two or more lines blend
+    into one colour, so each line keeps its band in its own panel (the others' medians faint behind it); above
+    LEGEND_LINES lines the bands go and the lines share panels coloured by value."""
+    return 1 < count <= LEGEND_LINES
+
+
+def panel_title(text: str, width: int = 60) -> str:
+    """A panel's title broken after a comma into lines of at most `width` characters (panels stand three a row)."""
+    lines = [""]
+    for part in text.split(", "):
+        candidate = f"{lines[-1]}, {part}" if lines[-1] else part
+        if len(candidate) > width and lines[-1]:
+            lines[-1] += ","
+            lines.append(part)
+        else:
+            lines[-1] = candidate
+    return "\n".join(lines)
+
+
+def draw_other_medians(axis, x_values: list, medians: list, own: int) -> None:
+    """The other lines' medians, thin and grey, behind a panel's own line."""
+    for index, (x, median) in enumerate(zip(x_values, medians)):
+        if index != own:
+            axis.plot(x, median, color="0.75", linewidth=0.8, zorder=1)
+
+
+def line_panel_legend(handles: dict, colour, others: bool, band: bool) -> None:
+    """Generic legend entries for one-line panels (the panel titles name the lines), only for what is drawn."""
+    lines = matplotlib_module().lines
+    handles.setdefault("median over seeds", lines.Line2D([], [], color=colour))
+    if band:
+        patches = matplotlib_module().patches
+        handles.setdefault("10-90% band over seeds", patches.Patch(color=colour, alpha=0.25, linewidth=0))
+    if others:
+        handles.setdefault("the other lines' medians", lines.Line2D([], [], color="0.75", linewidth=0.8))

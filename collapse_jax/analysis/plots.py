@@ -21,76 +21,6 @@ def _spans_decades(rows: list[dict]) -> bool:
     return values.size > 0 and values.min() > 0 and values.max() / values.min() > 100
 
 
-def _setting(config: dict, path: str):
-    node = config
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def fixed_settings(config: dict) -> str:
-    """The settings every line of a figure shares, for its title: family, M, regime, real fraction and curation (a
-    swept one says so: the panel titles name its values). Curation is always named, `none` included."""
-    parts = [str(_setting(config, "model.name"))]
-    curation = _setting(config, "curation.name") or "none"
-    shown = (
-        ("M", "samples_per_generation"),
-        ("regime", "regime.name"),
-        ("real_fraction", "regime.real_fraction"),
-        ("curation", None),
-    )
-    for name, path in shown:
-        value = curation if path is None else _setting(config, path)
-        if isinstance(value, (list, tuple)):
-            value = value[0] if len(set(map(str, value))) == 1 else "swept"
-        if value is not None:
-            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
-    names = curation if isinstance(curation, (list, tuple)) else [curation]
-    if "likelihood_filter" in names and _setting(config, "curation.keep_quantiles") is not None:
-        parts.append(f"keep_quantiles={tuple(_setting(config, 'curation.keep_quantiles'))}")
-    if (_setting(config, "curation.oversample") or 1) != 1:
-        parts.append(f"oversample={_setting(config, 'curation.oversample')}")
-    return ", ".join(parts)
-
-
-def _line_panels(count: int) -> bool:
-    """Whether a figure of `count` lines gets one panel per line: overlapping 10-90% bands of two or more lines blend
-    into one colour, so each line keeps its band in its own panel (the others' medians faint behind it); above
-    LEGEND_LINES lines the bands go and the lines share panels coloured by value."""
-    return 1 < count <= panels.LEGEND_LINES
-
-
-def _panel_title(text: str, width: int = 60) -> str:
-    """A panel's title broken after a comma into lines of at most `width` characters (panels stand three a row)."""
-    lines = [""]
-    for part in text.split(", "):
-        candidate = f"{lines[-1]}, {part}" if lines[-1] else part
-        if len(candidate) > width and lines[-1]:
-            lines[-1] += ","
-            lines.append(part)
-        else:
-            lines[-1] = candidate
-    return "\n".join(lines)
-
-
-def _context(axis, x_values: list, medians: list, own: int) -> None:
-    """The other lines' medians, thin and grey, behind a panel's own line."""
-    for index, (x, median) in enumerate(zip(x_values, medians)):
-        if index != own:
-            axis.plot(x, median, color="0.75", linewidth=0.8, zorder=1)
-
-
-def _legend_entries(handles: dict, colour, others: bool, band: bool) -> None:
-    """Generic legend entries for one-line panels (the panel titles name the lines), only for what is drawn."""
-    lines = panels.matplotlib_module().lines
-    handles.setdefault("median over seeds", lines.Line2D([], [], color=colour))
-    if band:
-        patches = panels.matplotlib_module().patches
-        handles.setdefault("10-90% band over seeds", patches.Patch(color=colour, alpha=0.25, linewidth=0))
-    if others:
-        handles.setdefault("the other lines' medians", lines.Line2D([], [], color="0.75", linewidth=0.8))
-
-
 def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | None = None) -> None:
     """Median and 10-90% band of `metric` per knob group against generation: one panel per group up to LEGEND_LINES
     groups, beyond that the medians only, in panels per value of the outermost knob; `summary` is
@@ -100,21 +30,21 @@ def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | 
     generations = results.generations  # every k-th generation when config.record_every = k
     chains = sorted({r["chains"] for r in rows})
     seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
-    settings = fixed_settings(results.config)
-    if _line_panels(len(rows)):
+    settings = panels.fixed_settings(results.config)
+    if panels.one_panel_per_line(len(rows)):
         names = [knob_label(r["labels"]) for r in rows]
         colours = panels.colours(names)
         figure, axes = panels.subplots(len(rows))
         handles: dict = {}
         for index, (axis, row) in enumerate(zip(axes, rows)):
             colour = colours[names[index]]
-            _context(axis, [generations] * len(rows), [r["median"] for r in rows], index)
+            panels.draw_other_medians(axis, [generations] * len(rows), [r["median"] for r in rows], index)
             axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.25, linewidth=0, zorder=2)
             axis.plot(generations, row["median"], color=colour, zorder=3)
             axis.set_title(
-                _panel_title(f"{names[index]} (n={row['chains']})" if not seeds else names[index]), fontsize=8
+                panels.panel_title(f"{names[index]} (n={row['chains']})" if not seeds else names[index]), fontsize=8
             )
-        _legend_entries(handles, "black", len(rows) > 1, True)
+        panels.line_panel_legend(handles, "black", len(rows) > 1, True)
         if _spans_decades(rows):
             panels.log_y(axes[0])
         title = f"{metric}: median over seeds{seeds} and 10-90% band, one panel per group\n{settings}"
@@ -250,7 +180,7 @@ def plot_final_vs_knob(
     panel per line up to LEGEND_LINES lines (the others' medians faint behind it), beyond that one panel per value of
     the outermost other knob without bands."""
     names = [f"{knob_label(line['labels'])} (n={line['points'][0][4]})" for line in lines]
-    one_per_line = _line_panels(len(lines))
+    one_per_line = panels.one_panel_per_line(len(lines))
     if one_per_line:
         field, groups = None, [(names[index], [index]) for index in range(len(lines))]
     else:
@@ -265,7 +195,7 @@ def plot_final_vs_knob(
     lines_module = panels.matplotlib_module().lines
     for axis, (value, members) in zip(axes, groups):
         if one_per_line:
-            _context(axis, [c[0] for c in columns], [c[1] for c in columns], members[0])
+            panels.draw_other_medians(axis, [c[0] for c in columns], [c[1] for c in columns], members[0])
         for index in members:
             verdict, colour = verdicts[index], colours[names[index]]
             value_, median, q10, q90, _ = columns[index]
@@ -288,11 +218,11 @@ def plot_final_vs_knob(
                 drawn = axis.axvline(reference, color="black", linestyle=next(dashes), linewidth=1)
                 handles.setdefault(text, drawn)
         if one_per_line:
-            axis.set_title(_panel_title(value), fontsize=8)
+            axis.set_title(panels.panel_title(value), fontsize=8)
         elif field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
     if one_per_line:
-        _legend_entries(handles, "black", True, True)
+        panels.line_panel_legend(handles, "black", True, True)
     elif len(lines) == 1:
         handles.setdefault("10-90% band over seeds", panels.matplotlib_module().patches.Patch(alpha=0.25))
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
@@ -350,7 +280,7 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                     os.path.join(output, "plots", name),
                     tolerance,
                     settings.reference_lines,
-                    fixed_settings(results.config),
+                    panels.fixed_settings(results.config),
                 )
                 lines_out += [f"![{metric} at generation {final} vs {knob}](plots/{name})", ""]
             kept = [(line, verdict) for line, verdict, skip in zip(lines, verdicts, undefined) if not skip]
