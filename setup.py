@@ -26,10 +26,18 @@ setup(
         # scikit-learn is a reference implementation in tests (and the source of the bundled 8x8 digits data set).
         # pytest-xdist: `make test` runs two workers (a 2-core CI machine).
         "test": [
-            "pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "scipy>=1.11", "ruff>=0.6", "tensorboardX>=2.6",
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "scikit-learn>=1.4",
+            "scipy>=1.11",
+            "ruff>=0.6",
+            "tensorboardX>=2.6",
         ],
         # Live TensorBoard summaries of running sweeps (collapse_jax/monitoring.py; tensorboardX needs no TensorFlow).
         "monitor": ["tensorboardX>=2.6"],
+        # The same writer plus the TensorBoard viewer, to open <workdir>/tensorboard: pip install -e '.[tensorboard]',
+        # then tensorboard --logdir <workdir>/tensorboard (it runs without TensorFlow, with a reduced feature set).
+        "tensorboard": ["tensorboardX>=2.6", "tensorboard>=2.16"],
         # The CPU VAE config's digits data set ships inside scikit-learn (collapse_jax/data/images.py).
         "digits": ["scikit-learn>=1.4"],
         # Accelerator users: pip install -e .[cuda]  (jax's CUDA 12 wheels).

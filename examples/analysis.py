@@ -11,23 +11,26 @@ or open it as a notebook: Jupytext, VS Code and PyCharm read the `# %%` cells.
 """
 
 # %%
-import argparse
 import os
+import sys
 import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
+from absl import flags
 
 from collapse_jax.analysis import aggregate
 from collapse_jax.host import runner
 from experiments.configs import gaussian
 
-parser = argparse.ArgumentParser(description="Three figures from a sweep, with pandas and xarray.")
-parser.add_argument(
-    "--workdir", default=None, help="A run or sweep ROOT to load; empty or absent: run the sweep there."
+# absl flags like every entry point, in a FlagValues of their own: a notebook may run this cell twice, and its kernel
+# passes arguments of its own (known_only skips them).
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir", None, "A run or sweep ROOT to load; empty or absent: run the sweep there.", flag_values=FLAGS
 )
-parser.add_argument("--output", default=None, help="Where the PNGs go (default: <workdir>/analysis).")
-args, _ = parser.parse_known_args()  # a notebook kernel passes arguments of its own
+flags.DEFINE_string("output", None, "Where the PNGs go (default: <workdir>/analysis).", flag_values=FLAGS)
+FLAGS(sys.argv, known_only=True)
 
 # %% The sweep: regime is static (one compile each), real fraction and sampling bias are per-chain knobs. lambda = 3
 # multiplies the fitted variance by about 3 per generation under replace, so those chains overflow float32 (go
@@ -45,10 +48,10 @@ SWEEP = {
     "make_plots": False,
     "model.test_size": 1000,
 }
-workdir = args.workdir or tempfile.mkdtemp(prefix="collapse_analysis_")
+workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="collapse_analysis_")
 if not os.path.isdir(workdir) or not os.listdir(workdir):
     runner.run(runner.as_config(SWEEP, gaussian.get_config()), workdir)
-output = args.output or os.path.join(workdir, "analysis")
+output = FLAGS.output or os.path.join(workdir, "analysis")
 os.makedirs(output, exist_ok=True)
 
 # %% Load: one row per chain x recorded generation, with every knob and label as a column.
@@ -57,11 +60,13 @@ frame = run.to_dataframe(metrics=["trace_ratio"])
 TRACE_RATIO = r"trace ratio  $\mathrm{tr}\,\hat\Sigma\,/\,\mathrm{tr}\,\Sigma$"
 print(frame.head())
 print("groups are keyed by:", run.group_fields)
+# Figures 1 and 2 hold the sampling bias at its smallest swept value (lambda = 1 in the sweep above: plain sampling).
+BIAS = float(frame.sampling_bias.min())
 
-# %% Figure 1: trace ratio vs generation per group at lambda = 1, median and 10-90% band over seeds; one panel per
+# %% Figure 1: trace ratio vs generation per group at lambda = BIAS, median and 10-90% band over seeds; one panel per
 # regime, one line per real fraction. (Failed chains hold NaN after their failure, which quantile skips.)
 bands = (
-    frame[frame.sampling_bias == 1.0]
+    frame[frame.sampling_bias == BIAS]
     .groupby(["regime", "real_fraction", "generation"])
     .trace_ratio.quantile([0.1, 0.5, 0.9])
     .unstack()
@@ -75,12 +80,12 @@ for ax, (regime, by_rho) in zip(axes, bands.groupby(level="regime")):
     ax.set(yscale="log", xlabel="generation", title=regime)
 axes[0].set_ylabel(TRACE_RATIO)
 axes[0].legend(title="real fraction ρ")
-fig.suptitle("Trace ratio: median and 10-90% band over seeds, λ = 1")
+fig.suptitle(f"Trace ratio: median and 10-90% band over seeds, λ = {BIAS:g}")
 fig.savefig(os.path.join(output, "trace_ratio_vs_generation.png"), dpi=120, bbox_inches="tight")
 
-# %% Figure 2: the final generation's trace ratio vs the swept real fraction, one line per regime (lambda = 1).
+# %% Figure 2: the final generation's trace ratio vs the swept real fraction, one line per regime (lambda = BIAS).
 final = run.to_dataframe(metrics=["trace_ratio"], generations=-1)  # -1: the last recorded generation only
-curves = final[final.sampling_bias == 1.0].groupby(["regime", "real_fraction"]).trace_ratio.quantile([0.1, 0.5, 0.9])
+curves = final[final.sampling_bias == BIAS].groupby(["regime", "real_fraction"]).trace_ratio.quantile([0.1, 0.5, 0.9])
 fig, ax = plt.subplots(figsize=(6, 4.5))
 for regime, curve in curves.unstack().groupby(level="regime"):
     rho = curve.index.get_level_values("real_fraction")
@@ -91,7 +96,7 @@ ax.set(
     yscale="log",
     xlabel="real fraction ρ",
     ylabel=f"trace ratio at generation {final.generation.max()}",
-    title="Final trace ratio: median and 10-90% band, λ = 1",
+    title=f"Final trace ratio: median and 10-90% band, λ = {BIAS:g}",
 )
 ax.legend(title="regime")
 fig.savefig(os.path.join(output, "final_trace_ratio_vs_real_fraction.png"), dpi=120, bbox_inches="tight")
@@ -101,18 +106,20 @@ fig.savefig(os.path.join(output, "final_trace_ratio_vs_real_fraction.png"), dpi=
 # dimension per knob instead.
 ds = run.to_xarray(metrics=["trace_ratio"])
 chains = ds.isel(chain=((ds.regime == "replace") & (ds.real_fraction == 0.0)).values)
+biases = sorted(set(chains.sampling_bias.values.tolist()))  # the legend names the values the run has
+colors = {bias: f"C{index}" for index, bias in enumerate(biases)}
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for index in range(chains.sizes["chain"]):
     chain = chains.isel(chain=index)
-    color = "C0" if chain.sampling_bias == 1.0 else "C1"
+    color = colors[float(chain.sampling_bias)]
     ax.plot(chain.generation, chain.trace_ratio, color=color, lw=0.8, alpha=0.7)
     if chain.failed_generation >= 0:
         last = int(np.flatnonzero(np.isfinite(chain.trace_ratio.values))[-1])
-        ax.plot(chain.generation[last], chain.trace_ratio[last], "x", color="C3", ms=8, mew=2)
+        ax.plot(chain.generation[last], chain.trace_ratio[last], "x", color="red", ms=8, mew=2)
 failed = int((chains.failed_generation >= 0).sum())
-ax.plot([], [], color="C0", label="λ = 1")
-ax.plot([], [], color="C1", label="λ = 3")
-ax.plot([], [], "x", color="C3", mew=2, label=f"failed (non-finite): {failed} of {chains.sizes['chain']} chains")
+for bias, color in colors.items():
+    ax.plot([], [], color=color, label=f"λ = {bias:g}")
+ax.plot([], [], "x", color="red", mew=2, label=f"failed (non-finite): {failed} of {chains.sizes['chain']} chains")
 ax.set(yscale="log", xlabel="generation", ylabel=TRACE_RATIO, title="Each chain: replace, ρ = 0")
 ax.legend(loc="upper left")
 fig.savefig(os.path.join(output, "trace_ratio_per_chain.png"), dpi=120, bbox_inches="tight")

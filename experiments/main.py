@@ -5,14 +5,14 @@ python -m experiments.main --config=experiments/configs/gaussian.py --workdir=/t
 
 import sys
 
-import jax
 from absl import app, flags, logging
 
-from collapse_jax.analysis import plots
-from collapse_jax.host import cli, devices, plan, runner
-from collapse_jax.store import workdir_io
+from collapse_jax.host import cli
 
-CONFIG_HELP = "Experiment config file (experiments/configs/*.py); --config.<field>=value overrides a field."
+CONFIG_HELP = (
+    "Experiment config file (experiments/configs/*.py); --config.<field>=value overrides a field. List the fields: "
+    "python -m experiments.settings --model=NAME, or add --dry_run to print this config's resolved settings."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and report.md.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address",
@@ -27,16 +27,24 @@ _DRY_RUN = flags.DEFINE_bool(
     "Print every setting (value, default, doc), the static groups with their chains and compiles, and the memory and "
     "disk each needs; write nothing and exit 0.",
 )
-flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    config = flags.FLAGS.config  # defined in __main__ from the config file, loaded once
+    if not _DRY_RUN.value and not _WORKDIR.value:
+        cli.exit_with_error("--workdir: missing (the directory for checkpoints, metrics, plots and report.md)")
+    cli.validate_or_exit(config)  # a bad field is reported before the slow imports (Orbax, Flax, matplotlib)
+    import jax
+
+    from collapse_jax.analysis import plots
+    from collapse_jax.host import devices, plan, runner
+    from collapse_jax.store import workdir_io
+
     cli.quiet_library_logs()
     devices.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     logging.info("JAX devices: %s", jax.devices())
-    config = flags.FLAGS.config  # defined in __main__ from the config file, loaded once
     try:
         if _DRY_RUN.value:
             print(plan.describe(config))
@@ -47,8 +55,7 @@ def main(argv: list[str]) -> None:
         sys.exit(runner.PREEMPTED_EXIT_CODE)
     except (ValueError, FileNotFoundError, workdir_io.OutOfDiskSpace) as error:
         # Bad input, or a full disk: one line naming the field or path, no traceback (the last checkpoint is intact).
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        cli.exit_with_error(str(error))
     failed = int(results.failed.sum())
     if failed:
         logging.warning(

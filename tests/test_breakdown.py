@@ -128,8 +128,11 @@ def test_report_sections_list_each_lines_breakdown_and_draw_the_figure(tmp_path)
     results = hand_made({"reference_lines": (("keep_bad", 0.4, "theory"),), "directions": {"keep_bad": "auto"}})
     os.makedirs(tmp_path / "plots")
     text = "\n".join(plots.strength_sections(results, str(tmp_path)))
-    row = "| real_fraction_schedule=constant | keep_bad = 0.35 (lower is safer) | 0.35 |"
-    assert f"{row} 0.1, 0.3, 0.5 | 1 | 1 [0.84, 1.16], 1.3 [1.14, 1.46], 2.1 [1.94, 2.26] |" in text
+    assert "| real_fraction_schedule=constant | keep_bad = 0.35 (lower is safer) | 0.35 |" in text
+    # One row per swept value: its chains, generation-0 and final medians, and whether it lies within the band.
+    for value, final, within in (("0.1", "1 [0.84, 1.16]", "yes"), ("0.3", "1.3 [1.14, 1.46]", "yes")):
+        assert f"| real_fraction_schedule=constant | {value} | 5 | 1 | {final} | {within} |" in text
+    assert "| real_fraction_schedule=constant | 0.5 | 5 | 1 | 2.1 [1.94, 2.26] | no |" in text
     assert "curation_kept_fraction" not in text  # bookkeeping metric, not named
     assert os.listdir(tmp_path / "plots") == ["trace_ratio_final_vs_keep_bad.png"]
     assert "(plots/trace_ratio_final_vs_keep_bad.png)" in text

@@ -59,3 +59,36 @@ def test_workdir_that_is_a_file_is_refused(tmp_path):
     done = run_cli("-m", "experiments.main", "--config=experiments/configs/gaussian.py", f"--workdir={afile}")
     assert done.returncode == 2 and "--workdir" in done.stderr.splitlines()[-1]
     assert afile.read_text() == "precious"
+
+
+def test_help_needs_no_config_and_says_how_to_list_a_configs_fields():
+    for flag in ("--help", "--helpshort"):
+        done = run_cli("-m", "experiments.main", flag)
+        text = " ".join(done.stdout.split())  # absl wraps the help at 80 columns
+        assert "error:" not in done.stderr and "--config: Experiment config file" in text
+        assert "List the fields: python -m experiments.settings --model=NAME, or add --dry_run" in text
+
+
+# Run main as `python -m` does and list, at exit, which of the slow libraries were imported.
+IMPORTED_AT_EXIT = """
+import atexit, runpy, sys
+slow = ("orbax.checkpoint", "flax", "matplotlib")
+atexit.register(lambda: print("imported:", [name for name in slow if name in sys.modules], file=sys.stderr))
+sys.argv = ["experiments/main.py", *sys.argv[1:]]
+runpy.run_module("experiments.main", run_name="__main__")
+"""
+
+
+def test_a_misspelled_field_or_a_bad_value_is_one_line_before_the_slow_imports(tmp_path):
+    workdir = tmp_path / "run"
+    for override, message in (
+        ("--config.regime.real_fractoin=0.1", "config.regime.real_fractoin: unknown field; did you mean "),
+        ("--config.regime.real_fraction=abc", "config.regime.real_fraction: 'abc' is not a number; must be "),
+    ):
+        done = run_cli(
+            "-c", IMPORTED_AT_EXIT, "--config=experiments/configs/gaussian.py", f"--workdir={workdir}", override
+        )
+        error, imported = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and error.startswith(f"error: {message}")
+        assert imported == "imported: []"  # validated before Orbax, Flax and matplotlib load (about a second saved)
+    assert not workdir.exists()

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from collapse_jax.analysis import panels, plots, results
 from collapse_jax.host import runner
 
@@ -43,3 +45,41 @@ def test_the_report_summarises_each_metric_once_and_draws_every_figure(gaussian_
 
 def test_log_axes_label_powers_of_ten_in_plain_text():
     assert [panels.power_of_ten(v) for v in (0.01, 1.0, 1000.0, 2.0, 0.5)] == ["10⁻²", "10⁰", "10³", "2", "0.5"]
+
+
+def test_each_group_gets_its_own_panel_and_band_and_the_title_names_the_shared_settings(monkeypatch, tmp_path):
+    """Four overlapping 10-90% bands blend into one colour: each group keeps its band in its own panel, the titles name
+    the settings every line shares (curation included when it is none), and the legend lists only what is drawn."""
+    drawn = {}
+    monkeypatch.setattr(panels, "finish", lambda figure, axes, handles, path, title, *rest: drawn.update(locals()))
+    chains, columns = 8, 5
+    labels = [(rho, regime) for regime in ("replace", "accumulate") for rho in (0.0, 0.1)]
+    knobs = {
+        "seed": np.tile(np.arange(chains), 4),
+        "real_fraction": np.repeat([rho for rho, _ in labels], chains),
+        "regime": np.repeat([regime for _, regime in labels], chains),
+    }
+    config = {"model": {"name": "gaussian"}, "samples_per_generation": 100, "num_generations": columns - 1}
+    config["regime"] = {"name": ["replace", "accumulate"], "real_fraction": [0.0, 0.1]}
+    values = np.random.default_rng(0).uniform(0.5, 1.5, (4 * chains, columns)).astype(np.float32)
+    metrics = {"trace_ratio": values, "failed": np.zeros_like(values)}
+    run = results.Results(metrics, knobs, config, np.arange(4 * chains), np.arange(columns))
+    plots.plot_metric(run, "trace_ratio", str(tmp_path / "trace_ratio.png"))
+    assert len(drawn["axes"]) == 4
+    assert [axis.get_title() for axis in drawn["axes"]][:2] == ["real_fraction=0, regime=replace"] + [
+        "real_fraction=0.1, regime=replace"
+    ]
+    assert all(len(axis.collections) == 1 for axis in drawn["axes"])  # one band per panel
+    assert "gaussian, M=100, regime=swept, real_fraction=swept, curation=none" in drawn["title"]
+    assert list(drawn["handles"]) == ["median over seeds", "10-90% band over seeds", "the other lines' medians"]
+    lines = [
+        {
+            "labels": {"regime": regime},
+            "points": [(0.0, 1.0, 0.9, 1.1, 8), (0.1, 1.0, 0.9, 1.1, 8)],
+            "baselines": [1, 1],
+        }
+        for regime in ("replace", "accumulate")
+    ]
+    within = {"boundary": None, "status": "always_within", "crossings": [], "within": [True, True]}
+    plots.plot_final_vs_knob(lines, [within] * 2, "trace_ratio", "real_fraction", 4, str(tmp_path / "f.png"), 0.5)
+    assert not any("breakdown" in name for name in drawn["handles"]) and drawn["rest"][0] == "real_fraction"

@@ -130,3 +130,80 @@ def test_profile_rows_make_a_dataframe():
     assert set(profile.COLUMNS) <= set(frame.columns) and "real_fraction" in frame.columns
     assert len(frame) == 4
     assert frame.set_index(["real_fraction", "metric"]).loc[(0.0, "ratio"), "onset"] == 6
+
+
+def synthetic(log_values: np.ndarray) -> Results:
+    """One group of chains whose metric is exp(log_values) [chains, generations], every generation recorded."""
+    chains, columns = log_values.shape
+    config = {"model": {"name": "synthetic"}, "num_generations": columns - 1, "record_every": 1, "report": {}}
+    metrics = {"metric": np.exp(log_values).astype(np.float32), "failed": np.zeros((chains, columns))}
+    knobs = {"seed": np.arange(chains), "real_fraction": np.zeros(chains)}
+    return Results(metrics, knobs, config, np.arange(chains), np.arange(columns))
+
+
+def test_a_known_drift_is_recovered_inside_its_bootstrap_interval_and_a_flat_metric_is_not_resolved():
+    """log metric = rate g + N(0, 0.1^2) per chain and generation, 64 chains, generations 0..20.
+
+    The median of 64 normal draws has sd 1.2533 x 0.1 / 8 = 0.0157; the least-squares slope over the second half
+    (generations 10..20, sum (g - 15)^2 = 110) has sd 0.0157 / sqrt(110) = 0.0015. So the estimate lies within 4 sd
+    (0.006) of the rate, and a 95% interval is about 2 x 1.96 x 0.0015 = 0.0059 wide (asserted within a factor 2:
+    the percentile bootstrap of a median over 64 chains is coarse).
+    """
+    rng = np.random.default_rng(1)
+    noise = 0.1 * rng.standard_normal((64, 21))
+    generations = np.arange(21)
+    row = synthetic(-0.05 * generations + noise).profile("metric")[0]
+    assert row["drift_rate"] == pytest.approx(-0.05, abs=0.006)
+    assert row["drift_low"] < -0.05 < row["drift_high"] and row["drift_resolved"]
+    assert 0.003 < row["drift_high"] - row["drift_low"] < 0.012
+    flat = synthetic(noise).profile("metric")[0]  # rate 0: an interval that excludes 0 would be a false claim
+    assert flat["drift_low"] < 0 < flat["drift_high"] and not flat["drift_resolved"]
+    assert "not resolved" in profile._drift_cell(flat) and "not resolved" not in profile._drift_cell(row)
+
+
+def test_a_step_out_of_the_band_has_a_resolved_onset_and_noise_around_the_band_edge_has_none():
+    """log metric steps from 0 to log 0.3 at generation 5 (noise sd 0.02): every resample's median leaves the +-50%
+    band at 5, so the onset is 5 with interval [5, 5]. A step to log 0.5 (the band's edge) under noise sd 0.3
+    (the median's sd over 16 chains ~ 0.09) leaves the band in some resamples and not in others: not resolved."""
+    rng = np.random.default_rng(2)
+    generations = np.arange(12)
+    step = np.where(generations >= 5, np.log(0.3), 0.0)
+    row = synthetic(step + 0.02 * rng.standard_normal((32, 12))).profile("metric")[0]
+    assert (row["onset"], row["onset_low"], row["onset_high"], row["onset_resolved"]) == (5, 5, 5, True)
+    edge = np.where(generations >= 5, np.log(0.5), 0.0) + 0.3 * rng.standard_normal((16, 12))
+    blurred = synthetic(edge).profile("metric")[0]
+    assert blurred["onset"] is not None and blurred["onset_high"] is None  # some resamples never leave the band
+    assert not blurred["onset_resolved"] and profile._onset_cell(blurred).endswith("never] not resolved")
+
+
+def test_a_median_at_the_float32_floor_is_flagged_and_given_no_drift_rate(tmp_path):
+    """A trace ratio that decays as exp(-2 g) until float32 rounding pins it near 1e-13 (generation 14 on): the
+    slope of its log there would be the slope of the rounding, so the row carries the floor flag instead."""
+    rng = np.random.default_rng(3)
+    generations = np.arange(31)
+    decay = np.maximum(-2.0 * generations, np.log(1e-13)) + 0.01 * rng.standard_normal((16, 31))
+    row = synthetic(decay).profile("metric")[0]
+    assert row["floor_generation"] == 14  # exp(-28) = 6.9e-13 <= 1e-12 < exp(-26) = 5.1e-12
+    assert row["drift_rate"] is None and row["drift_low"] is None and not row["drift_resolved"]
+    assert profile._drift_cell(row) == "at float32 floor from gen 14"
+    # Above the floor the same decay keeps its drift rate (-2 per generation over generations 5..10).
+    above = synthetic(decay[:, :11]).profile("metric")[0]
+    assert above["floor_generation"] is None and above["drift_rate"] == pytest.approx(-2.0, abs=0.01)
+
+
+def test_group_labels_name_the_config_fields_a_pair_knob_is_stored_as():
+    labels = {"curation": "likelihood_filter", "keep_quantile_low": 0.1, "keep_quantile_high": 1.0, "seed_count": 3}
+    assert profile.group_label(labels) == "curation=likelihood_filter, keep_quantiles=(0.1, 1), seed_count=3"
+
+
+def test_above_the_subsample_size_the_interval_still_has_the_width_of_the_full_samples_median():
+    """4,000 chains (10x SUBSAMPLE_CHAINS): the same law as the 64-chain drift test at sqrt(4000 / 64) = 7.9x less
+    noise, so the slope's sd is 1.2533 x 0.1 / sqrt(4000) / sqrt(110) = 0.00019 and a 95% interval ~0.00074 wide
+    (asserted within a factor 2: the subsampling scale sqrt(m / (n - m)) makes 400-chain subsamples spread as
+    4,000-chain medians do; without it the interval would be sqrt(9) = 3x wider)."""
+    rng = np.random.default_rng(4)
+    chains = 10 * profile.SUBSAMPLE_CHAINS
+    row = synthetic(-0.05 * np.arange(21) + 0.1 * rng.standard_normal((chains, 21))).profile("metric")[0]
+    assert row["drift_rate"] == pytest.approx(-0.05, abs=4 * 0.00019)
+    assert row["drift_low"] < -0.05 < row["drift_high"] and row["drift_resolved"]
+    assert 0.00037 < row["drift_high"] - row["drift_low"] < 0.0015

@@ -91,3 +91,19 @@ def test_the_inactive_curation_block_is_every_curation_field_at_its_declared_def
         if path.startswith("curation.") and field.default is not None and field.has_default
     }
     assert declared == fields.INACTIVE_CURATION
+
+
+@pytest.mark.parametrize(
+    "value, kind",
+    [("abc", "not a number"), (True, "not a number"), ((0.5, "x"), "not a number")],
+)
+def test_a_value_of_the_wrong_type_is_named_as_such_not_as_out_of_range(value, kind):
+    config = gaussian_config.get_config()
+    config.regime.real_fraction = value
+    with pytest.raises(
+        ValueError, match=rf"^config\.regime\.real_fraction: '?\w+'? is {kind}; must be a finite number"
+    ):
+        config_schema.validate(config)
+    config.regime.real_fraction = 2.0  # the right type out of range: the range alone
+    with pytest.raises(ValueError, match=r"^config\.regime\.real_fraction: must be a finite number >= 0 and <= 1"):
+        config_schema.validate(config)

@@ -1,5 +1,5 @@
-"""Small multiples for figures with many lines: one panel per value of the outermost swept knob, shared axes, one
-legend outside the data, a colour per line that is the same in every panel.
+"""Figure layout: one panel per line up to LEGEND_LINES lines (else per value of the outermost swept knob), shared
+axes, one legend outside the data, a colour per line that is the same in every panel, titles naming shared settings.
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def rest(labels: dict, field: str | None) -> dict:
 
 
 def colours(names: list[str]) -> dict[str, object]:
-    """One colour per distinct line name, the same in every panel: tab10 up to ten names, viridis beyond."""
+    """One colour per distinct line name, the same in every panel: tab10 without its grey (grey draws the other lines'
+    medians in a one-line panel) up to nine names, viridis beyond."""
     unique = list(dict.fromkeys(names))
     colormaps = matplotlib_module().colormaps
-    if len(unique) <= 10:
-        return {name: colormaps["tab10"](i) for i, name in enumerate(unique)}
+    palette = [index for index in range(10) if index != 7]  # tab10's 7 is grey
+    if len(unique) <= len(palette):
+        return {name: colormaps["tab10"](index) for index, name in zip(palette, unique)}
     return {name: colour for name, colour in zip(unique, colormaps["viridis"](np.linspace(0, 0.92, len(unique))))}
 
 
@@ -108,8 +110,9 @@ def log_y(axis) -> None:
 
 
 def subplots(count: int, width: float = 4.6, height: float = 3.4):
-    """Figure and flat list of `count` axes sharing x and y, at most three per row (unused ones hidden)."""
-    columns = min(count, 3)
+    """Figure and flat list of `count` axes sharing x and y, at most three per row (four: two rows of two; unused ones
+    hidden)."""
+    columns = 2 if count == 4 else min(count, 3)
     rows = math.ceil(count / columns)
     figure = matplotlib_module().figure.Figure(
         figsize=(width * columns if count > 1 else 7, height * rows if count > 1 else 4.2)
@@ -125,22 +128,118 @@ def finish(
     figure, axes: list, handles: dict, path: str, title: str, xlabel: str, ylabel: str, scale: tuple | None = None
 ) -> None:
     """Titles, labels, grid, the legend outside the data (right of the panels; above LEGEND_LINES lines a colourbar
-    for colour_scale's field instead), then save."""
+    for colour_scale's field instead), then save.
+
+    The margins are laid out here in inches (the figure grows around its panels) rather than by tight_layout or
+    savefig's bbox_inches="tight": each of those draws every tick label once more before the PNG is drawn, and the
+    drawing is most of a report's time.
+    """
     for axis in axes:
         axis.grid(alpha=0.3)
-    for axis in axes[-min(3, len(axes)) :]:
-        axis.set_xlabel(xlabel)
-        axis.xaxis.set_tick_params(labelbottom=True)
-    for axis in axes[:: min(3, len(axes))]:
-        axis.set_ylabel(ylabel)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
+    places = [(axis.get_subplotspec().rowspan.start, axis.get_subplotspec().colspan.start) for axis in axes]
+    for axis, (row, column) in zip(axes, places):
+        if not any(c == column and r > row for r, c in places):  # the lowest panel of its column
+            axis.set_xlabel(xlabel)
+            axis.xaxis.set_tick_params(labelbottom=True)
+        if column == 0:
+            axis.set_ylabel(ylabel)
+    legend = scale is None and handles and len(handles) <= LEGEND_LINES
+    # A 7-point legend label is about 0.55 x 7 points per character; the handle and padding add 0.6 inch.
+    side = 0.6 + max(map(len, handles)) * 7 * 0.55 / 72 if legend else (1.1 if scale is not None else 0.2)
+    width, height = figure.get_size_inches()  # the panels' area
+    # Above the panels: the title's lines (9 points, ~0.17 inch each), a panel title (~0.3 inch; 0.15 per extra line).
+    panel_lines = max(axis.get_title().count("\n") for axis in axes)
+    left, bottom, top = 0.85, 0.6, 0.45 + 0.17 * (title.count("\n") + 1) + 0.15 * panel_lines
+    total_width, total_height = left + width + side, bottom + height + top
+    figure.set_size_inches(total_width, total_height)
+    figure.subplots_adjust(
+        left=left / total_width,
+        right=(left + width) / total_width,
+        bottom=bottom / total_height,
+        top=1 - top / total_height,
+        wspace=0.08,
+        hspace=0.3,
+    )
+    figure.suptitle(title, fontsize=9, x=(left + width / 2) / total_width, y=1 - 0.08 / total_height, va="top")
     if scale is not None:
         mappable = matplotlib_module().cm.ScalarMappable(norm=scale[1], cmap="viridis")
-        figure.colorbar(mappable, ax=axes, label=scale[0], fraction=0.04, pad=0.02)
-    elif handles and len(handles) <= LEGEND_LINES:
+        bar = figure.add_axes(((left + width + 0.2) / total_width, bottom / total_height, 0.15 / total_width,
+                               height / total_height))  # fmt: skip
+        figure.colorbar(mappable, cax=bar, label=scale[0])
+    elif legend:
         figure.legend(
-            list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7,
-            frameon=False,
+            list(handles.values()), list(handles), loc="upper left", fontsize=7, frameon=False,
+            bbox_to_anchor=((left + width + 0.1) / total_width, 1 - top / total_height),
         )  # fmt: skip
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    figure.savefig(path, dpi=110)
+
+
+def setting(config: dict, path: str):
+    """config[path] for a dotted path in a stored (plain dict) config; None where absent."""
+    node = config
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def fixed_settings(config: dict) -> str:
+    """The settings every line of a figure shares, for its title: family, M, regime, real fraction and curation (a
+    swept one says so: the panel titles name its values). Curation is always named, `none` included."""
+    parts = [str(setting(config, "model.name"))]
+    curation = setting(config, "curation.name") or "none"
+    shown = (
+        ("M", "samples_per_generation"),
+        ("regime", "regime.name"),
+        ("real_fraction", "regime.real_fraction"),
+        ("curation", None),
+    )
+    for name, path in shown:
+        value = curation if path is None else setting(config, path)
+        if isinstance(value, (list, tuple)):
+            value = value[0] if len(set(map(str, value))) == 1 else "swept"
+        if value is not None:
+            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    names = curation if isinstance(curation, (list, tuple)) else [curation]
+    if "likelihood_filter" in names and setting(config, "curation.keep_quantiles") is not None:
+        parts.append(f"keep_quantiles={tuple(setting(config, 'curation.keep_quantiles'))}")
+    if (setting(config, "curation.oversample") or 1) != 1:
+        parts.append(f"oversample={setting(config, 'curation.oversample')}")
+    return ", ".join(parts)
+
+
+def one_panel_per_line(count: int) -> bool:
+    """Whether a figure of `count` lines gets one panel per line: overlapping 10-90% bands of two or more lines blend
+    into one colour, so each line keeps its band in its own panel (the others' medians faint behind it); above
+    LEGEND_LINES lines the bands go and the lines share panels coloured by value."""
+    return 1 < count <= LEGEND_LINES
+
+
+def panel_title(text: str, width: int = 60) -> str:
+    """A panel's title broken after a comma into lines of at most `width` characters (panels stand three a row)."""
+    lines = [""]
+    for part in text.split(", "):
+        candidate = f"{lines[-1]}, {part}" if lines[-1] else part
+        if len(candidate) > width and lines[-1]:
+            lines[-1] += ","
+            lines.append(part)
+        else:
+            lines[-1] = candidate
+    return "\n".join(lines)
+
+
+def draw_other_medians(axis, x_values: list, medians: list, own: int) -> None:
+    """The other lines' medians, thin and grey, behind a panel's own line."""
+    for index, (x, median) in enumerate(zip(x_values, medians)):
+        if index != own:
+            axis.plot(x, median, color="0.75", linewidth=0.8, zorder=1)
+
+
+def line_panel_legend(handles: dict, colour, others: bool, band: bool) -> None:
+    """Generic legend entries for one-line panels (the panel titles name the lines), only for what is drawn."""
+    lines = matplotlib_module().lines
+    handles.setdefault("median over seeds", lines.Line2D([], [], color=colour))
+    if band:
+        patches = matplotlib_module().patches
+        handles.setdefault("10-90% band over seeds", patches.Patch(color=colour, alpha=0.25, linewidth=0))
+    if others:
+        handles.setdefault("the other lines' medians", lines.Line2D([], [], color="0.75", linewidth=0.8))

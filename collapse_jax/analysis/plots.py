@@ -22,13 +22,36 @@ def _spans_decades(rows: list[dict]) -> bool:
 
 
 def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | None = None) -> None:
-    """Median and 10-90% band of `metric` per knob group against generation (small multiples above six groups);
-    `summary` is results.summary(metric) when the caller has it already."""
+    """Median and 10-90% band of `metric` per knob group against generation: one panel per group up to LEGEND_LINES
+    groups, beyond that the medians only, in panels per value of the outermost knob; `summary` is
+    results.summary(metric) when the caller has it already."""
     summary = results.summary(metric) if summary is None else summary
     rows = [r for r in summary if r["median"] is not None]
+    generations = results.generations  # every k-th generation when config.record_every = k
+    chains = sorted({r["chains"] for r in rows})
+    seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
+    settings = panels.fixed_settings(results.config)
+    if panels.one_panel_per_line(len(rows)):
+        names = [knob_label(r["labels"]) for r in rows]
+        colours = panels.colours(names)
+        figure, axes = panels.subplots(len(rows))
+        handles: dict = {}
+        for index, (axis, row) in enumerate(zip(axes, rows)):
+            colour = colours[names[index]]
+            panels.draw_other_medians(axis, [generations] * len(rows), [r["median"] for r in rows], index)
+            axis.fill_between(generations, row["q10"], row["q90"], color=colour, alpha=0.25, linewidth=0, zorder=2)
+            axis.plot(generations, row["median"], color=colour, zorder=3)
+            axis.set_title(
+                panels.panel_title(f"{names[index]} (n={row['chains']})" if not seeds else names[index]), fontsize=8
+            )
+        panels.line_panel_legend(handles, "black", len(rows) > 1, True)
+        if _spans_decades(rows):
+            panels.log_y(axes[0])
+        title = f"{metric}: median over seeds{seeds} and 10-90% band, one panel per group\n{settings}"
+        panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric)
+        return
     field, groups = panels.split([r["labels"] for r in rows])
     figure, axes = panels.subplots(len(groups))
-    generations = results.generations  # every k-th generation when config.record_every = k
     names = [knob_label(panels.rest(r["labels"], field)) for r in rows]
     colours, handles = panels.colours(names), {}
     crowded = max((len(members) for _, members in groups), default=0) > panels.LEGEND_LINES
@@ -46,12 +69,12 @@ def plot_metric(results: Results, metric: str, path: str, summary: list[dict] | 
             axis.set_title(knob_label({field: value}), fontsize=8)
     if rows and _spans_decades(rows):
         panels.log_y(axes[0])
-    chains = sorted({r["chains"] for r in rows})
-    seeds = f" (n={chains[0]} per line)" if len(chains) == 1 else ""
-    title = f"{metric}: median over seeds{seeds}, 10-90% band"
+    title = f"{metric}: median over seeds{seeds}, 10-90% band\n{settings}"
     if crowded:
         coloured = f"coloured by {scale[0]}; " if scale is not None else ""
-        title = f"{metric}: median over seeds{seeds}, {len(rows)} groups ({coloured}labels: report.md profile)"
+        title = (
+            f"{metric}: median over seeds{seeds}, {len(rows)} groups ({coloured}labels: report.md profile)\n{settings}"
+        )
     panels.finish(figure, axes, handles, path, title, "generation (0 = fit on real data)", metric, scale)
 
 
@@ -150,48 +173,66 @@ def plot_final_vs_knob(
     path: str,
     tolerance: float,
     reference_lines: tuple = (),
+    settings: str = "",
 ) -> None:
     """Final-generation median vs `knob` per line with its 10-90% band over seeds, dotted breakdown markers, the
-    generation-0 tolerance band (grey, when the lines share one generation-0 level) and dashed theory overlays; above
-    six lines, one panel per value of the outermost other knob."""
-    field, groups = panels.split([line["labels"] for line in lines])
+    generation-0 tolerance band (grey, when the lines share one generation-0 level) and dashed theory overlays: one
+    panel per line up to LEGEND_LINES lines (the others' medians faint behind it), beyond that one panel per value of
+    the outermost other knob without bands."""
+    names = [f"{knob_label(line['labels'])} (n={line['points'][0][4]})" for line in lines]
+    one_per_line = panels.one_panel_per_line(len(lines))
+    if one_per_line:
+        field, groups = None, [(names[index], [index]) for index in range(len(lines))]
+    else:
+        field, groups = panels.split([line["labels"] for line in lines])
+        names = [f"{knob_label(panels.rest(line['labels'], field))} (n={line['points'][0][4]})" for line in lines]
     figure, axes = panels.subplots(len(groups))
-    names = [f"{knob_label(panels.rest(line['labels'], field))} (n={line['points'][0][4]})" for line in lines]
     colours, handles = panels.colours(names), {}
     baselines = np.concatenate([line["baselines"] for line in lines])
     level = np.median(baselines) if baselines.size else np.nan
     shared = np.isfinite(level) and level != 0 and np.all(np.abs(baselines - level) <= 0.1 * abs(level))
+    columns = [[np.asarray(column) for column in zip(*line["points"])] for line in lines]
+    lines_module = panels.matplotlib_module().lines
     for axis, (value, members) in zip(axes, groups):
+        if one_per_line:
+            panels.draw_other_medians(axis, [c[0] for c in columns], [c[1] for c in columns], members[0])
         for index in members:
-            line, verdict, colour = lines[index], verdicts[index], colours[names[index]]
-            value_, median, q10, q90, _ = (np.asarray(column) for column in zip(*line["points"]))
-            (drawn,) = axis.plot(value_, median, marker="o", markersize=3, color=colour)
-            if len(members) <= panels.LEGEND_LINES:  # more overlapping bands hide the medians; the table has them
-                axis.fill_between(value_, q10, q90, color=colour, alpha=0.15, linewidth=0)
+            verdict, colour = verdicts[index], colours[names[index]]
+            value_, median, q10, q90, _ = columns[index]
+            (drawn,) = axis.plot(value_, median, marker="o", markersize=3, color=colour, zorder=3)
+            if len(members) <= panels.LEGEND_LINES and (one_per_line or len(lines) == 1):
+                axis.fill_between(value_, q10, q90, color=colour, alpha=0.25, linewidth=0, zorder=2)
             if verdict["boundary"] is not None:
                 axis.axvline(verdict["boundary"], color=colour, linestyle=":", linewidth=1.2)
-            handles.setdefault(names[index], drawn)
+                marker = lines_module.Line2D([], [], color="black" if one_per_line else colour, linestyle=":")
+                handles.setdefault("breakdown (dotted)" if one_per_line else f"breakdown of {names[index]}", marker)
+            if not one_per_line:
+                handles.setdefault(names[index], drawn)
         if shared:
             low, high = sorted((level - tolerance * abs(level), level + tolerance * abs(level)))
-            band = axis.axhspan(low, high, color="grey", alpha=0.12)
+            band = axis.axhspan(low, high, color="grey", alpha=0.12, zorder=0)
             handles.setdefault(f"generation 0 median +-{tolerance:g} (relative)", band)
         dashes = iter(["--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1))] * len(reference_lines))
         for reference_knob, reference, text in reference_lines:
             if reference_knob == knob:  # one dash style per theory line, so the legend tells them apart
                 drawn = axis.axvline(reference, color="black", linestyle=next(dashes), linewidth=1)
                 handles.setdefault(text, drawn)
-        if field is not None:
+        if one_per_line:
+            axis.set_title(panels.panel_title(value), fontsize=8)
+        elif field is not None:
             axis.set_title(knob_label({field: value}), fontsize=8)
+    if one_per_line:
+        panels.line_panel_legend(handles, "black", True, True)
+    elif len(lines) == 1:
+        handles.setdefault("10-90% band over seeds", panels.matplotlib_module().patches.Patch(alpha=0.25))
     rows = [{"q10": [p[2] for p in line["points"]], "q90": [p[3] for p in line["points"]]} for line in lines]
     if rows and _spans_decades(rows):
         panels.log_y(axes[0])
     title = f"{metric} at the final generation vs {knob}: median over seeds, 10-90% band"
-    if max(len(members) for _, members in groups) > panels.LEGEND_LINES:
+    if not one_per_line and max(len(members) for _, members in groups) > panels.LEGEND_LINES:
         title = f"{metric} at the final generation vs {knob}: medians of {len(lines)} lines (labels: report.md table)"
-    panels.finish(
-        figure, axes, handles, path, title, f"{knob} (dotted: breakdown of the line in its colour)",
-        f"{metric} at generation {final}",
-    )  # fmt: skip
+    title += f"\n{settings}" if settings else ""
+    panels.finish(figure, axes, handles, path, title, knob, f"{metric} at generation {final}")
 
 
 def strength_sections(results: Results, output: str, make_plots: bool = True) -> list[str]:
@@ -239,24 +280,26 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
                     os.path.join(output, "plots", name),
                     tolerance,
                     settings.reference_lines,
+                    panels.fixed_settings(results.config),
                 )
                 lines_out += [f"![{metric} at generation {final} vs {knob}](plots/{name})", ""]
+            kept = [(line, verdict) for line, verdict, skip in zip(lines, verdicts, undefined) if not skip]
+            lines_out += ["| line | breakdown | all crossings |", "|---|---|---|"]
+            for line, verdict in kept:
+                crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
+                lines_out.append(f"| {knob_label(line['labels'])} | {_boundary_text(knob, verdict)} | {crossings} |")
             lines_out += [
-                f"| line | breakdown | all crossings | {knob} values | gen0 median | final median [10%, 90%] |",
+                "",
+                f"| line | {knob} | chains | gen0 median | final median [10%, 90%] | within the band |",
                 "|---|---|---|---|---|---|",
             ]
-            for line, verdict, skip in zip(lines, verdicts, undefined):
-                if skip:
-                    continue
-                points = line["points"]
-                values = ", ".join(f"{p[0]:g}" for p in points)
-                crossings = ", ".join(f"{c:.4g}" for c in verdict["crossings"]) or "-"
-                gen0 = ", ".join(dict.fromkeys(f"{b:.3g}" for b in line["baselines"]))  # once where all agree
-                finals = ", ".join(f"{p[1] + 0.0:.3g} [{p[2] + 0.0:.3g}, {p[3] + 0.0:.3g}]" for p in points)  # no -0
-                lines_out.append(
-                    f"| {knob_label(line['labels'])} | {_boundary_text(knob, verdict)} | {crossings} | {values} | "
-                    f"{gen0} | {finals} |"
-                )
+            for line, verdict in kept:
+                for point, baseline, within in zip(line["points"], line["baselines"], verdict["within"]):
+                    value, median, q10, q90, chains = point
+                    lines_out.append(
+                        f"| {knob_label(line['labels'])} | {value:g} | {chains} | {baseline:.3g} | "
+                        f"{median + 0.0:.3g} [{q10 + 0.0:.3g}, {q90 + 0.0:.3g}] | {'yes' if within else 'no'} |"
+                    )  # + 0.0: no "-0"
             if any(undefined):
                 lines_out += ["", f"Left out: {sum(undefined)} lines whose {UNDEFINED}."]
             lines_out.append("")

@@ -17,15 +17,19 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.models import contract
-from collapse_jax.models.contract import DETECTION_METRICS, KEPT_FRACTION, PREFERENCE_METRICS, VERIFIER_METRICS
+from collapse_jax.models.contract import (  # noqa: F401  (PAIR_KNOBS re-exported for the sweep)
+    DETECTION_METRICS,
+    KEPT_FRACTION,
+    PAIR_KNOBS,
+    PREFERENCE_METRICS,
+    VERIFIER_METRICS,
+)
 from collapse_jax.models.fields import Field, choice, integer, number, same_setting, text
 
 LIKELIHOOD_REFERENCES = ("current", "generation0")
 DETECTORS = ("auto", "abstract", "model")
 REWARDS = ("linear", "quadratic")
 # The curation's metric names are part of the results contract (models/contract.py): analysis reads them there.
-# A knob's config field is one (low, high) pair split into two knobs (sweep.py).
-PAIR_KNOBS = {"keep_quantiles": ("keep_quantile_low", "keep_quantile_high")}
 
 
 def band_ranks(scores: jax.Array) -> jax.Array:

@@ -110,6 +110,27 @@ def override_problem(config: ml_collections.ConfigDict, argv: list[str]) -> str 
     return None
 
 
+_HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def exit_with_error(message: str) -> None:
+    """Bad input: `error: <message>` as one line on stderr, exit code 2 (no traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def validate_or_exit(config: ml_collections.ConfigDict) -> None:
+    """Check every field against its declaration (types, ranges, the report block) and exit 2 with one line if one
+    fails. It imports JAX (the curation table and the families declare fields) but not Orbax, Flax or matplotlib, so a
+    bad value is reported in about a second, before a run's slow imports."""
+    from collapse_jax.host import sweep
+
+    try:
+        sweep.validate(config)
+    except ValueError as error:
+        exit_with_error(str(error))
+
+
 def define_config_flag(argv: list[str], help_string: str) -> list[str]:
     """Load --config's file once and define the `config` flag holding it; returns argv without --config=PATH.
 
@@ -117,6 +138,10 @@ def define_config_flag(argv: list[str], help_string: str) -> list[str]:
     parsing), so get_config() runs once per process. An unusable file or override exits 2 with one line.
     """
     found = config_file_from_argv(argv)
+    if found is None and any(argument in _HELP_FLAGS for argument in argv):
+        # --help needs no config: absl lists the flags, and the `config` flag's help says how to list its fields.
+        flags.DEFINE_string("config", None, help_string, module_name=sys.argv[0])  # listed by --helpshort too
+        return argv
     try:
         if found is None:
             raise ValueError("--config: missing (pass --config=experiments/configs/<name>.py)")
@@ -125,8 +150,7 @@ def define_config_flag(argv: list[str], help_string: str) -> list[str]:
         if problem:
             raise ValueError(problem)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(str(error))
     index, count = _config_argument(argv)
     rest = argv[:index] + argv[index + count :]
     config_flags.DEFINE_config_dict("config", config, help_string, sys_argv=rest)

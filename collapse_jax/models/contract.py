@@ -292,6 +292,8 @@ SHARED_MODEL_FIELDS = {
 # Metric names the engine's curation stage adds to every family's (NaN at generation 0, where nothing is curated):
 # part of the results contract, so analysis names them without importing the core.
 KEPT_FRACTION, SYNTHETIC_SHARE = "curation_kept_fraction", "synthetic_share"
+# A curation field that is one (low, high) pair is stored as two knobs (results' knob names; sweep.py splits it).
+PAIR_KNOBS = {"keep_quantiles": ("keep_quantile_low", "keep_quantile_high")}
 DETECTION_METRICS = ("detected_synthetic_rate", "detected_real_rate")
 # The verifier's effect on the synthetic candidates: share of bad ones before and after (Feng et al.'s p and p').
 VERIFIER_METRICS = ("bad_share_candidates", "bad_share_kept")

@@ -126,6 +126,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _wrong_type(field: Field, value: Any) -> str | None:
+    """What a value of the wrong type is, in words ("not a number"), or None when only its range is wrong."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if field.kind == "number" and not number and not (isinstance(value, str) and field.number_choices):
+        return "not a number"
+    if field.kind == "int" and not _is_int(value):
+        return "not an integer"
+    if field.kind == "bool" and not isinstance(value, bool):
+        return "not True or False"
+    return None
+
+
 def _one_ok(field: Field, value: Any) -> bool:
     """Whether one (non-tuple) value has the field's kind and lies in its range."""
     if field.kind == "int":
@@ -162,7 +174,9 @@ def check_value(path: str, field: Field, value: Any) -> None:
         if field.kind == "str" and field.choices and isinstance(item, str) and item not in field.choices:
             raise ValueError(f"config.{path}: unknown {field.noun} {item!r}; allowed: {', '.join(field.choices)}")
         if not _one_ok(field, item):
-            raise ValueError(f"config.{path}: must be {describe(field)}, got {item!r}")
+            wrong_type = _wrong_type(field, item)
+            got = f"{item!r} is {wrong_type}; " if wrong_type else ""
+            raise ValueError(f"config.{path}: {got}must be {describe(field)}, got {item!r}")
     if field.check is not None:
         field.check(value)
 

@@ -7,6 +7,7 @@ tests/test_curation_ops.py) while the reward (mean_reward) rises; under replace 
 (M - 1)/M decay. --config.curation.reward=quadratic (r = -beta (x - mu*)^2) trades diversity for reward instead:
 the tilt N(mu, s^2) e^{-beta x^2} has variance s^2 / (1 + 2 beta s^2). notes/literature.md has the numbers.
 
+Baseline in the same run: beta = 0 picks a candidate uniformly (no preference).
 Launch:  python -m experiments.main --config=experiments/configs/curation_preference.py --workdir=/tmp/preference
 Runtime: 1 min 55 s wall (46 s CPU) on the shared 2-core CPU (2 static groups x 200 chains x 20 generations of 3200
 candidates).

@@ -7,6 +7,7 @@ uniform pick (uncurated). Claim: preferred_class_share (the share of a generatio
 rises over generations with beta while diversity falls (class_histogram_entropy, latent_std_gen0_encoder, recall):
 the reward / diversity trade-off. notes/literature.md has the numbers.
 
+Baseline in the same run: beta = 0 picks a candidate uniformly (uncurated).
 Launch:  python -m experiments.main --config=experiments/configs/curation_preference_vae.py --workdir=/tmp/pref_vae
 Runtime: 18 min 55 s wall, 8 min 03 s user CPU, on the shared 2-core CPU under a load average of ~10 from other jobs
 (2026-12-02; 1 group x 12 chains x 10 generations of 4 x 1,497 candidates; not measured idle: vae_digits.py's 8

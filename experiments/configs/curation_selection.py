@@ -8,6 +8,7 @@ the first M, i.e. M plain draws (one compile per regime instead of two). Targets
 true standard deviation off it in every coordinate (offset 1; theirs shifts half the coordinates by N(0, 9) in units
 where a coordinate's variance is ~10, about one standard deviation). notes/literature.md has the numbers beside theirs.
 
+Baseline in the same run: alpha = 1 keeps every candidate (no selection).
 Launch:  python -m experiments.main --config=experiments/configs/curation_selection.py --workdir=/tmp/selection
 Runtime: 7 min 20 s wall (2 min CPU) on the shared 2-core CPU: 2 static groups x 200 chains x 100 generations of
 1000 candidates each (logged ~1 s per generation per group once compiled), plus compiles and the report.

@@ -7,6 +7,7 @@ the truth), the distance to the truth measured as W2 (our w2_sq_to_truth is its 
 holds the human-motion experiments only, so the toy's numbers here follow the paper's description (notes/literature.md
 has the measured curves and the caveat).
 
+Baseline in the same run: gamma = 0 is curation none bit for bit.
 Launch:  python -m experiments.main --config=experiments/configs/curation_self_correction.py --workdir=/tmp/selfcorr
 Runtime: 38 s wall (33 s CPU) on the shared 2-core CPU (2 static groups x 400 chains x 50 generations of 50 points).
 Override any field: --config.curation.correction_strength=0.25 --config.regime.name=replace --config.seeds=20

@@ -5,6 +5,7 @@ final_real_fraction along a schedule (collapse_jax/core/supply.py). Replace keep
 is small the chain behaves like Shumailov et al.'s pure-synthetic loop (trace ratio ~ (1 - 1/M)^n, median -> 0); the
 sweep asks how large the final human share must stay to hold the variance (final metric vs final_real_fraction).
 
+Baseline in the same run: the constant schedule (rho stays 0.5: no contamination) beside the three declining ones.
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_contamination.py \
          --workdir=/tmp/contamination
 Report:  python -m experiments.report --workdir=/tmp/contamination --output=/tmp/contamination_report

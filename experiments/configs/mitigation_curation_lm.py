@@ -11,6 +11,7 @@ data, 5 generations. Between generating and fine-tuning, one curation stage per 
 Question: does filtering the model's own text by likelihood or by a quality oracle change how fast test perplexity
 degrades and how much the generated text narrows (ppl_generated_gen0 quantiles, distinct_2, rare_token_mass)?
 
+Baseline in the same run: curation none (the paper's loop), a static group beside each operator.
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_curation_lm.py --workdir=/tmp/curation_lm
 Runtime: 4 min 05 s on an idle 2-core CPU (3 groups, 16 chains x 6 fits; + ~1 min once for the base model if
 lm_tiny has not cached it). Final test perplexity: none 161, likelihood bands 160 / 162, verifier 118

@@ -7,6 +7,7 @@ data enters. Here every generation's batch mixes rho M real draws with synthetic
 removes a synthetic point with probability true_positive_rate and a real point with probability false_positive_rate.
 Sweep: TPR x FPR x rho; read absorbed, entropy and kl_to_truth at the last generation (notes/curation_zoo.md).
 
+Baseline in the same run: true_positive_rate 0 with false_positive_rate 0 removes nothing: the uncurated loop.
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_detector_discrete.py \
          --workdir=/tmp/detector_discrete
 Runtime: 21 s wall on a busy 2-core CPU (load ~6; 4 TPR x 3 FPR x 3 rho x 32 seeds = 1152 chains x 400 generations,

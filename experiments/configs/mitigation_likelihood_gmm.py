@@ -8,6 +8,7 @@ drops the least likely (keep only typical data, a perplexity/quality filter), (0
 (0.05, 0.95) trims both ends. Claim checked: "keeping only typical data accelerates tail loss, dropping the typical
 preserves it" (final component_std per band, with 0 or 10% real data per generation).
 
+Baseline in the same run: keep_quantiles (0, 1) keeps every candidate (the paper's loop).
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_likelihood_gmm.py \
          --workdir=/tmp/likelihood_gmm
 Runtime: 41 s wall on a busy 2-core CPU (load ~6; 4 bands x 2 real fractions x 8 seeds = 64 chains x 100 generations,

@@ -6,6 +6,7 @@ real data stays in every training set. Replace regime, rho = 0 otherwise, so wit
 Shumailov et al. (2024, Thm 3.1; median trace ratio 0.14 at M = 100, n = 200); the figures show how much of each
 holds the variance (final trace_ratio vs real_inflow per preserved_fraction and vice versa).
 
+Baseline in the same run: real_inflow 0 with preserved_fraction 0 (no remedy: Shumailov's collapsing loop).
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_real_supply.py --workdir=/tmp/real_supply
 Report:  python -m experiments.report --workdir=/tmp/real_supply --output=/tmp/real_supply_report
 Runtime: 18 s on a busy 2-core CPU (6 x 5 knob values x 64 seeds x 200 generations in one compile).

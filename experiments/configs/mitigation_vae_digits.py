@@ -11,6 +11,7 @@ candidates pass one curation stage (collapse_jax/core/curation.py), a static gro
   keep_bad (Feng et al. 2024's oracle verifier with an image-model "good").
 Question: does removing unlikely / unrecognizable samples slow the narrowing (latent_std_gen0_encoder) or speed it?
 
+Baseline in the same run: curation none (Shumailov's loop), a static group beside each operator.
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_vae_digits.py --workdir=/tmp/vae_curation
 Runtime: 5 min 31 s on an idle 2-core CPU (3 groups, 80 chains x 10 generations; notes/vae_curation.md).
 """

@@ -9,6 +9,7 @@ Sweep: generator_error p in 0.05..0.95 x psi in (0.1, 0.3, 1.0) (p* = 0.909, 0.7
 Past the breakdown, current_model chains flip sign every generation (two label flips with p > 1/2 undo each other):
 compare generations 9 and 10; noisy_truth chains stay broken.
 
+Baseline in the same run: psi = 1 with phi = 1 keeps every label (no verification).
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_verifier.py --workdir=/tmp/verifier_run
 Runtime: 79 s wall on a shared 2-core CPU (2 static groups x 1824 chains x 10 generations: ~22 s each, mostly
 compile; report plots ~30 s). Figure + p* table: python notes/verifier_figure.py /tmp/verifier_run out.png

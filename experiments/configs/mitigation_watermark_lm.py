@@ -13,6 +13,7 @@ the filter trains the next model on the text that evaded it), 63 -> 64 at delta 
 on real text throughout. delta costs quality: the generation-0 model's median perplexity of its samples is 105 / 119 /
 133 for delta = 0 / 2 / 4. More in notes/watermark.md.
 
+Baseline in the same run: curation none (no filter), a static group beside watermark_filter.
 Launch:  python -m experiments.main --config=experiments/configs/mitigation_watermark_lm.py --workdir=/tmp/wm_lm
 Runtime: 4 min 15 s on an idle 2-core CPU (2 groups x 12 chains x 4 fits, ~2 min a group), plus ~1 min once for the
 base model's pretraining if lm_tiny has not cached it under data_dir.
