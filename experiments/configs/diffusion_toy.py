@@ -7,8 +7,8 @@ fresh real data each generation (fresh), each at real share 0 and 1/2 (replace a
 loop), 16 chains per setting: 96 chains, one vmapped program per regime.
 
 Launch:  python -m experiments.main --config=experiments/configs/diffusion_toy.py --workdir=/tmp/diffusion_toy
-Runtime: 6 min 40 s on a 2-core CPU shared with ~6 other sessions (load 8-12; 3 regimes x 32 chains, 8 generations,
-400 AdamW steps of batch 128 per generation, 32 sampler steps; notes/diffusion.md).
+Runtime: 6 min 47 s wall (2 min 35 s CPU) on the 2-core CPU shared with other sessions at load ~12: 3 regimes x 32
+chains, 8 generations of 300 AdamW steps (batch 64) and 256 samples in 32 steps; ~2 min per regime (notes/diffusion.md).
 Override: --config.seeds=8 --config.model.train_steps=1000 --config.model.sampling_bias='(1.0, 0.8)'
 """
 
@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Fully synthetic (replace), accumulated data (accumulate) and fresh real data each generation (fresh).
     config.regime.name = ("replace", "accumulate", "fresh")
     # Share of each generation's M points that are real: drawn anew from the truth (fresh) or from the chain's original
-    # real set (replace, accumulate). Fresh at 0 is the fully synthetic loop again, on its own random streams.
+    # real set (replace, accumulate). Fresh at 0 is the fully synthetic loop itself: its bits equal replace's at 0.
     config.regime.real_fraction = (0.0, 0.5)
 
     # Model family: the package collapse_jax/models/diffusion/.
