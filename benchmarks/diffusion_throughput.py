@@ -116,7 +116,8 @@ def main(argv) -> None:
         first, best = _best(program, keys, knobs, previous, repeats=FLAGS.repeats)
         rates[chains] = chains / best
         print(
-            f"  vmapped, {chains:4d} chains: {rates[chains]:.3f} chain-generations/s ({best:.2f} s per call; first {first:.1f} s)"
+            f"  vmapped, {chains:4d} chains: {rates[chains]:.3f} chain-generations/s ({best:.2f} s per call; "
+            f"first {first:.1f} s)"
         )
     # The loop again: a shared machine's load drifts, so the ratios use the mean of the loop's two measurements.
     _, again = _best(loop, jax.random.key(1), start_params, repeats=FLAGS.repeats)
