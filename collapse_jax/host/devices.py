@@ -25,11 +25,11 @@ AUTO_BLOCK = "auto"
 CPU_BLOCK_MEMORY_BYTES = 8 << 20
 ACCELERATOR_BLOCK_MEMORY_SHARE = 0.25
 # chunk_generations = "auto": chunks of about this many chain-generations (~4 s of Gaussian work on the 2-core CPU,
-# ~0.1-0.4 s on a GPU), so the fixed cost of a chunk stays a few percent of it: a chunk's dispatch, the metrics' copy and
-# the host loop cost 13 ms at 10^4 chains and 24 ms at 10^5 under load (K = 1 against K = 10, 20 generations timed as
-# a whole: 25.8 vs 12.6 and 158 vs 134 ms/generation; BUILD_NOTES, "Host path and scale"). Never longer than
-# checkpoint_every, so checkpoints come as often as the config asks (which bounds it at 10^4-10^5 chains), and never
-# more than CHUNK_METRIC_BYTES of metrics per chunk: two chunks are in flight on the host.
+# ~0.1-0.4 s on a GPU), so a chunk's fixed cost (its dispatch, the metrics' copy, the host loop: 13 ms at 10^4 chains
+# and 24 ms at 10^5 under load, from K = 1 against K = 10 with 20 generations timed as a whole: 25.8 vs 12.6 and 158 vs
+# 134 ms/generation; BUILD_NOTES, "Host path and scale") stays a few percent of it. Never longer than checkpoint_every,
+# so checkpoints come as often as the config asks (which bounds it at 10^4-10^5 chains), and never more than
+# CHUNK_METRIC_BYTES of metrics per chunk: two chunks are in flight on the host.
 CHUNK_CHAIN_GENERATIONS = 4_000_000
 CHUNK_METRIC_BYTES = 256 << 20
 
