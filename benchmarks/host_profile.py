@@ -89,7 +89,6 @@ def measure(chains: int, generations: int, chunk: int, checkpoint_every: int, re
     root = tempfile.mkdtemp(prefix="collapse_host_profile_")
     best_loop, best_bare, pieces = float("inf"), float("inf"), None
     try:
-        runner.run(config, os.path.join(root, "warm"))  # compiles, so the timed runs hit the compilation cache
         for _ in range(repeats):
             best_bare = min(best_bare, min(bare() for _ in range(max(1, generations // chunk // 2))))
             finished = {}

@@ -125,3 +125,17 @@ def test_the_report_benchmark_times_write_report_of_a_workdir_in_a_fresh_process
     seconds = report.report_seconds(str(tmp_path))
     assert seconds["report"] > 0 and seconds["summaries"] > 0
     assert (tmp_path / "report.md").is_file() and (tmp_path / "plots" / "trace_ratio.png").is_file()
+
+
+def test_the_host_profile_times_the_run_s_pieces_on_the_threads_they_ran_on():
+    from benchmarks import host_profile
+
+    result = host_profile.measure(chains=64, generations=15, chunk=5, checkpoint_every=5, repeats=1)
+    assert result["run_ms_per_generation"] > 0 and result["bare_ms_per_generation"] > 0
+    pieces = result["pieces_ms_per_chunk"]
+    # Appends, fsync and saves run on the writer thread; the device copies in the loop.
+    assert any(name.startswith("[collapse-writer] metric appends") for name in pieces)
+    assert any(name.startswith("[collapse-writer] Orbax checkpoint save") for name in pieces)
+    assert any(name.startswith("[MainThread] device -> host copies") for name in pieces)
+    saves = next(calls for name, (_, calls) in pieces.items() if "Orbax checkpoint save" in name)
+    assert saves == 15 // 5 + 1  # generation 0, then every checkpoint_every generations

@@ -47,15 +47,15 @@ def test_an_inline_writer_runs_each_job_at_once():
 
 def test_auto_chunks_hold_the_work_target_within_checkpoint_every_generations_and_memory():
     resolve = devices.resolve_chunk_generations
-    # 10^4 chains: 10^5 / 10^4 = 10 generations of work, also the default checkpoint_every.
+    # 4e6 chain-generations of work: 400 generations at 10^4 chains, bounded by checkpoint_every.
     assert resolve("auto", 10_000, 7, 1_000, 10) == 10
-    assert resolve("auto", 10_000, 7, 1_000, 1_000) == 10
-    assert resolve("auto", 1_000, 7, 1_000, 1_000) == 100
-    assert resolve("auto", 100, 7, 1_000, 10) == 10  # checkpoint_every bounds it
+    assert resolve("auto", 10_000, 7, 1_000, 1_000) == 400
+    assert resolve("auto", 100_000, 7, 1_000, 1_000) == 40
     assert resolve("auto", 100, 7, 4, 10) == 4  # never past the run's end
-    assert resolve("auto", 10**6, 7, 1_000, 10) == 1
-    # Metrics cap: 64 MiB / (2,000 chains x 1,000 metrics x 4 bytes) = 8 generations, below the work target's 50.
-    assert resolve("auto", 2_000, 1_000, 1_000, 1_000) == 8
+    assert resolve("auto", 10**6, 7, 1_000, 10) == 4
+    assert resolve("auto", 10**7, 7, 1_000, 10) == 1  # at least one generation
+    # Metrics cap: 256 MiB / (10^5 chains x 100 metrics x 4 bytes) = 6 generations, below the work target's 40.
+    assert resolve("auto", 100_000, 100, 1_000, 1_000) == 6
     assert resolve(7, 10**6, 7, 1_000, 10) == 7  # an integer is kept as it is
     assert resolve("12", 10, 7, 1_000, 10) == 12  # a command-line override of the str field arrives as digits
 

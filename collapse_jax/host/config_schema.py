@@ -113,7 +113,7 @@ def shared_fields() -> dict[str, Field]:
         ),
         "chunk_generations": Field(
             "any",
-            "K: 'auto' (about 10^5 chain-generations of work per chunk, at most checkpoint_every) or generations per "
+            "K: 'auto' (about 4e6 chain-generations of work per chunk, at most checkpoint_every) or generations per "
             "compiled chunk (metrics and checkpoints between chunks; results do not depend on it)",
             check=devices.chunk_generations_setting,
             default="auto",

@@ -24,14 +24,14 @@ AUTO_BLOCK = "auto"
 # so "auto" gives the same bits on every CPU. Accelerators use a quarter of the device's memory.
 CPU_BLOCK_MEMORY_BYTES = 8 << 20
 ACCELERATOR_BLOCK_MEMORY_SHARE = 0.25
-# chunk_generations = "auto": chunks of about this many chain-generations, so the host's fixed cost per chunk (dispatch,
-# the metrics' copy, a progress check: ~2-5 ms) stays a few percent of the chunk's work at ~1e6 chain-generations/s
-# (BUILD_NOTES, "Host path"); never longer than checkpoint_every, so checkpoints come as often as the config asks,
-# and never more than CHUNK_METRIC_BYTES of metrics per chunk, which bounds the host copies in flight. On CPU a longer
-# chunk is also slower per generation (Gaussian, 10^4 chains: 12.2 ms at K = 3, 14.8 at 10, 33 at 50), which is why
-# the work target is no larger.
-CHUNK_CHAIN_GENERATIONS = 100_000
-CHUNK_METRIC_BYTES = 64 << 20
+# chunk_generations = "auto": chunks of about this many chain-generations (~4 s of Gaussian work on the 2-core CPU,
+# ~0.1-0.4 s on a GPU), so a chunk's fixed cost (its dispatch, the metrics' copy, the host loop: 13 ms at 10^4 chains
+# and 24 ms at 10^5 under load, from K = 1 against K = 10 with 20 generations timed as a whole: 25.8 vs 12.6 and 158 vs
+# 134 ms/generation; BUILD_NOTES, "Host path and scale") stays a few percent of it. Never longer than checkpoint_every,
+# so checkpoints come as often as the config asks (which bounds it at 10^4-10^5 chains), and never more than
+# CHUNK_METRIC_BYTES of metrics per chunk: two chunks are in flight on the host.
+CHUNK_CHAIN_GENERATIONS = 4_000_000
+CHUNK_METRIC_BYTES = 256 << 20
 
 
 def chain_mesh() -> Mesh:
