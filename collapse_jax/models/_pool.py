@@ -18,6 +18,10 @@ def pool_capacity(config, real_data_size: int, num_generations: int) -> int:
     accumulate keeps real_data_size + G batches.
     """
     samples, regime = config.samples_per_generation, config.regime
+    if regime.get("samples_schedule") == "power":
+        # The power samples schedule's batch holds the run's largest n_t = ceil(M (1 + G)^s) (core/supply.py).
+        growth = _largest(regime.samples_growth)
+        samples = int(np.ceil(samples * (1.0 + num_generations) ** growth * (1.0 - 1e-6)))
     rho = _largest(regime.real_fraction)
     schedules = regime.get("real_fraction_schedule", "constant")
     if any(name != "constant" for name in (schedules if isinstance(schedules, (list, tuple)) else [schedules])):

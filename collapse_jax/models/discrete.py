@@ -178,17 +178,12 @@ class DiscreteModel:
     # Per-chain knobs: smoothing and β always; q only when config.model.zipf_shift is set (None: Zipf, no knob: the
     # same chains as q = 0, without the knob's column). Kept out of hash/eq like KDE's.
     knob_fields: dict = dataclasses.field(default_factory=lambda: dict(CHAIN_KNOBS), compare=False, hash=False)
-    # Whether the chains carry a decoder knob (temperature, top_k): adds the unseen_truth_mass metric.
-    decoder: bool = False
+    # With a decoder knob (temperature, top_k) the chains also report unseen_truth_mass (make_model adds it).
+    metric_names: tuple[str, ...] = dataclasses.field(default=BASE_METRICS, compare=False, hash=False)
     # evaluate() reads only the params: the engine draws each generation's samples where the next one consumes them.
     evaluate_uses_samples: ClassVar[bool] = False
     # 0/1 metrics whose first generation at 1 is kept exactly whatever config.record_every is (fixation time).
     event_metrics: ClassVar[tuple[str, ...]] = ("absorbed",)
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """The diversity metrics, plus the Hutter test error when the generator decodes."""
-        return BASE_METRICS + (DECODER_METRICS if self.decoder else ())
 
     # config.model fields and the rules that tie them, declared once: the only source of their defaults and checks.
     config_fields: ClassVar[dict] = {
@@ -350,7 +345,11 @@ class DiscreteModel:
         support_size = jnp.sum(alive).astype(jnp.float32)
         tail = tail_outcomes(truth, self.samples_per_generation)
         absorbed = support_size == 1
-        decoder = {"unseen_truth_mass": jnp.sum(jnp.where(alive, 0.0, truth))} if self.decoder else {}
+        decoder = (
+            {"unseen_truth_mass": jnp.sum(jnp.where(alive, 0.0, truth))}
+            if DECODER_METRICS[0] in self.metric_names
+            else {}
+        )
         return {
             "entropy": entropy(probabilities),
             "support_size": support_size,
@@ -384,5 +383,5 @@ def make_model(config: Any, settings: FamilySettings | None = None) -> DiscreteM
         model.num_bins,
         model.population_fit,
         {**CHAIN_KNOBS, **shift, **decoder},
-        bool(decoder),
+        BASE_METRICS + (DECODER_METRICS if decoder else ()),
     )

@@ -18,7 +18,6 @@ from experiments.configs import common, gaussian
 
 def get_config() -> ml_collections.ConfigDict:
     config = gaussian.get_config()
-    config.model.dim = 1
     # Chains per growth exponent s (4 values in one compile).
     config.seeds = 128
     config.num_generations = 50
@@ -33,6 +32,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.regime.samples_schedule = "power"
     # s: 0 (constant), 0.5, 1 (linear: still collapses), 2 (superlinear: keeps the variance); a knob.
     config.regime.samples_growth = (0.0, 0.5, 1.0, 2.0)
-    config.model.estimator = "mle"
+    # d = 1 and the MLE (ddof 0) come from gaussian.py.
     config.report.metrics = ("trace_ratio",)
     return common.finish(config)

@@ -37,9 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.samples_per_generation = 20
     # n: fresh real points each generation adds (a knob): a = M / (M + n) = 0.2, 0.33, 0.5, 0.67, 0.8.
     config.regime.real_inflow = (80, 40, 20, 10, 5)
-    # The fit keeps σ² = 1 and estimates only the mean: the error of the mean is the whole story.
+    # The fit keeps σ² = 1 and estimates only the mean (d = 1 from gaussian.py): the error of the mean is all.
     config.model.known_variance = True
-    config.model.dim = 1
     # Synthetic data arrive as the sufficient statistics of M draws: no [M] arrays.
     config.model.sampling = "statistics"
     config.report.metrics = ("mean_sq_error",)

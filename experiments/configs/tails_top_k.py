@@ -29,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every = 1
     # M: the synthetic training set of generation 1 (static: one compile per value), the learning curve's x-axis.
     config.samples_per_generation = (30, 100, 300, 1000, 3000, 10_000)
-    config.regime.name = "replace"
+    # regime.name: the default replace (generation 1 trains on the synthetic batch only).
 
     # Model family: a module in collapse_jax/models/.
     config.model.name = "discrete"
