@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 from scipy import special
 
 from collapse_jax.host import runner
