@@ -100,3 +100,52 @@ def test_budget_switches_of_the_vae_and_lm_turn_on_below_the_largest_value_swept
     # The same columns in a Gaussian run are not switches.
     results.config["model"]["name"] = "gaussian"
     assert error_sources.swept_switches(results) == []
+
+
+def test_budget_panels_are_named_by_the_settings_they_compare_never_all_off():
+    # An LM has no exact fit: the chain at the run's largest budgets has the least error swept, not none.
+    knobs = {
+        "samples_per_generation": np.array([1024, 256, 1024]),
+        "num_layers": np.array([2, 2, 2]),
+        "learning_rate": np.array([1e-4, 1e-4, 1e-5]),
+        "seed": np.arange(3),
+    }
+    results = Results(
+        metrics={"perplexity": np.ones((3, 2)), "failed": np.zeros((3, 2))},
+        knobs=knobs,
+        config={"model": {"name": "lm"}},
+        chain_ids=np.arange(3),
+    )
+    titles = [entry["title"] for entry in error_sources._lines(results)]
+    assert titles == [
+        "M = 1024, lr 0.0001: largest budgets",
+        "M = 256, lr 0.0001: statistical",
+        "M = 1024, lr 1e-05: approximation",
+    ]
+    assert not any("all off" in title for title in titles)
+
+
+def test_diffusion_has_a_fourth_source_the_sampler(tmp_path):
+    # Fewer sampling steps than the run's largest, or a truncation t0 > 0, turn the sampler's own error on; the
+    # section draws and tabulates all four sources.
+    rows = list(itertools.product((256, 1024), (32, 128), (100, 400), (16, 64)))
+    names = ("samples_per_generation", "width", "train_steps", "sampling_steps")
+    knobs = {name: np.array([row[i] for row in rows]) for i, name in enumerate(names)}
+    knobs["truncation"], knobs["seed"] = np.zeros(len(rows)), np.arange(len(rows))
+    results = Results(
+        metrics={"energy_distance": np.ones((len(rows), 3)), "failed": np.zeros((len(rows), 3))},
+        knobs=knobs,
+        config={"model": {"name": "diffusion"}, "report": {"metrics": ["energy_distance"]}},
+        chain_ids=np.arange(len(rows)),
+    )
+    switches = error_sources.run_switches(results)
+    assert error_sources.sources_on({"sampling_steps": 16, "truncation": 0.0}, {}, switches) == ("sampler",)
+    assert error_sources.sources_on({"sampling_steps": 64, "truncation": 0.1}, {}, switches) == ("sampler",)
+    assert error_sources.sources_on({"samples_per_generation": 1024, "sampling_steps": 64}, {}, switches) == ()
+    os.makedirs(tmp_path / "plots")
+    table = [line for line in error_sources.section(results, str(tmp_path)) if line.startswith("| M = ")]
+    assert len(table) == 16
+    assert table[0].startswith("| M = 1024, width 128, 400 steps, 64 sampler steps: largest budgets |")
+    assert table[-1].startswith(
+        "| M = 256, width 32, 100 steps, 16 sampler steps: statistical + expressivity + approximation + sampler |"
+    )

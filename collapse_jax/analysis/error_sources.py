@@ -1,5 +1,5 @@
-"""report.md's "error sources" section: when a run sweeps Shumailov et al.'s three error switches, small
-multiples (one panel per switch combination, shared axes) of each report metric vs generation, and a drift table.
+"""report.md's "error sources" section: when a run sweeps Shumailov et al.'s three error switches (and a sampler's, the
+fourth), small multiples (one panel per switch combination, shared axes) of each report metric, and a drift table.
 
 Drift rate = the least-squares slope of log(metric) against generation over the last half of the run, per chain
 (median and 10-90% over chains): a constant relative change per generation, so 0 is "no drift after the first fit".
@@ -17,7 +17,20 @@ from collapse_jax.analysis.breakdown import knob_label
 from collapse_jax.analysis.results import Results  # noqa: E402
 from collapse_jax.models import base, contract  # noqa: E402
 
-SOURCES = ("statistical", "expressivity", "approximation")
+# Shumailov et al.'s three sources, and a diffusion sampler's own discretization / truncation error.
+SOURCES = ("statistical", "expressivity", "approximation", "sampler")
+# How a panel names a budget switch's value ("M = 1024, 2 layers, lr 0.0001"); other columns read "name value".
+SETTING_FORMATS = {
+    "samples_per_generation": "M = {}",
+    "num_layers": "{} layers",
+    "depth": "depth {}",
+    "width": "width {}",
+    "latent_dim": "latent {}",
+    "learning_rate": "lr {}",
+    "train_steps": "{} steps",
+    "sampling_steps": "{} sampler steps",
+    "truncation": "t0 {}",
+}
 
 
 def _number(value, missing: float = np.inf) -> float:
@@ -87,9 +100,31 @@ def sources_on(labels: dict, context: dict | None, switches: dict) -> tuple[str,
     return tuple(source for source in SOURCES if source in on)
 
 
-def combination_title(on: tuple[str, ...]) -> str:
-    """'statistical + approximation' (the sources on), 'none' when all are off."""
+def combination_title(on: tuple[str, ...], settings: str = "") -> str:
+    """'statistical + approximation' (the sources on), 'none (all off)' when all are off.
+
+    A run with budget switches (a family without an exact fit: VAE, LM, a learned diffusion denoiser) has no setting
+    where a source is off, only less of it: its title is the `settings` compared ("M = 1024, 2 layers, lr 0.0001"),
+    then the sources raised above the run's largest budgets, or "largest budgets".
+    """
+    if settings:
+        return f"{settings}: {' + '.join(on) if on else 'largest budgets'}"
     return " + ".join(on) if on else "none (all off)"
+
+
+def _setting(name: str, value: Any) -> str:
+    """One switch value as a panel names it (SETTING_FORMATS; numbers in %g)."""
+    number = _number(value, np.nan)
+    text = f"{number:g}" if np.isfinite(number) else str(value)
+    return SETTING_FORMATS.get(name, name + " {}").format(text)
+
+
+def settings_label(switch_labels: dict, budgets: set[str], swept: list[str]) -> str:
+    """The swept switches' values of a panel, when the run has a budget switch ('' otherwise: the sources on name
+    it)."""
+    if not budgets & set(switch_labels):
+        return ""
+    return ", ".join(_setting(name, switch_labels[name]) for name in swept if name in switch_labels)
 
 
 def drift_rates(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
@@ -122,10 +157,17 @@ def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[
     return ("/2" if falling else "x2"), float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
 
 
+def _budget_columns(results: Results) -> set[str]:
+    """The run's switch columns that are budgets (on below the run's largest value)."""
+    declared = family_switches((results.config.get("model") or {}).get("name", ""))
+    return {name for name in run_switches(results) if declared[name].budget}
+
+
 def _lines(results: Results) -> list[dict]:
-    """One entry per knob group: its panel (switch values), legend (the other labels) and chain indices."""
+    """One entry per knob group: its panel (switch values), title, legend (the other labels) and chain indices."""
     entries = []
     switches = run_switches(results)
+    budgets, swept = _budget_columns(results), swept_switches(results)
     for labels, indices in results.knob_groups():
         # Every switch column the run has (swept or not: a fixed population_fit still says which sources are on).
         switch_labels = {k: labels.get(k, results.knobs[k][indices[0]]) for k in switches if k in results.knobs}
@@ -139,7 +181,10 @@ def _lines(results: Results) -> list[dict]:
         context = dict(results.config.get("model") or {})
         context.update({k: column[indices[0]] for k, column in results.knobs.items()})
         sources = sources_on(switch_labels, context, switches)
-        entries.append({"switches": switch_labels, "sources": sources, "others": others, "indices": indices})
+        title = combination_title(sources, settings_label(switch_labels, budgets, swept))
+        entries.append(
+            {"switches": switch_labels, "sources": sources, "title": title, "others": others, "indices": indices}
+        )
     # A line is named by what tells it apart inside its panel (the descent knobs of a gradient-descent panel are the
     # panel's own setting, not a line's).
     for entry in entries:
@@ -180,7 +225,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
             axis.fill_between(generations, q10, q90, color=line.get_color(), alpha=0.2, linewidth=0)
         if metric.endswith("ratio"):
             axis.axhline(1.0, color="0.5", linewidth=0.6, linestyle=":")  # the truth's value of a ratio metric
-        axis.set_title(combination_title(members[0]["sources"]), fontsize=9)
+        axis.set_title(members[0]["title"].replace(": ", ":\n", 1), fontsize=8)
         axis.grid(alpha=0.3)
         if log_scale:
             axis.set_yscale("log")
@@ -216,10 +261,11 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
     metrics = breakdown.settings(results.config, list(results.metrics)).metrics
     generations = results.generations
     lines = [
-        "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors)",
+        "## Error sources (Shumailov et al.'s statistical / expressivity / approximation errors, and the sampler's)",
         "",
         f"Switches swept: {', '.join(f'`{s}` ({sources[s][0]})' for s in switches)}. One panel per combination, "
-        "titled by the sources switched on (a switch not swept counts at its value in the run); shared axes. "
+        "titled by the sources switched on (a switch not swept counts at its value in the run; with budget switches, "
+        "by the settings compared and the sources raised above the run's largest budgets); shared axes. "
         "Drift rate: per chain, the slope of log(metric) against "
         f"generation over generations >= {generations[-1] / 2:g} (median [10%, 90%] over chains; 0 = no drift). "
         "Last column: the generation where the median first falls to half (/2) or rises to twice (x2) its generation-0 "
@@ -244,7 +290,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
             median = np.nanmedian(values, axis=0)
             direction, crossing = factor_two_generation(median, generations)
             lines.append(
-                f"| {combination_title(entry['sources'])} | {knob_label(entry['others'])} | "
+                f"| {entry['title']} | {knob_label(entry['others'])} | "
                 f"{len(indices)} | {median[0]:.4g} | {median[-1]:.4g} | {_cell(drift_rates(values, generations))} | "
                 f"{'-' if crossing is None else f'{direction} at {crossing:.1f}'} |"
             )

@@ -208,7 +208,7 @@ class ErrorSwitch:
     run sweeps: fewer samples per generation, fewer layers, a lower learning rate).
     """
 
-    source: str  # "statistical", "expressivity" or "approximation"
+    source: str  # "statistical", "expressivity", "approximation" or "sampler" (a diffusion sampler's own error)
     off: tuple[str, ...] = ()
     below: str | None = None
     above: float | None = None

@@ -1,5 +1,5 @@
 """The diffusion family: a variance-preserving diffusion whose denoiser is exact (the weighted training set's, no
-network) or the truth's own, sampled by DDPM or DDIM; fit stores the pool, as the KDE family does.
+network), the truth's own, or a network trained per chain (nets.NETS), sampled by DDPM or DDIM.
 """
 
 from __future__ import annotations
@@ -14,11 +14,36 @@ import numpy as np
 
 from collapse_jax.models import _toy_data as toy_data
 from collapse_jax.models._pool import pool_capacity
-from collapse_jax.models.contract import FamilySettings, family_settings
-from collapse_jax.models.diffusion import metrics, sampling
+from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
+from collapse_jax.models.diffusion import metrics, nets, sampling, training
 from collapse_jax.models.fields import choice, flag, integer, number, requires
 
-SCORES = ("exact", "truth")
+CLOSED_FORM_SCORES = ("exact", "truth")
+LEARNED_SCORES = tuple(nets.NETS)
+SCORES = CLOSED_FORM_SCORES + LEARNED_SCORES
+START_FROM = ("previous", "scratch")
+# Per-chain knobs of every denoiser's sampler.
+SAMPLER_KNOBS = {"sampling_bias": "model.sampling_bias", "truncation": "model.truncation"}
+# Knobs of a learned denoiser's training (per chain; train_steps runs up to the group's largest, masked per chain).
+TRAINING_KNOBS = {"train_steps": "model.train_steps", "learning_rate": "model.learning_rate"}
+# config.model fields of the learned denoisers (declared once; a rule refuses them with a closed-form score).
+LEARNED_FIELDS = {
+    "width": integer("learned score: hidden width of the network", low=1, sweepable=True, default=128),
+    "depth": integer("learned score: residual blocks of the MLP", low=1, sweepable=True, default=3),
+    "train_steps": integer(
+        "learned score: AdamW steps per generation (a chain knob)", low=1, sweepable=True, default=1000
+    ),
+    "learning_rate": number(
+        "learned score: AdamW learning rate (a chain knob)", low=0.0, low_open=True, sweepable=True, default=1e-3
+    ),
+    "batch_size": integer("learned score: pool points per training step (drawn by weight)", low=1, default=256),
+    "start_from": choice(
+        "learned score: each generation trains from the previous generation's weights or from scratch",
+        START_FROM,
+        sweepable=True,
+        default="previous",
+    ),
+}
 TRUTHS = ("gaussian", "mixture", "ring", "moons")
 PLANAR_TRUTHS = ("mixture", "ring", "moons")
 CLOSED_FORM_TRUTHS = ("gaussian", "mixture")
@@ -38,8 +63,28 @@ def mixture_modes(count: int) -> np.ndarray:
 class DiffusionModel:
     """Static settings; params are the stored pool {'points': [capacity, dim], 'weights': [capacity]}."""
 
-    # A list of truths compiles once per truth (the data's shape and metrics are static).
-    static_sweep_fields: ClassVar[tuple[str, ...]] = ("model.truth",)
+    # A tuple of any of these compiles one group per value (the data's shape, the network, the sampler's length).
+    static_sweep_fields: ClassVar[tuple[str, ...]] = (
+        "model.truth",
+        "model.score",
+        "model.width",
+        "model.depth",
+        "model.start_from",
+        "model.sampling_steps",
+    )
+    # Error-source switches. A learned denoiser has no exact fit, so its three sources are budgets, on below the
+    # largest value the run sweeps (fewer samples per generation, a narrower or shallower net, fewer steps or a lower
+    # learning rate); the sampler's own error is a fourth source: fewer sampling steps, or a truncation t0 > 0.
+    # The exact vs truth denoisers (statistical error alone) are compared in experiments/configs/diffusion_oracle.py.
+    error_source_switches: ClassVar[dict[str, ErrorSwitch]] = {
+        "samples_per_generation": ErrorSwitch(source="statistical", budget=True),
+        "width": ErrorSwitch(source="expressivity", budget=True),
+        "depth": ErrorSwitch(source="expressivity", budget=True),
+        "train_steps": ErrorSwitch(source="approximation", budget=True),
+        "learning_rate": ErrorSwitch(source="approximation", budget=True),
+        "sampling_steps": ErrorSwitch(source="sampler", budget=True),
+        "truncation": ErrorSwitch(source="sampler", above=0.0, default=0.0),
+    }
 
     truth: str
     score: str
@@ -55,8 +100,14 @@ class DiffusionModel:
     moons_noise: float
     capacity: int  # the largest pool any generation of the configured regime hands to fit (static shape)
     real_data_size: int
+    # Learned denoisers only (score in nets.NETS): the network's size, the training loop's static length and batch.
+    width: int = 0
+    depth: int = 0
+    max_train_steps: int = 0  # the group's largest train_steps (the scan's static length)
+    batch_size: int = 0
+    start_from: str = "previous"
     knob_fields: dict = dataclasses.field(
-        default_factory=lambda: {"sampling_bias": "model.sampling_bias", "truncation": "model.truncation"},
+        default_factory=lambda: dict(SAMPLER_KNOBS),
         compare=False,
         hash=False,
     )
@@ -64,12 +115,14 @@ class DiffusionModel:
     # config.model fields, declared once: the only source of their defaults and checks.
     config_fields = {
         "score": choice(
-            "the denoiser: 'exact' (of the weighted training set, no network) or 'truth' (the forward-noised truth's "
-            "closed form; gaussian and mixture truths)",
+            "the denoiser: 'exact' (of the weighted training set, no network), 'truth' (the forward-noised truth's "
+            "closed form; gaussian and mixture truths) or a network trained per chain ('mlp': residual MLP)",
             SCORES,
             default="exact",
             noun="denoiser",
+            sweepable=True,
         ),
+        **LEARNED_FIELDS,
         "schedule": choice(
             "alpha_t: 'cosine' (Nichol & Dhariwal) or 'linear' (betas 0.1 ... 20 in t in [0, 1])",
             sampling.SCHEDULES,
@@ -81,7 +134,9 @@ class DiffusionModel:
             sampling.SAMPLERS,
             default="ancestral",
         ),
-        "sampling_steps": integer("sampler steps from t = 1 to the truncation t0 (uniform in t)", low=1, default=64),
+        "sampling_steps": integer(
+            "sampler steps from t = 1 to the truncation t0 (uniform in t)", low=1, sweepable=True, default=64
+        ),
         "truncation": number(
             "t0: the sampler stops at forward time t0 (a chain knob)",
             low=0.0,
@@ -122,6 +177,17 @@ class DiffusionModel:
             (2,),
             "config.model.dim: the {when} truth is 2-D; leave model.dim unset or 2, got {got}",
         ),
+    ) + tuple(
+        # A closed-form denoiser trains nothing: a training setting other than its default there is a mistake.
+        requires(
+            "score",
+            CLOSED_FORM_SCORES,
+            name,
+            (field.default,),
+            f"config.model.{name}: a setting of the learned denoisers {list(LEARNED_SCORES)}; with score = {{when}} "
+            f"leave it unset, got {{got}}",
+        )
+        for name, field in LEARNED_FIELDS.items()
     )
 
     @property
@@ -150,12 +216,28 @@ class DiffusionModel:
         """The chain's original training set: real_data_size draws from the truth."""
         return self.sample_truth(key, self.real_data_size, knobs)
 
+    @property
+    def learned(self) -> bool:
+        return self.score in nets.NETS
+
+    @property
+    def net(self) -> nets.Net:
+        """The learned denoiser's network (score in nets.NETS), built from these settings."""
+        return nets.NETS[self.score](self)
+
     def init(self, key: jax.Array, knobs: dict) -> dict:
-        """An empty pool (every fit overwrites it; only the structure matters)."""
-        return {"points": jnp.zeros((self.capacity, self.dim)), "weights": jnp.zeros((self.capacity,))}
+        """An empty pool (every fit overwrites it; only the structure matters); a learned score adds a fresh network
+        (generation 0 trains it) and the training set's box."""
+        pool = {"points": jnp.zeros((self.capacity, self.dim)), "weights": jnp.zeros((self.capacity,))}
+        if not self.learned:
+            return pool
+        box = {"low": jnp.zeros((self.dim,)), "high": jnp.zeros((self.dim,))}
+        return {**pool, **box, "net": self.net.init(key)}
 
     def fit(self, key: jax.Array, data: jax.Array, weights: jax.Array, knobs: dict, previous: dict) -> dict:
-        """Store the pool (padded to the static capacity; zero-weight slots hold zeros, so their values never matter).
+        """Store the pool (padded to the static capacity; zero-weight slots hold zeros, so their values never matter);
+        a learned score then trains its network on it (training.train), from the previous generation's weights or a
+        fresh draw (config.model.start_from).
 
         An empty pool has no denoiser: its weights are NaN, which the engine flags as a failed chain.
         """
@@ -169,16 +251,37 @@ class DiffusionModel:
         points = jnp.concatenate([data, jnp.zeros((pad, self.dim), data.dtype)])
         points = jnp.where(weights[:, None] > 0, points, 0.0)
         weights = jnp.where(jnp.sum(weights) > 0, weights, jnp.nan)
-        return {"points": points, "weights": weights}
+        pool = {"points": points, "weights": weights}
+        if not self.learned:
+            return pool
+        init_key, train_key = jax.random.split(key)
+        net = self.net
+        # Generation 0's previous is init's fresh network (drawn from the chain's own init key).
+        start = net.init(init_key) if self.start_from == "scratch" else previous["net"]
+        valid = weights[:, None] > 0
+        trained = training.train(
+            train_key, net, start, points, weights, knobs, self.schedule, self.max_train_steps, self.batch_size
+        )
+        return {
+            **pool,
+            "low": jnp.min(jnp.where(valid, points, jnp.inf), axis=0),
+            "high": jnp.max(jnp.where(valid, points, -jnp.inf), axis=0),
+            "net": trained,
+        }
 
     def denoiser(self, params: dict) -> sampling.Denoiser:
-        """D(x_t, t) = E[x0 | x_t]: the stored pool's exact posterior mean, or the truth's closed form."""
+        """D(x_t, t) = E[x0 | x_t]: the stored pool's exact posterior mean, the truth's closed form, or the network's
+        estimate (training.learned_denoiser)."""
+        if self.learned:
+            return training.learned_denoiser(self.net, params["net"], params["low"], params["high"])
         if self.score == "exact":
-            return lambda x, alpha, sigma: sampling.exact_denoise(x, alpha, sigma, params["points"], params["weights"])
+            return lambda x, t, alpha, sigma: sampling.exact_denoise(
+                x, alpha, sigma, params["points"], params["weights"]
+            )
         if self.truth == "gaussian":
-            return lambda x, alpha, sigma: sampling.gaussian_truth_denoise(x, alpha, sigma, self.true_std)
+            return lambda x, t, alpha, sigma: sampling.gaussian_truth_denoise(x, alpha, sigma, self.true_std)
         modes = jnp.asarray(mixture_modes(self.modes), jnp.float32)
-        return lambda x, alpha, sigma: sampling.mixture_truth_denoise(x, alpha, sigma, modes, self.mode_std)
+        return lambda x, t, alpha, sigma: sampling.mixture_truth_denoise(x, alpha, sigma, modes, self.mode_std)
 
     def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
         """Run the configured sampler from x_1 = lambda eps down to t0 (sampling.run_sampler)."""
@@ -221,6 +324,7 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
     model = config.model
     real_data_size = model.real_data_size or config.samples_per_generation
     settings = family_settings(config) if settings is None else settings
+    learned = model.score in nets.NETS
     return DiffusionModel(
         truth=model.truth,
         score=model.score,
@@ -236,4 +340,17 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
         moons_noise=float(model.moons_noise),
         capacity=pool_capacity(config, real_data_size, settings.num_generations),
         real_data_size=real_data_size,
+        **(_learned_settings(model) if learned else {}),
+        knob_fields={**SAMPLER_KNOBS, **(TRAINING_KNOBS if learned else {})},
+    )
+
+
+def _learned_settings(model) -> dict:
+    """The learned denoiser's static settings: network size, the scan's length (the group's largest train_steps)."""
+    return dict(
+        width=int(model.width),
+        depth=int(model.depth),
+        max_train_steps=int(np.max(model.train_steps)),
+        batch_size=int(model.batch_size),
+        start_from=model.start_from,
     )

@@ -21,8 +21,9 @@ BETA_MIN, BETA_MAX = 0.1, 20.0
 # training point; the floor keeps the logits finite (|x - c|^2 / 1e-20 stays far below float32's 3e38).
 VARIANCE_FLOOR = 1e-20
 
-# D(x_t, t) -> E[x0 | x_t]: points [n, d], alpha and sigma scalars.
-Denoiser = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+# D(x_t, t, alpha_t, sigma_t) -> E[x0 | x_t]: points [n, d], t, alpha and sigma scalars (the closed forms read only
+# alpha and sigma; a network reads t).
+Denoiser = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def alpha_sigma(schedule: str, t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -111,7 +112,7 @@ def run_sampler(
     def step(i, x):
         t, s = time(steps - i), time(steps - i - 1)
         (alpha_t, sigma_t), (alpha_s, sigma_s) = alpha_sigma(schedule, t), alpha_sigma(schedule, s)
-        x0 = denoise(x, alpha_t, sigma_t)
+        x0 = denoise(x, t, alpha_t, sigma_t)
         if sampler == "ode":
             return alpha_s * x0 + sigma_s * (x - alpha_t * x0) / sigma_t
         # v = 1 - a^2 = (sigma_t^2 - sigma_s^2) / alpha_s^2: no cancellation when t and s are close to 0.
@@ -123,5 +124,5 @@ def run_sampler(
 
     x = jax.lax.fori_loop(0, steps, step, bias * jax.random.normal(start_key, shape))
     if final_denoise:
-        x = denoise(x, *alpha_sigma(schedule, truncation))
+        x = denoise(x, truncation, *alpha_sigma(schedule, truncation))
     return x

@@ -1,0 +1,141 @@
+"""Learned diffusion throughput: chain-generations/s (train_steps AdamW steps + M samples) of C chains vmapped in one
+compiled program, against a plain single-model Flax + optax loop (a jitted train step called from Python, then the
+same jitted sampler) doing the same steps, measured side by side in one process.
+
+python -m benchmarks.diffusion_throughput [--config=experiments/configs/diffusion_toy.py] [--chains=1,16,64]
+Steady state (the first call, with its compile, is reported apart). The GPU sizes for benchmarks/suite.py are printed.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from absl import app, flags
+from ml_collections import config_flags
+
+from collapse_jax.host import runner
+from collapse_jax.models import base
+from collapse_jax.models.diffusion import training
+
+# The suite's accelerator sizes: diffusion_toy's MLP at these chain counts (one H100 holds all of them many times).
+GPU_CHAINS = (64, 256, 1024)
+
+
+def _knobs(config, chains: int) -> dict:
+    """Per-chain knobs at the config's (first) values."""
+    first = lambda v: v[0] if isinstance(v, (list, tuple)) else v  # noqa: E731
+    model = config.model
+    values = {
+        "sampling_bias": model.sampling_bias,
+        "truncation": model.truncation,
+        "train_steps": model.train_steps,
+        "learning_rate": model.learning_rate,
+    }
+    knobs = {name: jnp.full((chains,), first(value), jnp.float32) for name, value in values.items()}
+    return {**knobs, "seed": jnp.arange(chains), "real_fraction": jnp.zeros((chains,))}
+
+
+def _best(function, *args, repeats: int) -> tuple[float, float]:
+    """(first call incl. compile, best of `repeats` steady-state calls) in seconds."""
+    start = time.perf_counter()
+    jax.block_until_ready(function(*args))
+    first, best = time.perf_counter() - start, float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(function(*args))
+        best = min(best, time.perf_counter() - start)
+    return first, best
+
+
+def vmapped_program(model, samples: int):
+    """jit(vmap(one chain-generation)): fit the chain's real data from its previous network, then sample."""
+
+    def generation(key, knobs, previous):
+        fit_key, sample_key = jax.random.split(key)
+        data = model.real_data(jax.random.fold_in(key, 7), knobs)
+        params = model.fit(fit_key, data, jnp.ones(data.shape[0]), knobs, previous)
+        return model.sample(sample_key, params, samples, knobs)
+
+    return jax.jit(jax.vmap(generation))
+
+
+def plain_loop(model, samples: int, steps: int, learning_rate: float, knobs: dict):
+    """One model at a time, as a single-model script trains it: a jitted AdamW step called `steps` times from Python
+    on minibatches drawn the same way (uniform over the M real points), then one jitted sampler call."""
+    net = model.net
+    optimizer = optax.adamw(learning_rate, weight_decay=training.WEIGHT_DECAY)
+
+    @jax.jit
+    def train_step(params, opt_state, data, key):
+        index_key, time_key, noise_key = jax.random.split(key, 3)
+        batch = data[jax.random.randint(index_key, (model.batch_size,), 0, data.shape[0])]
+        t = jax.random.uniform(time_key, (model.batch_size,))
+        noise = jax.random.normal(noise_key, batch.shape)
+        gradient = jax.grad(lambda p: training.denoising_loss(net, p, model.schedule, batch, t, noise))(params)
+        updates, opt_state = optimizer.update(gradient, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    @jax.jit
+    def sample(key, params, data):
+        box = {"low": jnp.min(data, axis=0), "high": jnp.max(data, axis=0)}
+        return model.sample(key, {"net": params, **box}, samples, knobs)
+
+    def generation(key, params):
+        data = model.real_data(jax.random.fold_in(key, 7), knobs)
+        opt_state = optimizer.init(params)
+        for step in range(steps):
+            params, opt_state = train_step(params, opt_state, data, jax.random.fold_in(key, step))
+        return sample(key, params, data)
+
+    return generation
+
+
+def main(argv) -> None:
+    del argv
+    config = runner.as_config({"regime.name": "replace", "regime.real_fraction": 0.0}, FLAGS.config)
+    model = base.make_model(config)
+    samples = config.samples_per_generation
+    steps, rate = model.max_train_steps, float(_knobs(config, 1)["learning_rate"][0])
+    print(
+        f"diffusion throughput ({jax.devices()[0].platform}): mixture MLP width {model.width} depth {model.depth}, "
+        f"{steps} AdamW steps of batch {model.batch_size}, M = {samples} samples in {model.sampling_steps} steps"
+    )
+    one_knobs = jax.tree.map(lambda x: x[0], _knobs(config, 1))
+    loop = plain_loop(model, samples, steps, rate, one_knobs)
+    start_params = model.net.init(jax.random.key(0))
+    first, best = _best(loop, jax.random.key(1), start_params, repeats=FLAGS.repeats)
+    loop_rate = 1.0 / best
+    print(f"  plain Flax+optax loop: {loop_rate:.3f} chain-generations/s ({best:.2f} s each; first {first:.1f} s)")
+    rates = {}
+    program = vmapped_program(model, samples)
+    for chains in (int(c) for c in FLAGS.chains.split(",")):
+        knobs = _knobs(config, chains)
+        keys = jax.random.split(jax.random.key(2), chains)
+        previous = jax.vmap(model.init)(keys, knobs)
+        first, best = _best(program, keys, knobs, previous, repeats=FLAGS.repeats)
+        rates[chains] = chains / best
+        print(
+            f"  vmapped, {chains:4d} chains: {rates[chains]:.3f} chain-generations/s ({best:.2f} s per call; "
+            f"first {first:.1f} s)"
+        )
+    # The loop again: a shared machine's load drifts, so the ratios use the mean of the loop's two measurements.
+    _, again = _best(loop, jax.random.key(1), start_params, repeats=FLAGS.repeats)
+    loop_rate = 0.5 * (loop_rate + 1.0 / again)
+    print(f"  plain loop again: {1.0 / again:.3f} chain-generations/s; ratios to their mean {loop_rate:.3f}:")
+    for chains, rate in rates.items():
+        print(f"    {chains:4d} chains: {rate / loop_rate:.2f}x the plain loop")
+    print(
+        "GPU sizes for benchmarks/suite.py: python -m benchmarks.diffusion_throughput --chains="
+        + ",".join(str(c) for c in GPU_CHAINS)
+        + " --config.model.train_steps=1000 --config.samples_per_generation=1024"
+    )
+
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "experiments/configs/diffusion_toy.py", "the diffusion config to time")
+flags.DEFINE_string("chains", "1,16,64", "chain counts of the vmapped program")
+flags.DEFINE_integer("repeats", 2, "steady-state calls timed (best kept)")
+
+if __name__ == "__main__":
+    app.run(main)
