@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.data.images import load_images
+from collapse_jax.models.diffusion import unet
 from collapse_jax.models.fields import Field, choice, integer, requires, text
 from collapse_jax.models.vae import image_metrics
 from collapse_jax.models.vae.conv import IMPLEMENTATIONS, use_matmul
@@ -171,6 +172,8 @@ def load(model: Any, samples_per_generation: int, real_data_size: int | None) ->
             f"config.model.precision_recall_k: must be smaller than the {pr_size} points per side of precision / recall"
         )
     matmul = use_matmul(model.conv_implementation)
+    if model.score == "unet":  # the U-Net's settings against the image size, as one-line errors before any compile
+        unet.make_unet(train_images.shape[1:], unet.channels_for(model.width, model.depth), model.norm_groups, matmul)
     return ImageTruth(
         name=model.truth,
         train_images=train_images,

@@ -4,25 +4,14 @@ as pure functions, flat [n, H*W] data in, flat epsilon-hat out, conditioned on t
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from collapse_jax.models.diffusion.nets import Net, time_embedding
 from collapse_jax.models.vae.conv import Conv
-
-# The sinusoid's longest period in units of 1000 t (Vaswani et al.'s 10,000; DDPM feeds integer steps 0..999).
-MAX_PERIOD, TIME_SCALE = 10_000.0, 1000.0
-
-
-def time_embedding(t: jax.Array, dim: int) -> jax.Array:
-    """[n, dim] features (cos(1000 t f_k), sin(1000 t f_k)), f_k = MAX_PERIOD^(-k / (dim / 2)), k < dim / 2."""
-    half = dim // 2
-    frequencies = jnp.exp(-math.log(MAX_PERIOD) * jnp.arange(half, dtype=jnp.float32) / half)
-    angles = TIME_SCALE * jnp.asarray(t, jnp.float32)[:, None] * frequencies[None, :]
-    return jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)
 
 
 def channels_for(width: int, depth: int) -> tuple[int, ...]:
@@ -113,11 +102,11 @@ def check_image_shape(image_shape: tuple[int, int], depth: int) -> None:
         )
 
 
-def make_unet(
-    image_shape: tuple[int, int], channels: tuple[int, ...], groups: int, matmul: bool
-) -> tuple[Callable[[jax.Array], dict], Callable[[dict, jax.Array, jax.Array], jax.Array]]:
-    """(init(key) -> params, apply(params, x [n, H*W], t [n] or scalar) -> epsilon-hat [n, H*W]): pure functions."""
+def make_unet(image_shape: tuple[int, int], channels: tuple[int, ...], groups: int, matmul: bool) -> Net:
+    """init(key) -> params and apply(params, x [n, H*W], t [n] or scalar) -> epsilon-hat [n, H*W], pure functions."""
     check_image_shape(image_shape, len(channels))
+    if groups and channels[0] % groups:
+        raise ValueError(f"config.model.norm_groups: {groups} GroupNorm groups must divide model.width = {channels[0]}")
     net = UNet(channels=tuple(channels), groups=groups, matmul=matmul)
     height, width = image_shape
 
@@ -131,4 +120,13 @@ def make_unet(
         out = net.apply(params, x.reshape(x.shape[0], height, width), jnp.broadcast_to(t, x.shape[:1]))
         return out.reshape(x.shape[0], height * width)
 
-    return init, apply
+    return Net(init=init, apply=apply)
+
+
+def build_unet(settings: Any) -> Net:
+    """nets.NETS["unet"]: the U-Net of settings.width (channels at full resolution, doubled per level) and
+    settings.depth (levels) on settings.image_truth's images (its GroupNorm groups and conv implementation)."""
+    images = settings.image_truth
+    return make_unet(
+        images.image_shape, channels_for(settings.width, settings.depth), images.norm_groups, images.matmul
+    )
