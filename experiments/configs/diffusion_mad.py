@@ -21,9 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Chains per (regime, real share, lambda).
     config.seeds = 8
     # Replace: fully synthetic (share 0) or synthetic augmentation with the fixed real set (share 1/2); fresh: new
-    # real data each generation.
+    # real data each generation (diffusion_toy's real shares, 0 and 1/2).
     config.regime.name = ("replace", "fresh")
-    config.regime.real_fraction = (0.0, 0.5)
     # lambda, a chain knob: one compile serves every value.
     config.model.sampling_bias = (1.0, 0.9, 0.8)
     # 48 chains per regime in one vmapped block.

@@ -61,7 +61,8 @@ def mixture_modes(count: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DiffusionModel:
-    """Static settings; params are the stored pool {'points': [capacity, dim], 'weights': [capacity]}."""
+    """Static settings; params are the stored pool {'points': [capacity, dim], 'weights': [capacity]}, plus for a
+    learned score the network's parameters 'net' and the training set's box 'low', 'high' [dim]."""
 
     # A tuple of any of these compiles one group per value (the data's shape, the network, the sampler's length).
     static_sweep_fields: ClassVar[tuple[str, ...]] = (
@@ -237,6 +238,7 @@ class DiffusionModel:
 
     @property
     def learned(self) -> bool:
+        """Whether the denoiser is a network trained per chain (score in nets.NETS)."""
         return self.score in nets.NETS
 
     @property
