@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from collapse_jax.analysis import breakdown, error_sources, panels, profile
+from collapse_jax.analysis import breakdown, error_sources, image_grids, panels, profile
 from collapse_jax.analysis.breakdown import knob_label  # noqa: F401  (plots.knob_label: image_grids uses it)
 from collapse_jax.analysis.results import Results
 
@@ -132,6 +132,7 @@ def write_report(workdir: str, results: Results) -> str:
         "",
         *strength_sections(results, workdir),
         *error_sources.section(results, workdir),
+        *image_grids.section(results, workdir),
         "## Config",
         "",
         "```json",

@@ -15,7 +15,7 @@ import numpy as np
 from collapse_jax.models import _toy_data as toy_data
 from collapse_jax.models._pool import pool_capacity
 from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
-from collapse_jax.models.diffusion import metrics, nets, sampling, training
+from collapse_jax.models.diffusion import images, metrics, nets, sampling, training
 from collapse_jax.models.fields import choice, flag, integer, number, requires
 
 CLOSED_FORM_SCORES = ("exact", "truth")
@@ -44,7 +44,7 @@ LEARNED_FIELDS = {
         default="previous",
     ),
 }
-TRUTHS = ("gaussian", "mixture", "ring", "moons")
+TRUTHS = ("gaussian", "mixture", "ring", "moons") + images.IMAGE_TRUTHS
 PLANAR_TRUTHS = ("mixture", "ring", "moons")
 CLOSED_FORM_TRUTHS = ("gaussian", "mixture")
 # energy_distance compares the first min(M, ENERGY_SAMPLES) samples (i.i.d., so an unbiased subsample) with
@@ -107,6 +107,10 @@ class DiffusionModel:
     max_train_steps: int = 0  # the group's largest train_steps (the scan's static length)
     batch_size: int = 0
     start_from: str = "previous"
+    # Image truths only: the images, the feature classifier and the U-Net's settings (images.ImageTruth).
+    image_truth: images.ImageTruth | None = dataclasses.field(default=None, compare=False, hash=False)
+    # Generated samples evaluate returns per chain for the report's grids (images.preview_count; 0: none).
+    preview_samples: int = 0
     knob_fields: dict = dataclasses.field(
         default_factory=lambda: dict(SAMPLER_KNOBS),
         compare=False,
@@ -161,6 +165,7 @@ class DiffusionModel:
         "ring_std": number("ring: std of the radial noise around radius 1", low=0.0, default=0.05),
         "moons_noise": number("moons: std of the Gaussian noise added to the two moons", low=0.0, default=0.05),
         "real_data_size": integer("real training set at generation 0 (None: M)", low=1, optional=True),
+        **images.CONFIG_FIELDS,
     }
     config_rules = (
         requires(
@@ -178,6 +183,7 @@ class DiffusionModel:
             (2,),
             "config.model.dim: the {when} truth is 2-D; leave model.dim unset or 2, got {got}",
         ),
+        *images.CONFIG_RULES,
     ) + tuple(
         # A closed-form denoiser trains nothing: a training setting other than its default there is a mistake.
         requires(
@@ -195,11 +201,22 @@ class DiffusionModel:
     def metric_names(self) -> tuple[str, ...]:
         """energy_distance and the memorization pair, plus the truth's own: mode metrics (mixture), radius (ring)."""
         own = {"mixture": ("mode_coverage", "high_quality_share"), "ring": ("ring_radius_error",)}
+        if self.image_truth is not None:  # the classifier-feature metrics stand in for the pixel energy distance
+            return ("train_coverage", "memorized_share") + images.METRIC_NAMES
         return ("energy_distance", "train_coverage", "memorized_share") + own.get(self.truth, ())
+
+    @property
+    def artifact_names(self) -> tuple[str, ...]:
+        """The first preview_samples samples per generation: images [k, H, W] in [0, 1] or 2-D points [k, 2]."""
+        if not self.preview_samples:
+            return ()
+        return ("sample_images",) if self.image_truth is not None else ("sample_points",)
 
     def sample_truth(self, key: jax.Array, num_samples: int, knobs: dict) -> jax.Array:
         """Draw from the truth: N(0, s^2 I_d); the mixture (mode ~ Uniform, mu + tau eps); the ring (angle ~ U[0, 2 pi),
-        radius 1 + ring_std eps); two moons plus N(0, noise^2 I)."""
+        radius 1 + ring_std eps); two moons plus N(0, noise^2 I); an image data set's training images."""
+        if self.image_truth is not None:
+            return self.image_truth.sample_truth(key, num_samples)
         if self.truth == "gaussian":
             return self.true_std * jax.random.normal(key, (num_samples, self.dim))
         if self.truth == "moons":
@@ -214,7 +231,9 @@ class DiffusionModel:
         return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
 
     def real_data(self, key: jax.Array, knobs: dict) -> jax.Array:
-        """The chain's original training set: real_data_size draws from the truth."""
+        """The chain's original training set: real_data_size draws from the truth (distinct images: images.py)."""
+        if self.image_truth is not None:
+            return self.image_truth.real_data(key, self.real_data_size)
         return self.sample_truth(key, self.real_data_size, knobs)
 
     @property
@@ -286,8 +305,9 @@ class DiffusionModel:
         return lambda x, t, alpha, sigma: sampling.mixture_truth_denoise(x, alpha, sigma, modes, self.mode_std)
 
     def sample(self, key: jax.Array, params: dict, num_samples: int, knobs: dict) -> jax.Array:
-        """Run the configured sampler from x_1 = lambda eps down to t0 (sampling.run_sampler)."""
-        return sampling.run_sampler(
+        """Run the configured sampler from x_1 = lambda eps down to t0 (sampling.run_sampler); images are clipped to
+        the pixel range [-1, 1], as DDPM's sampler does before saving them."""
+        samples = sampling.run_sampler(
             key,
             self.denoiser(params),
             (num_samples, self.dim),
@@ -298,21 +318,33 @@ class DiffusionModel:
             knobs["sampling_bias"],
             self.final_denoise,
         )
+        return samples if self.image_truth is None else jnp.clip(samples, -1.0, 1.0)
 
     def reference(self) -> dict:
-        """REFERENCE_SIZE truth points from a fixed key independent of all chain streams, and their E|Y - Y'|."""
+        """REFERENCE_SIZE truth points from a fixed key independent of all chain streams, and their E|Y - Y'|; an
+        image truth's classifier and real test features (images.ImageTruth.reference)."""
+        if self.image_truth is not None:
+            return self.image_truth.reference()
         points = np.asarray(self.sample_truth(jax.random.key(REFERENCE_SEED), REFERENCE_SIZE, {}), np.float32)
         return {"points": jnp.asarray(points), "pair_distance": jnp.float32(metrics.mean_pair_distance(points))}
 
     def evaluate(self, params: dict, samples: jax.Array, reference: dict, knobs: dict) -> dict:
-        """energy_distance to the truth, the memorization pair against the stored pool, and the truth's own metrics."""
-        subsample = samples[: min(samples.shape[0], ENERGY_SAMPLES)]
-        values = {
-            "energy_distance": metrics.energy_distance(subsample, reference["points"], reference["pair_distance"])
-        }
+        """energy_distance to the truth (image truths: the classifier-feature metrics), the memorization pair against
+        the stored pool, the truth's own metrics, and the preview artifact."""
+        values = {}
+        if self.preview_samples:
+            preview = samples[: self.preview_samples]
+            if self.image_truth is not None:
+                values["sample_images"] = self.image_truth.as_images(preview)
+            else:
+                values["sample_points"] = preview
         values["train_coverage"], values["memorized_share"] = metrics.memorization(
             samples, params["points"], params["weights"]
         )
+        if self.image_truth is not None:
+            return {**values, **self.image_truth.evaluate(samples, reference)}
+        subsample = samples[: min(samples.shape[0], ENERGY_SAMPLES)]
+        values["energy_distance"] = metrics.energy_distance(subsample, reference["points"], reference["pair_distance"])
         if self.truth == "mixture":
             modes = jnp.asarray(mixture_modes(self.modes), jnp.float32)
             values["mode_coverage"], values["high_quality_share"] = metrics.mode_metrics(samples, modes, self.mode_std)
@@ -327,6 +359,10 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
     real_data_size = model.real_data_size or config.samples_per_generation
     settings = family_settings(config) if settings is None else settings
     learned = model.score in nets.NETS
+    image_truth = None
+    if model.truth in images.IMAGE_TRUTHS:
+        image_truth = images.load(model, config.samples_per_generation, model.real_data_size)
+    dim = image_truth.dim if image_truth is not None else int(model.dim)
     return DiffusionModel(
         truth=model.truth,
         score=model.score,
@@ -334,7 +370,7 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
         sampler=model.sampler,
         sampling_steps=int(model.sampling_steps),
         final_denoise=bool(model.final_denoise),
-        dim=int(model.dim),
+        dim=dim,
         true_std=float(model.true_std),
         modes=int(model.modes),
         mode_std=float(model.mode_std),
@@ -344,6 +380,8 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
         real_data_size=real_data_size,
         **(_learned_settings(model) if learned else {}),
         knob_fields={**SAMPLER_KNOBS, **(TRAINING_KNOBS if learned else {})},
+        image_truth=image_truth,
+        preview_samples=images.preview_count(model, model.truth, dim, config.samples_per_generation),
     )
 
 

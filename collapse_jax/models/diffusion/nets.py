@@ -61,4 +61,11 @@ def build_mlp(settings: Any) -> Net:
 
 
 # config.model.score -> builder(DiffusionModel) -> Net. A network for another data shape registers here (one entry).
-NETS: dict[str, Callable[[Any], Net]] = {"mlp": build_mlp}
+def build_unet(settings: Any) -> Net:
+    """The image U-Net (unet.build_unet; imported at call time: unet builds on this module's Net and time_embedding)."""
+    from collapse_jax.models.diffusion import unet
+
+    return unet.build_unet(settings)
+
+
+NETS: dict[str, Callable[[Any], Net]] = {"mlp": build_mlp, "unet": build_unet}

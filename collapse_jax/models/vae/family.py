@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
 from collapse_jax.data.images import DATASETS
 from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
@@ -31,11 +30,11 @@ from collapse_jax.models.vae.nets import (
     FeatureClassifier,
     adam_l2,
     apply_in_chunks,
+    classifier_reference,
     epoch_batches,
     negative_elbo,
     negative_elbo_given_noise,
     torch_default_init,
-    train_classifier,
 )
 
 # reference() trains a classifier (seconds); the engine builds a model per group and again on resume, so reuse it.
@@ -331,29 +330,15 @@ class VAEModel:
         # mu.std() over images and dimensions it is 0 when every image is the same (offsets between dims don't count).
         latent_std = jnp.sqrt(jnp.mean(jnp.var(apply_in_chunks(encode, samples, self.chunk_size), axis=0)))
         logits, features = self.classifier_outputs(reference["classifier"], samples)
-        fake_mean, fake_cov = image_metrics.feature_moments(features)
-        frechet = image_metrics.frechet_distance(
-            reference["feature_mean"], reference["feature_cov_sqrt"], fake_mean, fake_cov
-        )
-        fake = features[: self.precision_recall_size]
-        fake_radius_sq = image_metrics.kth_neighbour_radius_sq(fake, self.precision_recall_k)
-        precision, recall = image_metrics.precision_recall(
-            reference["precision_recall_features"], reference["precision_recall_radius_sq"], fake, fake_radius_sq
+        quality = image_metrics.sample_feature_metrics(
+            reference, logits, features, self.precision_recall_size, self.precision_recall_k
         )
         # beta = 1 and a fixed noise draw: the same common random numbers for every chain and generation.
         elbo_loss = lambda x: negative_elbo(  # noqa: E731
             self.encoder, self.decoder, params["networks"], x, jax.random.PRNGKey(0), jnp.float32(1.0)
         )
         elbo = -jnp.mean(apply_in_chunks(elbo_loss, reference["test_images"], self.chunk_size))
-        metrics = {
-            "latent_std_gen0_encoder": latent_std,
-            "frechet_distance": frechet,
-            "precision": precision,
-            "recall": recall,
-            "class_histogram_entropy": image_metrics.class_histogram_entropy(logits),
-            "elbo_real_test": elbo,
-            **previews,
-        }
+        metrics = {"latent_std_gen0_encoder": latent_std, **quality, "elbo_real_test": elbo, **previews}
         if self.class_preference:
             # Share of the generation's images the classifier calls c (the reward side of Ferbach et al.'s trade-off).
             preferred = jnp.argmax(logits, axis=-1) == jnp.asarray(knobs["preferred_class"]).astype(jnp.int32)
@@ -371,19 +356,14 @@ class VAEModel:
 
     def _build_reference(self) -> dict:
         """Train the classifier; real test features' moments, P/R radii, is_good's class Gaussians (host, once)."""
-        classifier_params = train_classifier(
-            self.classifier, self.train_images, self.train_labels, self.classifier_seed, self.classifier_epochs, 64
-        )
-        test_images = jnp.asarray(self.test_images, jnp.float32) / 255.0
-        logits, features = jax.jit(self.classifier_outputs)(classifier_params, test_images)
-        accuracy = float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(self.test_labels)))
-        logging.info("vae reference: feature classifier test accuracy %.3f", accuracy)
-        statistics = image_metrics.real_feature_statistics(
-            np.asarray(features), self.precision_recall_size, self.precision_recall_k
-        )
-        features = jax.jit(lambda x: self.classifier_outputs(classifier_params, x)[1])
-        statistics["good_region"] = _vae_verifier.fit_good_region(features, self)
-        return {"classifier": classifier_params, "test_images": test_images, **jax.tree.map(jnp.asarray, statistics)}
+        reference = classifier_reference(
+            self.classifier, self.train_images, self.train_labels, self.test_images, self.test_labels,
+            self.classifier_seed, self.classifier_epochs, self.precision_recall_size, self.precision_recall_k,
+            self.chunk_size, "vae",
+        )  # fmt: skip
+        features = jax.jit(lambda x: self.classifier_outputs(reference["classifier"], x)[1])
+        reference["good_region"] = jax.tree.map(jnp.asarray, _vae_verifier.fit_good_region(features, self))
+        return reference
 
 
 def make_model(config: Any, settings: FamilySettings | None = None) -> VAEModel:

@@ -70,6 +70,26 @@ def class_histogram_entropy(logits: jax.Array) -> jax.Array:
     return jnp.sum(-probabilities * jnp.log(safe)) + 0.0  # + 0.0 turns -0.0 (one class left) into 0.0
 
 
+def sample_feature_metrics(
+    reference: dict, logits: jax.Array, features: jax.Array, precision_recall_size: int, precision_recall_k: int
+) -> dict[str, jax.Array]:
+    """frechet_distance, precision, recall (the first precision_recall_size samples) and class_histogram_entropy of
+    generated images' classifier outputs against the real halves in `reference` (real_feature_statistics' keys)."""
+    fake_mean, fake_cov = feature_moments(features)
+    frechet = frechet_distance(reference["feature_mean"], reference["feature_cov_sqrt"], fake_mean, fake_cov)
+    fake = features[:precision_recall_size]
+    fake_radius_sq = kth_neighbour_radius_sq(fake, precision_recall_k)
+    precision, recall = precision_recall(
+        reference["precision_recall_features"], reference["precision_recall_radius_sq"], fake, fake_radius_sq
+    )
+    return {
+        "frechet_distance": frechet,
+        "precision": precision,
+        "recall": recall,
+        "class_histogram_entropy": class_histogram_entropy(logits),
+    }
+
+
 def class_log_probability(logits: jax.Array, target: jax.Array) -> jax.Array:
     """log softmax(logits)_c per image, [n]; c a (traced, float or int) class index, the same for every image."""
     return jax.nn.log_softmax(logits, axis=-1)[:, jnp.asarray(target).astype(jnp.int32)]

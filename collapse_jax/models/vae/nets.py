@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
+from collapse_jax.models.vae import image_metrics
 from collapse_jax.models.vae.conv import Conv, correlate
 
 PyTree = object
@@ -223,3 +225,31 @@ def train_classifier(
         return state[0]
 
     return fit(params, jax.random.fold_in(key, 1))
+
+
+def classifier_reference(
+    classifier: FeatureClassifier,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    seed: int,
+    epochs: int,
+    precision_recall_size: int,
+    precision_recall_k: int,
+    chunk_size: int,
+    family: str,
+) -> dict:
+    """The real side of the image metrics (host, once): the classifier trained on the uint8 training split, the test
+    images in [0, 1] and their features' statistics (image_metrics.real_feature_statistics)."""
+    classifier_params = train_classifier(classifier, train_images, train_labels, seed, epochs, 64)
+    test = jnp.asarray(test_images, jnp.float32) / 255.0
+
+    def outputs(params, images):
+        return apply_in_chunks(lambda x: classifier.apply(params, x), images, chunk_size)
+
+    logits, features = jax.jit(outputs)(classifier_params, test)
+    accuracy = float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(test_labels)))
+    logging.info("%s reference: feature classifier test accuracy %.3f", family, accuracy)
+    statistics = image_metrics.real_feature_statistics(np.asarray(features), precision_recall_size, precision_recall_k)
+    return {"classifier": classifier_params, "test_images": test, **jax.tree.map(jnp.asarray, statistics)}
