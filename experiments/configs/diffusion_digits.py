@@ -27,9 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Chains per vmapped block: one block per regime.
     config.chain_block = 4
     config.checkpoint_every = 5
-    # Fully synthetic (replace) vs keeping every generation's data (accumulate).
+    # Fully synthetic (replace) vs keeping every generation's data (accumulate); no real share (regime.real_fraction 0).
     config.regime.name = ("replace", "accumulate")
-    config.regime.real_fraction = 0.0
 
     # Model family: the package collapse_jax/models/diffusion/.
     config.model.name = "diffusion"
