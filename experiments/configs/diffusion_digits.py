@@ -6,7 +6,10 @@ generation's data (accumulate, Gerstgrasser et al. 2024) holds it. Here a small 
 scaled to [-1, 1] (each chain draws its own M real digits), sampled by DDPM; metrics in the VAE's classifier features.
 
 Launch:  python -m experiments.main --config=experiments/configs/diffusion_digits.py --workdir=/tmp/diffusion_digits
-Runtime: MEASURED_RUNTIME
+Runtime: 29 min 49 s wall, 12.5 min CPU, on the 2-core CPU shared with other sessions at load average 13-15 (2 regimes x
+4 chains x 5 generations of 400 AdamW steps, batch 32, and 300 samples in 32 steps; compiles dominate; 1.8 GB RSS).
+Measured (median of 4 chains, generation 0 -> 5): replace FD 18.6 -> 104, recall 0.89 -> 0.07, class entropy 2.22 ->
+1.47; accumulate FD 18.6 -> 29.3, recall 0.89 -> 0.78, entropy 2.22 -> 2.12 (the grids: replace drifts to few shapes).
 Sample grids: in report.md ("Samples per generation"), or python -m experiments.vae_grids --workdir=DIR
 --artifacts=sample_images. Override: --config.seeds=8 --config.model.train_steps=1000 --config.model.width=32
 """
@@ -27,9 +30,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Chains per vmapped block: one block per regime.
     config.chain_block = 4
     config.checkpoint_every = 5
-    # Fully synthetic (replace) vs keeping every generation's data (accumulate).
+    # Fully synthetic (replace) vs keeping every generation's data (accumulate); no real share (regime.real_fraction 0).
     config.regime.name = ("replace", "accumulate")
-    config.regime.real_fraction = 0.0
 
     # Model family: the package collapse_jax/models/diffusion/.
     config.model.name = "diffusion"
