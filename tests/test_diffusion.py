@@ -360,6 +360,36 @@ def test_capacity_covers_the_accumulated_pool():
     assert base.make_model(small_config()).capacity == 16
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"regime.name": "accumulate", "samples_per_generation": 64, "num_generations": 10},
+        {"regime.name": "replace", "samples_per_generation": 64},
+    ],
+)
+def test_declared_working_bytes_cover_what_xla_allocates_for_sampling_and_evaluation(overrides):
+    """chain_block "auto" sizes blocks from the family's declared working set: it must not undercount the temporary
+    buffers XLA's own memory analysis reports for one chain's sample and evaluate (the [n, C] posterior and the
+    [C, C] memorization distances dominate under accumulate)."""
+    config = small_config(**{"seeds": 1, **overrides})
+    group = sweep.expand(config)[0]
+    model = group.model
+    knobs = {name: value[0] for name, value in group.knobs.items()}
+    params = jax.eval_shape(lambda k: model.init(jax.random.key(0), k), knobs)
+    samples = jax.ShapeDtypeStruct((model.candidates, model.dim), jnp.float32)
+    reference = model.reference()
+
+    def temp_bytes(function, *args):
+        return jax.jit(function).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    sample = temp_bytes(lambda p, k: model.sample(jax.random.key(1), p, model.candidates, k), params, knobs)
+    evaluate = temp_bytes(lambda p, x, k: model.evaluate(p, x, reference, k), params, samples, knobs)
+    declared = model.working_bytes_per_chain(knobs)
+    assert declared >= max(sample, evaluate), (declared, sample, evaluate)
+    # Within an order of magnitude of the larger phase: a gross overcount would make blocks needlessly small.
+    assert declared <= 10 * max(sample, evaluate) + 4 * 2**20, (declared, sample, evaluate)
+
+
 def test_capabilities_truth_sampler_but_no_isotropic_gaussian_truth():
     """The truth is N(0, s^2 I) only for truth = gaussian; curation operators that read IsotropicGaussianTruth (target
     distance, quadratic reward, self-correction's transport map) would treat the mixture as that Gaussian, so the

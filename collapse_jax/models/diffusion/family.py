@@ -101,6 +101,7 @@ class DiffusionModel:
     moons_noise: float
     capacity: int  # the largest pool any generation of the configured regime hands to fit (static shape)
     real_data_size: int
+    candidates: int = 0  # points sampled per generation (samples x curation oversample): sizes the working set
     # Learned denoisers only (score in nets.NETS): the network's size, the training loop's static length and batch.
     width: int = 0
     depth: int = 0
@@ -246,6 +247,25 @@ class DiffusionModel:
         """The learned denoiser's network (score in nets.NETS), built from these settings."""
         return nets.NETS[self.score](self)
 
+    def working_bytes_per_chain(self, knobs: dict) -> int:
+        """One chain's peak float32 bytes beyond state, real data and samples (contract.WorkingBytes), for chain_block
+        "auto": the larger of the sampler's step (exact: ~3 copies of the [n, C] posterior; learned: the network's
+        activations on n points) and evaluate's ([n, C] and ~9 bytes per [C, C] pair for memorization, the energy
+        distance's pairs); a learned score adds its training step (~3 copies of the batch's activations, and params,
+        grads and two Adam moments)."""
+        n, capacity = max(self.candidates, 1), self.capacity
+        memorization = 4 * n * capacity + 9 * capacity * capacity
+        if self.image_truth is None:  # energy_distance: the subsample's distances to the reference points
+            memorization += 4 * min(n, ENERGY_SAMPLES) * REFERENCE_SIZE
+        if not self.learned:
+            return max(12 * n * capacity, memorization)
+        # Floats per point: the MLP's width x (4 depth + 4); the U-Net's levels halve in size as channels double, so
+        # its activations stay within ~32 x dim x width per image.
+        per_point = 32 * self.dim * self.width if self.score == "unet" else self.width * (4 * self.depth + 4)
+        params = sum(leaf.size for leaf in jax.tree.leaves(jax.eval_shape(self.net.init, jax.random.key(0))))
+        training = 3 * 4 * self.batch_size * per_point + 4 * 4 * params
+        return training + max(4 * n * per_point, memorization)
+
     def init(self, key: jax.Array, knobs: dict) -> dict:
         """An empty pool (every fit overwrites it; only the structure matters); a learned score adds a fresh network
         (generation 0 trains it) and the training set's box."""
@@ -378,6 +398,7 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
         moons_noise=float(model.moons_noise),
         capacity=pool_capacity(config, real_data_size, settings.num_generations),
         real_data_size=real_data_size,
+        candidates=config.samples_per_generation * int((config.get("curation") or {}).get("oversample", 1) or 1),
         **(_learned_settings(model) if learned else {}),
         knob_fields={**SAMPLER_KNOBS, **(TRAINING_KNOBS if learned else {})},
         image_truth=image_truth,
