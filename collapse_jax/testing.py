@@ -119,6 +119,10 @@ def _junk(data: Any) -> Any:
     return jax.tree.map(lambda x: 3.0 * x + 7.0 if jnp.issubdtype(x.dtype, jnp.inexact) else x, flipped)
 
 
+# Checks of the traced program rather than of the knob values it runs on.
+CODE_CHECKS = ("deterministic", "key_dependent", "sufficient_statistics", "optional_hooks", "fresh_process")
+
+
 class Kit:
     """The checks for one family built with its knobs (one chain's scalars, as the engine hands them inside vmap)."""
 
@@ -129,12 +133,16 @@ class Kit:
         # How a fresh process rebuilds this kit: ("config", config, group, chain) or ("model", model, knobs, M).
         self.recipe = recipe if recipe is not None else ("model", model, knobs, num_samples)
         self.cross_process = True  # check_process runs once per family: on the first kit of a config
+        # Checks of the traced code (not of knob values) run on a group's first chain only: a later chain would only
+        # recompile the same program (the LM's kit spent most of its time there).
+        self.first_chain = True
         self.where = ""
 
     def for_chain(self, knobs: dict, recipe: tuple | None = None) -> Kit:
         """The same family's kit for another chain's knobs, sharing the compiled fit, sample and evaluate."""
         other = Kit(self.model, knobs, self.num_samples, recipe)
-        for name in ("_jitted", "_jitted_evaluate", "_jitted_blocks"):
+        other.first_chain = False
+        for name in ("_jitted", "_jitted_evaluate", "_jitted_blocks", "_jitted_init", "_jitted_log_likelihood"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -223,6 +231,10 @@ class Kit:
                 "chain 0's fit or samples changed with the other chains in its vmapped block: compute each chain "
                 "from its own arguments only (no reductions over the chain axis, no host callbacks or state)"
             )
+
+    @functools.cached_property
+    def _jitted_init(self) -> Callable:
+        return jax.jit(self.model.init)
 
     @functools.cached_property
     def _jitted_blocks(self) -> Callable:
@@ -463,7 +475,7 @@ class Kit:
             )
         # Against the params before any fit (far from a fit, unlike a refit's): a family whose samples never read its
         # params (an external labeller) declares sample_reads_params = False.
-        previous = jax.jit(model.init)(self._keys(knobs)[1], knobs)
+        previous = self._jitted_init(self._keys(knobs)[1], knobs)
         if getattr(model, "sample_reads_params", True) and _same_bits(samples, sample(previous, knobs)):
             raise _Failed(
                 "sample gave the same points for the fitted and the initial params (same key): draw from `params`"
@@ -489,7 +501,7 @@ class Kit:
         """Generation 0 recomputed in a fresh Python process gives the same bits (import-time randomness, a module
         global set from the clock or np.random, makes a resume or another job's chains differ)."""
         if not self.cross_process:
-            return "checked on the first group's first chain"
+            return "run on the first group's first chain"
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "generation0.npz")
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -529,6 +541,11 @@ class Kit:
         results = []
         for name, method in self.CHECKS:
             if names is not None and name not in names:
+                continue
+            if not self.first_chain and name in CODE_CHECKS:
+                results.append(
+                    Check(name, "SKIP", "a check of the traced code: run on the group's first chain", self.where)
+                )
                 continue
             try:
                 skipped = getattr(self, method)()

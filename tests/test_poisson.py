@@ -89,8 +89,11 @@ def test_kth_fit_is_nonzero_with_probability_one_minus_exp_minus_m_lambda_g_k(ru
 
 @pytest.mark.parametrize("sampling", ["points", "statistics"])
 def test_survival_law_at_fifty_samples_per_generation(sampling):
-    """The same law at M = 50 (M lambda_0 = 1, 5, 25): survival stays near 1 for ~M lambda_0 generations."""
-    assert_survival_law(run(sampling, 50), 50)
+    """The same law at M = 50 (M lambda_0 = 1, 5, 25): survival stays near 1 for ~M lambda_0 generations.
+
+    500 chains per rate (points mode costs chains x M draws per generation): the exact binomial test keeps its
+    false-failure rate at any chain count (P_FLOOR), and a survival near 0.5 is measured to +-0.022 (one SE)."""
+    assert_survival_law(run(sampling, 50, seeds=500), 50)
 
 
 def test_fitted_rate_is_a_martingale_in_both_modes(runs_m10):
