@@ -58,6 +58,19 @@ class Check:
         return f"{self.status} {self.name}{where}" + (f": {self.detail}" if self.detail else "")
 
 
+def _pool_mass_gap(a: tuple, b: tuple) -> float:
+    """The largest difference, over every pooled point, of the normalized weight that pools a and b put on it."""
+    (points_a, weights_a), (points_b, weights_b) = [(np.asarray(p), np.asarray(w, np.float64)) for p, w in (a, b)]
+    points_a, points_b = points_a.reshape(len(points_a), -1), points_b.reshape(len(points_b), -1)
+    support = np.concatenate([points_a[weights_a > 0], points_b[weights_b > 0]])
+
+    def mass(points, weights):
+        same = np.all(points[None, :, :] == support[:, None, :], axis=-1)
+        return same @ weights / max(weights.sum(), 1e-30)
+
+    return float(np.max(np.abs(mass(points_a, weights_a) - mass(points_b, weights_b)), initial=0.0))
+
+
 class _Failed(Exception):
     """A check's failure; its message says what to fix."""
 
@@ -413,6 +426,9 @@ class Kit:
         """Params agree (see _close), or, for a family whose params hold its pool (KDE centres), the log-likelihood
         of the real data under both agrees."""
         where = self._close(a, b, rtol)
+        if where is not None and contract.supports(self.model, contract.PoolParams):
+            gap = _pool_mass_gap(self.model.pool(a), self.model.pool(b))
+            return None if gap <= rtol else f"the pool's weighted measure (mass differs by {gap:.3g} at a point)"
         if where is None or not contract.supports(self.model, contract.LogLikelihood):
             return where
         data = self._fitted()[0]

@@ -144,6 +144,15 @@ class LogLikelihood(Protocol):
         """log p(x_i | params) of each point, [n] float."""
 
 
+class PoolParams(Protocol):
+    """Optional: the family's params hold a weighted pool of points (an exact denoiser's training set), so two fits are
+    the same distribution when their pools are the same weighted measure, whatever the slot layout (the conformance
+    kit compares fits this way)."""
+
+    def pool(self, params: PyTree) -> tuple[jax.Array, jax.Array]:
+        """(points [C, ...], weights [C]) of the stored pool; zero-weight slots are padding."""
+
+
 class Verifier(Protocol):
     """Optional: the verifier's oracle (curation.name = "verifier"); its region holds the good_region_mass setting."""
 

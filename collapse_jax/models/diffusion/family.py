@@ -247,6 +247,16 @@ class DiffusionModel:
         """The learned denoiser's network (score in nets.NETS), built from these settings."""
         return nets.NETS[self.score](self)
 
+    @property
+    def fit_weighting(self) -> str:
+        """contract.FitWeighting: the exact and truth denoisers store the pool with its weights (counts, fractions
+        included); a learned denoiser's AdamW batches draw points in proportion to weight (counts in law only)."""
+        return "draws" if self.learned else "counts"
+
+    def pool(self, params: dict) -> tuple[jax.Array, jax.Array]:
+        """contract.PoolParams: the stored training pool and its weights."""
+        return params["points"], params["weights"]
+
     def working_bytes_per_chain(self, knobs: dict) -> int:
         """One chain's peak float32 bytes beyond state, real data and samples (contract.WorkingBytes), for chain_block
         "auto": the larger of the sampler's step (exact: ~3 copies of the [n, C] posterior; learned: the network's
