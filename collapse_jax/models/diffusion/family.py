@@ -1,12 +1,13 @@
 """The diffusion family: a variance-preserving diffusion whose denoiser is exact (the weighted training set's, no
-network), the truth's own, or a network trained per chain (nets.NETS), sampled by DDPM or DDIM.
+network), the truth's own, or a network trained per chain (NETS), sampled by DDPM or DDIM.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -15,11 +16,13 @@ import numpy as np
 from collapse_jax.models import _toy_data as toy_data
 from collapse_jax.models._pool import pool_capacity
 from collapse_jax.models.contract import ErrorSwitch, FamilySettings, family_settings
-from collapse_jax.models.diffusion import images, metrics, nets, sampling, training
+from collapse_jax.models.diffusion import images, metrics, nets, sampling, training, unet
 from collapse_jax.models.fields import choice, flag, integer, number, requires
 
 CLOSED_FORM_SCORES = ("exact", "truth")
-LEARNED_SCORES = tuple(nets.NETS)
+# config.model.score -> builder(DiffusionModel) -> Net. A network for another data shape registers here (one entry).
+NETS: dict[str, Callable[[Any], nets.Net]] = {"mlp": nets.build_mlp, "unet": unet.build_unet}
+LEARNED_SCORES = tuple(NETS)
 SCORES = CLOSED_FORM_SCORES + LEARNED_SCORES
 START_FROM = ("previous", "scratch")
 # Per-chain knobs of every denoiser's sampler.
@@ -102,7 +105,7 @@ class DiffusionModel:
     capacity: int  # the largest pool any generation of the configured regime hands to fit (static shape)
     real_data_size: int
     candidates: int = 0  # points sampled per generation (samples x curation oversample): sizes the working set
-    # Learned denoisers only (score in nets.NETS): the network's size, the training loop's static length and batch.
+    # Learned denoisers only (score in NETS): the network's size, the training loop's static length and batch.
     width: int = 0
     depth: int = 0
     max_train_steps: int = 0  # the group's largest train_steps (the scan's static length)
@@ -239,13 +242,13 @@ class DiffusionModel:
 
     @property
     def learned(self) -> bool:
-        """Whether the denoiser is a network trained per chain (score in nets.NETS)."""
-        return self.score in nets.NETS
+        """Whether the denoiser is a network trained per chain (score in NETS)."""
+        return self.score in NETS
 
     @property
     def net(self) -> nets.Net:
-        """The learned denoiser's network (score in nets.NETS), built from these settings."""
-        return nets.NETS[self.score](self)
+        """The learned denoiser's network (score in NETS), built from these settings."""
+        return NETS[self.score](self)
 
     @property
     def fit_weighting(self) -> str:
@@ -388,7 +391,7 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
     model = config.model
     real_data_size = model.real_data_size or config.samples_per_generation
     settings = family_settings(config) if settings is None else settings
-    learned = model.score in nets.NETS
+    learned = model.score in NETS
     image_truth = None
     if model.truth in images.IMAGE_TRUTHS:
         image_truth = images.load(model, config.samples_per_generation, model.real_data_size)

@@ -58,14 +58,3 @@ def build_mlp(settings: Any) -> Net:
     module = ResidualMLP(width=settings.width, depth=settings.depth, dim=settings.dim)
     dummy = (jnp.zeros((1, settings.dim), jnp.float32), jnp.zeros((1,), jnp.float32))
     return Net(init=lambda key: module.init(key, *dummy), apply=module.apply)
-
-
-# config.model.score -> builder(DiffusionModel) -> Net. A network for another data shape registers here (one entry).
-def build_unet(settings: Any) -> Net:
-    """The image U-Net (unet.build_unet; imported at call time: unet builds on this module's Net and time_embedding)."""
-    from collapse_jax.models.diffusion import unet
-
-    return unet.build_unet(settings)
-
-
-NETS: dict[str, Callable[[Any], Net]] = {"mlp": build_mlp, "unet": build_unet}

@@ -124,7 +124,7 @@ def make_unet(image_shape: tuple[int, int], channels: tuple[int, ...], groups: i
 
 
 def build_unet(settings: Any) -> Net:
-    """nets.NETS["unet"]: the U-Net of settings.width (channels at full resolution, doubled per level) and
+    """family.NETS["unet"]: the U-Net of settings.width (channels at full resolution, doubled per level) and
     settings.depth (levels) on settings.image_truth's images (its GroupNorm groups and conv implementation)."""
     images = settings.image_truth
     return make_unet(
