@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from collapse_jax.analysis import breakdown, error_sources, image_grids, panels, profile
-from collapse_jax.analysis.breakdown import knob_label  # noqa: F401  (plots.knob_label: image_grids uses it)
+from collapse_jax.analysis.breakdown import knob_label
 from collapse_jax.analysis.results import Results
 
 

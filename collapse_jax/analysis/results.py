@@ -122,7 +122,9 @@ class Results:
         half that spread; t = config.report.collapse_tolerance) and `band_half_width`, `onset` (first recorded
         generation, a true generation number, whose median leaves the band; None: never) and `drift_rate` (slope of
         log|median| per generation over final_generation/2..final_generation; None where the median is 0 or changes
-        sign there). Details: collapse_jax/analysis/profile.py.
+        sign there), with 95% bootstrap intervals over chains `onset_low`/`onset_high`, `drift_low`/`drift_high` and
+        `onset_resolved`/`drift_resolved` (False: the interval is wider than the effect), and `floor_generation` (the
+        first generation whose median sits at the float32 floor; None: never). Details: analysis/profile.py.
         """
         return profile.profile(self, metrics)
 
