@@ -1,8 +1,9 @@
 """Where a chunk's host time goes: runner.run with a workdir, its host pieces timed per thread, beside the bare chunk.
 
-python -m benchmarks.host_profile [--chains=10000 --generations=200 --chunk=10 --checkpoint_every=10 --repeats=2]
+python -m benchmarks.host_profile [--chains=10000 --chunk=auto --checkpoint_every=auto --chunks=5 --repeats=2]
 One process, in turn: the compiled chunk alone (benchmarks.timing.ChunkTimer: compute plus the metrics' host copy) and
-runner.run on a fresh workdir (the shipped Gaussian config, replace, rho = 0, plots off). Each host piece (metric
+runner.run on a fresh workdir (the shipped Gaussian config, replace, rho = 0, plots off; chunk and checkpoint cadence as
+shipped unless set), `--chunks` chunks long. Each host piece (metric
 transfer, appends, fsync, event files, checkpoint saves, progress) is wrapped with a wall-clock timer that adds to the
 thread it ran on; `host share` = 1 - bare chunk / run's chunk, the part of a chunk the run adds on top of the compute.
 """
@@ -20,7 +21,7 @@ import time
 from absl import app, flags
 
 from benchmarks import timing
-from collapse_jax.host import checkpoint, devices, runner
+from collapse_jax.host import checkpoint, devices, runner, sweep
 from collapse_jax.store import metric_log
 from experiments.configs import gaussian
 
@@ -36,7 +37,7 @@ PIECES = (
 )
 
 
-def run_config(chains: int, generations: int, chunk: int, checkpoint_every: int):
+def run_config(chains: int, generations: int, chunk: int | str, checkpoint_every: int | str):
     values = {
         "regime.name": "replace",
         "regime.real_fraction": 0.0,
@@ -47,6 +48,12 @@ def run_config(chains: int, generations: int, chunk: int, checkpoint_every: int)
         "make_plots": False,
     }
     return runner.as_config(values, gaussian.get_config())
+
+
+def resolved_chunk(chains: int, chunk: int | str, checkpoint_every: int | str) -> int:
+    """The chunk length a run of `chains` chains uses (an "auto" chunk resolved as runner.run resolves it)."""
+    config = run_config(chains, 10**6, chunk, checkpoint_every)
+    return runner.build_engine(sweep.expand(config)[0]).chunk_generations
 
 
 class Timers:
@@ -82,8 +89,11 @@ class Timers:
         return timed
 
 
-def measure(chains: int, generations: int, chunk: int, checkpoint_every: int, repeats: int) -> dict:
-    """Best-of-`repeats` ms per generation of the bare chunk and of the run's loop, and the run's host pieces."""
+def measure(chains: int, chunks: int, chunk: int | str, checkpoint_every: int | str, repeats: int) -> dict:
+    """Best-of-`repeats` ms per generation of the bare chunk and of the run's loop (a run of `chunks` chunks), and the
+    run's host pieces."""
+    chunk = resolved_chunk(chains, chunk, checkpoint_every)
+    generations = chunks * chunk
     config = run_config(chains, generations, chunk, checkpoint_every)
     bare, _, _ = timing.engine_timer(timing.engine_config(gaussian, chains, chunk, None))
     root = tempfile.mkdtemp(prefix="collapse_host_profile_")
@@ -114,8 +124,9 @@ def measure(chains: int, generations: int, chunk: int, checkpoint_every: int, re
                 best_loop, pieces = loop, timers
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    chunks = generations / chunk
     return {
+        "chunk": chunk,
+        "generations": generations,
         "bare_ms_per_generation": best_bare * 1e3,
         "run_ms_per_generation": best_loop * 1e3,
         "host_share": 1 - best_bare / best_loop,
@@ -129,11 +140,12 @@ def measure(chains: int, generations: int, chunk: int, checkpoint_every: int, re
 def main(argv):
     del argv
     f = flags.FLAGS
-    result = measure(f.chains, f.generations, f.chunk, f.checkpoint_every, f.repeats)
+    result = measure(f.chains, f.chunks, f.chunk, f.checkpoint_every, f.repeats)
     print(
-        f"{f.chains} chains, chunk {f.chunk}, checkpoint_every {f.checkpoint_every}: bare chunk "
-        f"{result['bare_ms_per_generation']:.2f} ms/generation, run {result['run_ms_per_generation']:.2f} "
-        f"ms/generation, host share {result['host_share']:.1%} (load {os.getloadavg()[0]:.1f})"
+        f"{f.chains} chains, chunk {f.chunk} = {result['chunk']} generations, checkpoint_every {f.checkpoint_every}, "
+        f"{result['generations']} generations: bare chunk {result['bare_ms_per_generation']:.2f} ms/generation, run "
+        f"{result['run_ms_per_generation']:.2f} ms/generation, host share {result['host_share']:.1%} "
+        f"(load {os.getloadavg()[0]:.1f})"
     )
     for name, (ms, calls) in result["pieces_ms_per_chunk"].items():
         print(f"  {name:90s} {ms:8.2f} ms/chunk  ({calls} calls)")
@@ -141,8 +153,8 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.DEFINE_integer("chains", 10_000, "Seeds = chains.")
-    flags.DEFINE_integer("generations", 200, "Generations of each timed run.")
-    flags.DEFINE_integer("chunk", 10, "chunk_generations.")
-    flags.DEFINE_integer("checkpoint_every", 10, "checkpoint_every.")
+    flags.DEFINE_integer("chunks", 5, "Chunks in each timed run (the loop is timed from the second chunk's end).")
+    flags.DEFINE_string("chunk", "auto", "chunk_generations ('auto' as shipped, or an integer).")
+    flags.DEFINE_string("checkpoint_every", "auto", "checkpoint_every ('auto' as shipped, or an integer).")
     flags.DEFINE_integer("repeats", 2, "Rounds (bare chunk and run in turn); the fastest run's pieces are shown.")
     app.run(main)

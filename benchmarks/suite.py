@@ -44,12 +44,13 @@ SIZES = {
         "accelerator_quick": ([10_000, 100_000, 1_000_000], 10),
         "accelerator": ([10_000, 100_000, 1_000_000], 20),
     },
-    # (chains, generations) of the host-share profile (runner.run beside its bare compiled chunk)
+    # (chains, chunks) of the host-share profile (runner.run beside its bare compiled chunk, chunks and checkpoints as
+    # shipped: "auto")
     "host": {
-        "cpu_quick": (10_000, 100),
-        "cpu": (10_000, 200),
-        "accelerator_quick": (100_000, 100),
-        "accelerator": (1_000_000, 50),
+        "cpu_quick": (10_000, 3),
+        "cpu": (10_000, 5),
+        "accelerator_quick": (100_000, 3),
+        "accelerator": (1_000_000, 5),
     },
     # gmm_vs_sklearn (chains, EM iterations, sklearn fits)
     "sklearn": {
@@ -133,12 +134,13 @@ def scaling_rows(counts: list[int], generations: int) -> list[dict]:
     return rows
 
 
-def host_rows(chains: int, generations: int) -> list[dict]:
-    """The share of a run's chunk spent beyond the compiled chunk itself (benchmarks/host_profile.measure)."""
+def host_rows(chains: int, chunks: int) -> list[dict]:
+    """The share of a run's chunk spent beyond the compiled chunk itself (benchmarks/host_profile.measure), with the
+    shipped chunk length and checkpoint cadence."""
     from benchmarks import host_profile
 
-    result = host_profile.measure(chains, generations, 10, 10, 2)
-    return [row(f"host share of a chunk ({chains} chains, chunk 10, checkpoint every 10)",
+    result = host_profile.measure(chains, chunks, "auto", "auto", 2)
+    return [row(f"host share of a chunk ({chains} chains, chunk auto = {result['chunk']}, checkpoints auto)",
                 result["run_ms_per_generation"], "ms/generation", result["host_share"], 0.1,
                 bare_ms=result["bare_ms_per_generation"])]  # fmt: skip
 

@@ -47,9 +47,11 @@ def test_an_inline_writer_runs_each_job_at_once():
 
 def test_auto_chunks_hold_the_work_target_within_checkpoint_every_generations_and_memory():
     resolve = devices.resolve_chunk_generations
-    # 4e6 chain-generations of work: 400 generations at 10^4 chains, bounded by checkpoint_every.
+    # 4e6 chain-generations of work: 400 generations at 10^4 chains, bounded by an integer checkpoint_every.
     assert resolve("auto", 10_000, 7, 1_000, 10) == 10
+    assert resolve("auto", 10_000, 7, 1_000, "10") == 10  # a command-line override of the str field
     assert resolve("auto", 10_000, 7, 1_000, 1_000) == 400
+    assert resolve("auto", 10_000, 7, 1_000, "auto") == 400  # checkpoints by wall time: the work target alone
     assert resolve("auto", 100_000, 7, 1_000, 1_000) == 40
     assert resolve("auto", 100, 7, 4, 10) == 4  # never past the run's end
     assert resolve("auto", 10**6, 7, 1_000, 10) == 4
@@ -60,11 +62,36 @@ def test_auto_chunks_hold_the_work_target_within_checkpoint_every_generations_an
     assert resolve("12", 10, 7, 1_000, 10) == 12  # a command-line override of the str field arrives as digits
 
 
+@pytest.mark.parametrize("field", ["chunk_generations", "checkpoint_every"])
 @pytest.mark.parametrize("value", [0, -3, "fast", 2.5, True])
-def test_a_bad_chunk_generations_is_one_line_naming_the_field(gaussian_config, value):
-    config = runner.as_config({"chunk_generations": value}, gaussian_config)
-    with pytest.raises(ValueError, match=r"^config\.chunk_generations: "):
+def test_a_bad_auto_or_count_is_one_line_naming_the_field(gaussian_config, field, value):
+    config = runner.as_config({field: value}, gaussian_config)
+    with pytest.raises(ValueError, match=rf"^config\.{field}: must be 'auto' or an integer >= 1"):
         runner.simulate(config)
+
+
+def test_auto_checkpoints_follow_the_wall_clock_and_an_integer_counts_generations():
+    seconds = devices.CHECKPOINT_SECONDS
+    assert not runner._checkpoint_due("auto", 1_000_000, seconds - 0.01)  # many generations, little time: no save
+    assert runner._checkpoint_due("auto", 1, seconds)
+    assert runner._checkpoint_due(10, 10, 0.0) and not runner._checkpoint_due(10, 9, 1e9)
+
+
+def test_auto_checkpoints_save_generation_0_and_the_last_of_a_short_run(gaussian_config, tmp_path):
+    # A run far shorter than CHECKPOINT_SECONDS: generation 0 and the last generation are its checkpoints; chunks of
+    # the whole run (8 chains x 6 generations is far below the work target).
+    auto = {"checkpoint_every": "auto", "chunk_generations": "auto"}
+    config = runner.as_config({"num_generations": 6, "make_plots": False, **auto}, gaussian_config)
+    assert runner.build_engine(sweep.expand(config)[0]).chunk_generations == 6
+    saves = []
+    original = runner.checkpoint.GroupCheckpoints.save
+    try:
+        runner.checkpoint.GroupCheckpoints.save = lambda self, g, *a, **k: (saves.append(g), original(self, g, *a, **k))
+        runner.run(config, str(tmp_path / "run"))
+    finally:
+        runner.checkpoint.GroupCheckpoints.save = original
+    groups = len(sweep.expand(config))
+    assert sorted(saves) == sorted([0, 6] * groups)
 
 
 def test_auto_chunks_give_the_bits_of_an_explicit_chunk(gaussian_config):

@@ -113,8 +113,8 @@ def shared_fields() -> dict[str, Field]:
         ),
         "chunk_generations": Field(
             "any",
-            "K: 'auto' (about 4e6 chain-generations of work per chunk, at most checkpoint_every) or generations per "
-            "compiled chunk (metrics and checkpoints between chunks; results do not depend on it)",
+            "K: 'auto' (about 4e6 chain-generations of work per chunk, at most an integer checkpoint_every) or "
+            "generations per compiled chunk (metrics and checkpoints between chunks; results do not depend on it)",
             check=devices.chunk_generations_setting,
             default="auto",
         ),
@@ -128,7 +128,13 @@ def shared_fields() -> dict[str, Field]:
         "record_every": integer(
             "keep every k-th generation's metrics on disk (0, the last and event generations always)", low=1, default=1
         ),
-        "checkpoint_every": integer("generations between checkpoints (rounded up to a chunk)", low=1, default=10),
+        "checkpoint_every": Field(
+            "any",
+            "'auto' (a checkpoint every ~30 s of wall time, at chunk ends) or generations between checkpoints (rounded "
+            "up to a chunk); generation 0, the last generation and a stop request always checkpoint",
+            check=devices.checkpoint_every_setting,
+            default="auto",
+        ),
         "max_checkpoints_to_keep": integer("newest checkpoints kept", low=1, default=2),
         "keep_period": integer("also keep every k-th generation's checkpoint (None: none)", low=1, optional=True),
         "make_plots": flag("figures and report.md after the run", default=True),

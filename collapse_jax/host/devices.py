@@ -27,11 +27,17 @@ ACCELERATOR_BLOCK_MEMORY_SHARE = 0.25
 # chunk_generations = "auto": chunks of about this many chain-generations (~4 s of Gaussian work on the 2-core CPU,
 # ~0.1-0.4 s on a GPU), so a chunk's fixed cost (its dispatch, the metrics' copy, the host loop: 13 ms at 10^4 chains
 # and 24 ms at 10^5 under load, from K = 1 against K = 10 with 20 generations timed as a whole: 25.8 vs 12.6 and 158 vs
-# 134 ms/generation; BUILD_NOTES, "Host path and scale") stays a few percent of it. Never longer than checkpoint_every,
-# so checkpoints come as often as the config asks (which bounds it at 10^4-10^5 chains), and never more than
-# CHUNK_METRIC_BYTES of metrics per chunk: two chunks are in flight on the host.
+# 134 ms/generation; BUILD_NOTES, "Chunks and the host loop") stays a few percent of it. Never longer than an integer
+# checkpoint_every, so checkpoints come as often as the config asks, and never more than CHUNK_METRIC_BYTES of metrics
+# per chunk: two chunks are in flight on the host.
 CHUNK_CHAIN_GENERATIONS = 4_000_000
 CHUNK_METRIC_BYTES = 256 << 20
+# checkpoint_every = "auto": a checkpoint at generation 0, at the end of the first chunk that finishes at least this
+# many seconds after the previous checkpoint, at the last generation and on a stop request. A checkpoint costs a fixed
+# ~25 ms of host work at 10^4 Gaussian chains (Orbax's synchronous part and an fsync of the metric files), a third of
+# a 10-generation chunk (BUILD_NOTES, "Chunks and the host loop"); by wall time its share stays below 0.1% whatever a
+# generation costs, and a kill loses at most this long plus one chunk.
+CHECKPOINT_SECONDS = 30.0
 
 
 def chain_mesh() -> Mesh:
@@ -123,25 +129,36 @@ def resolve_chain_block(setting: Any, chains: int, devices: int, bytes_per_chain
     return -(-per_device // blocks)
 
 
-def chunk_generations_setting(value: Any) -> int | str:
-    """config.chunk_generations as "auto" or a positive int (a command-line override of the str field arrives as
-    digits)."""
+def auto_or_count(field: str, value: Any) -> int | str:
+    """A setting that is "auto" or a positive int (a command-line override of a str field arrives as digits)."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if value == AUTO_BLOCK or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
         return value
-    raise ValueError(f"config.chunk_generations: must be 'auto' or an integer >= 1, got {value!r}")
+    raise ValueError(f"config.{field}: must be 'auto' or an integer >= 1, got {value!r}")
+
+
+def chunk_generations_setting(value: Any) -> int | str:
+    """config.chunk_generations as "auto" or a positive int."""
+    return auto_or_count("chunk_generations", value)
+
+
+def checkpoint_every_setting(value: Any) -> int | str:
+    """config.checkpoint_every as "auto" or a positive int."""
+    return auto_or_count("checkpoint_every", value)
 
 
 def resolve_chunk_generations(
-    setting: Any, chains: int, metrics: int, num_generations: int, checkpoint_every: int
+    setting: Any, chains: int, metrics: int, num_generations: int, checkpoint_every: Any
 ) -> int:
     """chunk_generations as an int: the setting itself, or for "auto" about CHUNK_CHAIN_GENERATIONS chain-generations
-    per chunk, at most checkpoint_every and num_generations, with at most CHUNK_METRIC_BYTES of metrics."""
+    per chunk, at most an integer checkpoint_every and num_generations, with at most CHUNK_METRIC_BYTES of metrics."""
     setting = chunk_generations_setting(setting)
     if setting != AUTO_BLOCK:
         return int(setting)
     chains = max(1, chains)
     by_work = -(-CHUNK_CHAIN_GENERATIONS // chains)
     by_memory = CHUNK_METRIC_BYTES // (chains * max(1, metrics) * 4)
-    return max(1, min(by_work, by_memory, checkpoint_every, num_generations))
+    every = checkpoint_every_setting(checkpoint_every)
+    by_checkpoints = num_generations if every == AUTO_BLOCK else every
+    return max(1, min(by_work, by_memory, by_checkpoints, num_generations))

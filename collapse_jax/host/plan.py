@@ -68,8 +68,17 @@ def group_lines(group: sweep.Group) -> list[str]:
         f"    host memory per chunk of {engine.chunk_generations}: "
         f"{_bytes(padded * engine.chunk_generations * metrics * FLOAT_BYTES)} of metrics",
         f"    disk: {_bytes(chains * kept * metrics * FLOAT_BYTES)} of metrics ({metrics} metrics x {kept} recorded "
-        f"generations), {_bytes(padded * state_bytes)} per checkpoint x {config.max_checkpoints_to_keep} kept",
+        f"generations), {_bytes(padded * state_bytes)} per checkpoint x {config.max_checkpoints_to_keep} kept, "
+        + _cadence(config.checkpoint_every),
     ]
+
+
+def _cadence(checkpoint_every) -> str:
+    """When the group checkpoints, in words."""
+    every = devices.checkpoint_every_setting(checkpoint_every)
+    if every == devices.AUTO_BLOCK:
+        return f"a checkpoint every ~{devices.CHECKPOINT_SECONDS:.0f} s of wall time (at chunk ends)"
+    return f"a checkpoint every {every} generation(s) (rounded up to a chunk)"
 
 
 def describe(config: ml_collections.ConfigDict) -> str:

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from collapse_jax.analysis import results
 from collapse_jax.core import curation
@@ -231,6 +232,18 @@ def event_metric_names(model: Any) -> tuple[str, ...]:
     return ("failed", *(model.event_metrics if base.supports(model, base.EventMetrics) else ()))
 
 
+def _checkpoint_due(every: int | str, generations_since: int, seconds_since: float) -> bool:
+    """Whether the chunk that just finished checkpoints: after `every` generations, or for "auto" once
+    devices.CHECKPOINT_SECONDS have passed since the last checkpoint. Several processes follow the primary's clock (all
+    of them call this after every chunk): their Orbax saves synchronize, so they must all save or none."""
+    if every != devices.AUTO_BLOCK:
+        return generations_since >= every
+    due = seconds_since >= devices.CHECKPOINT_SECONDS
+    if jax.process_count() > 1:
+        due = bool(multihost_utils.broadcast_one_to_all(np.int32(due)))
+    return due
+
+
 def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
     """All generations of one static group; with a workdir the metrics go to its files as each chunk finishes."""
     config = group.config
@@ -293,7 +306,8 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             recorder.resume(done_generation)
             if writes:
                 workdir_io.record_resume(workdir, group.index, done_generation, generations)
-        last_saved, clock, failed = done_generation, ProgressClock(), recorder.failed
+        every = devices.checkpoint_every_setting(config.checkpoint_every)
+        last_saved, saved_at, clock, failed = done_generation, time.monotonic(), ProgressClock(), recorder.failed
         start = done_generation + 1
         in_flight = chunk_all(state, device_knobs, np.int32(start)) if start <= generations else None
         while in_flight is not None:
@@ -322,13 +336,10 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
                 if writes and config.get("tensorboard", False):
                     writer.submit(lambda: _tensorboard(workdir))
                 stopping = _stop_requested.is_set()
-                if (
-                    done_generation - last_saved >= config.checkpoint_every
-                    or done_generation == generations
-                    or stopping
-                ):
+                due = _checkpoint_due(every, done_generation - last_saved, time.monotonic() - saved_at)
+                if due or done_generation == generations or stopping:
                     save(done_generation, state)
-                    last_saved = done_generation
+                    last_saved, saved_at = done_generation, time.monotonic()
                 if stopping:
                     writer.flush()
                     manager.wait()
