@@ -4,6 +4,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
@@ -79,3 +80,17 @@ def test_partial_runs_load_with_nan_for_generations_not_yet_written(gaussian_con
     assert partial.metrics["trace_ratio"].shape == (8, 7)
     assert np.isfinite(partial.metrics["trace_ratio"][:, :4]).all()
     assert np.isnan(partial.metrics["trace_ratio"][:, 4:]).all()
+
+
+@pytest.mark.parametrize("chains", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("keep", ["all", "mask"])
+def test_rows_are_the_transposed_columns_whatever_the_tile(chains, keep):
+    rng = np.random.default_rng(chains)
+    columns = rng.standard_normal((chains, 9)).astype(np.float32)
+    columns[0, 2] = np.nan
+    mask = slice(None) if keep == "all" else np.arange(9) % 3 == 0
+    rows = metric_log.rows_of(columns, mask)
+    assert rows.flags.c_contiguous and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows, columns[:, mask].T)
+    flags = metric_log.rows_of(rng.random((chains, 9)) < 0.5, mask)  # 0/1 event metrics arrive as bool
+    assert flags.dtype == np.float32 and set(np.unique(flags)) <= {0.0, 1.0}

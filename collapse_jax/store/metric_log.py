@@ -28,6 +28,22 @@ def _metric_path(folder: str, name: str) -> str:
     return os.path.join(folder, f"{name}.f32")
 
 
+# Chains per tile of the [chains, generations] -> [generations, chains] transpose of a chunk's metrics: numpy's strided
+# copy of a whole [10^4, 400] float32 slab took 9.5 ms, tiles of 64 chains 2.5 ms (best of 5, idle).
+TRANSPOSE_TILE = 64
+
+
+def rows_of(columns: np.ndarray, keep: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """`columns[:, keep].T` as a contiguous float32 array (the file layout), transposed in tiles of chains."""
+    columns = np.asarray(columns)
+    kept = columns[:TRANSPOSE_TILE, keep]  # the first tile, to size the output
+    rows = np.empty((kept.shape[1], columns.shape[0]), np.float32)
+    rows[:, : len(kept)] = kept.T
+    for start in range(TRANSPOSE_TILE, columns.shape[0], TRANSPOSE_TILE):
+        rows[:, start : start + TRANSPOSE_TILE] = columns[start : start + TRANSPOSE_TILE, keep].T
+    return rows
+
+
 def recorded(generations: np.ndarray, record_every: int, num_generations: int) -> np.ndarray:
     """Which of `generations` are kept: every record_every-th (so generation 0) and the run's last."""
     return (generations % record_every == 0) | (generations == num_generations)
@@ -230,18 +246,20 @@ class Recorder:
             if new.any() or first_generation == 0:
                 event[new], changed = reached[new], True
         keep = recorded(generations, self.record_every, self.num_generations)
-        rows = {name: value[:, keep].T for name, value in values.items()}
+        if keep.all():
+            keep = slice(None)
         if self.workdir is None:  # an in-memory run
             self.generations.append(generations[keep])
-            self.rows.append({name: np.array(value) for name, value in rows.items()})
+            self.rows.append({name: rows_of(value, keep) for name, value in values.items()})
             return
         if not self.write:
             return
         kept, events = generations[keep], {name: event.copy() for name, event in self.events.items()}
-        self.writer.submit(lambda: self._write(kept, rows, events if changed else None))
+        self.writer.submit(lambda: self._write(kept, values, keep, events if changed else None))
 
-    def _write(self, generations: np.ndarray, rows: dict[str, np.ndarray], events: dict[str, np.ndarray] | None):
-        append(self.workdir, self.group_index, generations, rows)
+    def _write(self, generations: np.ndarray, columns: dict[str, np.ndarray], keep, events: dict | None) -> None:
+        """On the writer thread: the chunk's [chains, count] metrics transposed to rows and appended."""
+        append(self.workdir, self.group_index, generations, {name: rows_of(v, keep) for name, v in columns.items()})
         if events is not None:
             write_events(self.workdir, self.group_index, events)
 
