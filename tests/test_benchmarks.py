@@ -140,3 +140,12 @@ def test_the_host_profile_times_the_run_s_pieces_on_the_threads_they_ran_on():
     assert any(name.startswith("[MainThread] device -> host copies") for name in pieces)
     saves = next(calls for name, (_, calls) in pieces.items() if "Orbax checkpoint save" in name)
     assert saves == 15 // 5 + 1  # generation 0, then every checkpoint_every generations
+
+
+def test_the_scaling_rows_compare_the_largest_count_s_per_chain_rate_with_the_smallest():
+    from benchmarks import suite
+
+    rows = suite.scaling_rows([8, 32], 2)
+    assert [r["unit"] for r in rows] == ["chain-gens/s"] * 3
+    assert rows[-1]["ratio"] == pytest.approx(rows[1]["value"] / rows[0]["value"])
+    assert rows[-1]["status"] in ("PASS", "MISS")
