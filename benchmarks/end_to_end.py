@@ -1,8 +1,8 @@
 """End to end: marginal time per generation of `python -m experiments.main` on the shipped Gaussian config.
 
-python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=250 --repeats=2 --quick --noplots]
+python -m benchmarks.end_to_end [--chains=10000 --short=50 --long=650 --repeats=2 --quick --noplots]
 Only seeds, regime (replace) and real_fraction (0) change from experiments/configs/gaussian.py (M = 100, chunk "auto",
-chain_block "auto", checkpoints every 10); the default plots and report.md are on, as a user runs it (--noplots: the
+chain_block "auto", checkpoint_every "auto"); the default plots and report.md are on, as a user runs it (--noplots: the
 generations alone). Marginal = (wall(long) - wall(short)) / (long - short), which cancels start-up and compile, not
 the report's share that grows with generations. Measured in the same process, in turn: the hand-fused step
 (benchmarks/references.py; with the engine's unrolled generator and with jax.random.normal), vectorized float32 numpy
@@ -141,19 +141,21 @@ def measure(chains: int, short: int, long: int, loop_chains: int, repeats: int, 
 
 
 def run(quick: bool, repeats: int = 2, plots: bool = True) -> list[dict]:
-    """The full measurement (10,000 chains, G 50 -> 250) or the quick one (G 10 -> 210).
+    """The full measurement (10,000 chains, G 50 -> 650) or the quick one (G 10 -> 210).
 
-    Quick keeps 10,000 chains: under load the start-up and compile of a run vary by seconds, so the timed difference
-    must be several seconds of generations (2,000 chains x 80 generations came out negative on a shared 2-core CPU).
+    Both keep 10,000 chains: the start-up, compile and plots of a run vary by a few tenths of a second between
+    processes on an idle machine and by seconds under load, so the timed difference must be several seconds of
+    generations (2,000 chains x 80 generations came out negative on a shared 2-core CPU; G 50 -> 250, 1.2 s of
+    generations, gave 8.2-13.5 ms/generation in three idle runs of the same code).
     """
-    return measure(10_000, 10, 210, 20, repeats, plots) if quick else measure(10_000, 50, 250, 20, repeats, plots)
+    return measure(10_000, 10, 210, 20, repeats, plots) if quick else measure(10_000, 50, 650, 20, repeats, plots)
 
 
 def _define_flags() -> None:
     """Command-line flags, defined only when this file is the program (the suite imports its functions)."""
     flags.DEFINE_integer("chains", 10_000, "Seeds = chains.")
     flags.DEFINE_integer("short", 50, "G1: generations of the short run.")
-    flags.DEFINE_integer("long", 250, "G2: generations of the long run.")
+    flags.DEFINE_integer("long", 650, "G2: generations of the long run.")
     flags.DEFINE_integer("loop_chains", 20, "Chains the per-chain numpy loop runs (scaled to --chains).")
     flags.DEFINE_integer("repeats", 2, "Rounds of every measurement (interleaved; the best counts).")
     flags.DEFINE_bool("quick", False, "G1 = 10, G2 = 210, two rounds.")

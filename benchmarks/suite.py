@@ -33,7 +33,7 @@ SIZES = {
     # (chains, G1, G2, rounds) of the end-to-end marginal time
     "end_to_end": {
         "cpu_quick": (10_000, 10, 210, 2),  # see end_to_end.run: the difference must dwarf start-up noise
-        "cpu": (10_000, 50, 250, 2),
+        "cpu": (10_000, 50, 650, 2),
         "accelerator_quick": (10_000, 50, 250, 1),
         "accelerator": (1_000_000, 20, 100, 2),
     },
