@@ -6,6 +6,10 @@ compile_setting.apply()  # before anything starts jax's backend: XLA_FLAGS is re
 
 import json  # noqa: E402
 import os  # noqa: E402
+import tempfile  # noqa: E402
+
+# generator = "auto" caches its measurements per machine: the tests (and their subprocesses) use a cache of their own.
+os.environ["COLLAPSE_JAX_CACHE"] = tempfile.mkdtemp(prefix="collapse_jax_test_cache_")
 
 import ml_collections  # noqa: E402
 import pytest  # noqa: E402

@@ -17,7 +17,7 @@ from jax.sharding import Mesh, PartitionSpec
 from collapse_jax.core import curation as curation_stage
 from collapse_jax.core import streams
 from collapse_jax.core.regimes import Regime, assemble
-from collapse_jax.models import contract
+from collapse_jax.models import _threefry, contract
 
 # Independent sub-streams of a chain's key fold_in(root, seed) (the table: core/streams.py).
 GENERATION_STREAM, REAL_DATA_STREAM = streams.GENERATION, streams.REAL_DATA
@@ -81,6 +81,9 @@ class Engine:
     chunk_generations: int
     chain_block: int  # B: chains per vmapped block (resolved from "auto" by runner.build_engine)
     curation: curation_stage.Curation = curation_stage.Curation()
+    # Which of the two bit-identical generators families' normal and uniform draws trace (models/_threefry.py): the
+    # unrolled threefry or jax.random itself. Same values either way; only the cost differs by backend.
+    generator: str = "unrolled"
 
     @property
     def bookkeeping_metrics(self) -> tuple[str, ...]:
@@ -258,11 +261,13 @@ class Engine:
 
     def init_all(self, knobs: dict) -> tuple[dict, dict]:
         """init_chain for all chains; knobs [C] with C a multiple of chain_block."""
-        return self._blocked(self.init_chain, knobs)
+        with _threefry.generator(self.generator):
+            return self._blocked(self.init_chain, knobs)
 
     def chunk_all(self, state: dict, knobs: dict, start: jax.Array) -> tuple[dict, dict]:
         """chunk_chain for all chains; metrics come back [C, K]."""
-        return self._blocked(self.chunk_chain, state, knobs, shared=(start,))
+        with _threefry.generator(self.generator):
+            return self._blocked(self.chunk_chain, state, knobs, shared=(start,))
 
     def compile(self, mesh: Mesh | None = None) -> tuple[Callable, Callable]:
         """The jitted (init_all, chunk_all) pair; `start` is traced, so every chunk reuses one compile.

@@ -75,7 +75,7 @@ def shared_fields() -> dict[str, Field]:
     """The run fields every config shares, by dotted path. A field with a default is in every config
     (experiments/configs/common.py writes them all, from here); one without is absent unless a config sets it."""
     from collapse_jax.core import curation, regimes, supply
-    from collapse_jax.host import devices
+    from collapse_jax.host import devices, generators
     from collapse_jax.models import base
 
     probability = {"low": 0.0, "high": 1.0}
@@ -124,6 +124,12 @@ def shared_fields() -> dict[str, Field]:
             "across chain counts, devices and shards)",
             check=_check_chain_block,
             default="auto",
+        ),
+        "generator": choice(
+            "random-number generator of the families' normal and uniform draws, same values either way: auto (the "
+            "faster on this machine, measured in a long run's first chunks and cached) | unrolled | jax",
+            generators.SETTINGS,
+            default=generators.AUTO,
         ),
         "record_every": integer(
             "keep every k-th generation's metrics on disk (0, the last and event generations always)", low=1, default=1

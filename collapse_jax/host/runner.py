@@ -24,7 +24,7 @@ from collapse_jax.analysis import results
 from collapse_jax.core import curation
 from collapse_jax.core.engine import Engine
 from collapse_jax.core.regimes import make_regime
-from collapse_jax.host import checkpoint, config_schema, devices, monitoring, sweep
+from collapse_jax.host import checkpoint, config_schema, devices, generators, monitoring, sweep
 from collapse_jax.models import base
 from collapse_jax.store import artifacts, metric_log, workdir_io
 from collapse_jax.store import writer as store_writer
@@ -255,7 +255,14 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
     knobs = padded_knobs(group.knobs, engine.chain_block * mesh.size)
     padded = len(knobs["seed"])
     device_knobs = devices.shard_chains(knobs, mesh)
-    init_all, chunk_all = engine.compile(mesh)
+    programs: dict[str, tuple] = {}
+
+    def compiled(generator: str) -> tuple:
+        """(init_all, chunk_all) tracing the draws with `generator` (same bits; compiled on first use)."""
+        if generator not in programs:
+            programs[generator] = dataclasses.replace(engine, generator=generator).compile(mesh)
+        return programs[generator]
+
     writes = workdir is not None and devices.is_primary()
     # File work (appends, fsync, checkpoint saves) runs on one thread in order, beside the device's next chunk. Several
     # processes keep it in the loop: their checkpoint saves synchronize across processes in the order they are made.
@@ -291,8 +298,16 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
         writer.submit(commit)
 
     try:
+        chunks_left = -(-(generations - (0 if restored is None else restored[0])) // chunk)
+        plan = generators.Plan(
+            config.get("generator", generators.AUTO),
+            generators.signature(engine, padded),
+            chunks_left,
+            chains * chunks_left * chunk,
+            jax.process_count(),
+        )
         if restored is None:
-            state, first = init_all(device_knobs)
+            state, first = compiled(plan.name(0))[0](device_knobs)
             first, first_artifacts = _split_artifacts(devices.to_host(first), chain_axis_only=True)
             recorder.start({name: value[:chains] for name, value in first.items()})
             if writes:
@@ -308,8 +323,16 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
                 workdir_io.record_resume(workdir, group.index, done_generation, generations)
         every = devices.checkpoint_every_setting(config.checkpoint_every)
         last_saved, saved_at, clock, failed = done_generation, time.monotonic(), ProgressClock(), recorder.failed
-        start = done_generation + 1
-        in_flight = chunk_all(state, device_knobs, np.int32(start)) if start <= generations else None
+        start, dispatched = done_generation + 1, 0
+
+        def dispatch(state: Any, first_generation: int) -> tuple:
+            nonlocal dispatched
+            chunk_all = compiled(plan.name(dispatched))[1]
+            dispatched += 1
+            return chunk_all(state, device_knobs, np.int32(first_generation))
+
+        in_flight = dispatch(state, start) if start <= generations else None
+        finished, completed_at = 0, time.perf_counter()
         while in_flight is not None:
             state, chunk_metrics = in_flight
             count = min(chunk, generations - start + 1)
@@ -320,8 +343,13 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             next_start = start + count
             in_flight = None
             if next_start <= generations and not (workdir is not None and _stop_requested.is_set()):
-                in_flight = chunk_all(state, device_knobs, np.int32(next_start))
+                in_flight = dispatch(state, next_start)
             chunk_metrics, chunk_artifacts = _split_artifacts(devices.to_host(chunk_metrics))
+            # The device runs the chunks back to back, so the interval between two chunks' metrics reaching the host
+            # is the later chunk's time (what the generator measurement compares).
+            now = time.perf_counter()
+            plan.finished(finished, now - completed_at)
+            finished, completed_at = finished + 1, now
             recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
             if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
                 generation_range = np.arange(start, start + count)

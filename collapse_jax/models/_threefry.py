@@ -9,7 +9,10 @@ changes no result; for any other key type or layout they call jax.random itself.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,27 @@ KEY_PARITY = 0x1BD11BDA
 # jax.random.normal's uniform range: (nextafter(-1, 0), 1), mapped through sqrt(2) erfinv.
 _LOW = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
 _HIGH = np.float32(1.0)
+# Which of the two bit-identical generators `normal` and `uniform` trace: "unrolled" (this module's) or "jax"
+# (jax.random itself). Read when a function is traced, so it must be set around the trace (`generator`).
+GENERATORS = ("unrolled", "jax")
+_GENERATOR = contextvars.ContextVar("collapse_jax_generator", default="unrolled")
+
+
+@contextlib.contextmanager
+def generator(name: str) -> Iterator[None]:
+    """Trace `normal` and `uniform` with the generator `name` inside the block (same values either way)."""
+    if name not in GENERATORS:
+        raise ValueError(f"generator: must be one of {', '.join(GENERATORS)}, got {name!r}")
+    token = _GENERATOR.set(name)
+    try:
+        yield
+    finally:
+        _GENERATOR.reset(token)
+
+
+def _unrolled(key: jax.Array) -> bool:
+    """Whether to draw with the unrolled generator: chosen, and a key it reproduces jax.random for."""
+    return _GENERATOR.get() == "unrolled" and _is_plain_threefry(key)
 
 
 def threefry_2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -66,14 +90,14 @@ def bits32(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """float32 uniforms in [0, 1) equal to jax.random.uniform(key, shape) bit for bit, at the unrolled cost."""
-    if not _is_plain_threefry(key):
+    if not _unrolled(key):
         return jax.random.uniform(key, shape, jnp.float32)
     return jax.lax.max(np.float32(0.0), unit_float(bits32(key, shape)))
 
 
 def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """float32 standard normals equal to jax.random.normal(key, shape) bit for bit, at the unrolled generator's cost."""
-    if not _is_plain_threefry(key):
+    if not _unrolled(key):
         return jax.random.normal(key, shape)
     uniform = jax.lax.max(_LOW, unit_float(bits32(key, shape)) * (_HIGH - _LOW) + _LOW)
     return jax.lax.mul(np.float32(np.sqrt(2)), jax.lax.erf_inv(uniform))

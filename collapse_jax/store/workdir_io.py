@@ -21,6 +21,7 @@ RESUMABLE_FIELDS = (
     "num_generations",
     "chunk_generations",
     "checkpoint_every",
+    "generator",
     "max_checkpoints_to_keep",
     "keep_period",
     "make_plots",
