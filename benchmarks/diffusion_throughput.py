@@ -88,7 +88,23 @@ def plain_loop(model, samples: int, steps: int, learning_rate: float, knobs: dic
             params, opt_state = train_step(params, opt_state, data, jax.random.fold_in(key, step))
         return sample(key, params, data)
 
+    def flops(key, params) -> float:
+        """XLA's count of the floating-point operations of one generation: `steps` train steps and the sampler."""
+        data = model.real_data(jax.random.fold_in(key, 7), knobs)
+        opt_state = optimizer.init(params)
+        step = train_step.lower(params, opt_state, data, key).compile().cost_analysis()["flops"]
+        return steps * step + sample.lower(key, params, data).compile().cost_analysis()["flops"]
+
+    generation.flops = flops
     return generation
+
+
+def matmul_flops_per_s(size: int = 1024, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate ([size, size] @ [size, size], best of `repeats`): the compute roof."""
+    a = jnp.ones((size, size), jnp.float32)
+    product = jax.jit(lambda x, y: x @ y)
+    _, best = _best(product, a, a, repeats=repeats)
+    return 2 * size**3 / best
 
 
 def main(argv) -> None:
@@ -125,6 +141,17 @@ def main(argv) -> None:
     print(f"  plain loop again: {1.0 / again:.3f} chain-generations/s; ratios to their mean {loop_rate:.3f}:")
     for chains, rate in rates.items():
         print(f"    {chains:4d} chains: {rate / loop_rate:.2f}x the plain loop")
+    # The roof: a chain-generation's FLOPs at the machine's large-matmul rate. No program, vmapped or not, runs a
+    # chain-generation faster than that, so loop time / roof time bounds the speed-up any batching can give here.
+    flops, peak = loop.flops(jax.random.key(1), start_params), matmul_flops_per_s()
+    roof = flops / peak
+    print(
+        f"  roof: {flops / 1e9:.2f} GFLOP per chain-generation (XLA's count) at {peak / 1e9:.1f} GFLOP/s (1024^2 "
+        f"float32 matmul) = {roof:.3f} s; the loop takes {1.0 / loop_rate:.3f} s, so batching can gain at most "
+        f"{1.0 / loop_rate / roof:.2f}x here; the vmapped program runs at "
+        + ", ".join(f"{rate * roof:.0%}" for rate in rates.values())
+        + " of the roof"
+    )
     print(
         "GPU sizes for benchmarks/suite.py: python -m benchmarks.diffusion_throughput --chains="
         + ",".join(str(c) for c in GPU_CHAINS)
