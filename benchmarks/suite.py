@@ -7,6 +7,7 @@ A benchmark that cannot run here (a missing dataset, no scikit-learn) leaves one
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
 import os
@@ -19,6 +20,8 @@ from absl import app, flags
 
 from benchmarks import end_to_end, engine_vs_reference, lm_throughput, references
 from benchmarks.timing import ChunkTimer, engine_config, engine_timer, interleaved_best, print_table, row, write_json
+from collapse_jax.host import runner, sweep
+from collapse_jax.models import _threefry
 from experiments.configs import gaussian
 
 # name -> setting per size class ("cpu_quick", "cpu", "accelerator_quick", "accelerator").
@@ -135,6 +138,27 @@ def scaling_rows(counts: list[int], generations: int) -> list[dict]:
     return rows
 
 
+def generator_rows(sizes: dict, repeats: int) -> list[dict]:
+    """Each family's compiled chunk with either bit-identical generator (what generator = "auto" measures in a run):
+    the ratio is jax.random's time over the unrolled Threefry's (> 1: the unrolled one is faster here)."""
+    rows = []
+    for module in ("gaussian", "discrete"):
+        chains, chunk = sizes[module]
+        config = engine_config(importlib.import_module(f"experiments.configs.{module}"), chains, chunk, None)
+        group = sweep.expand(config)[0]
+        engine = runner.build_engine(group)
+        knobs = runner.padded_knobs(group.knobs, engine.chain_block)
+        timers = {
+            name: ChunkTimer(*dataclasses.replace(engine, generator=name).compile(), knobs, chunk)
+            for name in _threefry.GENERATORS
+        }
+        best = interleaved_best(timers, repeats)
+        ratio = best["jax"] / best["unrolled"]
+        rows.append(row(f"generator {module} {chains} chains: jax.random / unrolled", best["jax"] * 1e3,
+                        "ms/generation", ratio, unrolled_ms=best["unrolled"] * 1e3))  # fmt: skip
+    return rows
+
+
 def host_rows(chains: int, chunks: int) -> list[dict]:
     """The share of a run's chunk spent beyond the compiled chunk itself (benchmarks/host_profile.measure), with the
     shipped chunk length and checkpoint cadence."""
@@ -240,6 +264,7 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
         "matmul": matmul,
         "engine": lambda: engine_rows(SIZES["engine"][size], repeats),
         "floor": lambda: floor_rows(SIZES["engine"][size]["gaussian"][0], repeats),
+        "generator": lambda: generator_rows(SIZES["engine"][size], repeats),
         "end_to_end": lambda: end_to_end.measure(chains, short, long, 20, rounds),
         "scaling": lambda: scaling_rows(*SIZES["scaling"][size]),
         "host": lambda: host_rows(*SIZES["host"][size]),
@@ -261,7 +286,7 @@ def _define_flags() -> None:
     flags.DEFINE_bool("quick", False, "Small sizes: a few minutes on a 2-core CPU.")
     flags.DEFINE_string("json", None, "Write the table here as JSON (default: benchmarks_<backend>.json in cwd).")
     flags.DEFINE_list(
-        "only", None, "Run only these: matmul,engine,floor,end_to_end,scaling,host,sklearn,vae,lm,statistics"
+        "only", None, "Run only these: matmul,engine,floor,generator,end_to_end,scaling,host,sklearn,vae,lm,statistics"
     )
 
 

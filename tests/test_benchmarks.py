@@ -149,3 +149,11 @@ def test_the_scaling_rows_compare_the_largest_count_s_per_chain_rate_with_the_sm
     assert [r["unit"] for r in rows] == ["chain-gens/s"] * 3
     assert rows[-1]["ratio"] == pytest.approx(rows[1]["value"] / rows[0]["value"])
     assert rows[-1]["status"] in ("PASS", "MISS")
+
+
+def test_the_generator_rows_time_each_family_s_chunk_with_both_generators():
+    from benchmarks import suite
+
+    rows = suite.generator_rows({"gaussian": (16, 2), "discrete": (16, 2)}, 1)
+    assert [r["name"].split()[1] for r in rows] == ["gaussian", "discrete"]
+    assert all(r["ratio"] == pytest.approx(r["value"] / r["unrolled_ms"]) for r in rows)
