@@ -50,8 +50,12 @@ def test_auto_chunks_hold_the_work_target_within_checkpoint_every_generations_an
     # 4e6 chain-generations of work: 400 generations at 10^4 chains, bounded by an integer checkpoint_every.
     assert resolve("auto", 10_000, 7, 1_000, 10) == 10
     assert resolve("auto", 10_000, 7, 1_000, "10") == 10  # a command-line override of the str field
-    assert resolve("auto", 10_000, 7, 1_000, 1_000) == 400
-    assert resolve("auto", 10_000, 7, 1_000, "auto") == 400  # checkpoints by wall time: the work target alone
+    assert resolve("auto", 10_000, 7, 4_000, 1_000) == 400
+    assert resolve("auto", 10_000, 7, 4_000, "auto") == 400  # checkpoints by wall time: the work target alone
+    # Chunks split the run evenly (the last chunk computes all K generations): 1,000 in 3 chunks of 334, 650 in 2 of
+    # 325 (not 400 + 400).
+    assert resolve("auto", 10_000, 7, 1_000, "auto") == 334
+    assert resolve("auto", 10_000, 7, 650, "auto") == 325
     assert resolve("auto", 100_000, 7, 1_000, 1_000) == 40
     assert resolve("auto", 100, 7, 4, 10) == 4  # never past the run's end
     assert resolve("auto", 10**6, 7, 1_000, 10) == 4

@@ -152,7 +152,8 @@ def resolve_chunk_generations(
     setting: Any, chains: int, metrics: int, num_generations: int, checkpoint_every: Any
 ) -> int:
     """chunk_generations as an int: the setting itself, or for "auto" about CHUNK_CHAIN_GENERATIONS chain-generations
-    per chunk, at most an integer checkpoint_every and num_generations, with at most CHUNK_METRIC_BYTES of metrics."""
+    per chunk, at most an integer checkpoint_every and num_generations, with at most CHUNK_METRIC_BYTES of metrics, and
+    the run's generations split evenly over the chunks."""
     setting = chunk_generations_setting(setting)
     if setting != AUTO_BLOCK:
         return int(setting)
@@ -161,4 +162,9 @@ def resolve_chunk_generations(
     by_memory = CHUNK_METRIC_BYTES // (chains * max(1, metrics) * 4)
     every = checkpoint_every_setting(checkpoint_every)
     by_checkpoints = num_generations if every == AUTO_BLOCK else every
-    return max(1, min(by_work, by_memory, by_checkpoints, num_generations))
+    longest = max(1, min(by_work, by_memory, by_checkpoints, num_generations))
+    # The last chunk computes all K generations (past the run's end the state stays frozen), so the run is split into
+    # equal chunks: fewer than one wasted generation per chunk instead of up to K - 1 (650 generations in chunks of
+    # 400 would compute 800).
+    chunks = -(-num_generations // longest)
+    return max(1, -(-num_generations // chunks))
