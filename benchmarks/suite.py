@@ -266,6 +266,7 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
         "floor": lambda: floor_rows(SIZES["engine"][size]["gaussian"][0], repeats),
         "generator": lambda: generator_rows(SIZES["engine"][size], repeats),
         "end_to_end": lambda: end_to_end.measure(chains, short, long, 20, rounds),
+        "end_to_end_noplots": lambda: end_to_end.measure(chains, short, long, 20, rounds, plots=False),
         "scaling": lambda: scaling_rows(*SIZES["scaling"][size]),
         "host": lambda: host_rows(*SIZES["host"][size]),
         "sklearn": lambda: sklearn_rows(*SIZES["sklearn"][size]),
@@ -286,7 +287,9 @@ def _define_flags() -> None:
     flags.DEFINE_bool("quick", False, "Small sizes: a few minutes on a 2-core CPU.")
     flags.DEFINE_string("json", None, "Write the table here as JSON (default: benchmarks_<backend>.json in cwd).")
     flags.DEFINE_list(
-        "only", None, "Run only these: matmul,engine,floor,generator,end_to_end,scaling,host,sklearn,vae,lm,statistics"
+        "only",
+        None,
+        "Run only these: matmul,engine,floor,generator,end_to_end,end_to_end_noplots,scaling,host,sklearn,vae,lm,statistics",
     )
 
 
