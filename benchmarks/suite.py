@@ -289,7 +289,8 @@ def _define_flags() -> None:
     flags.DEFINE_list(
         "only",
         None,
-        "Run only these: matmul,engine,floor,generator,end_to_end,end_to_end_noplots,scaling,host,sklearn,vae,lm,statistics",
+        "Run only these: matmul,engine,floor,generator,end_to_end,end_to_end_noplots,scaling,host,sklearn,vae,lm,"
+        "statistics",
     )
 
 
