@@ -92,5 +92,9 @@ def test_rows_are_the_transposed_columns_whatever_the_tile(chains, keep):
     rows = metric_log.rows_of(columns, mask)
     assert rows.flags.c_contiguous and rows.dtype == np.float32
     np.testing.assert_array_equal(rows, columns[:, mask].T)
+    buffer = np.full((12, chains), np.nan, np.float32)  # a reused buffer with room for more generations
+    into = metric_log.rows_of(columns, mask, buffer)
+    assert np.shares_memory(into, buffer) and into.flags.c_contiguous
+    np.testing.assert_array_equal(into, columns[:, mask].T)
     flags = metric_log.rows_of(rng.random((chains, 9)) < 0.5, mask)  # 0/1 event metrics arrive as bool
     assert flags.dtype == np.float32 and set(np.unique(flags)) <= {0.0, 1.0}
