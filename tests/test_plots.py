@@ -106,3 +106,32 @@ def test_each_group_gets_its_own_panel_and_band_and_the_title_names_the_shared_s
     within = {"boundary": None, "status": "always_within", "crossings": [], "within": [True, True]}
     plots.plot_final_vs_knob(lines, [within] * 2, "trace_ratio", "real_fraction", 4, str(tmp_path / "f.png"), 0.5)
     assert not any("breakdown" in name for name in drawn["handles"]) and drawn["rest"][0] == "real_fraction"
+
+
+def test_figures_drawn_in_the_fork_land_and_a_failure_there_is_redrawn_here_with_its_own_error(tmp_path):
+    # panels.draw_all hands every second figure to a forked copy (without jax, with two cores): its files must land,
+    # a job that fails only in the fork is redrawn by the parent, and one that always fails raises its own error.
+    check = (
+        "import os, sys\n"
+        "from collapse_jax.analysis import panels\n"
+        "parent = os.getpid()\n"
+        "def write(path, fail_in_fork=False):\n"
+        "    if fail_in_fork and os.getpid() != parent:\n"
+        "        raise RuntimeError('only in the fork')\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "def broken(path):\n"
+        "    raise ValueError('figure ' + path)\n"
+        f"root = {str(tmp_path)!r}\n"
+        "panels.draw_all([(write, (root + '/a',)), (write, (root + '/b',)), (write, (root + '/c',))])\n"
+        "print(len({open(root + '/' + n).read() for n in 'abc'}))\n"
+        "panels.draw_all([(write, (root + '/d',)), (write, (root + '/e', True))])\n"
+        "print(open(root + '/e').read() == str(parent))\n"
+        "try:\n"
+        "    panels.draw_all([(write, (root + '/f',)), (broken, ('g',))])\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cores = len(os.sched_getaffinity(0))
+    assert done.stdout.split("\n")[:3] == [str(min(cores, 2)), "True", "figure g"]

@@ -262,8 +262,9 @@ def _cell(values: np.ndarray) -> str:
     return f"{median:+.2e} [{q10:+.1e}, {q90:+.1e}]"
 
 
-def section(results: Results, output: str, make_plots: bool = True) -> list[str]:
-    """The "error sources" section of report.md (empty unless the run sweeps at least one switch)."""
+def section(results: Results, output: str, make_plots: bool = True, figures: list | None = None) -> list[str]:
+    """The "error sources" section of report.md (empty unless the run sweeps at least one switch); its figures are
+    queued on `figures` when given (panels.later)."""
     if not results.group_fields:  # nothing but the seed varies, so no switch is swept: no declarations to read
         return []
     switches = swept_switches(results)
@@ -288,7 +289,7 @@ def section(results: Results, output: str, make_plots: bool = True) -> list[str]
         lines += [f"### {metric}", ""]
         if make_plots:
             name = f"error_sources_{metric}.png"
-            plot_small_multiples(results, metric, switches, os.path.join(output, "plots", name))
+            panels.later(figures, plot_small_multiples, results, metric, switches, os.path.join(output, "plots", name))
             lines += [f"![{metric} by error source](plots/{name})", ""]
         lines += [
             "| sources on | line | chains | gen 0 median | final median | drift rate / generation | /2 or x2 at |",
