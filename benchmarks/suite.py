@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from benchmarks import end_to_end, engine_vs_reference, lm_throughput, references
+from benchmarks import end_to_end, engine_vs_reference, lm_throughput, references, report
 from benchmarks.timing import ChunkTimer, interleaved_best, print_table, row, write_json
 
 # name -> setting per size class ("cpu_quick", "cpu", "accelerator_quick", "accelerator").
@@ -244,6 +244,7 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
         "vae": lambda: vae_rows(*SIZES["vae"][size]),
         "lm": lambda: lm_rows(*SIZES["lm"][size], peaks),
         "statistics": lambda: statistics_rows(quick),
+        "report": lambda: report.small_run_rows(repeats),  # regenerating a small run's report: <= 2 s on any backend
     }
     for name, build in benchmarks.items():
         if only and name not in only:
@@ -258,7 +259,7 @@ def _define_flags() -> None:
     flags.DEFINE_bool("quick", False, "Small sizes: a few minutes on a 2-core CPU.")
     flags.DEFINE_string("json", None, "Write the table here as JSON (default: benchmarks_<backend>.json in cwd).")
     flags.DEFINE_list(
-        "only", None, "Run only these: matmul,engine,floor,end_to_end,scaling,host,sklearn,vae,lm,statistics"
+        "only", None, "Run only these: matmul,engine,floor,end_to_end,scaling,host,sklearn,vae,lm,statistics,report"
     )
 
 
