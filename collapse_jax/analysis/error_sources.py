@@ -238,7 +238,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
         axis.set_title(members[0]["title"].replace(": ", ":\n", 1), fontsize=8)
         axis.grid(alpha=0.3)
         if log_scale:
-            axis.set_yscale("log")
+            panels.log_y(axis)  # plain-text powers of ten: mathtext labels cost ~7 ms each
         if axis.get_legend_handles_labels()[1] and len(axis.get_legend_handles_labels()[1]) > 1:
             axis.legend(fontsize=6, loc="best")
     if log_scale:  # once all panels are drawn: setting it earlier would freeze the shared axis at the first panel's
@@ -251,7 +251,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
         axis.set_ylabel(metric)
     figure.suptitle(f"{metric} by error source switched on: median over chains, 10-90% band", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, pil_kwargs={"compress_level": 1})  # zlib level 1, as panels.finish
 
 
 def _cell(values: np.ndarray) -> str:
@@ -262,9 +262,8 @@ def _cell(values: np.ndarray) -> str:
     return f"{median:+.2e} [{q10:+.1e}, {q90:+.1e}]"
 
 
-def section(results: Results, output: str, make_plots: bool = True, figures: list | None = None) -> list[str]:
-    """The "error sources" section of report.md (empty unless the run sweeps at least one switch); its figures are
-    queued on `figures` when given (panels.later)."""
+def section(results: Results, output: str, make_plots: bool = True) -> list[str]:
+    """The "error sources" section of report.md (empty unless the run sweeps at least one switch)."""
     if not results.group_fields:  # nothing but the seed varies, so no switch is swept: no declarations to read
         return []
     switches = swept_switches(results)
@@ -289,7 +288,7 @@ def section(results: Results, output: str, make_plots: bool = True, figures: lis
         lines += [f"### {metric}", ""]
         if make_plots:
             name = f"error_sources_{metric}.png"
-            panels.later(figures, plot_small_multiples, results, metric, switches, os.path.join(output, "plots", name))
+            plot_small_multiples(results, metric, switches, os.path.join(output, "plots", name))
             lines += [f"![{metric} by error source](plots/{name})", ""]
         lines += [
             "| sources on | line | chains | gen 0 median | final median | drift rate / generation | /2 or x2 at |",

@@ -113,9 +113,13 @@ def write_report(workdir: str, results: Results) -> str:
 
     metrics = [m for m in results.metrics if m != "failed"]
     shared = summaries(results)
-    figures: list = []  # drawn together at the end (panels.draw_all: on two cores when one is free)
+    figures: list = []  # drawn together (panels.draw_all: on two cores when one is free)
     for metric in metrics:
         panels.later(figures, plot_metric, results, metric, os.path.join(plot_dir, f"{metric}.png"), shared[metric])
+    strength = strength_sections(results, workdir, figures=figures)
+    # Drawn before the error-sources section, which imports the family (jax) when run.json lacks its switches: a
+    # process with jax is never forked.
+    panels.draw_all(figures)
     computed = np.flatnonzero(np.isfinite(results.metrics[metrics[0]]).any(axis=0)) if metrics else []
     last = int(results.generations[computed[-1]]) if len(computed) else -1
     lines = [
@@ -131,8 +135,8 @@ def write_report(workdir: str, results: Results) -> str:
         "",
         *[f"![{m}](plots/{m}.png)" for m in metrics],
         "",
-        *strength_sections(results, workdir, figures=figures),
-        *error_sources.section(results, workdir, figures=figures),
+        *strength,
+        *error_sources.section(results, workdir),
         *image_grids.section(results, workdir),
         "## Config",
         "",
@@ -140,7 +144,6 @@ def write_report(workdir: str, results: Results) -> str:
         json.dumps(results.config, indent=1),
         "```",
     ]
-    panels.draw_all(figures)
     path = os.path.join(workdir, "report.md")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
