@@ -207,6 +207,7 @@ def draw_all(figures: list) -> None:
             draw(*arguments)
         return
     mine, theirs = figures[0::2], figures[1::2]
+    matplotlib_module()  # imported once, here, for both processes (0.3-0.5 s)
     sys.stdout.flush()  # nothing buffered before the fork is written twice
     sys.stderr.flush()
     child = os.fork()
