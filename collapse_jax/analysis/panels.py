@@ -195,13 +195,15 @@ def later(figures: list | None, draw: Callable, *arguments) -> None:
 
 
 def draw_all(figures: list) -> None:
-    """Draw the queued figures: half of them in a forked copy of this process when a second core is free to take it.
+    """Draw the queued figures: every second one in a forked copy of this process when it may run on two cores.
 
-    Drawing is most of a report's time and each figure is independent, so two cores draw a report in about half the
-    time; the fork inherits the loaded results (nothing is pickled). Not once jax is loaded (a run's own report): a
-    fork of a process with jax's threads may deadlock. A failure in the fork is redrawn here, raising its own error.
+    Drawing is most of a report's time and each figure is independent, so two free cores draw a report in about half
+    the time (on busy ones the fork costs ~5% more CPU); the fork inherits the loaded results (nothing is pickled).
+    Not once jax is loaded (a run's own report): a fork of a process with jax's threads may deadlock. A failure in the
+    fork is redrawn here, raising its own error.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # Linux only (sched_getaffinity): macOS's system libraries are not fork-safe, Windows has no fork.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if len(figures) < 2 or cores < 2 or "jax" in sys.modules:
         for draw, arguments in figures:
             draw(*arguments)
