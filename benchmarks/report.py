@@ -7,10 +7,16 @@ process that has loaded the run's results, plots.write_report (its matplotlib im
 report.md), the cost the run itself pays after its last generation. Also printed: the run with its default plots minus
 the run without (the same cost seen from outside, noisier), `python -m experiments.plot` on the workdir (a fresh
 interpreter and its imports), and the report's parts. Target: report <= 0.25x the simulation.
+
+Small run (--small_run, default on): `python -m experiments.plot` on the shipped Gaussian config at 16 seeds x 20
+generations (two regimes x two real fractions, 64 chains, 9 figures), wall seconds in a fresh process as a user waits
+for it, best of --repeats. Target: <= 2 s. Also printed: the same on a copy whose run.json records the family's
+error-source switches (then no family, so no jax, is imported); equal to the first once the run writes that record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,8 +26,12 @@ import tempfile
 
 from absl import app, flags
 
-from benchmarks.end_to_end import main_command, wall_seconds
+from benchmarks.end_to_end import CONFIG_PATH, main_command, wall_seconds
 from benchmarks.timing import interleaved_best, print_table, row
+
+# Seconds a small run's report and plots may take to regenerate (python -m experiments.plot, fresh process).
+SMALL_RUN_TARGET_SECONDS = 2.0
+SMALL_RUN = ("--config.seeds=16", "--config.num_generations=20")
 
 # Run in a fresh interpreter so the report pays its own imports (matplotlib), as the run that writes it does.
 REPORT_TIMER = """
@@ -89,17 +99,62 @@ def measure(chains: int, generations: int, repeats: int) -> list[dict]:
     ]
 
 
+def _record_switches(workdir: str) -> None:
+    """Add the family's error-source switches to `workdir`'s run.json, as results.ERROR_SOURCE_SWITCHES reads them."""
+    from collapse_jax.analysis import error_sources, results
+
+    path = os.path.join(workdir, "run.json")
+    with open(path) as handle:
+        record = json.load(handle)
+    switches = error_sources.family_switches(record["config"]["model"]["name"])
+    record[results.ERROR_SOURCE_SWITCHES] = {name: dataclasses.asdict(switch) for name, switch in switches.items()}
+    with open(path, "w") as handle:
+        json.dump(record, handle, indent=1)
+
+
+def small_run_rows(repeats: int) -> list[dict]:
+    """Wall seconds of `python -m experiments.plot` on a 16-seed x 20-generation Gaussian run (fresh process), against
+    SMALL_RUN_TARGET_SECONDS; and on a copy whose run.json records the error-source switches."""
+    with tempfile.TemporaryDirectory(prefix="collapse_report_small_") as root:
+        workdir, recorded = os.path.join(root, "run"), os.path.join(root, "recorded")
+        command = [sys.executable, "-m", "experiments.main", f"--config={CONFIG_PATH}", f"--workdir={workdir}"]
+        subprocess.run([*command, *SMALL_RUN, "--config.make_plots=False"], check=True, capture_output=True)
+        shutil.copytree(workdir, recorded)
+        _record_switches(recorded)
+        best = interleaved_best(
+            {
+                name: lambda path=path: wall_seconds([sys.executable, "-m", "experiments.plot", f"--workdir={path}"])
+                for name, path in (("as_run", workdir), ("recorded", recorded))
+            },
+            repeats,
+        )
+    load = os.getloadavg()
+    target = SMALL_RUN_TARGET_SECONDS
+    return [
+        row(
+            "experiments.plot, 16 seeds x 20 gens (fresh) / 2 s", best["as_run"], "s (wall)", best["as_run"] / target, 1
+        ),
+        row(
+            "  run.json recording the switches (no jax) / 2 s", best["recorded"], "s (wall)", best["recorded"] / target
+        ),
+        row("load average (1 min; 5, 15 min) at the end", load[0], f"{load[1]:.2f}, {load[2]:.2f}"),
+    ]
+
+
 def _define_flags() -> None:
     """Command-line flags, defined only when this file is the program."""
     flags.DEFINE_integer("chains", 10_000, "Seeds = chains.")
     flags.DEFINE_integer("generations", 300, "Generations of the run.")
     flags.DEFINE_integer("repeats", 2, "Rounds of every measurement (interleaved; the best counts).")
+    flags.DEFINE_bool("small_run", True, "Also time experiments.plot on a 16-seed x 20-generation run (target 2 s).")
+    flags.DEFINE_bool("big_run", True, "Time the report against the simulation at --chains x --generations.")
 
 
 def main(argv):
     del argv
     f = flags.FLAGS
-    print_table(measure(f.chains, f.generations, f.repeats))
+    rows = small_run_rows(max(f.repeats, 3)) if f.small_run else []
+    print_table(rows + (measure(f.chains, f.generations, f.repeats) if f.big_run else []))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from benchmarks import end_to_end, engine_vs_reference, lm_throughput, references
+from benchmarks import end_to_end, engine_vs_reference, lm_throughput, references, report
 from benchmarks.timing import ChunkTimer, engine_config, engine_timer, interleaved_best, print_table, row, write_json
 from collapse_jax.host import runner, sweep
 from collapse_jax.models import _threefry
@@ -273,6 +273,7 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[dict], dict]:
         "vae": lambda: vae_rows(*SIZES["vae"][size]),
         "lm": lambda: lm_rows(*SIZES["lm"][size], peaks),
         "statistics": lambda: statistics_rows(quick),
+        "report": lambda: report.small_run_rows(repeats),  # regenerating a small run's report: <= 2 s on any backend
     }
     for name, build in benchmarks.items():
         if only and name not in only:
@@ -290,7 +291,7 @@ def _define_flags() -> None:
         "only",
         None,
         "Run only these: matmul,engine,floor,generator,end_to_end,end_to_end_noplots,scaling,host,sklearn,vae,lm,"
-        "statistics",
+        "statistics,report",
     )
 
 

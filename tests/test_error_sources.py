@@ -1,6 +1,8 @@
 """The report's error-sources section (collapse_jax/analysis/error_sources.py) on hand-built results."""
 
+import dataclasses
 import itertools
+import json
 import os
 
 import numpy as np
@@ -149,3 +151,38 @@ def test_diffusion_has_a_fourth_source_the_sampler(tmp_path):
     assert table[-1].startswith(
         "| M = 256, width 32, 100 steps, 16 sampler steps: statistical + expressivity + approximation + sampler |"
     )
+
+
+def test_switches_recorded_in_run_json_give_the_section_the_family_class_gives():
+    # run.json records each switch as dataclasses.asdict (JSON: tuples become lists); read back, every family's
+    # declarations are the ones on its class, and a run that recorded them needs no import of its family.
+    for family in ("gaussian", "gmm", "discrete", "vae", "lm", "diffusion"):
+        declared = error_sources.family_switches(family)
+        assert declared, family
+        recorded = json.loads(json.dumps({name: dataclasses.asdict(switch) for name, switch in declared.items()}))
+        results = Results(metrics={}, knobs={}, config={"model": {"name": "not_importable_here"}}, chain_ids=[])
+        results.error_source_switches = recorded
+        assert error_sources.declared_switches(results) == declared, family
+    rows = list(itertools.product((False, True), ("exact", "gradient_descent")))
+    knobs = {
+        "population_fit": np.repeat([p for p, _ in rows], 2),
+        "fit_method": np.repeat([m for _, m in rows], 2),
+        "seed": np.tile(np.arange(2), len(rows)),
+    }
+    metric = np.exp(-0.01 * np.arange(8)[:, None] * np.arange(11))
+    config = {"model": {"name": "gaussian"}, "report": {"metrics": ["trace_ratio"]}}
+    from_class = Results({"trace_ratio": metric, "failed": np.zeros_like(metric)}, knobs, config, np.arange(8))
+    recorded = Results(
+        {"trace_ratio": metric, "failed": np.zeros_like(metric)},
+        knobs,
+        {**config, "model": {"name": "not_importable_here"}},
+        np.arange(8),
+        error_source_switches=json.loads(
+            json.dumps({k: dataclasses.asdict(s) for k, s in error_sources.family_switches("gaussian").items()})
+        ),
+    )
+    lines = error_sources.section(from_class, "unused", make_plots=False)
+    assert lines and lines == error_sources.section(recorded, "unused", make_plots=False)
+    # Recorded as none: no section, whatever the class would say.
+    recorded.error_source_switches = {}
+    assert error_sources.section(recorded, "unused", make_plots=False) == []

@@ -23,6 +23,29 @@ def test_the_run_path_imports_no_matplotlib_until_a_figure_is_drawn():
     assert done.stdout.strip() == "[]"
 
 
+def test_regenerating_a_report_imports_neither_jax_nor_scipy_when_run_json_records_the_switches(tmp_path):
+    # The report path (experiments.plot / experiments.report and the analysis they call) reads stored results only:
+    # importing it, and writing a whole report with its figures, must not pay jax's 1.5 s import (nor scipy's).
+    check = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import experiments.plot  # experiments.report imports sweep_report only (both define --workdir)\n"
+        "from collapse_jax.analysis import aggregate, error_sources, frames, plots, results, sweep_report\n"
+        "loaded = sorted(m for m in ('jax', 'jaxlib', 'scipy', 'ml_dtypes') if m in sys.modules)\n"
+        "knobs = {'seed': np.tile(np.arange(4), 2), 'real_fraction': np.repeat([0.0, 0.5], 4)}\n"
+        "values = np.random.default_rng(0).uniform(0.5, 1.5, (8, 6)).astype(np.float32)\n"
+        "config = {'model': {'name': 'gaussian'}, 'num_generations': 5, 'regime': {'real_fraction': [0.0, 0.5]}}\n"
+        "run = results.Results({'trace_ratio': values, 'failed': np.zeros_like(values)}, knobs, config,\n"
+        "                      np.arange(8), error_source_switches={})\n"
+        f"plots.write_report({str(tmp_path)!r}, run)\n"
+        "print(loaded, sorted(m for m in ('jax', 'jaxlib', 'scipy', 'ml_dtypes') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[] []"
+    assert (tmp_path / "plots" / "trace_ratio_final_vs_real_fraction.png").exists()  # the whole report was drawn
+
+
 def test_the_report_summarises_each_metric_once_and_draws_every_figure(gaussian_config, tmp_path, monkeypatch):
     run = runner.simulate(gaussian_config)
     calls = []
@@ -83,3 +106,32 @@ def test_each_group_gets_its_own_panel_and_band_and_the_title_names_the_shared_s
     within = {"boundary": None, "status": "always_within", "crossings": [], "within": [True, True]}
     plots.plot_final_vs_knob(lines, [within] * 2, "trace_ratio", "real_fraction", 4, str(tmp_path / "f.png"), 0.5)
     assert not any("breakdown" in name for name in drawn["handles"]) and drawn["rest"][0] == "real_fraction"
+
+
+def test_figures_drawn_in_the_fork_land_and_a_failure_there_is_redrawn_here_with_its_own_error(tmp_path):
+    # panels.draw_all hands every second figure to a forked copy (without jax, with two cores): its files must land,
+    # a job that fails only in the fork is redrawn by the parent, and one that always fails raises its own error.
+    check = (
+        "import os, sys\n"
+        "from collapse_jax.analysis import panels\n"
+        "parent = os.getpid()\n"
+        "def write(path, fail_in_fork=False):\n"
+        "    if fail_in_fork and os.getpid() != parent:\n"
+        "        raise RuntimeError('only in the fork')\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "def broken(path):\n"
+        "    raise ValueError('figure ' + path)\n"
+        f"root = {str(tmp_path)!r}\n"
+        "panels.draw_all([(write, (root + '/a',)), (write, (root + '/b',)), (write, (root + '/c',))])\n"
+        "print(len({open(root + '/' + n).read() for n in 'abc'}))\n"
+        "panels.draw_all([(write, (root + '/d',)), (write, (root + '/e', True))])\n"
+        "print(open(root + '/e').read() == str(parent))\n"
+        "try:\n"
+        "    panels.draw_all([(write, (root + '/f',)), (broken, ('g',))])\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cores = len(os.sched_getaffinity(0))
+    assert done.stdout.split("\n")[:3] == [str(min(cores, 2)), "True", "figure g"]

@@ -107,7 +107,11 @@ def merge(runs: list[results_lib.Results], names: list[str]) -> results_lib.Resu
         for name in dict.fromkeys(n for run in runs for n in run.event_generation)
     }
     chain_ids = np.concatenate([run.chain_ids for run in runs])
-    return results_lib.Results(metrics, knobs, config, chain_ids, np.asarray(generations), events)
+    merged = results_lib.Results(metrics, knobs, config, chain_ids, np.asarray(generations), events)
+    # The recorded switches hold for the merge when every run recorded the same (one family); else the family's class.
+    recorded = [run.error_source_switches for run in runs]
+    merged.error_source_switches = recorded[0] if all(r == recorded[0] for r in recorded) else None
+    return merged
 
 
 def load_sources(sources: list[Source]) -> tuple[results_lib.Results, dict[str, results_lib.Results]]:

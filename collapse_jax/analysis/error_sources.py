@@ -44,7 +44,7 @@ def _number(value, missing: float = np.inf) -> float:
 
 def family_switches(family_name: Any) -> dict[str, contract.ErrorSwitch]:
     """The ErrorSwitch of each results column the family declares (ErrorSources on its class); none when the family
-    declares none or cannot be imported here."""
+    declares none or cannot be imported here. Imports the family (jax, for the built-ins: 1.5 s of a report)."""
     try:
         family = base.family_class(family_name)
     except (ValueError, ImportError):
@@ -52,6 +52,16 @@ def family_switches(family_name: Any) -> dict[str, contract.ErrorSwitch]:
     if family is None or not contract.supports(family, contract.ErrorSources):
         return {}
     return dict(family.error_source_switches)
+
+
+def declared_switches(results: Results) -> dict[str, contract.ErrorSwitch]:
+    """The run's ErrorSwitch per results column: as run.json records them, else from the family's class."""
+    if results.error_source_switches is None:
+        return family_switches((results.config.get("model") or {}).get("name", ""))
+    return {
+        name: contract.ErrorSwitch(**{**fields, "off": tuple(fields.get("off", ()))})
+        for name, fields in results.error_source_switches.items()
+    }
 
 
 def _rule(switch: contract.ErrorSwitch, largest: float) -> tuple:
@@ -74,7 +84,7 @@ def run_switches(results: Results) -> dict:
     """{column: (source, turns_on, default)} of the run's family; a budget switch is on below the largest value in the
     run (and dropped when the run lacks its column)."""
     switches = {}
-    for name, switch in family_switches((results.config.get("model") or {}).get("name", "")).items():
+    for name, switch in declared_switches(results).items():
         if switch.budget and name not in results.knobs:
             continue
         largest = float(np.nanmax(results.knobs[name].astype(np.float64))) if switch.budget else np.nan
@@ -159,7 +169,7 @@ def factor_two_generation(median: np.ndarray, generations: np.ndarray) -> tuple[
 
 def _budget_columns(results: Results) -> set[str]:
     """The run's switch columns that are budgets (on below the run's largest value)."""
-    declared = family_switches((results.config.get("model") or {}).get("name", ""))
+    declared = declared_switches(results)
     return {name for name in run_switches(results) if declared[name].budget}
 
 
@@ -228,7 +238,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
         axis.set_title(members[0]["title"].replace(": ", ":\n", 1), fontsize=8)
         axis.grid(alpha=0.3)
         if log_scale:
-            axis.set_yscale("log")
+            panels.log_y(axis)  # plain-text powers of ten: mathtext labels cost ~7 ms each
         if axis.get_legend_handles_labels()[1] and len(axis.get_legend_handles_labels()[1]) > 1:
             axis.legend(fontsize=6, loc="best")
     if log_scale:  # once all panels are drawn: setting it earlier would freeze the shared axis at the first panel's
@@ -241,7 +251,7 @@ def plot_small_multiples(results: Results, metric: str, switches: list[str], pat
         axis.set_ylabel(metric)
     figure.suptitle(f"{metric} by error source switched on: median over chains, 10-90% band", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, pil_kwargs={"compress_level": 1})  # zlib level 1, as panels.finish
 
 
 def _cell(values: np.ndarray) -> str:
@@ -254,6 +264,8 @@ def _cell(values: np.ndarray) -> str:
 
 def section(results: Results, output: str, make_plots: bool = True) -> list[str]:
     """The "error sources" section of report.md (empty unless the run sweeps at least one switch)."""
+    if not results.group_fields:  # nothing but the seed varies, so no switch is swept: no declarations to read
+        return []
     switches = swept_switches(results)
     if not switches:
         return []

@@ -113,8 +113,13 @@ def write_report(workdir: str, results: Results) -> str:
 
     metrics = [m for m in results.metrics if m != "failed"]
     shared = summaries(results)
+    figures: list = []  # drawn together (panels.draw_all: on two cores when one is free)
     for metric in metrics:
-        plot_metric(results, metric, os.path.join(plot_dir, f"{metric}.png"), shared[metric])
+        panels.later(figures, plot_metric, results, metric, os.path.join(plot_dir, f"{metric}.png"), shared[metric])
+    strength = strength_sections(results, workdir, figures=figures)
+    # Drawn before the error-sources section, which imports the family (jax) when run.json lacks its switches: a
+    # process with jax is never forked.
+    panels.draw_all(figures)
     computed = np.flatnonzero(np.isfinite(results.metrics[metrics[0]]).any(axis=0)) if metrics else []
     last = int(results.generations[computed[-1]]) if len(computed) else -1
     lines = [
@@ -130,7 +135,7 @@ def write_report(workdir: str, results: Results) -> str:
         "",
         *[f"![{m}](plots/{m}.png)" for m in metrics],
         "",
-        *strength_sections(results, workdir),
+        *strength,
         *error_sources.section(results, workdir),
         *image_grids.section(results, workdir),
         "## Config",
@@ -236,9 +241,10 @@ def plot_final_vs_knob(
     panels.finish(figure, axes, handles, path, title, knob, f"{metric} at generation {final}")
 
 
-def strength_sections(results: Results, output: str, make_plots: bool = True) -> list[str]:
+def strength_sections(results: Results, output: str, make_plots: bool = True, figures: list | None = None) -> list[str]:
     """report.md sections: per primary metric (config.report.metrics) and numeric swept knob, final metric vs the knob
-    (figure under output/plots) and a table of each line's breakdown strength (collapse_jax.analysis.breakdown)."""
+    (figure under output/plots; queued on `figures` when given, see panels.later) and a table of each line's breakdown
+    strength (collapse_jax.analysis.breakdown)."""
     settings = breakdown.settings(results.config, list(results.metrics))
     knobs = breakdown.numeric_swept_knobs(results)
     if settings.knobs is not None:
@@ -272,7 +278,9 @@ def strength_sections(results: Results, output: str, make_plots: bool = True) ->
             lines_out += [f"### {metric} vs {knob}", ""]
             if make_plots:
                 name = f"{metric}_final_vs_{knob}.png"
-                plot_final_vs_knob(
+                panels.later(
+                    figures,
+                    plot_final_vs_knob,
                     lines,
                     verdicts,
                     metric,

@@ -21,6 +21,9 @@ SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
 # Event metrics of workdirs written before metric files had event times (the discrete family's fixation); newer
 # runs take them from the family's `event_metrics`, and `failed` always is one.
 DEFAULT_EVENT_METRICS = ("absorbed",)
+# run.json's key for the family's ErrorSources ({results column: dataclasses.asdict(ErrorSwitch)}), recorded with the
+# config so a report reads the declarations without importing the family (and jax with it).
+ERROR_SOURCE_SWITCHES = "error_source_switches"
 
 
 @dataclasses.dataclass
@@ -34,6 +37,9 @@ class Results:
     generations: np.ndarray | None = None  # [columns] the generation of each metric column (None: 0, 1, 2, ...)
     # name -> [chains] first generation the 0/1 metric reached 1 (`failed`, `absorbed`); -1: never (so far)
     event_generation: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # The family's ErrorSources as run.json records them ({column: ErrorSwitch fields}); None where the record lacks
+    # them, and the report's error-sources section then reads the family's class (importing the family: jax).
+    error_source_switches: dict[str, dict] | None = None
 
     def __post_init__(self):
         if self.generations is None:
@@ -289,4 +295,6 @@ def load(workdir: str) -> Results:
     with open(path) as handle:
         record = json.load(handle)
     outputs = [_load_group(workdir, group) for group in record["groups"]]
-    return _assemble(record["config"], record["groups"], outputs)
+    loaded = _assemble(record["config"], record["groups"], outputs)
+    loaded.error_source_switches = record.get(ERROR_SOURCE_SWITCHES)
+    return loaded

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from collapse_jax.analysis import aggregate, breakdown, error_sources, plots
+from collapse_jax.analysis import aggregate, breakdown, error_sources, panels, plots
 from collapse_jax.analysis.results import Results
 from collapse_jax.store.workdir_io import PREEMPTED_EXIT_CODE
 
@@ -65,13 +65,15 @@ def report(workdirs: list[str], output: str | None = None, table_format: str = "
         verdict = "complete" if status["complete"] else "INCOMPLETE: aggregated what exists"
         lines += [f"## Sweep {workdir}: {manifest['num_jobs']} shards, {manifest['total_chains']} chains, {verdict}"]
         lines += ["", *_status_lines(status), ""]
+    figures: list = []  # drawn together (panels.draw_all: on two cores when one is free)
     for metric in metrics:
         lines += [f"## {metric}", ""]
         if make_plots:
             path = os.path.join(output, "plots", f"{metric}_vs_generation.png")
-            plots.plot_metric(merged, metric, path, shared[metric])
+            panels.later(figures, plots.plot_metric, merged, metric, path, shared[metric])
             lines += [f"![{metric} vs generation](plots/{metric}_vs_generation.png)", ""]
-    lines += plots.strength_sections(merged, output, make_plots)
+    lines += plots.strength_sections(merged, output, make_plots, figures)
+    panels.draw_all(figures)  # before error_sources, which may import the family (jax): see plots.write_report
     lines += error_sources.section(merged, output, make_plots)
     path = os.path.join(output, "report.md")
     with open(path, "w") as handle:

@@ -10,7 +10,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special  # a dependency of jax itself; host-side float64 quantiles only
 
 
 def spectrum(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -199,6 +198,8 @@ def normal_mixture_quantile(weights, means, stds, probability: float) -> np.ndar
     weights [k], means and stds [k, d] (array-likes); returns [d]. Bisection on the marginal CDF to 1e-12 (a truth's
     tail quantiles are computed once, when the family is built).
     """
+    import scipy.special  # imported here: only a truth's quantiles need it, once per build (0.2 s to import)
+
     weights = np.asarray(weights, np.float64)
     means, stds = np.atleast_2d(np.asarray(means, np.float64)), np.atleast_2d(np.asarray(stds, np.float64))
     spread = 40.0 * stds.max(axis=0)

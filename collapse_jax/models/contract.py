@@ -1,6 +1,7 @@
 """The model-family contract, written once: every hook a family may implement, as typed Protocols, plus `supports`.
 
 A family is any importable module exposing `make_model(config, settings) -> Model`; see README "Write your own family".
+Importable without jax (jax appears only in annotations): analysis and reports read names and Protocols from here.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ import dataclasses
 import functools
 import inspect
 import numbers
-from typing import Any, ClassVar, Protocol
-
-import jax
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from collapse_jax.models.fields import choice
 
+if TYPE_CHECKING:
+    import jax
+
 PyTree = Any
-Knobs = dict[str, jax.Array]  # one chain's dynamic values (scalars inside vmap)
+Knobs = dict[str, "jax.Array"]  # one chain's dynamic values (scalars inside vmap)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
