@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from collapse_jax.analysis import error_sources
+from collapse_jax.analysis import error_sources, results
 from collapse_jax.analysis.results import Results
 
 
@@ -186,3 +186,16 @@ def test_switches_recorded_in_run_json_give_the_section_the_family_class_gives()
     # Recorded as none: no section, whatever the class would say.
     recorded.error_source_switches = {}
     assert error_sources.section(recorded, "unused", make_plots=False) == []
+
+
+def test_a_run_records_its_family_s_switches_in_run_json(gaussian_config, tmp_path):
+    from collapse_jax.host import runner
+
+    workdir = str(tmp_path / "run")
+    runner.run(runner.as_config({"num_generations": 2, "make_plots": False}, gaussian_config), workdir)
+    with open(os.path.join(workdir, "run.json")) as handle:
+        recorded = json.load(handle)["error_source_switches"]
+    switches = error_sources.family_switches("gaussian")
+    expected = json.loads(json.dumps({name: dataclasses.asdict(switch) for name, switch in switches.items()}))
+    assert recorded == expected and recorded  # the Gaussian declares its switches (JSON keeps tuples as lists)
+    assert results.load(workdir).error_source_switches == recorded

@@ -25,7 +25,7 @@ from collapse_jax.core import curation
 from collapse_jax.core.engine import Engine
 from collapse_jax.core.regimes import make_regime
 from collapse_jax.host import checkpoint, config_schema, devices, generators, monitoring, sweep
-from collapse_jax.models import base
+from collapse_jax.models import base, contract
 from collapse_jax.store import artifacts, metric_log, workdir_io
 from collapse_jax.store import writer as store_writer
 
@@ -402,7 +402,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> results.Resul
     if workdir is None:
         return results.from_groups(config, groups, [run_group(group, None).history() for group in groups])
     defaults = config_schema.declared_defaults(config.model.name)
-    claim = workdir_io.claim(workdir, config, groups, defaults) if devices.is_primary() else contextlib.nullcontext()
+    family = base.family_class(config.model.name)
+    switches = family.error_source_switches if contract.supports(family, contract.ErrorSources) else {}
+    claim = (
+        workdir_io.claim(workdir, config, groups, defaults, switches)
+        if devices.is_primary()
+        else contextlib.nullcontext()
+    )
     try:
         with claim, preemption_handlers():
             for group in groups:

@@ -6,6 +6,7 @@ A second run on a held workdir, or a resume whose config changes what was comput
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import io
@@ -133,11 +134,15 @@ def write_json(path: str, data: dict) -> None:
     atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
 
 
-def run_record(config: ml_collections.ConfigDict, groups: list, resumes: list | None = None) -> dict:
-    """run.json: the config; per static group, its labels, chain ids and knobs; and every resume so far (group,
-    the checkpoint's generation, the generation the run continued to), oldest first."""
+def run_record(
+    config: ml_collections.ConfigDict, groups: list, resumes: list | None = None, switches: dict | None = None
+) -> dict:
+    """run.json: the config; per static group, its labels, chain ids and knobs; every resume so far (group,
+    the checkpoint's generation, the generation the run continued to), oldest first; and the family's error-source
+    switches ({results column: ErrorSwitch fields}), so a report reads them without importing the family."""
     return {
         "config": config_record(config),
+        "error_source_switches": {name: dataclasses.asdict(switch) for name, switch in (switches or {}).items()},
         "resumes": list(resumes or []),
         "groups": [
             {
@@ -153,7 +158,11 @@ def run_record(config: ml_collections.ConfigDict, groups: list, resumes: list | 
 
 @contextlib.contextmanager
 def claim(
-    workdir: str, config: ml_collections.ConfigDict, groups: list, defaults: dict[str, Any] | None = None
+    workdir: str,
+    config: ml_collections.ConfigDict,
+    groups: list,
+    defaults: dict[str, Any] | None = None,
+    switches: dict | None = None,
 ) -> Iterator[None]:
     """Hold the workdir's lock for the run; check a resume's config (absent fields read as `defaults`); write
     run.json."""
@@ -183,7 +192,7 @@ def claim(
                 previous = json.load(saved)
             check_resumable(previous["config"], config, workdir, defaults)
             resumes = previous.get("resumes", [])
-        write_json(run_path, run_record(config, groups, resumes))
+        write_json(run_path, run_record(config, groups, resumes, switches))
         os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
         yield
     finally:
