@@ -207,3 +207,18 @@ def test_above_the_subsample_size_the_interval_still_has_the_width_of_the_full_s
     assert row["drift_rate"] == pytest.approx(-0.05, abs=4 * 0.00019)
     assert row["drift_low"] < -0.05 < row["drift_high"] and row["drift_resolved"]
     assert 0.00037 < row["drift_high"] - row["drift_low"] < 0.0015
+
+
+def test_a_long_run_s_smaller_subsamples_keep_the_full_sample_s_interval_width():
+    """4,000 chains x 401 generations: the budget (50 resamples) affords 4e6 / (50 x 401) = 199-chain subsamples, not
+    400. The drift is fitted over generations 200..400 (201 points, sum of squared deviations 201 (201^2 - 1) / 12 =
+    676,700), so the full sample's slope sd is 1.2533 x 0.1 / sqrt(4000) / sqrt(676,700) = 2.41e-6 and a 95% interval
+    ~9.4e-6 wide; asserted within a factor 2 (sqrt(m / (n - m)) rescales any subsample size m to the n-chain spread;
+    without it, 199-chain subsamples would give an interval sqrt(3801 / 199) = 4.4x wider)."""
+    rng = np.random.default_rng(5)
+    chains, generations = 4_000, 401
+    assert profile.BOOTSTRAP_BUDGET // (profile.BOOTSTRAP_MIN_RESAMPLES * generations) < profile.SUBSAMPLE_CHAINS
+    values = -0.001 * np.arange(generations) + 0.1 * rng.standard_normal((chains, generations))
+    row = synthetic(values).profile("metric")[0]
+    assert row["drift_low"] < -0.001 < row["drift_high"] and row["drift_resolved"]
+    assert 4.7e-6 < row["drift_high"] - row["drift_low"] < 1.9e-5

@@ -56,11 +56,14 @@ COLUMNS = (
 # set of whole trajectories): a fixed seed makes the report reproducible bit for bit. 200 resamples put the 2.5% and
 # 97.5% percentiles on the 5th and 195th order statistics; a large group gets fewer (at least 50) so that one metric's
 # resampled medians stay near BOOTSTRAP_BUDGET values, and above SUBSAMPLE_CHAINS chains a resample is a subsample
-# (bootstrap_medians): the report's speed on a 10,000-chain run.
+# (bootstrap_medians) of at most SUBSAMPLE_CHAINS chains, fewer (down to MIN_SUBSAMPLE_CHAINS) when 50 resamples of
+# 400 chains would pass the budget: the report's speed on a 10,000-chain run, flat in its generations (at 650
+# generations 400-chain subsamples made the bootstrap 1.5 s of a 4.8 s report).
 BOOTSTRAP_RESAMPLES = 200
 BOOTSTRAP_MIN_RESAMPLES = 50
 BOOTSTRAP_BUDGET = 4_000_000
 SUBSAMPLE_CHAINS = 400
+MIN_SUBSAMPLE_CHAINS = 100
 BOOTSTRAP_SEED = 0
 # A 95% percentile interval: the percentile bootstrap of a median under-covers at a few dozen chains, so the wider
 # interval keeps a 16-seed run from claiming a drift that a second set of seeds would not show.
@@ -169,16 +172,20 @@ def bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> tuple[np.
     """Resampled chains' medians [resamples, generations] and their generation-0 10%/90% spread [resamples].
 
     Up to SUBSAMPLE_CHAINS chains: the bootstrap (chains drawn with replacement). Above: subsampling (Politis & Romano):
-    m = SUBSAMPLE_CHAINS chains drawn without replacement, each statistic's deviation from the full sample's scaled
-    by sqrt(m / (n - m)), the ratio of the n-chain median's standard deviation to that of an m-of-n subsample's (the
-    finite-population correction included), so the resamples spread as n-chain medians would at m chains' cost.
+    m chains drawn without replacement (SUBSAMPLE_CHAINS; fewer for long runs, see BOOTSTRAP_BUDGET), each statistic's
+    deviation from the full sample's scaled by sqrt(m / (n - m)), the ratio of the n-chain median's standard
+    deviation to that of an m-of-n subsample's (the finite-population correction included), so the resamples spread
+    as n-chain medians would at m chains' cost.
     """
     chains, generations = values.shape
     columns = np.ascontiguousarray(values.T)
+    affordable = BOOTSTRAP_BUDGET // max(BOOTSTRAP_MIN_RESAMPLES * generations, 1)
     drawn_chains = min(chains, SUBSAMPLE_CHAINS)
+    if chains > SUBSAMPLE_CHAINS:
+        drawn_chains = int(np.clip(affordable, MIN_SUBSAMPLE_CHAINS, SUBSAMPLE_CHAINS))
     budget = BOOTSTRAP_BUDGET // max(drawn_chains * generations, 1)
     resamples = int(np.clip(budget, BOOTSTRAP_MIN_RESAMPLES, BOOTSTRAP_RESAMPLES))
-    if chains <= SUBSAMPLE_CHAINS:
+    if drawn_chains == chains:
         return _medians_and_spread(columns, rng.integers(0, chains, size=(resamples, chains)))
     subsets = np.argsort(rng.random((resamples, chains)), axis=1)[:, :drawn_chains]  # without replacement
     medians, spread = _medians_and_spread(columns, subsets)
