@@ -222,3 +222,17 @@ def test_a_long_run_s_smaller_subsamples_keep_the_full_sample_s_interval_width()
     row = synthetic(values).profile("metric")[0]
     assert row["drift_low"] < -0.001 < row["drift_high"] and row["drift_resolved"]
     assert 4.7e-6 < row["drift_high"] - row["drift_low"] < 1.9e-5
+
+
+def test_the_summary_s_medians_center_the_subsamples_as_the_bootstrap_s_own_would():
+    # Above SUBSAMPLE_CHAINS the resamples are centred on the whole sample's medians; the report passes the summary's
+    # (linear-interpolation quantiles) instead of sorting every column again: the same values to float64 rounding.
+    rng = np.random.default_rng(6)
+    results = synthetic(0.01 * np.arange(30) + rng.standard_normal((1_000, 30)))
+    values = results.metrics["metric"]
+    own = profile.bootstrap_medians(values, np.random.default_rng(0))
+    summary = results.summary("metric")[0]
+    full = (summary["median"], summary["q90"][0] - summary["q10"][0])
+    given = profile.bootstrap_medians(values, np.random.default_rng(0), full)
+    np.testing.assert_allclose(given[0], own[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(given[1], own[1], rtol=1e-6)

@@ -168,8 +168,12 @@ def _medians_and_spread(columns: np.ndarray, draws: np.ndarray) -> tuple[np.ndar
     return medians.T, high - low
 
 
-def bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Resampled chains' medians [resamples, generations] and their generation-0 10%/90% spread [resamples].
+def bootstrap_medians(
+    values: np.ndarray, rng: np.random.Generator, full: tuple[np.ndarray, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled chains' medians [resamples, generations] and their generation-0 10%/90% spread [resamples]. `full`:
+    the whole sample's medians [generations] and generation-0 spread when the caller has them (the report's summary
+    sorted every column already), else computed here.
 
     Up to SUBSAMPLE_CHAINS chains: the bootstrap (chains drawn with replacement). Above: subsampling (Politis & Romano):
     m chains drawn without replacement (SUBSAMPLE_CHAINS; fewer for long runs, see BOOTSTRAP_BUDGET), each statistic's
@@ -189,13 +193,21 @@ def bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> tuple[np.
         return _medians_and_spread(columns, rng.integers(0, chains, size=(resamples, chains)))
     subsets = np.argsort(rng.random((resamples, chains)), axis=1)[:, :drawn_chains]  # without replacement
     medians, spread = _medians_and_spread(columns, subsets)
-    full_medians, full_spread = _medians_and_spread(columns, np.arange(chains)[None])
+    if full is None:
+        full_medians, full_spread = _medians_and_spread(columns, np.arange(chains)[None])
+    else:
+        full_medians, full_spread = np.asarray(full[0], np.float64)[None], np.float64(full[1])
     scale = np.sqrt(drawn_chains / (chains - drawn_chains))
     return full_medians + scale * (medians - full_medians), full_spread + scale * (spread - full_spread)
 
 
 def bootstrap(
-    generations: np.ndarray, values: np.ndarray, t: float, final_generation: int | None, rng: np.random.Generator
+    generations: np.ndarray,
+    values: np.ndarray,
+    t: float,
+    final_generation: int | None,
+    rng: np.random.Generator,
+    full: tuple[np.ndarray, float] | None = None,
 ) -> dict[str, Any]:
     """95% bootstrap intervals of onset and drift rate over the group's chains, and whether each is resolved.
 
@@ -208,7 +220,7 @@ def bootstrap(
     out["drift_resolved"] = False
     if len(values) < 2 or final_generation is None:
         return out
-    medians, spread0 = bootstrap_medians(values, rng)
+    medians, spread0 = bootstrap_medians(values, rng, full)
     relative = np.abs(medians[:, 0]) > spread0 / 2
     half_width = np.where(relative, t * np.abs(medians[:, 0]), t * spread0)
     left = np.isfinite(medians) & (np.abs(medians - medians[:, :1]) > half_width[:, None])
@@ -263,7 +275,9 @@ def profile(
                 drift_rate=None if final_generation is None else drift_rate(generations, median, final_generation),
             )
             kept = indices[~results.failed[indices]]
-            row.update(bootstrap(generations, results.metrics[metric][kept], t, final_generation, rng))
+            # The summary's medians and generation-0 spread are the whole sample's (no NaN: every column finite).
+            full = (median, high[0] - low[0]) if np.isfinite(median).all() and np.isfinite(high[0] - low[0]) else None
+            row.update(bootstrap(generations, results.metrics[metric][kept], t, final_generation, rng, full))
             row["floor_generation"] = floor_generation(generations, median)
             point = row["onset"]
             row["onset_resolved"] = (
