@@ -98,3 +98,16 @@ def test_rows_are_the_transposed_columns_whatever_the_tile(chains, keep):
     np.testing.assert_array_equal(into, columns[:, mask].T)
     flags = metric_log.rows_of(rng.random((chains, 9)) < 0.5, mask)  # 0/1 event metrics arrive as bool
     assert flags.dtype == np.float32 and set(np.unique(flags)) <= {0.0, 1.0}
+
+
+def test_a_large_slab_is_written_back_and_dropped_from_the_page_cache_a_small_one_is_not(tmp_path, monkeypatch):
+    dropped = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, start, length, advice: dropped.append((start, length, advice)))
+    path = str(tmp_path / "m.f32")
+    small = np.arange(10, dtype=np.float32)
+    large = np.zeros(metric_log.DROP_CACHE_BYTES // 4, np.float32)
+    metric_log.write_slab(path, small)
+    metric_log.write_slab(path, large)
+    assert dropped == [(small.nbytes, large.nbytes, os.POSIX_FADV_DONTNEED)]  # only the large slab's own range
+    written = np.fromfile(path, np.float32)
+    np.testing.assert_array_equal(written, np.concatenate([small, large]))

@@ -103,10 +103,22 @@ def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[s
         raise
 
 
+# A slab at least this large is written back at once and dropped from the page cache: metric files are written once
+# and read after the run, and a long run's cache of them would otherwise take fresh pages for every chunk. On the VM
+# measured, appending 112 MB (a 400-generation chunk of 10^4 chains x 7 metrics) took 310-370 ms into fresh pages
+# and 23-29 ms into pages the cache had dropped (fdatasync on the writer thread: I/O wait beside the device's chunk).
+DROP_CACHE_BYTES = 8 << 20
+
+
 def write_slab(path: str, slab: np.ndarray) -> None:
     """Append the bytes of one array to a file (the one place metric bytes are written)."""
     with open(path, "ab") as handle:
+        start = handle.tell()
         handle.write(slab.data)
+        if slab.nbytes >= DROP_CACHE_BYTES and hasattr(os, "posix_fadvise"):
+            handle.flush()
+            os.fdatasync(handle.fileno())
+            os.posix_fadvise(handle.fileno(), start, slab.nbytes, os.POSIX_FADV_DONTNEED)
 
 
 def sync(workdir: str, group_index: int) -> None:
