@@ -127,11 +127,10 @@ def test_the_report_benchmark_times_write_report_of_a_workdir_in_a_fresh_process
     assert (tmp_path / "report.md").is_file() and (tmp_path / "plots" / "trace_ratio.png").is_file()
 
 
-def test_the_small_run_benchmark_records_the_switches_the_report_would_read_from_the_family(gaussian_config, tmp_path):
+def test_a_run_s_recorded_switches_are_those_the_report_would_read_from_the_family(gaussian_config, tmp_path):
     from collapse_jax.analysis import error_sources, results
 
     runner.run(gaussian_config, str(tmp_path))
-    report._record_switches(str(tmp_path))
     loaded = results.load(str(tmp_path))
     assert loaded.error_source_switches is not None
     assert error_sources.declared_switches(loaded) == error_sources.family_switches("gaussian") != {}
