@@ -3,7 +3,10 @@ compiled program, against a plain single-model Flax + optax loop (a jitted train
 same jitted sampler) doing the same steps, measured side by side in one process.
 
 python -m benchmarks.diffusion_throughput [--config=experiments/configs/diffusion_toy.py] [--chains=1,16,64]
+    [--config.cpu_devices=auto]
 Steady state (the first call, with its compile, is reported apart). The GPU sizes for benchmarks/suite.py are printed.
+The vmapped program splits its chains over the process's devices, as the engine does (padding chains to a multiple of
+them); on CPU the config's cpu_devices sets how many, as experiments.main does. The plain loop runs on one.
 """
 
 import time
@@ -14,7 +17,7 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from collapse_jax.host import runner
+from collapse_jax.host import devices, runner
 from collapse_jax.models import base
 from collapse_jax.models.diffusion import training
 
@@ -49,7 +52,8 @@ def _best(function, *args, repeats: int) -> tuple[float, float]:
 
 
 def vmapped_program(model, samples: int):
-    """jit(vmap(one chain-generation)): fit the chain's real data from its previous network, then sample."""
+    """jit(vmap(one chain-generation)): fit the chain's real data from its previous network, then sample; its
+    arguments' chain axis is split over the devices (devices.shard_chains), so the program runs on all of them."""
 
     def generation(key, knobs, previous):
         fit_key, sample_key = jax.random.split(key)
@@ -109,12 +113,14 @@ def matmul_flops_per_s(size: int = 1024, repeats: int = 5) -> float:
 
 def main(argv) -> None:
     del argv
+    devices.apply_cpu_devices(FLAGS.config.cpu_devices)
     config = runner.as_config({"regime.name": "replace", "regime.real_fraction": 0.0}, FLAGS.config)
     model = base.make_model(config)
     samples = config.samples_per_generation
     steps, rate = model.max_train_steps, float(_knobs(config, 1)["learning_rate"][0])
+    mesh = devices.chain_mesh()
     print(
-        f"diffusion throughput ({jax.devices()[0].platform}): mixture MLP width {model.width} depth {model.depth}, "
+        f"diffusion throughput ({mesh.size} {jax.devices()[0].platform} device(s)): mixture MLP width {model.width} depth {model.depth}, "
         f"{steps} AdamW steps of batch {model.batch_size}, M = {samples} samples in {model.sampling_steps} steps"
     )
     one_knobs = jax.tree.map(lambda x: x[0], _knobs(config, 1))
@@ -126,9 +132,12 @@ def main(argv) -> None:
     rates = {}
     program = vmapped_program(model, samples)
     for chains in (int(c) for c in FLAGS.chains.split(",")):
-        knobs = _knobs(config, chains)
-        keys = jax.random.split(jax.random.key(2), chains)
+        padded = -(-chains // mesh.size) * mesh.size  # the engine's padding chains: computed, then dropped
+        knobs = _knobs(config, padded)
+        keys = jax.random.split(jax.random.key(2), padded)
         previous = jax.vmap(model.init)(keys, knobs)
+        keys = jax.random.wrap_key_data(devices.shard_chains(jax.random.key_data(keys), mesh))
+        knobs, previous = devices.shard_chains((knobs, previous), mesh)
         first, best = _best(program, keys, knobs, previous, repeats=FLAGS.repeats)
         rates[chains] = chains / best
         print(

@@ -43,6 +43,10 @@ def main(argv: list[str]) -> None:
     from collapse_jax.store import workdir_io
 
     cli.quiet_library_logs()
+    try:
+        devices.apply_cpu_devices(config.get("cpu_devices", 1))
+    except ValueError as error:
+        cli.exit_with_error(str(error))
     devices.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     logging.info("JAX devices: %s", jax.devices())
     try:

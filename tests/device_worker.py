@@ -1,6 +1,7 @@
 """Subprocess body for device/host tests: XLA_FLAGS (fake CPU devices) must be set before jax is imported.
 
 python tests/device_worker.py --devices=8 --generations=6 --out=metrics.npz [--workdir=W] [--port=P --process_id=i]
+    [--cpu_devices=N: the devices come from config.cpu_devices (devices.apply_cpu_devices), over an XLA_FLAGS count of 1]
 """
 
 import argparse
@@ -16,6 +17,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--process_id", type=int, default=0)
     parser.add_argument("--num_processes", type=int, default=1)
+    parser.add_argument("--cpu_devices", type=int, default=None)
     args = parser.parse_args()
     # Kept: the suite's compile setting (tests/conftest.py), so these bits compare with the test process's own.
     inherited = os.environ.get("XLA_FLAGS", "")
@@ -47,6 +49,9 @@ def small_config(generations: int):
 
 
 if __name__ == "__main__":
+    if args.cpu_devices is not None:
+        devices.apply_cpu_devices(args.cpu_devices)  # the setting wins over the process's XLA_FLAGS count
+        args.devices = args.cpu_devices
     if args.port is not None:
         address = f"127.0.0.1:{args.port}"
         devices.maybe_initialize_distributed(address, args.num_processes, args.process_id)

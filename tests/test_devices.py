@@ -5,11 +5,12 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import assert_resumed, resumes
 
-from collapse_jax.host import runner
+from collapse_jax.host import devices, runner
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from device_worker import small_config  # noqa: E402
@@ -44,6 +45,24 @@ def test_results_are_bit_identical_on_1_2_and_8_devices(one_device, tmp_path, co
     out = str(tmp_path / "m.npz")
     finish(worker(f"--devices={count}", f"--out={out}"))
     assert_metrics_equal(out, one_device)
+
+
+def test_the_cpu_devices_setting_splits_the_chains_over_that_many_devices_with_the_same_bits(one_device, tmp_path):
+    out = str(tmp_path / "m.npz")
+    finish(worker("--cpu_devices=2", f"--out={out}"))  # the worker asserts 2 devices despite XLA_FLAGS' 1
+    assert_metrics_equal(out, one_device)
+
+
+def test_cpu_devices_after_jax_started_is_kept_when_it_matches_and_refused_in_one_line_when_not():
+    count = jax.device_count()  # this process started JAX long ago
+    assert devices.apply_cpu_devices(1) is None
+    assert devices.apply_cpu_devices(count) == (None if count == 1 else count)
+    with pytest.raises(
+        ValueError, match=rf"^config.cpu_devices: {count + 1} CPU devices must be set before JAX starts"
+    ):
+        devices.apply_cpu_devices(count + 1)
+    with pytest.raises(ValueError, match=r"^config.cpu_devices: must be 'auto' or an integer >= 1, got 0$"):
+        devices.apply_cpu_devices(0)
 
 
 def test_a_run_saved_on_8_devices_resumes_on_1_and_back(one_device, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from collapse_jax import testing
 from collapse_jax.host import runner, sweep
 from collapse_jax.models import base, contract
-from collapse_jax.models.diffusion import sampling
+from collapse_jax.models.diffusion import nets, sampling, training
 from collapse_jax.store import workdir_io
 from experiments.configs import diffusion_oracle, diffusion_toy
 
@@ -351,6 +351,28 @@ def test_mad_sampling_bias_loses_modes_faster_at_no_cost_in_quality(learned_loop
     assert difference > 2.0 * error, (difference, error, coverage)
     difference, error = _mean_difference(quality["mad"][:, -1], quality["replace"][:, -1])
     assert difference > -2.0 * error, (difference, error, quality)
+
+
+def test_a_chain_stopped_short_in_a_longer_scan_equals_its_own_scan_and_equal_counts_trace_no_mask():
+    """The scan runs the group's largest step count; a chain's later steps leave its state unchanged, so 5 steps in a
+    scan of 9 are bit-identical to a scan of 5, and a group whose counts are all equal (min_steps = max_steps, no mask
+    traced) gets the bits the masked scan gives."""
+    net = nets.build_mlp(type("Settings", (), {"width": 16, "depth": 1, "dim": 2})())
+    params = net.init(jax.random.key(0))
+    points = jax.random.normal(jax.random.key(1), (32, 2))
+    weights = jnp.ones(32)
+
+    def train(steps, max_steps, min_steps):
+        knobs = {"train_steps": jnp.float32(steps), "learning_rate": jnp.float32(3e-3)}
+        return training.train(jax.random.key(2), net, params, points, weights, knobs, "cosine", max_steps, 8, min_steps)
+
+    short, alone = train(5, 9, 0), train(5, 5, 5)
+    masked, unmasked = train(9, 9, 0), train(9, 9, 9)
+    for a, b in zip(
+        jax.tree.leaves(short) + jax.tree.leaves(masked), jax.tree.leaves(alone) + jax.tree.leaves(unmasked)
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(short), jax.tree.leaves(masked)))
 
 
 def test_capacity_covers_the_accumulated_pool():

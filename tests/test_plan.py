@@ -24,7 +24,7 @@ def test_dry_run_prints_settings_groups_and_memory_writes_nothing_and_exits_0(tm
     workdir = tmp_path / "run"
     command = [
         sys.executable, "-m", "experiments.main", "--config=experiments/configs/gaussian.py", f"--workdir={workdir}",
-        "--dry_run", "--config.seeds=3", "--config.regime.real_fraction=(0.0, 0.5)",
+        "--dry_run", "--config.seeds=3", "--config.regime.real_fraction=(0.0, 0.5)", "--config.cpu_devices=2",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -33,4 +33,6 @@ def test_dry_run_prints_settings_groups_and_memory_writes_nothing_and_exits_0(tm
     # gaussian.py sweeps two regimes: two groups of 2 real fractions x 3 seeds, each compiled once (init and chunk).
     assert "2 static group(s), 12 chains, 4 compiles:" in out
     assert out.count("device memory ~") == 2 and out.count("disk: ") == 2
+    # cpu_devices = 2 starts JAX with 2 CPU devices: each group's 6 chains split into a block of 3 on each.
+    assert out.count("6 chains (6 padded), 2 block(s) of 3 on 2 device(s)") == 2 and "devices: 2 x cpu" in out
     assert not workdir.exists()

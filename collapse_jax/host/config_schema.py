@@ -125,6 +125,14 @@ def shared_fields() -> dict[str, Field]:
             check=_check_chain_block,
             default="auto",
         ),
+        "cpu_devices": Field(
+            "any",
+            "on a CPU backend, JAX devices the chains are split over: 1, an integer, or 'auto' (one per usable core); "
+            "experiments.main sets it before JAX starts. Pays off when per-chain operations are small (a diffusion "
+            "MLP); pick chain_block so chains fill every device (the dry run shows the padding)",
+            check=devices.cpu_devices_setting,
+            default=1,
+        ),
         "generator": choice(
             "random-number generator of the families' normal and uniform draws, same values either way: auto (the "
             "faster on this machine, measured in a long run's first chunks and cached) | unrolled | jax",

@@ -138,6 +138,44 @@ def auto_or_count(field: str, value: Any) -> int | str:
     raise ValueError(f"config.{field}: must be 'auto' or an integer >= 1, got {value!r}")
 
 
+def cpu_devices_setting(value: Any) -> int | str:
+    """config.cpu_devices as "auto" or a positive int."""
+    return auto_or_count("cpu_devices", value)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity; os.cpu_count() where the platform has none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def apply_cpu_devices(setting: Any) -> int | None:
+    """Start JAX's CPU backend with config.cpu_devices devices ("auto": usable_cores()); returns the count, or None
+    for 1, which leaves the process's own choice (JAX_NUM_CPU_DEVICES, XLA_FLAGS) in force.
+
+    Chains are split over devices like over an accelerator's, so a family whose per-chain operations are too small
+    for XLA to thread (a small MLP's [64, 64] matmuls) runs on every core. It must run before JAX starts a backend:
+    experiments.main calls it first; a process that has already used JAX gets a one-line ValueError.
+    """
+    count = cpu_devices_setting(setting)
+    count = usable_cores() if count == AUTO_BLOCK else count
+    if count == 1:
+        return None
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        if jax.default_backend() != "cpu" or jax.device_count() == count:
+            return count
+        raise ValueError(
+            f"config.cpu_devices: {count} CPU devices must be set before JAX starts (this process already runs "
+            f"{jax.device_count()}); pass it to python -m experiments.main or set JAX_NUM_CPU_DEVICES={count}"
+        )
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
+
+
 def chunk_generations_setting(value: Any) -> int | str:
     """config.chunk_generations as "auto" or a positive int."""
     return auto_or_count("chunk_generations", value)

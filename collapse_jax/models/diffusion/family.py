@@ -109,6 +109,7 @@ class DiffusionModel:
     width: int = 0
     depth: int = 0
     max_train_steps: int = 0  # the group's largest train_steps (the scan's static length)
+    min_train_steps: int = 0  # the group's smallest: equal to the largest, no chain's steps are masked
     batch_size: int = 0
     start_from: str = "previous"
     # Image truths only: the images, the feature classifier and the U-Net's settings (images.ImageTruth).
@@ -314,7 +315,16 @@ class DiffusionModel:
         start = net.init(init_key) if self.start_from == "scratch" else previous["net"]
         valid = weights[:, None] > 0
         trained = training.train(
-            train_key, net, start, points, weights, knobs, self.schedule, self.max_train_steps, self.batch_size
+            train_key,
+            net,
+            start,
+            points,
+            weights,
+            knobs,
+            self.schedule,
+            self.max_train_steps,
+            self.batch_size,
+            self.min_train_steps,
         )
         return {
             **pool,
@@ -420,11 +430,13 @@ def make_model(config, settings: FamilySettings | None = None) -> DiffusionModel
 
 
 def _learned_settings(model) -> dict:
-    """The learned denoiser's static settings: network size, the scan's length (the group's largest train_steps)."""
+    """The learned denoiser's static settings: network size, the scan's length (the group's largest train_steps) and
+    whether any chain stops short of it (its smallest)."""
     return dict(
         width=int(model.width),
         depth=int(model.depth),
         max_train_steps=int(np.max(model.train_steps)),
+        min_train_steps=int(np.min(model.train_steps)),
         batch_size=int(model.batch_size),
         start_from=model.start_from,
     )
