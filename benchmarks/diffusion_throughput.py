@@ -120,7 +120,8 @@ def main(argv) -> None:
     steps, rate = model.max_train_steps, float(_knobs(config, 1)["learning_rate"][0])
     mesh = devices.chain_mesh()
     print(
-        f"diffusion throughput ({mesh.size} {jax.devices()[0].platform} device(s)): mixture MLP width {model.width} depth {model.depth}, "
+        f"diffusion throughput ({mesh.size} {jax.devices()[0].platform} device(s)): mixture MLP width {model.width} "
+        f"depth {model.depth}, "
         f"{steps} AdamW steps of batch {model.batch_size}, M = {samples} samples in {model.sampling_steps} steps"
     )
     one_knobs = jax.tree.map(lambda x: x[0], _knobs(config, 1))

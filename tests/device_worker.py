@@ -1,7 +1,7 @@
 """Subprocess body for device/host tests: XLA_FLAGS (fake CPU devices) must be set before jax is imported.
 
 python tests/device_worker.py --devices=8 --generations=6 --out=metrics.npz [--workdir=W] [--port=P --process_id=i]
-    [--cpu_devices=N: the devices come from config.cpu_devices (devices.apply_cpu_devices), over an XLA_FLAGS count of 1]
+    [--cpu_devices=N: the devices come from devices.apply_cpu_devices (the CLI's path), over an XLA_FLAGS count of 1]
 """
 
 import argparse
