@@ -28,7 +28,8 @@ from experiments.configs import gaussian
 # (module, attribute, label): the host pieces of one chunk.
 PIECES = (
     (devices, "to_host", "device -> host copies (metrics, state; includes waiting for the chunk)"),
-    (metric_log, "append", "metric appends (transpose + write)"),
+    (metric_log, "kept_rows", "metric rows cut to the recorded generations and chains (copies only if needed)"),
+    (metric_log, "append", "metric appends (write)"),
     (metric_log, "sync", "fsync of the metric files"),
     (metric_log, "write_events", "event file (failed chains)"),
     (checkpoint.GroupCheckpoints, "save", "Orbax checkpoint save (synchronous part)"),

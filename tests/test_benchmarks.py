@@ -19,8 +19,8 @@ def _engine_metrics(config, generations: int) -> dict:
     knobs = runner.padded_knobs(group.knobs, config.chain_block)
     init_all, chunk_all = engine.compile()
     state, first = init_all(knobs)
-    state, rest = chunk_all(state, knobs, np.int32(1))
-    return {name: np.concatenate([np.asarray(first[name])[:, None], np.asarray(rest[name])], 1)[:, : generations + 1]
+    state, rest = chunk_all(state, knobs, np.int32(1))  # metrics as rows [K, chains]
+    return {name: np.concatenate([np.asarray(first[name])[:, None], np.asarray(rest[name]).T], 1)[:, : generations + 1]
             for name in rest}  # fmt: skip
 
 

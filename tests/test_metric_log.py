@@ -8,7 +8,7 @@ import pytest
 
 from collapse_jax.analysis import results
 from collapse_jax.host import runner
-from collapse_jax.store import metric_log
+from collapse_jax.store import metric_log, workdir_io
 
 
 def assert_same_metrics(a, b):
@@ -82,22 +82,37 @@ def test_partial_runs_load_with_nan_for_generations_not_yet_written(gaussian_con
     assert np.isnan(partial.metrics["trace_ratio"][:, 4:]).all()
 
 
-@pytest.mark.parametrize("chains", [1, 63, 64, 65, 200])
 @pytest.mark.parametrize("keep", ["all", "mask"])
-def test_rows_are_the_transposed_columns_whatever_the_tile(chains, keep):
-    rng = np.random.default_rng(chains)
-    columns = rng.standard_normal((chains, 9)).astype(np.float32)
-    columns[0, 2] = np.nan
+def test_kept_rows_are_the_chunks_rows_uncopied_unless_generations_are_dropped_or_cast(keep):
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((9, 70)).astype(np.float32)  # [generations, chains], as the compiled chunk returns them
+    rows[2, 0] = np.nan
     mask = slice(None) if keep == "all" else np.arange(9) % 3 == 0
-    rows = metric_log.rows_of(columns, mask)
-    assert rows.flags.c_contiguous and rows.dtype == np.float32
-    np.testing.assert_array_equal(rows, columns[:, mask].T)
-    buffer = np.full((12, chains), np.nan, np.float32)  # a reused buffer with room for more generations
-    into = metric_log.rows_of(columns, mask, buffer)
-    assert np.shares_memory(into, buffer) and into.flags.c_contiguous
-    np.testing.assert_array_equal(into, columns[:, mask].T)
-    flags = metric_log.rows_of(rng.random((chains, 9)) < 0.5, mask)  # 0/1 event metrics arrive as bool
-    assert flags.dtype == np.float32 and set(np.unique(flags)) <= {0.0, 1.0}
+    buffer = np.full((12, 64), np.nan, np.float32)  # a reused buffer with room for more generations
+    for chains in (70, 64):  # 64: the padding chains cut off, each row still contiguous
+        kept = metric_log.kept_rows(rows[:, :chains], mask, buffer if chains == 64 else None)
+        np.testing.assert_array_equal(kept, rows[mask, :chains])
+        assert kept.dtype == np.float32 and kept.strides[1] == 4
+        assert np.shares_memory(kept, rows) == (keep == "all")  # all generations kept: a view, written as it is
+        assert np.shares_memory(kept, buffer) == (keep == "mask" and chains == 64)
+    flags = metric_log.kept_rows(rng.random((9, 64)) < 0.5, mask, buffer)  # 0/1 event metrics arrive as bool
+    assert flags.dtype == np.float32 and flags.flags.c_contiguous and set(np.unique(flags)) <= {0.0, 1.0}
+
+
+def test_rows_cut_from_padded_rows_are_written_as_the_contiguous_copy_would_be(tmp_path, monkeypatch):
+    rows = np.arange(2_000 * 7, dtype=np.float32).reshape(2_000, 7)[:, :5]  # more rows than one writev takes
+    metric_log.write_slab(str(tmp_path / "cut.f32"), rows)
+    metric_log.write_slab(str(tmp_path / "copy.f32"), np.ascontiguousarray(rows))
+    assert (tmp_path / "cut.f32").read_bytes() == (tmp_path / "copy.f32").read_bytes() == rows.tobytes()
+    # A short writev (a disk filling up) is an error: append cuts every file back and reports the full disk.
+    metric_log.start(str(tmp_path), 0, 5, ["x"], 1)
+    before = {name: os.path.getsize(os.path.join(metric_log.directory(str(tmp_path), 0), name))
+              for name in os.listdir(metric_log.directory(str(tmp_path), 0))}  # fmt: skip
+    monkeypatch.setattr(os, "writev", lambda descriptor, buffers: sum(len(b) for b in buffers) // 2)
+    with pytest.raises(workdir_io.OutOfDiskSpace):
+        metric_log.append(str(tmp_path), 0, np.arange(2_000), {"x": rows})
+    after = {name: os.path.getsize(os.path.join(metric_log.directory(str(tmp_path), 0), name)) for name in before}
+    assert after == before
 
 
 def test_a_large_slab_is_written_back_and_dropped_from_the_page_cache_a_small_one_is_not(tmp_path, monkeypatch):

@@ -270,19 +270,26 @@ class Engine:
             return self._blocked(self.chunk_chain, state, knobs, shared=(start,))
 
     def compile(self, mesh: Mesh | None = None) -> tuple[Callable, Callable]:
-        """The jitted (init_all, chunk_all) pair; `start` is traced, so every chunk reuses one compile.
+        """The jitted (init_all, chunk_rows) pair; `start` is traced, so every chunk reuses one compile.
 
+        chunk_rows is chunk_all with each metric as rows [K, C], the metric files' layout, transposed in the compiled
+        program: the host appends what arrives (artifacts, [C, K, ...], keep the chain axis first).
         With a mesh, shard_map gives each device its own contiguous blocks of chains (no communication): a chain's
         bits are the same on 1 or 8 devices, or across hosts, because every device runs the same block program.
         check_vma=False: models' training loops start scans from constants (optimizer state, step counters) whose
         "varies over the chains axis" type differs from the carry's; chains never communicate, so nothing is lost.
         """
         options = compiler_options()
-        if mesh is None:
-            return jax.jit(self.init_all, compiler_options=options), jax.jit(self.chunk_all, compiler_options=options)
-        chains = PartitionSpec(mesh.axis_names[0])
-        init_all = jax.shard_map(self.init_all, mesh=mesh, in_specs=chains, out_specs=chains, check_vma=False)
-        chunk_all = jax.shard_map(
-            self.chunk_all, mesh=mesh, in_specs=(chains, chains, PartitionSpec()), out_specs=chains, check_vma=False
-        )
-        return jax.jit(init_all, compiler_options=options), jax.jit(chunk_all, compiler_options=options)
+        init_all, chunk_all = self.init_all, self.chunk_all
+        if mesh is not None:
+            chains = PartitionSpec(mesh.axis_names[0])
+            init_all = jax.shard_map(init_all, mesh=mesh, in_specs=chains, out_specs=chains, check_vma=False)
+            chunk_all = jax.shard_map(
+                chunk_all, mesh=mesh, in_specs=(chains, chains, PartitionSpec()), out_specs=chains, check_vma=False
+            )
+
+        def chunk_rows(state: dict, knobs: dict, start: jax.Array) -> tuple[dict, dict]:
+            state, outputs = chunk_all(state, knobs, start)
+            return state, {name: value.T if value.ndim == 2 else value for name, value in outputs.items()}
+
+        return jax.jit(init_all, compiler_options=options), jax.jit(chunk_rows, compiler_options=options)

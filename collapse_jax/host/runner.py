@@ -172,7 +172,8 @@ def _warn_failures(group: sweep.Group, failed_before: np.ndarray, failed_now: np
 
 
 def _split_artifacts(outputs: dict, chain_axis_only: bool = False) -> tuple[dict, dict]:
-    """Scalars per chain per generation are metrics; anything larger a model returns (texts, images) is an artifact."""
+    """Scalars per chain per generation are metrics (a chunk's as rows [K, chains]); anything larger a model returns
+    (texts, images; [chains, K, ...]) is an artifact."""
     scalar_ndim = 1 if chain_axis_only else 2
     metrics = {k: v for k, v in outputs.items() if v.ndim == scalar_ndim}
     return metrics, {k: v for k, v in outputs.items() if v.ndim > scalar_ndim}
@@ -350,7 +351,7 @@ def run_group(group: sweep.Group, workdir: str | None) -> metric_log.Recorder:
             now = time.perf_counter()
             plan.finished(finished, now - completed_at)
             finished, completed_at = finished + 1, now
-            recorder.add(start, {name: value[:chains, :count] for name, value in chunk_metrics.items()})
+            recorder.add(start, {name: value[:count, :chains] for name, value in chunk_metrics.items()})
             if writes and chunk_artifacts:  # like metrics, artifacts are kept for the recorded generations only
                 generation_range = np.arange(start, start + count)
                 kept = metric_log.recorded(generation_range, recorder.record_every, generations)

@@ -7,6 +7,7 @@ there), events.npz (per event metric, the first generation each chain reached 1;
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -28,22 +29,24 @@ def _metric_path(folder: str, name: str) -> str:
     return os.path.join(folder, f"{name}.f32")
 
 
-# Chains per tile of the [chains, generations] -> [generations, chains] transpose of a chunk's metrics: numpy's strided
-# copy of a whole [10^4, 400] float32 slab took 9.5 ms, tiles of 64 chains 2.5 ms (best of 5, idle).
-TRANSPOSE_TILE = 64
-
-
-def rows_of(columns: np.ndarray, keep: np.ndarray | slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
-    """`columns[:, keep].T` as a contiguous float32 array (the file layout), transposed in tiles of chains; into the
-    first rows of `out` ([at least the kept generations, chains] float32) when given."""
-    columns = np.asarray(columns)
-    kept = columns[:TRANSPOSE_TILE, keep]  # the first tile, to size the output
-    shape = (kept.shape[1], columns.shape[0])
-    rows = np.empty(shape, np.float32) if out is None else out[: shape[0]]
-    rows[:, : len(kept)] = kept.T
-    for start in range(TRANSPOSE_TILE, columns.shape[0], TRANSPOSE_TILE):
-        rows[:, start : start + TRANSPOSE_TILE] = columns[start : start + TRANSPOSE_TILE, keep].T
-    return rows
+def kept_rows(rows: np.ndarray, keep: np.ndarray | slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
+    """`rows[keep]` ([generations, chains], as the compiled chunk returns them) as float32 rows, the file layout: a view
+    of the array itself when each of its rows is contiguous (all generations kept; chains cut from padded rows), else a
+    contiguous copy, into the first rows of `out` when given (a reused buffer: fresh memory costs a page fault per
+    4 KiB)."""
+    rows = np.asarray(rows)
+    if isinstance(keep, slice):
+        selected = rows[keep]
+        if selected.dtype == np.float32 and selected.strides[-1] == selected.itemsize:
+            return selected  # each row contiguous: written as it is, padding chains skipped (write_slab)
+        if out is None:
+            return np.ascontiguousarray(selected, np.float32)
+        into = out[: len(selected)]
+        np.copyto(into, selected, casting="unsafe")  # 0/1 event metrics arrive as bool
+        return into
+    if out is None or rows.dtype != np.float32:
+        return np.ascontiguousarray(rows[keep], np.float32)
+    return np.compress(keep, rows, axis=0, out=out[: np.count_nonzero(keep)])
 
 
 def recorded(generations: np.ndarray, record_every: int, num_generations: int) -> np.ndarray:
@@ -84,12 +87,20 @@ def start(workdir: str, group_index: int, chains: int, names: list[str], record_
         os.remove(os.path.join(folder, EVENTS))
 
 
+def _file_rows(value: np.ndarray) -> np.ndarray:
+    """float32 rows whose each row is contiguous (write_slab's input): the array itself when it already is."""
+    value = np.asarray(value)
+    if value.dtype == np.float32 and value.ndim == 2 and value.strides[1] == value.itemsize:
+        return value
+    return np.ascontiguousarray(value, np.float32)
+
+
 def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[str, np.ndarray]) -> None:
     """Append rows [len(generations), chains] per metric; on any failure every file is cut back to where it was."""
     if not len(generations):
         return
     folder = directory(workdir, group_index)
-    slabs = [(_metric_path(folder, name), np.ascontiguousarray(value, np.float32)) for name, value in rows.items()]
+    slabs = [(_metric_path(folder, name), _file_rows(value)) for name, value in rows.items()]
     slabs.append((os.path.join(folder, GENERATIONS), np.asarray(generations, np.int32)))  # last: it commits the row
     sizes = [os.path.getsize(path) for path, _ in slabs]
     try:
@@ -110,11 +121,32 @@ def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[s
 DROP_CACHE_BYTES = 8 << 20
 
 
+# Rows per os.writev call (POSIX guarantees at least 16 buffers per call; Linux takes 1024).
+ROWS_PER_WRITE = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
+
+
+def _write_rows(descriptor: int, slab: np.ndarray) -> None:
+    """Write rows that are each contiguous but not adjacent (chains cut from padded rows) with one writev per
+    ROWS_PER_WRITE rows, without first copying them together; a short write is a full disk."""
+    rows = [memoryview(row) for row in slab]
+    for first in range(0, len(rows), ROWS_PER_WRITE):
+        batch = rows[first : first + ROWS_PER_WRITE]
+        expected = sum(row.nbytes for row in batch)
+        written = os.writev(descriptor, batch)
+        if written != expected:
+            raise OSError(errno.ENOSPC, f"short write: {written} of {expected} bytes")
+
+
 def write_slab(path: str, slab: np.ndarray) -> None:
-    """Append the bytes of one array to a file (the one place metric bytes are written)."""
+    """Append the bytes of one array to a file (the one place metric bytes are written): a C-contiguous array, or
+    rows [n, chains] each contiguous (as kept_rows hands them over)."""
     with open(path, "ab") as handle:
         start = handle.tell()
-        handle.write(slab.data)
+        if slab.flags.c_contiguous:
+            handle.write(slab.data)
+        else:
+            handle.flush()
+            _write_rows(handle.fileno(), slab)
         if slab.nbytes >= DROP_CACHE_BYTES and hasattr(os, "posix_fadvise"):
             handle.flush()
             os.fdatasync(handle.fileno())
@@ -186,9 +218,9 @@ def read_events(workdir: str, group_index: int) -> dict[str, np.ndarray]:
 
 
 def first_reached(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
-    """Per chain, the first of `generations` whose value [chains, len(generations)] is 1 (NEVER when none)."""
+    """Per chain, the first of `generations` whose value (rows [len(generations), chains]) is 1 (NEVER when none)."""
     hit = values >= 1.0  # NaN (a failed chain's blanked metric) is not a hit
-    return np.where(hit.any(axis=1), generations[np.argmax(hit, axis=1)], NEVER).astype(np.int32)
+    return np.where(hit.any(axis=0), generations[np.argmax(hit, axis=0)], NEVER).astype(np.int32)
 
 
 class Recorder:
@@ -216,8 +248,9 @@ class Recorder:
         self.events: dict[str, np.ndarray] = {}
         self.generations: list[np.ndarray] = []  # in-memory runs only
         self.rows: list[dict[str, np.ndarray]] = []
-        # One reused [generations, chains] buffer per metric for the writer's transposes: fresh memory costs a page
-        # fault per 4 KiB (on the VM measured, a fresh [400, 10^4] transpose took 13-73 ms, into a reused buffer 10).
+        # One reused [generations, chains] buffer per metric for the rows the writer must copy (a recorded subset, or
+        # chains cut from padded ones): fresh memory costs a page fault per 4 KiB (on the VM measured, a fresh
+        # [400, 10^4] copy took 13-73 ms, into a reused buffer 10).
         self._buffers: dict[str, np.ndarray] = {}
 
     @property
@@ -230,7 +263,7 @@ class Recorder:
         self.events = {name: np.full(self.chains, NEVER, np.int32) for name in self.event_names if name in first}
         if self.write:
             start(self.workdir, self.group_index, self.chains, list(first), self.record_every)
-        self.add(0, {name: value[:, None] for name, value in first.items()})
+        self.add(0, {name: value[None, :] for name, value in first.items()})
 
     def resume(self, generation: int) -> None:
         """Continue after a checkpoint at `generation`: rows and events past it (a torn chunk) are dropped."""
@@ -253,8 +286,8 @@ class Recorder:
         self.events.setdefault("failed", np.full(self.chains, NEVER, np.int32))  # a process that read no file yet
 
     def add(self, first_generation: int, values: dict[str, np.ndarray]) -> None:
-        """Metrics [chains, count] of generations first_generation, ...: track events, keep the recorded columns."""
-        count = next(iter(values.values())).shape[1]
+        """Rows [count, chains] per metric, generations first_generation, ...: track events, keep the recorded ones."""
+        count = next(iter(values.values())).shape[0]
         generations = np.arange(first_generation, first_generation + count)
         changed = False
         for name, event in self.events.items():
@@ -267,7 +300,7 @@ class Recorder:
             keep = slice(None)
         if self.workdir is None:  # an in-memory run
             self.generations.append(generations[keep])
-            self.rows.append({name: rows_of(value, keep) for name, value in values.items()})
+            self.rows.append({name: kept_rows(value, keep) for name, value in values.items()})
             return
         if not self.write:
             return
@@ -275,14 +308,14 @@ class Recorder:
         self.writer.submit(lambda: self._write(kept, values, keep, events if changed else None))
 
     def _write(self, generations: np.ndarray, columns: dict[str, np.ndarray], keep, events: dict | None) -> None:
-        """On the writer thread (jobs run one at a time, so the buffers are free): the chunk's [chains, count] metrics
-        transposed to rows and appended."""
+        """On the writer thread (jobs run one at a time, so the buffers are free): the chunk's rows [count, chains]
+        appended as they are, or through the metric's reused buffer when they must be cut or cast."""
         rows = {}
         for name, value in columns.items():
             buffer = self._buffers.get(name)
-            if buffer is None or len(buffer) < len(generations) or buffer.shape[1] != value.shape[0]:
-                buffer = self._buffers[name] = np.empty((len(generations), value.shape[0]), np.float32)
-            rows[name] = rows_of(value, keep, buffer)
+            if buffer is None or len(buffer) < len(generations) or buffer.shape[1] != value.shape[1]:
+                buffer = self._buffers[name] = np.empty((len(generations), value.shape[1]), np.float32)
+            rows[name] = kept_rows(value, keep, buffer)
         append(self.workdir, self.group_index, generations, rows)
         if events is not None:
             write_events(self.workdir, self.group_index, events)
@@ -306,7 +339,7 @@ def migrate_npz(workdir: str, group_index: int, record_every: int, event_names: 
     generations = computed[recorded(computed, record_every, columns - 1)]
     start(workdir, group_index, chains, list(history), record_every)
     append(workdir, group_index, generations, {name: value[:, generations].T for name, value in history.items()})
-    events = {name: first_reached(history[name][:, computed], computed) for name in event_names if name in history}
+    events = {name: first_reached(history[name][:, computed].T, computed) for name in event_names if name in history}
     write_events(workdir, group_index, events)
     sync(workdir, group_index)
     os.remove(old)
