@@ -164,7 +164,7 @@ def host_rows(chains: int, chunks: int) -> list[dict]:
     shipped chunk length and checkpoint cadence."""
     from benchmarks import host_profile
 
-    result = host_profile.measure(chains, chunks, "auto", "auto", 2)
+    result = host_profile.measure(chains, chunks, "auto", "auto", 3)
     return [row(f"host share of a chunk ({chains} chains, chunk auto = {result['chunk']}, checkpoints auto)",
                 result["run_ms_per_generation"], "ms/generation", result["host_share"], 0.1,
                 bare_ms=result["bare_ms_per_generation"])]  # fmt: skip
