@@ -11,6 +11,7 @@ import pytest
 from conftest import assert_resumed, resumes
 
 from collapse_jax.host import devices, runner
+from collapse_jax.store import workdir_io
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from device_worker import small_config  # noqa: E402
@@ -63,6 +64,13 @@ def test_cpu_devices_after_jax_started_is_kept_when_it_matches_and_refused_in_on
         devices.apply_cpu_devices(count + 1)
     with pytest.raises(ValueError, match=r"^config.cpu_devices: must be 'auto' or an integer >= 1, got 0$"):
         devices.apply_cpu_devices(0)
+
+
+def test_a_run_may_resume_with_another_cpu_devices_setting():
+    # Like a resume on another machine: with an integer chain_block the bits do not depend on the device count.
+    config = small_config(4)
+    saved = workdir_io.config_record(config)
+    workdir_io.check_resumable(saved, runner.as_config({"cpu_devices": "auto"}, config), "/tmp/moved")  # no error
 
 
 def test_a_run_saved_on_8_devices_resumes_on_1_and_back(one_device, tmp_path):

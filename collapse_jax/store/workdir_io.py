@@ -23,6 +23,7 @@ RESUMABLE_FIELDS = (
     "chunk_generations",
     "checkpoint_every",
     "generator",
+    "cpu_devices",
     "max_checkpoints_to_keep",
     "keep_period",
     "make_plots",
