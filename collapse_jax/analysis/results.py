@@ -21,9 +21,6 @@ SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
 # Event metrics of workdirs written before metric files had event times (the discrete family's fixation); newer
 # runs take them from the family's `event_metrics`, and `failed` always is one.
 DEFAULT_EVENT_METRICS = ("absorbed",)
-# run.json's key for the family's ErrorSources ({results column: dataclasses.asdict(ErrorSwitch)}), recorded with the
-# config so a report reads the declarations without importing the family (and jax with it).
-ERROR_SOURCE_SWITCHES = "error_source_switches"
 
 
 @dataclasses.dataclass
@@ -296,5 +293,5 @@ def load(workdir: str) -> Results:
         record = json.load(handle)
     outputs = [_load_group(workdir, group) for group in record["groups"]]
     loaded = _assemble(record["config"], record["groups"], outputs)
-    loaded.error_source_switches = record.get(ERROR_SOURCE_SWITCHES)
+    loaded.error_source_switches = record.get(workdir_io.ERROR_SOURCE_SWITCHES)
     return loaded

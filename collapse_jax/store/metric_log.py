@@ -29,6 +29,11 @@ def _metric_path(folder: str, name: str) -> str:
     return os.path.join(folder, f"{name}.f32")
 
 
+def _in_file_layout(rows: np.ndarray) -> bool:
+    """float32 rows [n, chains], each row contiguous: what write_slab writes without a copy."""
+    return rows.dtype == np.float32 and rows.ndim == 2 and rows.strides[1] == rows.itemsize
+
+
 def kept_rows(rows: np.ndarray, keep: np.ndarray | slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
     """`rows[keep]` ([generations, chains], as the compiled chunk returns them) as float32 rows, the file layout: a view
     of the array itself when each of its rows is contiguous (all generations kept; chains cut from padded rows), else a
@@ -37,8 +42,8 @@ def kept_rows(rows: np.ndarray, keep: np.ndarray | slice = slice(None), out: np.
     rows = np.asarray(rows)
     if isinstance(keep, slice):
         selected = rows[keep]
-        if selected.dtype == np.float32 and selected.strides[-1] == selected.itemsize:
-            return selected  # each row contiguous: written as it is, padding chains skipped (write_slab)
+        if _in_file_layout(selected):
+            return selected  # written as it is, padding chains skipped (write_slab)
         if out is None:
             return np.ascontiguousarray(selected, np.float32)
         into = out[: len(selected)]
@@ -88,11 +93,9 @@ def start(workdir: str, group_index: int, chains: int, names: list[str], record_
 
 
 def _file_rows(value: np.ndarray) -> np.ndarray:
-    """float32 rows whose each row is contiguous (write_slab's input): the array itself when it already is."""
+    """write_slab's input: the array itself when it is in the file layout, else a contiguous float32 copy."""
     value = np.asarray(value)
-    if value.dtype == np.float32 and value.ndim == 2 and value.strides[1] == value.itemsize:
-        return value
-    return np.ascontiguousarray(value, np.float32)
+    return value if _in_file_layout(value) else np.ascontiguousarray(value, np.float32)
 
 
 def append(workdir: str, group_index: int, generations: np.ndarray, rows: dict[str, np.ndarray]) -> None:

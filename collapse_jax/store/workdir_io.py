@@ -32,6 +32,9 @@ RESUMABLE_FIELDS = (
 # Config blocks that only shape the report (figures, breakdown tolerance): any change is fine on a resume.
 RESUMABLE_BLOCKS = ("report.",)
 RUN_FILE = "run.json"
+# run.json's key for the family's ErrorSources ({results column: dataclasses.asdict(ErrorSwitch)}), recorded with the
+# config so a report reads the declarations without importing the family (and jax with it).
+ERROR_SOURCE_SWITCHES = "error_source_switches"
 # Exit status of a run stopped by a preemption signal after checkpointing (EX_TEMPFAIL): launchers requeue on it.
 PREEMPTED_EXIT_CODE = 75
 
@@ -143,7 +146,7 @@ def run_record(
     switches ({results column: ErrorSwitch fields}), so a report reads them without importing the family."""
     return {
         "config": config_record(config),
-        "error_source_switches": {name: dataclasses.asdict(switch) for name, switch in (switches or {}).items()},
+        ERROR_SOURCE_SWITCHES: {name: dataclasses.asdict(switch) for name, switch in (switches or {}).items()},
         "resumes": list(resumes or []),
         "groups": [
             {
